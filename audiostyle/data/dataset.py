@@ -49,11 +49,16 @@ class AudioDataset:
         Sample rate of every clip, Hz.
     source : str
         Where the clips came from (path, ``s3://`` URL or ``"demo"``), for the record.
+    fingerprint : str
+        Hash of the source contents (file names, sizes, mtimes/ETags) and of the loading parameters (sample rate,
+        clip length, split); ``""`` when unknown. Put it in feature-cache keys
+        (:class:`audiostyle.data.cache.FeatureCache`) so a changed file recomputes.
     """
 
     clips: list[Clip]
     sr: int
     source: str = ""
+    fingerprint: str = ""
     domains: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

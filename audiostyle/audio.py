@@ -1,0 +1,525 @@
+"""Audio front-end: loading, clips, features (STFT, mel, MFCC), inversion (phase reuse, Griffin-Lim), patches.
+
+NumPy functions work on one mono clip; the ``*_torch`` functions work on batches and run on whatever device their
+input tensor lives on (CPU or CUDA), so many outputs can be inverted in one call.
+
+Shapes: a waveform is ``(samples,)`` float32; a spectrogram is ``(F, T)`` (frequency bins × frames); torch batches
+add a leading ``B``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from audiostyle.errors import AudiostyleError
+
+if TYPE_CHECKING:  # torch is imported lazily: data loading does not need it
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SR = 22050
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".au", ".snd", ".aiff", ".aif", ".mp3", ".m4a")
+
+
+# --------------------------------------------------------------------------------------------------- loading
+
+
+class DecodeError(AudiostyleError):
+    """No decoder could read an audio file; ``path`` names it and ``reason`` says what the decoders said."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"cannot decode audio file {path} ({reason}). Check that the file is a complete wav/flac/ogg/au "
+            "(or mp3 with ffmpeg installed), or remove it."
+        )
+
+
+def _resample_mono(y: np.ndarray, sr_in: int, sr: int | None) -> np.ndarray:
+    if y.ndim == 2:
+        y = y.mean(axis=1)
+    y = np.asarray(y, dtype=np.float32)
+    if sr is not None and sr_in != sr:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=sr_in, target_sr=sr).astype(np.float32)
+    return y
+
+
+def _decode(src: str | io.BytesIO, suffix: str, sr: int | None, label: str) -> tuple[np.ndarray, int]:
+    """soundfile first (fast, exact), then librosa (audioread/ffmpeg for formats soundfile lacks)."""
+    import soundfile as sf
+
+    try:
+        y, sr_in = sf.read(src, dtype="float32", always_2d=True)
+        return _resample_mono(y, sr_in, sr), sr or sr_in
+    except Exception as sf_err:  # noqa: BLE001 - any decoder error: try the next decoder
+        first = sf_err
+    import librosa
+
+    try:
+        with warnings.catch_warnings():  # librosa warns that soundfile failed: we know, and report failures below
+            warnings.simplefilter("ignore")
+            if isinstance(src, io.BytesIO):  # audioread needs a real file
+                with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+                    tmp.write(src.getvalue())
+                    tmp.flush()
+                    y, sr_out = librosa.load(tmp.name, sr=sr, mono=True)
+            else:
+                y, sr_out = librosa.load(src, sr=sr, mono=True)
+    except Exception as lr_err:  # noqa: BLE001
+        raise DecodeError(label, f"soundfile: {first}; librosa: {type(lr_err).__name__} {lr_err}".strip()) from lr_err
+    return np.asarray(y, dtype=np.float32), int(sr_out)
+
+
+def load(path_or_url: str | os.PathLike, sr: int | None = DEFAULT_SR) -> np.ndarray:
+    """Decode an audio file to mono float32 at ``sr``.
+
+    Parameters
+    ----------
+    path_or_url : str or PathLike
+        Local path or ``s3://bucket/key`` (read through :mod:`audiostyle.fsio`).
+    sr : int or None
+        Target sample rate, Hz; None keeps the file's rate.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(samples,)``.
+
+    Raises
+    ------
+    AudiostyleError
+        The file is missing or no decoder can read it (the message names the file).
+    """
+    label = str(path_or_url)
+    suffix = Path(label).suffix
+    if label.startswith(("s3://", "gs://", "memory://")):
+        from audiostyle import fsio
+
+        try:
+            with fsio.open(label, "rb") as f:
+                data = io.BytesIO(f.read())
+        except FileNotFoundError as e:
+            raise AudiostyleError(f"audio file {label} does not exist. Check the URL.") from e
+        y, _ = _decode(data, suffix, sr, label)
+        return y
+    if not os.path.isfile(label):
+        raise AudiostyleError(f"audio file {label} does not exist. Check the path.")
+    y, _ = _decode(label, suffix, sr, label)
+    return y
+
+
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad ``y`` (``(samples,)``) at the end to exactly ``n`` samples."""
+    if y.shape[-1] >= n:
+        return y[..., :n]
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, n - y.shape[-1])]
+    return np.pad(y, pad)
+
+
+def split_clips(y: np.ndarray, sr: int, seconds: float, min_fraction: float = 0.5) -> list[np.ndarray]:
+    """Cut ``y`` into consecutive clips of ``round(seconds * sr)`` samples.
+
+    A tail (or a whole file) shorter than a clip is zero-padded when it holds at least ``min_fraction`` of a clip
+    and dropped otherwise, so a file shorter than ``min_fraction * seconds`` gives ``[]``.
+
+    Returns
+    -------
+    list of np.ndarray
+        Each float32, shape ``(round(seconds * sr),)``.
+    """
+    n = int(round(seconds * sr))
+    if n <= 0:
+        raise AudiostyleError(f"clip length seconds={seconds} gives no samples at sr={sr}. Use seconds > 0.")
+    clips = []
+    for start in range(0, y.shape[-1], n):
+        piece = y[start : start + n]
+        if piece.shape[-1] < n:
+            if piece.shape[-1] < min_fraction * n:
+                break
+            piece = fit_length(piece, n)
+        clips.append(np.ascontiguousarray(piece, dtype=np.float32))
+    return clips
+
+
+# --------------------------------------------------------------------------------------------------- STFT
+
+
+@dataclass(frozen=True)
+class StftParams:
+    """STFT parameters, recorded with every feature computed from them.
+
+    Attributes
+    ----------
+    n_fft : int
+        FFT size, samples; ``n_fft // 2 + 1`` frequency bins (511 → 256 bins, as in the CycleGAN report).
+    hop_length : int
+        Frame hop, samples (512 at 22.05 kHz: 256 frames ≈ 5.94 s).
+    win_length : int or None
+        Window length, samples; None = ``n_fft``.
+    window : str
+        Window name (scipy/librosa), e.g. ``"hann"``.
+    """
+
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: int | None = None
+    window: str = "hann"
+
+    def __post_init__(self) -> None:
+        if self.n_fft < 16 or self.hop_length < 1 or (self.win_length is not None and self.win_length > self.n_fft):
+            raise AudiostyleError(
+                f"bad STFT parameters {self}: need n_fft ≥ 16, hop_length ≥ 1, win_length ≤ n_fft."
+            )
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    def n_frames(self, samples: int) -> int:
+        """Frames of a centred STFT of ``samples`` samples."""
+        return 1 + samples // self.hop_length
+
+    def as_dict(self) -> dict:
+        """Plain dict, for cache keys and records."""
+        return asdict(self)
+
+
+def _kw(params: StftParams) -> dict:
+    return dict(n_fft=params.n_fft, hop_length=params.hop_length, win_length=params.win_length, window=params.window)
+
+
+def stft(y: np.ndarray, params: StftParams = StftParams()) -> np.ndarray:
+    """Centred STFT (zero-padded edges, librosa convention).
+
+    Returns
+    -------
+    np.ndarray
+        complex64, shape ``(params.n_bins, params.n_frames(len(y)))``.
+    """
+    import librosa
+
+    return librosa.stft(np.asarray(y, dtype=np.float32), center=True, **_kw(params))
+
+
+def magphase(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a complex spectrogram into magnitude (float32) and phase angle (float32, radians), both ``(F, T)``."""
+    return np.abs(S).astype(np.float32), np.angle(S).astype(np.float32)
+
+
+def istft_with_phase(
+    mag: np.ndarray, phase: np.ndarray, params: StftParams = StftParams(), length: int | None = None
+) -> np.ndarray:
+    """Phase reuse: invert a magnitude (e.g. a model's output) with the phase angle of another signal.
+
+    Parameters
+    ----------
+    mag : np.ndarray
+        Magnitude, ``(F, T)``.
+    phase : np.ndarray
+        Phase angle in radians, ``(F, T')``; frames are cropped or zero-padded to ``T``.
+    length : int or None
+        Output samples (pass the input's length to keep it).
+
+    Returns
+    -------
+    np.ndarray
+        float32 waveform ``(samples,)``.
+    """
+    import librosa
+
+    phase = fit_length(phase, mag.shape[-1])
+    S = mag * np.exp(1j * phase)
+    return librosa.istft(S.astype(np.complex64), length=length, center=True, **_kw(params)).astype(np.float32)
+
+
+def log_compress(x: np.ndarray) -> np.ndarray:
+    """``log1p(x)``: magnitude → log-magnitude (the inverse is :func:`log_expand`)."""
+    return np.log1p(x)
+
+
+def log_expand(x: np.ndarray) -> np.ndarray:
+    """``expm1(x)`` clipped at 0: log-magnitude → magnitude."""
+    return np.maximum(np.expm1(x), 0)
+
+
+def griffin_lim(
+    mag: np.ndarray,
+    params: StftParams = StftParams(),
+    n_iter: int = 32,
+    length: int | None = None,
+    momentum: float = 0.99,
+    seed: int = 0,
+) -> np.ndarray:
+    """Fast Griffin-Lim (librosa) from a magnitude ``(F, T)``; random initial phase drawn from ``seed``.
+
+    Returns
+    -------
+    np.ndarray
+        float32 waveform ``(samples,)``.
+    """
+    import librosa
+
+    return librosa.griffinlim(
+        np.asarray(mag, dtype=np.float32), n_iter=n_iter, length=length, momentum=momentum,
+        random_state=seed, center=True, **_kw(params),
+    ).astype(np.float32)
+
+
+def spectral_convergence(mag: np.ndarray, y: np.ndarray, params: StftParams = StftParams()) -> float:
+    """``‖mag − |STFT(y)|‖_F / ‖mag‖_F``: how well waveform ``y`` realises the target magnitude (0 = exactly)."""
+    got = np.abs(stft(y, params))
+    t = min(got.shape[1], mag.shape[1])
+    return float(np.linalg.norm(mag[:, :t] - got[:, :t]) / max(np.linalg.norm(mag[:, :t]), 1e-12))
+
+
+# --------------------------------------------------------------------------------------------------- mel, MFCC
+
+
+def mel(y: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftParams(), power: float = 2.0) -> np.ndarray:
+    """Mel spectrogram (power 2 by default; apply :func:`log_compress` or dB yourself).
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(n_mels, params.n_frames(len(y)))``. Use ``n_fft ≥ 2048`` for 256 mel bands (smaller FFTs
+        leave empty filters).
+    """
+    import librosa
+
+    return librosa.feature.melspectrogram(
+        y=np.asarray(y, dtype=np.float32), sr=sr, n_mels=n_mels, power=power, center=True, **_kw(params)
+    ).astype(np.float32)
+
+
+def mel_to_audio(
+    M: np.ndarray, sr: int, params: StftParams = StftParams(), n_iter: int = 32, length: int | None = None,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Invert a mel spectrogram from :func:`mel` (NNLS to a linear magnitude, then Griffin-Lim); ``(samples,)``."""
+    import librosa
+
+    return librosa.feature.inverse.mel_to_audio(
+        np.asarray(M, dtype=np.float32), sr=sr, n_iter=n_iter, length=length, power=power, center=True, **_kw(params)
+    ).astype(np.float32)
+
+
+def mfcc(
+    y: np.ndarray, sr: int, n_mfcc: int = 40, n_mels: int = 128, params: StftParams = StftParams()
+) -> np.ndarray:
+    """MFCCs of the log-power mel spectrogram (DCT-II, ortho); float32 ``(n_mfcc, T)``."""
+    import librosa
+
+    return librosa.feature.mfcc(
+        y=np.asarray(y, dtype=np.float32), sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, center=True, **_kw(params)
+    ).astype(np.float32)
+
+
+def mfcc_to_audio(
+    M: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftParams(), n_iter: int = 32,
+    length: int | None = None,
+) -> np.ndarray:
+    """Invert MFCCs from :func:`mfcc` (inverse DCT → mel → :func:`mel_to_audio`); ``(samples,)``."""
+    import librosa
+
+    return librosa.feature.inverse.mfcc_to_audio(
+        np.asarray(M, dtype=np.float32), n_mels=n_mels, sr=sr, n_iter=n_iter, length=length, center=True,
+        **_kw(params),
+    ).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- patches
+
+
+def _patch_starts(n_frames: int, size: int, hop: int) -> list[int]:
+    n = 1 if n_frames <= size else 1 + math.ceil((n_frames - size) / hop)
+    return [i * hop for i in range(n)]
+
+
+def to_patches(S: np.ndarray, size: int = 256, hop: int | None = None, pad_value: float = 0.0) -> np.ndarray:
+    """Cut a spectrogram into fixed-width patches along time.
+
+    Parameters
+    ----------
+    S : np.ndarray
+        ``(F, T)``.
+    size : int
+        Patch width, frames (256 frames ≈ 6 s at 22.05 kHz, hop 512).
+    hop : int or None
+        Step between patch starts, frames; None = ``size // 2`` (overlapping, so :func:`from_patches` cross-fades).
+        Pass ``hop=size`` for disjoint patches.
+    pad_value : float
+        Fills frames past the end of ``S`` (0 = silence for magnitudes and log1p magnitudes).
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, F, size)`` with ``N = 1 + ceil((T - size) / hop)`` (1 when ``T ≤ size``).
+    """
+    hop = size // 2 if hop is None else hop
+    if not 1 <= hop <= size:
+        raise AudiostyleError(f"patch hop={hop} must be in 1…size={size}.")
+    starts = _patch_starts(S.shape[-1], size, hop)
+    total = starts[-1] + size
+    padded = np.pad(S, ((0, 0), (0, total - S.shape[-1])), constant_values=pad_value) if total > S.shape[-1] else S
+    return np.stack([padded[:, s : s + size] for s in starts])
+
+
+def crossfade_window(size: int, hop: int) -> np.ndarray:
+    """Weights ``(size,)`` for overlap-add: raised-cosine ramps over the ``size - hop`` overlap, flat in the middle.
+
+    Strictly positive, so the normalised sum of :func:`from_patches` is defined everywhere.
+    """
+    w = np.ones(size, dtype=np.float64)
+    ov = min(size - hop, size // 2)
+    if ov > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(ov) + 0.5) / ov) ** 2
+        w[:ov] = ramp
+        w[size - ov :] = ramp[::-1]
+    return w
+
+
+def from_patches(patches: np.ndarray, n_frames: int, hop: int | None = None) -> np.ndarray:
+    """Stitch patches from :func:`to_patches` back into one spectrogram, cross-fading the overlaps (no seams).
+
+    Parameters
+    ----------
+    patches : np.ndarray
+        ``(N, F, size)``.
+    n_frames : int
+        Frames of the result (the original ``T``).
+    hop : int or None
+        The hop used by :func:`to_patches` (None = ``size // 2``).
+
+    Returns
+    -------
+    np.ndarray
+        ``(F, n_frames)``, float32; equals the original where the patches are unchanged.
+    """
+    n, f, size = patches.shape
+    hop = size // 2 if hop is None else hop
+    w = crossfade_window(size, hop)
+    total = (n - 1) * hop + size
+    acc = np.zeros((f, total))
+    norm = np.zeros(total)
+    for i in range(n):
+        acc[:, i * hop : i * hop + size] += patches[i] * w
+        norm[i * hop : i * hop + size] += w
+    return (acc / norm)[:, :n_frames].astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- torch, batched
+
+
+def _window_torch(n_fft: int, win_length: int | None, ref: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    return torch.hann_window(win_length or n_fft, periodic=True, dtype=torch.float32, device=ref.device)
+
+
+def stft_torch(y: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None) -> "torch.Tensor":
+    """Batched centred Hann STFT matching :func:`stft` (zero padding, like librosa ≥ 0.10).
+
+    Parameters
+    ----------
+    y : Tensor
+        ``(B, samples)`` or ``(samples,)``, any device.
+
+    Returns
+    -------
+    Tensor
+        complex64 ``(B, n_fft // 2 + 1, frames)`` (no batch dim for 1-D input), on ``y``'s device.
+    """
+    import torch
+
+    return torch.stft(
+        y.float(), n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=_window_torch(n_fft, win_length, y),
+        center=True, pad_mode="constant", return_complex=True,
+    )
+
+
+def istft_torch(
+    S: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None, length: int | None = None
+) -> "torch.Tensor":
+    """Inverse of :func:`stft_torch`: complex ``(B, F, T)`` → ``(B, samples)`` on the same device."""
+    import torch
+
+    return torch.istft(
+        S, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=_window_torch(n_fft, win_length, S),
+        center=True, length=length,
+    )
+
+
+def _fit_frames(S: "torch.Tensor", n: int) -> "torch.Tensor":
+    import torch
+
+    if S.shape[-1] >= n:
+        return S[..., :n]
+    return torch.nn.functional.pad(S, (0, n - S.shape[-1]))
+
+
+def griffin_lim_torch(
+    mag: "torch.Tensor",
+    n_fft: int,
+    hop_length: int,
+    n_iter: int = 32,
+    length: int | None = None,
+    momentum: float = 0.99,
+    win_length: int | None = None,
+    seed: int = 0,
+) -> "torch.Tensor":
+    """Batched fast Griffin-Lim (Perraudin et al. 2013, librosa's update rule), on ``mag``'s device.
+
+    Parameters
+    ----------
+    mag : Tensor
+        Magnitudes ``(B, F, T)`` (or ``(F, T)``), ``F = n_fft // 2 + 1``; CUDA tensors run on the GPU.
+    n_iter : int
+        Iterations (each one inverse + one forward STFT of the whole batch).
+    length : int or None
+        Output samples.
+    momentum : float
+        Fast Griffin-Lim momentum (0 = classic Griffin-Lim).
+    seed : int
+        Seed of the random initial phase (drawn on the CPU, so CPU and CUDA start alike).
+
+    Returns
+    -------
+    Tensor
+        float32 ``(B, samples)`` (``(samples,)`` for 2-D input), no grad.
+    """
+    import torch
+
+    squeeze = mag.dim() == 2
+    with torch.no_grad():
+        mag = (mag[None] if squeeze else mag).float()
+        if mag.shape[-2] != n_fft // 2 + 1:
+            raise AudiostyleError(
+                f"magnitude has {mag.shape[-2]} frequency bins but n_fft={n_fft} gives {n_fft // 2 + 1}: "
+                "pass the n_fft the magnitude was computed with."
+            )
+        gen = torch.Generator().manual_seed(seed)
+        angles = torch.polar(torch.ones(mag.shape), 2 * math.pi * torch.rand(mag.shape, generator=gen)).to(mag.device)
+        rebuilt = torch.zeros_like(angles)
+        alpha = momentum / (1 + momentum)
+        for _ in range(n_iter):
+            prev = rebuilt
+            inverse = istft_torch(mag * angles, n_fft, hop_length, win_length, length)
+            rebuilt = _fit_frames(stft_torch(inverse, n_fft, hop_length, win_length), mag.shape[-1])
+            angles = rebuilt - alpha * prev
+            angles = angles / (angles.abs() + 1e-16)
+        y = istft_torch(mag * angles, n_fft, hop_length, win_length, length)
+    return y[0] if squeeze else y

@@ -1,0 +1,313 @@
+"""What the generators (``spec_gan``, ``wave_vae``, ``wave_vae_pool``) share: data, metrics, rendering.
+
+Data, as report 002_* prepared it: the clips of ONE domain (GTZAN "classical" in the report; the demo set's
+"violin" by default here), resampled to ``sr`` = 3150 Hz (22050 / 7), cut to ``clip_s`` = 29 s, and each clip split
+into two halves (twice the training examples). All three are config fields. Clips shorter than ``clip_s`` (the demo
+set's are 3–6 s) are used as they are: the clip length becomes the shortest clip's, and a log line says so.
+
+Metrics: generators have no content clip, so their samples are judged as a set against the domain's real clips:
+``fad``, ``style_dist`` (to the domain's mean timbre statistics) and ``target_prob`` (the dataset's domain
+classifier) from :func:`audiostyle.metrics.evaluate`; ``content_corr`` and ``transfer_score`` are NaN (a sample has
+no content to preserve). ``fad_real`` is the ``fad`` of the domain's real validation halves after the same
+resampling: the floor a perfect generator at ``sr`` reaches (downsampling alone removes everything above sr/2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from audiostyle import metrics
+from audiostyle.audio import StftParams, fit_length
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError, check_range
+from audiostyle.methods.base import Objective, TrialContext
+from audiostyle.train import Parts, TrainConfig, TrainedMethod, resample, save_sample
+
+log = logging.getLogger(__name__)
+
+MIN_SAMPLES = 256
+"""Shortest clip (half) a generator accepts, samples at ``sr``."""
+
+
+@dataclass
+class DomainConfig(TrainConfig):
+    """Data and evaluation fields of every generator (on top of the loop's :class:`~audiostyle.train.TrainConfig`).
+
+    Attributes
+    ----------
+    domain : str
+        The one domain to model (e.g. ``"classical"`` on GTZAN, ``"violin"`` on the demo set).
+    sr : int
+        Model sample rate, Hz (the report: 3150 = 22050 / 7).
+    clip_s : float
+        Clip length before halving, s (the report: 29); shorter clips are used whole.
+    halves : bool
+        Split each clip into two halves, as the report did.
+    eval_samples : int
+        Samples generated (and validation clips reconstructed) at each report.
+    """
+
+    domain: str = "violin"
+    sr: int = 3150
+    clip_s: float = 29.0
+    halves: bool = True
+    eval_samples: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.domain, str) or not self.domain:
+            raise AudiostyleError(f"domain={self.domain!r} is not a domain name: use e.g. 'classical' or 'violin'.")
+        check_range("sr", self.sr, 500, 96_000, fix="The report used 3150 Hz (22050 / 7).")
+        check_range("clip_s", self.clip_s, 0.05, 3600.0, fix="The report used 29 s.")
+        check_range("eval_samples", self.eval_samples, 1, 1024)
+
+
+DATA_FIELDS: tuple[str, ...] = ("domain", "sr", "clip_s", "halves", "eval_samples")
+"""The config fields :func:`prepare_domain_clips` depends on; a trial whose values differ re-derives its data."""
+
+
+@dataclass
+class DomainClips:
+    """One domain's clips at the model rate, as every generator's :meth:`prepare` starts from (picklable).
+
+    Attributes
+    ----------
+    train, val : np.ndarray
+        float32 waveforms ``(n, length)`` at ``sr``; ``val`` falls back to ``train`` when the domain has no
+        validation clips.
+    sr : int
+        Hz.
+    domain : str
+    reference : audiostyle.metrics.Reference
+        The dataset's metrics reference (domain statistics and classifier).
+    val_features : list of audiostyle.metrics.ClipFeatures
+        Features of the first ``eval_samples`` validation clips (reconstruction metrics reuse them).
+    fad_real : float
+        ``fad`` of the real validation clips at ``sr`` against the domain: what a perfect generator scores.
+    source : tuple of np.ndarray
+        The domain's clips at the dataset's rate (cut to ``clip_s``), so a trial that sweeps ``sr``,
+        ``clip_s`` or ``halves`` re-derives its examples (:func:`for_config`) from the one shared copy.
+    source_splits : tuple of str
+        ``"train"``/``"val"`` of each source clip.
+    source_sr : int
+        Hz.
+    key : dict
+        The :data:`DATA_FIELDS` values this was derived with.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    sr: int
+    domain: str
+    reference: metrics.Reference
+    val_features: list[metrics.ClipFeatures]
+    fad_real: float
+    source: tuple[np.ndarray, ...]
+    source_splits: tuple[str, ...]
+    source_sr: int
+    key: dict[str, Any]
+
+    @property
+    def length(self) -> int:
+        """Samples per example."""
+        return int(self.train.shape[1])
+
+
+@dataclass(frozen=True)
+class ClipGeometry:
+    """The one thing a generator's networks need from the data: samples per example (see :func:`stored_length`)."""
+
+    length: int
+
+
+def _cut(clips: list[np.ndarray], length: int, halves: bool) -> np.ndarray:
+    rows = [c[:length] for c in clips]
+    if halves:
+        half = length // 2
+        rows = [part for c in rows for part in (c[:half], c[half : 2 * half])]
+    return np.stack(rows).astype(np.float32)
+
+
+def _data_key(config: DomainConfig) -> dict[str, Any]:
+    return {f: getattr(config, f) for f in DATA_FIELDS}
+
+
+def prepare_domain_clips(dataset: AudioDataset, config: DomainConfig) -> DomainClips:
+    """Select, resample, cut and halve one domain's clips (report 002_*); fit or load the metrics reference.
+
+    Parameters
+    ----------
+    dataset : AudioDataset
+        Must hold ``config.domain`` and at least one other domain (the metrics' classifier needs two).
+    config : DomainConfig
+
+    Returns
+    -------
+    DomainClips
+
+    Raises
+    ------
+    AudiostyleError
+        Unknown domain, a domain without clips, clips too short at ``config.sr``, or non-finite samples.
+    """
+    clips = dataset.select(config.domain)
+    if not clips:
+        raise AudiostyleError(f"domain {config.domain!r} has no clips in {dataset.source or 'the dataset'}.")
+    bad = [c.name for c in clips if not np.all(np.isfinite(c.audio))]
+    if bad:
+        raise AudiostyleError(f"clip(s) {', '.join(bad[:5])} hold NaN or inf samples: fix or remove those files.")
+    reference = metrics.build_reference(dataset)
+    reference.domain_index(config.domain)
+    cut = int(round(config.clip_s * dataset.sr))
+    source = tuple(np.asarray(c.audio[:cut], dtype=np.float32) for c in clips)
+    return _derive(source, tuple(c.split for c in clips), dataset.sr, reference, config)
+
+
+def for_config(data: DomainClips, config: DomainConfig) -> DomainClips:
+    """``data`` when it was derived with ``config``'s :data:`DATA_FIELDS`, else examples re-derived for them.
+
+    A sweep prepares once with its base config; a trial that samples ``sr`` (or ``clip_s``, ``halves``,
+    ``eval_samples``) gets its own examples from the shared source clips. ``domain`` cannot change per trial.
+    """
+    key = _data_key(config)
+    if key == data.key:
+        return data
+    if config.domain != data.domain:
+        raise AudiostyleError(
+            f"domain={config.domain!r} differs from the prepared data's {data.domain!r}: the domain is chosen per "
+            "sweep, not per trial; run one sweep per domain."
+        )
+    return _derive(data.source, data.source_splits, data.source_sr, data.reference, config)
+
+
+def _derive(
+    source: tuple[np.ndarray, ...], splits: tuple[str, ...], source_sr: int, reference: metrics.Reference,
+    config: DomainConfig,
+) -> DomainClips:
+    waves = [resample(y, source_sr, config.sr) for y in source]
+    target = int(round(config.clip_s * config.sr))
+    shortest = min(y.shape[0] for y in waves)
+    length = min(target, shortest)
+    if length < target:
+        log.info("%s: clips are %.2f s at most, shorter than clip_s=%.2f s: using %d samples per clip.",
+                 config.domain, shortest / config.sr, config.clip_s, length)
+    if (length // 2 if config.halves else length) < MIN_SAMPLES:
+        raise AudiostyleError(
+            f"clips of {config.domain!r} give {length} samples at sr={config.sr} Hz (halves={config.halves}): fewer "
+            f"than {MIN_SAMPLES} per example. Use longer clips, a higher sr or halves=False."
+        )
+    train_clips = [y for y, s in zip(waves, splits) if s == "train"] or waves
+    val_clips = [y for y, s in zip(waves, splits) if s == "val"]
+    if not val_clips:
+        log.info("%s: no validation clips; evaluating on the training clips.", config.domain)
+        val_clips = train_clips
+    train, val = _cut(train_clips, length, config.halves), _cut(val_clips, length, config.halves)
+    probe = list(val[: config.eval_samples])
+    features = [metrics.clip_features(y, config.sr) for y in probe]
+    fad_real = metrics.evaluate(features, features, config.sr, reference, config.domain)["fad"]
+    log.info("%s: %d training and %d validation examples of %d samples at %d Hz; fad_real %.3f",
+             config.domain, len(train), len(val), train.shape[1], config.sr, fad_real)
+    return DomainClips(train, val, config.sr, config.domain, reference, features, fad_real, source, splits,
+                       source_sr, _data_key(config))
+
+
+def sample_metrics(samples: list[np.ndarray], data: DomainClips) -> dict[str, float]:
+    """The common metric columns of generated ``samples`` (each ``(length,)`` at ``data.sr``) against the domain.
+
+    ``content_corr`` and ``transfer_score`` are NaN (no content clip); ``fad_real`` is added (see the module doc).
+    """
+    features = [metrics.clip_features(y, data.sr) for y in samples]
+    out = metrics.evaluate(features, features, data.sr, data.reference, data.domain)
+    out.update(content_corr=math.nan, transfer_score=math.nan, fad_real=data.fad_real)
+    return out
+
+
+def stored_length(state: Mapping[str, Any] | None, module: str, who: str) -> ClipGeometry:
+    """The example length recorded in a checkpoint (buffer ``clip_length`` of ``module``), for rebuilding networks.
+
+    Raises :class:`AudiostyleError` when ``state`` is None or is not a checkpoint of this method.
+    """
+    try:
+        return ClipGeometry(int(state["modules"][module]["clip_length"]))  # type: ignore[index]
+    except (TypeError, KeyError) as exc:
+        raise AudiostyleError(
+            f"{who}: render needs the trained state (a checkpoint with module {module!r}); got "
+            f"{'None' if state is None else 'a state without it'}. Pass the state a trial reported "
+            "(store column artifact.checkpoint)."
+        ) from exc
+
+
+def render_in_chunks(
+    audio: np.ndarray, sr: int, model_sr: int, length: int, fn: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Run a fixed-length waveform model over audio of any length and rate.
+
+    ``audio`` is resampled to ``model_sr``, zero-padded to whole chunks of ``length`` samples, passed as
+    ``(chunks, length)`` to ``fn`` (which returns the same shape at ``model_sr``), concatenated, resampled back
+    to ``sr`` and trimmed to ``len(audio)``.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(len(audio),)`` at ``sr``.
+    """
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise AudiostyleError(f"render expects mono audio of shape (samples,) with samples > 0, got shape {y.shape}.")
+    x = resample(y, sr, model_sr)
+    chunks = max(1, math.ceil(x.size / length))
+    out = fn(fit_length(x, chunks * length).reshape(chunks, length)).reshape(-1)
+    return fit_length(resample(out, model_sr, sr), y.size).astype(np.float32)
+
+
+EVAL_NOISE_SEED = 20_240_601
+"""Seed of the fixed latent noise every evaluation and artifact decodes (so reports compare like with like)."""
+
+
+def fixed_noise(n: int, dim: int, device: torch.device | str, seed: int = EVAL_NOISE_SEED) -> torch.Tensor:
+    """``(n, dim)`` standard normal noise drawn on the CPU from ``seed`` (the same on every device), on ``device``."""
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+class GenerativeMethod(TrainedMethod):
+    """A generator trained by the shared loop on one domain (see the module doc): data, metrics, artifacts.
+
+    Subclasses implement :meth:`build`, :meth:`sample`, :meth:`train_step`, :meth:`evaluate`, :meth:`render`
+    and :meth:`generate`.
+    """
+
+    kind = "generate"
+    headline = Objective("fad", "min")
+    artifact_samples: ClassVar[int] = 2
+    """Samples written as ``sample_<i>.wav``/``.png`` by :meth:`write_artifacts`."""
+
+    def prepare(self, dataset: AudioDataset, config: DomainConfig) -> DomainClips:
+        """One domain's clips at ``config.sr``, cut and halved (:func:`prepare_domain_clips`)."""
+        return prepare_domain_clips(dataset, config)
+
+    def adapt(self, data: DomainClips, config: DomainConfig) -> DomainClips:
+        """The prepared data for this trial's config (:func:`for_config`); subclasses extend it."""
+        return for_config(data, config)
+
+    def train(self, config: DomainConfig, data: DomainClips, ctx: TrialContext) -> dict[str, float]:
+        """The shared loop (:meth:`TrainedMethod.train`) on data re-derived when the trial changed a data field."""
+        return super().train(config, self.adapt(data, config), ctx)
+
+    @abstractmethod
+    def generate(self, parts: Parts, config: Any, n: int, device: torch.device, seed: int = EVAL_NOISE_SEED) -> np.ndarray:
+        """``n`` new waveforms ``(n, length)`` at ``config.sr`` from noise drawn with ``seed`` (no grad)."""
+
+    def write_artifacts(self, parts: Parts, config: Any, data: DomainClips, out_dir: Path) -> None:
+        """``sample_<i>.wav`` and ``.png``: the first evaluation samples."""
+        device = next(parts.modules[next(iter(parts.modules))].parameters()).device
+        for i, y in enumerate(self.generate(parts, config, self.artifact_samples, device)):
+            save_sample(out_dir, f"sample_{i}", y, config.sr, title=f"{self.name} sample {i}",
+                        params=StftParams(n_fft=512, hop_length=128))

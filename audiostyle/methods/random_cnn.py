@@ -1,0 +1,325 @@
+"""The numerical core of ``shallow_cnn``: features, the random shallow CNN and the style-transfer loss.
+
+Everything here works on batches of (content, style) pairs and on any device. Shapes: a waveform batch is
+``(B, samples)``; a feature batch ``(B, C, T)`` (channels × frames: 1025 STFT bins, 128 mel bands or 40 MFCCs);
+network features ``(B, N, K)`` (N positions × K filters).
+
+The loss is Ulyanov & Lebedev's (their ``neural-style-audio-tf`` notebook, which both reports started from)::
+
+    L = alpha · Σ (A_x − A_c)²  +  Σ (A_xᵀA_x / N_x − A_sᵀA_s / N_s)²
+
+summed over the pairs of the batch (the pairs do not interact: each output only enters its own terms). The
+style term needs no K × K Gram matrix when positions are fewer than filters (N < K, e.g. 420 frames × 4096
+filters): with A (N_a × K) and B (N_b × K),
+``‖AᵀA/N_a − BᵀB/N_b‖²_F = ‖AAᵀ‖²/N_a² − 2‖ABᵀ‖²/(N_a N_b) + ‖BBᵀ‖²/N_b²``
+uses N × N products only (≈ 5 instead of ≈ 43 GFLOP for 10 s of audio), see :func:`style_loss_fast`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from audiostyle import audio as A
+from audiostyle.errors import AudiostyleError
+
+N_MELS = 128
+"""Mel bands of the ``"mel"`` features (``004_*``)."""
+N_MFCC = 40
+"""Coefficients of the ``"mfcc"`` features (``004_*``)."""
+MAX_ELEMENTS = 2**28
+"""Largest activation or weight tensor (elements, 1 GiB in float32) a config may need; larger ones are refused."""
+
+
+# -- features ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which features the network sees and how to get back to audio.
+
+    Attributes
+    ----------
+    kind : str
+        ``"stft"``: ``log1p|STFT|`` (``n_fft // 2 + 1`` channels); ``"mel"``: ``log1p`` of a 128-band mel
+        magnitude; ``"mfcc"``: 40 MFCCs of the mel power in dB (orthonormal DCT-II).
+    sr : int
+        Sample rate, Hz.
+    n_fft, hop_length : int
+        STFT size and hop, samples.
+    """
+
+    kind: str
+    sr: int
+    n_fft: int
+    hop_length: int
+
+    @property
+    def channels(self) -> int:
+        """Channels of the feature map: 1025, 128 or 40 (for ``n_fft`` 2048)."""
+        return {"stft": self.n_fft // 2 + 1, "mel": N_MELS, "mfcc": N_MFCC}[self.kind]
+
+
+@lru_cache(maxsize=8)
+def _mel_matrices(sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
+    return basis, np.linalg.pinv(basis).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix() -> np.ndarray:
+    import scipy.fft
+
+    return scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].astype(np.float32)
+
+
+def _const(array: np.ndarray, like: Tensor) -> Tensor:
+    return torch.from_numpy(array).to(like.device)
+
+
+def features(y: Tensor, spec: FeatureSpec) -> Tensor:
+    """Feature maps of a waveform batch.
+
+    Parameters
+    ----------
+    y : Tensor
+        ``(B, samples)`` float32, any device.
+    spec : FeatureSpec
+
+    Returns
+    -------
+    Tensor
+        ``(B, spec.channels, frames)`` float32 on ``y``'s device, frames of a centred STFT.
+    """
+    mag = A.stft_torch(y, spec.n_fft, spec.hop_length).abs()
+    if spec.kind == "stft":
+        return torch.log1p(mag)
+    basis, _ = _mel_matrices(spec.sr, spec.n_fft)
+    if spec.kind == "mel":
+        return torch.log1p(_const(basis, mag) @ mag)
+    power_db = 10 * torch.log10(torch.clamp(_const(basis, mag) @ mag**2, min=1e-10))
+    return _const(_dct_matrix(), mag) @ power_db
+
+
+def magnitude(x: Tensor, spec: FeatureSpec) -> Tensor:
+    """The linear STFT magnitude ``(B, n_fft // 2 + 1, T)`` a feature batch ``(B, C, T)`` stands for.
+
+    ``stft`` inverts exactly (``expm1``); ``mel`` and ``mfcc`` go back through the mel basis' pseudo-inverse,
+    clipped at 0 (the MFCC's lost high quefrencies stay lost). Always >= 0.
+    """
+    x = x.float()
+    if spec.kind == "stft":
+        return torch.clamp(torch.expm1(x), min=0)
+    _, pinv = _mel_matrices(spec.sr, spec.n_fft)
+    if spec.kind == "mel":
+        return torch.clamp(_const(pinv, x) @ torch.clamp(torch.expm1(x), min=0), min=0)
+    power = 10 ** ((_const(_dct_matrix(), x).T @ x) / 10)
+    return torch.sqrt(torch.clamp(_const(pinv, x) @ power, min=0))
+
+
+def to_audio(x: Tensor, spec: FeatureSpec, n_iter: int, length: int) -> Tensor:
+    """Waveforms ``(B, length)`` of feature maps ``(B, C, T)``: batched Griffin-Lim on ``x``'s device."""
+    return A.griffin_lim_torch(magnitude(x.detach(), spec), spec.n_fft, spec.hop_length, n_iter=n_iter, length=length)
+
+
+# -- the network ------------------------------------------------------------------------------------
+
+
+_ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "selu": F.selu}
+
+
+class RandomCNN(nn.Module):
+    """1–2 convolution layers with random, frozen weights (no bias), an activation and optional pooling.
+
+    ``conv="1d"``: the feature map is a 1 × T image with C channels (Ulyanov & Lebedev): each layer is a
+    ``conv1d`` of ``width`` frames, positions = frames. ``conv="2d"``: a 1-channel C × T image, each layer a
+    ``width × width`` ``conv2d`` with stride ``width`` along frequency (frequency bands) and 1 along time,
+    positions = bands × frames. Pooling (``"max"``/``"avg"``, ``pool_width``) follows each activation, over
+    time (1d) or both axes (2d).
+
+    Weights are drawn from ``N(0, std²)`` with Ulyanov's ``std = sqrt(2) · sqrt(2 / ((C_in + K) · kernel size))``
+    from a CPU generator seeded with ``seed``, so a config reproduces on any device.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        width: int,
+        layers: int = 1,
+        conv: str = "1d",
+        activation: str = "tanh",
+        pooling: str = "none",
+        pool_width: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.conv, self.width, self.pooling, self.pool_width = conv, width, pooling, pool_width
+        self.act = _ACTIVATIONS[activation]
+        gen = torch.Generator().manual_seed(seed)
+        ksize = width if conv == "1d" else width * width
+        self.weights = nn.ParameterList()
+        c_in = in_channels if conv == "1d" else 1
+        for _ in range(layers):
+            shape = (filters, c_in, width) if conv == "1d" else (filters, c_in, width, width)
+            if math.prod(shape) > MAX_ELEMENTS:
+                raise AudiostyleError(
+                    f"a {conv} layer of {filters} filters of width {width} over {c_in} channels needs "
+                    f"{math.prod(shape):,} weights (limit {MAX_ELEMENTS:,}): use fewer filters, a smaller width or conv='1d'."
+                )
+            std = math.sqrt(2.0) * math.sqrt(2.0 / ((c_in + filters) * ksize))
+            self.weights.append(nn.Parameter(torch.randn(shape, generator=gen) * std, requires_grad=False))
+            c_in = filters
+
+    def load_weights_file(self, path: str | Path) -> None:
+        """Replace the random weights by a user's trained ones: a ``torch.save``d state dict of this module.
+
+        Raises :class:`AudiostyleError` when the file is missing, unreadable or of other shapes.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise AudiostyleError(
+                f"weights_path={str(path)!r} does not exist: give the path of a feature-network weights file you "
+                "have (audiostyle never downloads weights), or leave weights_path unset for random weights."
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, AttributeError, EOFError, OSError, ValueError) as exc:
+            want = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+            raise AudiostyleError(
+                f"weights_path={str(path)!r} is not a state dict of this network ({exc}); expected the keys and "
+                f"shapes {want} (torch.save(state_dict) of RandomCNN with the same config)."
+            ) from exc
+        for w in self.weights:
+            w.requires_grad_(False)
+
+    def positions(self, channels: int, frames: int) -> int:
+        """Positions N of the last layer for a ``(channels, frames)`` input (0 when the input is too short)."""
+        f, t = (1, frames) if self.conv == "1d" else (channels, frames)
+        for _ in self.weights:
+            t = t - self.width + 1
+            f = f if self.conv == "1d" else (f - self.width) // self.width + 1
+            if self.pooling != "none":
+                t //= self.pool_width
+                f = f if self.conv == "1d" else f // self.pool_width
+        return max(t, 0) * max(f, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features of the last layer: ``(B, C, T)`` → ``(B, N, K)``."""
+        h = x if self.conv == "1d" else x[:, None]
+        for w in self.weights:
+            if self.conv == "1d":
+                h = self.act(F.conv1d(h, w))
+            else:
+                h = self.act(F.conv2d(h, w, stride=(self.width, 1)))
+            if self.pooling != "none":
+                pool = {
+                    ("1d", "max"): F.max_pool1d, ("1d", "avg"): F.avg_pool1d,
+                    ("2d", "max"): F.max_pool2d, ("2d", "avg"): F.avg_pool2d,
+                }[self.conv, self.pooling]
+                h = pool(h, self.pool_width)
+        return h.flatten(2).transpose(1, 2)
+
+
+# -- the loss ---------------------------------------------------------------------------------------
+
+
+def gram(a: Tensor) -> Tensor:
+    """Normalised Gram matrices ``AᵀA / N`` of features ``(B, N, K)``: ``(B, K, K)``."""
+    return a.transpose(1, 2) @ a / a.shape[1]
+
+
+def style_loss_plain(a: Tensor, style_gram: Tensor) -> Tensor:
+    """``Σ_b ‖AᵀA/N − G_s‖²_F`` with explicit K × K Gram matrices (the straightforward form).
+
+    Parameters
+    ----------
+    a : Tensor
+        Output features ``(B, N, K)``.
+    style_gram : Tensor
+        :func:`gram` of the style features, ``(B, K, K)``.
+
+    Returns
+    -------
+    Tensor
+        ``(B,)`` float32.
+    """
+    return (gram(a.float()) - style_gram).pow(2).sum(dim=(1, 2))
+
+
+def style_loss_fast(a: Tensor, s: Tensor, s_term: Tensor) -> Tensor:
+    """The same as :func:`style_loss_plain` through N × N products (exact; cheap when N < K).
+
+    ``‖AAᵀ‖²/N_a² − 2‖ASᵀ‖²/(N_a N_s) + ‖SSᵀ‖²/N_s²``; the products run in float32, the three sums of squares
+    accumulate in float64 (they nearly cancel near convergence).
+
+    Parameters
+    ----------
+    a : Tensor
+        Output features ``(B, N_a, K)``.
+    s : Tensor
+        Style features ``(B, N_s, K)``.
+    s_term : Tensor
+        :func:`style_self_term` of ``s``, ``(B,)`` float64.
+
+    Returns
+    -------
+    Tensor
+        ``(B,)`` float32.
+    """
+    a = a.float()
+    na, ns = a.shape[1], s.shape[1]
+    aa = (a @ a.transpose(1, 2)).double().pow(2).sum(dim=(1, 2)) / na**2
+    as_ = (a @ s.transpose(1, 2)).double().pow(2).sum(dim=(1, 2)) / (na * ns)
+    return (aa - 2 * as_ + s_term).float()
+
+
+def style_self_term(s: Tensor) -> Tensor:
+    """``‖SSᵀ‖²_F / N_s²`` of style features ``(B, N_s, K)`` (constant during the optimisation): ``(B,)`` float64."""
+    s = s.float()
+    return (s @ s.transpose(1, 2)).double().pow(2).sum(dim=(1, 2)) / s.shape[1] ** 2
+
+
+class TransferLoss(nn.Module):
+    """The loss of a batch of (content, style) pairs; content and style features are computed once, here.
+
+    Parameters
+    ----------
+    net : RandomCNN
+    content, style : Tensor
+        Feature maps ``(B, C, T_c)`` and ``(B, C, T_s)``.
+    alpha : float
+        Weight of the content term.
+    fast : bool or None
+        Use :func:`style_loss_fast`; None picks it when positions are fewer than filters.
+    """
+
+    def __init__(self, net: RandomCNN, content: Tensor, style: Tensor, alpha: float, fast: bool | None = None):
+        super().__init__()
+        self.net, self.alpha = net, alpha
+        with torch.no_grad():
+            self.content_feats = net(content).float()
+            style_feats = net(style).float()
+        k = style_feats.shape[2]
+        self.fast = max(self.content_feats.shape[1], style_feats.shape[1]) < k if fast is None else fast
+        if self.fast:
+            self.style_feats, self.style_term = style_feats, style_self_term(style_feats)
+        else:
+            self.style_gram = gram(style_feats)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Content and style losses per pair, ``(B,)`` each, float32; the total is ``alpha · c + s`` summed."""
+        a = self.net(x).float()
+        content = (a - self.content_feats).pow(2).sum(dim=(1, 2))
+        style = style_loss_fast(a, self.style_feats, self.style_term) if self.fast else style_loss_plain(a, self.style_gram)
+        return content, style

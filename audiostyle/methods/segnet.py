@@ -1,0 +1,670 @@
+"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (METHODS.md §3, report 000_*).
+
+One encoder and one decoder per domain (``a`` = ``config.source``, ``b`` = ``config.target``), trained like two
+independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,
+trained through a gradient-reversal layer, pushes the codes of both domains towards one distribution.
+
+Networks
+    :class:`Encoder`: ``n_down`` SegNet stages (3×3 conv-BN-ReLU ×2, 2×2 max-pool keeping its indices), widths
+    ``base_channels · 2^i`` capped at ``max_channels``, then a linear 1×1 projection to ``latent_channels``: a
+    ``(1, n_mels, patch_frames)`` patch becomes a ``(latent_channels, n_mels/2^n_down, patch_frames/2^n_down)``
+    code. :class:`Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
+    indices of the encoder whose code it decodes; no feature maps pass from encoder to decoder. ``unet``: the
+    same depth and widths, learned 2×2 transposed-conv up-sampling and skip connections (concatenation) from the
+    encoder's pre-pooling features. For a transfer A→B, B's decoder gets A's code *and* A's indices (``segnet``)
+    or A's skip features (``unet``): the only paths there are. The skips carry the input almost unchanged, so
+    ``unet`` reconstructs nearly perfectly but transfers nearly the identity (the report's finding; visible in
+    the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
+:class:`Critic`
+    A small MLP on the (average-pooled to ≤ 8×8) code, no normalisation layers, kept K-Lipschitz by a gradient
+    penalty (``lipschitz="gp"``, WGAN-GP, ``gp_weight`` 10) or weight clipping (``"clip"``, ``clip_value`` 0.01).
+
+Losses (the report's section 6)
+    ``L_recon = (1/B) Σ_b Σ_ij |X − X̂|`` (per-example pixel sum, batch mean, as the report writes it; ``"l2"``
+    squares the error instead), summed over both autoencoders. ``L_disc = −W + gp_weight·GP`` with
+    ``W = E[D(z_a)] − E[D(z_b)]`` (report eq. 1); the codes reach the critic through :func:`grad_reverse`, so one
+    backward pass of ``L_recon + L_disc`` trains the critic to minimise ``L_disc`` while the encoders get
+    ``L_enc = L_recon − λ·L_disc`` (``λ = critic_weight``) and the decoders ``L_dec = L_recon``. Because the
+    reconstruction is a pixel *sum*, ``λ`` is relative to patch area: the report's ``λ = 1`` at 256×256 equals
+    ``1/65536`` on a per-pixel mean. ``critic_steps > 1`` adds critic-only updates on fresh batches (encoders
+    frozen) before each joint step. Adam for both: autoencoders ``lr`` (report silent: Adam's default 1e-3),
+    critic ``critic_lr`` 1e-4 with betas (0.5, 0.9) (WGAN-GP practice).
+
+Inputs and normalisation
+    Audio at ``sr`` 22.05 kHz, mel power spectrogram with 256 bands (``n_fft`` 2048, hop 512: 256 frames ≈ 5.9 s),
+    cut into 256×256 patches (training: random crops; inference: half-overlapping patches cross-faded back by
+    :func:`audiostyle.audio.from_patches`, so clips of any length work). Each clip is normalised on its own:
+    ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's loudest bin (at
+    least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB below.
+    ``recon_mse``/``recon_mae`` are per-pixel means on this [0, 1] scale over fixed validation patches of both
+    domains. The report gives no normalisation for its table (SegNet MSE 0.07 / MAE 0.10, U-Net 0.01 / 0.06 "on
+    normalised spectrograms"); a [0, 1] scale is the natural reading, so the numbers are comparable in kind but not
+    to the digit: an MAE of 0.10 here is 8 dB.
+Transfer (:meth:`SegNet.render` and the validation metrics)
+    A's encoder, B's decoder, de-normalised with the input's own ``ref``, inverted by
+    :func:`audiostyle.audio.mel_to_audio` (NNLS to a linear magnitude, then ``griffin_lim_iters`` Griffin-Lim
+    iterations); output length = input length.
+
+Metrics: the common columns of :mod:`audiostyle.metrics` on the A→B transfers of up to ``eval_clips`` validation
+clips of A (``lsd_db`` against their B renderings when the data is paired), plus ``recon_mse``, ``recon_mae`` and
+``target_prob_input`` (the classifier's target-domain probability of the untouched inputs: a transfer that does
+nothing scores this). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and ``wasserstein`` (W).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from audiostyle import audio as A
+from audiostyle import metrics
+from audiostyle.data.dataset import AudioDataset, Clip
+from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.methods.base import Objective
+from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.train import Amp, Parts, TrainConfig, TrainedMethod
+
+log = logging.getLogger(__name__)
+
+SILENCE_DB = -100.0
+"""Floor of the dB scale (power 1e-10)."""
+
+
+# -- gradient reversal -----------------------------------------------------------------------------
+class GradReverse(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the incoming gradient by ``-scale``.
+
+    Put between the encoders and the critic, one backward pass trains the critic to *raise* its
+    Wasserstein estimate while the encoders receive the reversed gradient and *lower* it (Ganin &
+    Lempitsky 2015), which is the report's ``L_enc = L_recon - λ·L_disc``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = float(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad.neg() * ctx.scale, None
+
+
+def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
+    """``x`` unchanged; gradients flowing back through it are multiplied by ``-scale``."""
+    return GradReverse.apply(x, scale)
+
+
+# -- SegNet / U-Net encoder-decoders ---------------------------------------------------------------
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """A SegNet block: (3×3 conv - batch norm - ReLU) × 2, ``(B, c_in, H, W) -> (B, c_out, H, W)``."""
+    return nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
+
+
+@dataclass
+class EncoderTrace:
+    """What an encoder hands its decoder besides the latent code.
+
+    Attributes
+    ----------
+    indices : list of Tensor
+        Max-pool indices of every down-sampling stage, shallowest first, shapes ``(B, w_i, H/2^(i+1), W/2^(i+1))``.
+    skips : list of Tensor
+        The pre-pooling feature maps, shallowest first, ``(B, w_i, H/2^i, W/2^i)``; only the U-Net decoder uses them.
+    """
+
+    indices: list[Tensor]
+    skips: list[Tensor]
+
+
+class Encoder(nn.Module):
+    """SegNet encoder: per stage a conv block then 2×2 max-pooling that keeps its indices.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Channels of each down-sampling stage; ``len(widths)`` stages divide H and W by ``2**len(widths)``.
+    latent_channels : int
+        Channels of the latent code (a linear 1×1 projection of the deepest stage).
+    in_channels : int
+        Input channels (1 for a spectrogram).
+
+    ``forward(x)`` maps ``(B, in_channels, H, W)`` to the code ``(B, latent_channels, H/2^n, W/2^n)`` and an
+    :class:`EncoderTrace`.
+    """
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, in_channels: int = 1) -> None:
+        super().__init__()
+        chans = (in_channels, *widths)
+        self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1]) for i in range(len(widths)))
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.to_latent = nn.Conv2d(widths[-1], latent_channels, 1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, EncoderTrace]:
+        trace = EncoderTrace([], [])
+        for stage in self.stages:
+            x = stage(x)
+            trace.skips.append(x)
+            x, idx = self.pool(x)
+            trace.indices.append(idx)
+        return self.to_latent(x), trace
+
+
+class Decoder(nn.Module):
+    """The mirror of :class:`Encoder`.
+
+    SegNet (``skips=False``): every stage up-samples by max-unpooling with the encoder's indices of that
+    stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
+    else passes from encoder to decoder. U-Net (``skips=True``): every stage up-samples with a learned 2×2
+    transposed convolution and concatenates the encoder's pre-pooling features of that stage before its conv
+    block. Same depth and widths in both.
+
+    ``forward(z, trace)`` maps ``(B, latent_channels, h, w)`` to ``(B, out_channels, h·2^n, w·2^n)`` (linear
+    output, no squashing).
+    """
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False) -> None:
+        super().__init__()
+        self.use_skips = skips
+        n = len(widths)
+        self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2) for i in reversed(range(n))
+        )
+        self.stages = nn.ModuleList(
+            conv_block(widths[i] * (2 if skips else 1), widths[max(i - 1, 0)]) for i in reversed(range(n))
+        )
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, z: Tensor, trace: EncoderTrace) -> Tensor:
+        x = self.from_latent(z)
+        for up, stage, idx, skip in zip(self.up, self.stages, reversed(trace.indices), reversed(trace.skips)):
+            if self.use_skips:
+                x = torch.cat([up(x), skip], dim=1)
+            else:
+                x = up(x, idx, output_size=skip.shape[-2:])
+            x = stage(x)
+        return self.head(x)
+
+
+class Critic(nn.Module):
+    """The Wasserstein critic: a small MLP on a latent code, no normalisation layers (WGAN-GP forbids them).
+
+    The code ``(B, C, h, w)`` is average-pooled to at most ``grid × grid`` positions (so the MLP stays small
+    whatever the latent resolution), flattened, and mapped to one score per example: Linear - LeakyReLU(0.2)
+    - Linear - LeakyReLU(0.2) - Linear. Output ``(B,)``.
+    """
+
+    def __init__(self, latent_channels: int, latent_hw: tuple[int, int], hidden: int, grid: int = 8) -> None:
+        super().__init__()
+        self.grid = (min(grid, latent_hw[0]), min(grid, latent_hw[1]))
+        d = latent_channels * self.grid[0] * self.grid[1]
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        if tuple(z.shape[-2:]) != self.grid:
+            z = nn.functional.adaptive_avg_pool2d(z, self.grid)
+        return self.net(z.flatten(1)).squeeze(1)
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """WGAN-GP penalty ``mean((‖∇D(x̂)‖₂ - 1)²)`` on random interpolates ``x̂`` of two detached batches."""
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    mix = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def wasserstein_estimate(critic: nn.Module, z_a: Tensor, z_b: Tensor) -> Tensor:
+    """The critic's estimate of the Kantorovich dual ``E[D(z_a)] - E[D(z_b)]`` (report eq. 1), a scalar."""
+    return critic(z_a).mean() - critic(z_b).mean()
+
+
+def critic_loss(critic: nn.Module, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float) -> tuple[Tensor, Tensor]:
+    """What the critic minimises, ``L_disc = -W + gp_weight · GP`` (GP only when ``lipschitz == "gp"``), and ``W``.
+
+    Gradients reach ``z_a``/``z_b`` only through ``-W`` (the penalty uses detached copies).
+    """
+    w = wasserstein_estimate(critic, z_a, z_b)
+    loss = -w
+    if lipschitz == "gp":
+        loss = loss + gp_weight * gradient_penalty(critic, z_a, z_b)
+    return loss, w
+
+
+@torch.no_grad()
+def clip_weights(critic: nn.Module, c: float) -> None:
+    """Clamp every critic parameter into ``[-c, c]`` (the original WGAN's Lipschitz constraint)."""
+    for p in critic.parameters():
+        p.clamp_(-c, c)
+
+
+def critic_update(
+    critic: nn.Module, opt: torch.optim.Optimizer, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float, clip: float
+) -> float:
+    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``); returns its loss."""
+    opt.zero_grad(set_to_none=True)
+    loss, _ = critic_loss(critic, z_a.detach(), z_b.detach(), lipschitz, gp_weight)
+    loss.backward()
+    opt.step()
+    if lipschitz == "clip":
+        clip_weights(critic, clip)
+    return float(loss.detach())
+
+
+class AutoEncoders(nn.Module):
+    """The two domains' encoder-decoders: ``enc["a"]``, ``dec["a"]`` (source) and ``enc["b"]``, ``dec["b"]`` (target)."""
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool) -> None:
+        super().__init__()
+        self.enc = nn.ModuleDict({k: Encoder(widths, latent_channels) for k in "ab"})
+        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in "ab"})
+
+    def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
+        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (``src == dst``: reconstruct)."""
+        return self.dec[dst](*self.enc[src](x))
+
+
+# -- normalisation ------------------------------------------------------------------------------------
+def normalise_mel(power: np.ndarray, top_db: float) -> tuple[np.ndarray, float]:
+    """A mel power spectrogram ``(F, T)`` → ``(x, ref_db)``: ``x = clip(1 + (dB - ref_db)/top_db, 0, 1)`` float32.
+
+    ``ref_db`` is the clip's loudest bin in dB, at least ``SILENCE_DB + top_db`` (silence maps to 0).
+    """
+    db = 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10)))
+    ref = max(float(db.max()), SILENCE_DB + top_db)
+    return np.clip(1.0 + (db - ref) / top_db, 0.0, 1.0).astype(np.float32), ref
+
+
+def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
+    """Inverse of :func:`normalise_mel` (``x`` clipped to [0, 1] first): mel power ``(F, T)``, float32."""
+    return (10.0 ** ((ref_db + (np.clip(x, 0.0, 1.0) - 1.0) * top_db) / 10.0)).astype(np.float32)
+
+
+def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return np.asarray(y, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr_out).astype(np.float32)
+
+
+# -- config and data ------------------------------------------------------------------------------------
+@dataclass
+class SegNetConfig(TrainConfig):
+    """Hyper-parameters of ``segnet``/``unet``; defaults from report 000_* where it gives them (see module doc).
+
+    Attributes
+    ----------
+    source, target : str
+        Domains A (content) and B (style); ``""`` picks the dataset's first / second domain (sorted names).
+    sr : int
+        Sample rate the model works at, Hz (data and rendered audio are resampled to it).
+    n_mels, n_fft, hop_length : int
+        Mel bands (patch height), FFT size and hop, samples (256, 2048, 512: 256 frames ≈ 5.9 s).
+    patch_frames : int
+        Patch width, frames (256). ``n_mels`` and ``patch_frames`` must be multiples of ``2**n_down``.
+    top_db : float
+        Dynamic range of the normalised spectrogram, dB (80).
+    base_channels, max_channels : int
+        Encoder widths: ``min(base_channels·2^i, max_channels)`` for stage ``i`` (report silent: 32, 256).
+    n_down : int
+        Down-sampling stages (latent resolution ``n_mels/2^n_down × patch_frames/2^n_down``; 4 → 16×16).
+    latent_channels : int
+        Channels of the latent code (64); the report proposes a larger latent against SegNet's "tinny" output.
+    critic_hidden : int
+        Hidden width of the critic MLP (256).
+    recon_loss : str
+        ``"l1"`` (the report's choice) or ``"l2"``.
+    critic_weight : float
+        λ, the gradient-reversal scale (report: 1 on its pixel-sum reconstruction loss).
+    critic_lr : float
+        Critic learning rate (1e-4).
+    critic_steps : int
+        Critic updates per autoencoder update (1 = only the joint step).
+    lipschitz : str
+        ``"gp"`` (gradient penalty) or ``"clip"`` (weight clipping).
+    gp_weight, clip_value : float
+        Gradient-penalty weight (10) and clipping bound c (0.01).
+    eval_clips : int
+        Validation clips of A transferred at each report.
+    griffin_lim_iters : int
+        Griffin-Lim iterations of the mel inversion.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 1e-3
+    source: str = ""
+    target: str = ""
+    sr: int = 22050
+    n_mels: int = 256
+    n_fft: int = 2048
+    hop_length: int = 512
+    patch_frames: int = 256
+    top_db: float = 80.0
+    base_channels: int = 32
+    max_channels: int = 256
+    n_down: int = 4
+    latent_channels: int = 64
+    critic_hidden: int = 256
+    recon_loss: str = "l1"
+    critic_weight: float = 1.0
+    critic_lr: float = 1e-4
+    critic_steps: int = 1
+    lipschitz: str = "gp"
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    eval_clips: int = 4
+    griffin_lim_iters: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("sr", self.sr, 1000, 192_000)
+        check_range("n_mels", self.n_mels, 8, 1024)
+        check_range("n_fft", self.n_fft, 64, 16384)
+        check_range("hop_length", self.hop_length, 1, self.n_fft)
+        check_range("patch_frames", self.patch_frames, 8, 4096)
+        check_range("top_db", self.top_db, 10.0, 200.0)
+        check_range("base_channels", self.base_channels, 1, 1024)
+        check_range("max_channels", self.max_channels, self.base_channels, 4096,
+                    fix="max_channels caps the widths, so it must be ≥ base_channels.")
+        check_range("n_down", self.n_down, 1, 8)
+        check_range("latent_channels", self.latent_channels, 1, 4096)
+        check_range("critic_hidden", self.critic_hidden, 1, 65_536)
+        check_choice("recon_loss", self.recon_loss, ("l1", "l2"))
+        check_range("critic_weight", self.critic_weight, 0.0, 1e6)
+        check_range("critic_lr", self.critic_lr, 0.0, 1.0)
+        check_range("critic_steps", self.critic_steps, 1, 100)
+        check_choice("lipschitz", self.lipschitz, ("gp", "clip"))
+        check_range("gp_weight", self.gp_weight, 0.0, 1e6)
+        check_range("clip_value", self.clip_value, 1e-6, 10.0)
+        check_range("eval_clips", self.eval_clips, 1, 1000)
+        check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
+        stride = 2**self.n_down
+        if self.n_mels % stride or self.patch_frames % stride:
+            raise AudiostyleError(
+                f"n_mels={self.n_mels} and patch_frames={self.patch_frames} must both be multiples of 2**n_down={stride} "
+                f"(n_down={self.n_down} halvings): change n_down or the patch size."
+            )
+        if self.source and self.source == self.target:
+            raise AudiostyleError(f"source and target are both {self.source!r}: pick two different domains.")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Channels of each encoder stage."""
+        return tuple(min(self.base_channels * 2**i, self.max_channels) for i in range(self.n_down))
+
+    @property
+    def stft(self) -> A.StftParams:
+        """The STFT under the mel spectrogram."""
+        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
+
+
+@dataclass
+class SegNetData:
+    """What :meth:`SegNet.prepare` shares with every trial (numpy, picklable).
+
+    Attributes
+    ----------
+    source, target : str
+        Domain names of A and B.
+    train : dict of str to list of np.ndarray
+        ``"a"``/``"b"`` → normalised log-mels of the training clips, each ``(n_mels, ≥ patch_frames)``.
+    val_patches : dict of str to np.ndarray
+        ``"a"``/``"b"`` → the first patch of each validation clip, ``(N, n_mels, patch_frames)``.
+    val_audio : list of np.ndarray
+        Validation clips of A at ``config.sr``, ``(samples,)`` each: the contents of the evaluated transfers.
+    val_targets : list of np.ndarray or None
+        Their renderings in B (paired data), else None.
+    reference : metrics.Reference
+        The dataset's metrics reference (classifier, domain statistics).
+    target_prob_input : float
+        Mean target-domain probability of ``val_audio`` itself.
+    """
+
+    source: str
+    target: str
+    train: dict[str, list[np.ndarray]]
+    val_patches: dict[str, np.ndarray]
+    val_audio: list[np.ndarray]
+    val_targets: list[np.ndarray] | None
+    reference: metrics.Reference
+    target_prob_input: float
+
+
+def _logmel(y: np.ndarray, config: SegNetConfig) -> tuple[np.ndarray, float]:
+    """Normalised log-mel ``(n_mels, T)`` of a waveform at ``config.sr``, and its ``ref_db``."""
+    return normalise_mel(A.mel(y, config.sr, n_mels=config.n_mels, params=config.stft), config.top_db)
+
+
+def _pad_frames(x: np.ndarray, n: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, n - x.shape[1]))) if x.shape[1] < n else x
+
+
+def _crops(mels: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random ``size``-frame crops of random clips: ``(n, 1, F, size)`` float32."""
+    out = np.empty((n, 1, mels[0].shape[0], size), dtype=np.float32)
+    for j, i in enumerate(rng.integers(0, len(mels), n)):
+        start = int(rng.integers(0, mels[i].shape[1] - size + 1))
+        out[j, 0] = mels[i][:, start : start + size]
+    return out
+
+
+def _recon(rec: Tensor, x: Tensor, kind: str) -> Tensor:
+    """The report's reconstruction loss: per-example sum of |error| (``l1``) or error² (``l2``), batch mean."""
+    err = (rec.float() - x).abs() if kind == "l1" else (rec.float() - x).square()
+    return err.flatten(1).sum(1).mean()
+
+
+def transfer_audio(ae: AutoEncoders, config: SegNetConfig, y: np.ndarray, device: torch.device | str) -> np.ndarray:
+    """A→B transfer of a whole clip at ``config.sr`` (any length): patches, A's encoder, B's decoder, stitching,
+    Griffin-Lim. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode."""
+    x, ref = _logmel(y, config)
+    patches = torch.from_numpy(A.to_patches(x, config.patch_frames))[:, None]
+    with torch.no_grad():
+        out = torch.cat([
+            ae.transfer(chunk.to(device), "a", "b").float().cpu() for chunk in patches.split(config.batch_size)
+        ])[:, 0].numpy()
+    power = denormalise_mel(A.from_patches(out, x.shape[1]), ref, config.top_db)
+    return A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=len(y))
+
+
+# -- the methods ---------------------------------------------------------------------------------------
+class SegNet(TrainedMethod):
+    """Two SegNet autoencoders whose latents a Wasserstein critic aligns through gradient reversal (see module doc)."""
+
+    name: ClassVar[str] = "segnet"
+    Config: ClassVar[type] = SegNetConfig
+    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    skips: ClassVar[bool] = False
+    """True for the U-Net variant (skip connections instead of max-unpooling)."""
+
+    @classmethod
+    def default_space(cls) -> Space:
+        return {
+            "latent_channels": Int(8, 256, log=True),
+            "n_down": Int(2, 5),
+            "critic_weight": Float(0.1, 1000.0, log=True),
+            "critic_lr": Float(1e-5, 1e-3, log=True),
+            "critic_steps": Int(1, 5),
+            "lipschitz": Choice(("gp", "clip")),
+            "recon_loss": Choice(("l1", "l2")),
+            "lr": Float(1e-4, 3e-3, log=True),
+        }
+
+    @classmethod
+    def best_known(cls) -> list[dict[str, Any]]:
+        """The report's choices: L1 reconstruction, critic weight 1."""
+        return [{"recon_loss": "l1", "critic_weight": 1.0}]
+
+    # -- data --------------------------------------------------------------------------------------
+    def prepare(self, dataset: AudioDataset, config: SegNetConfig) -> SegNetData:
+        """Normalised log-mels of A's and B's training clips, fixed validation patches and clips, the metrics reference.
+
+        Raises :class:`AudiostyleError` when the dataset has fewer than two domains, a domain is unknown, or A or B
+        lacks training or validation clips.
+        """
+        if len(dataset.domains) < 2:
+            raise AudiostyleError(
+                f"{self.name} needs two domains, {dataset.source or 'the dataset'} has {list(dataset.domains)}: "
+                "give a dataset with at least two domain folders."
+            )
+        src = config.source or dataset.domains[0]
+        dst = config.target or next(d for d in dataset.domains if d != src)
+        if src == dst:
+            raise AudiostyleError(f"source and target are both {src!r}: pick two different domains.")
+
+        def at_sr(clips: list[Clip]) -> list[np.ndarray]:
+            return [_resample(c.audio, c.sr, config.sr) for c in clips]
+
+        train, val_patches, val_clips = {}, {}, {}
+        for key, dom in (("a", src), ("b", dst)):
+            for split in ("train", "val"):
+                if not dataset.select(dom, split):
+                    raise AudiostyleError(
+                        f"{self.name}: domain {dom!r} has no {split} clips in {dataset.source or 'the dataset'}: "
+                        "it needs both splits (add clips to that domain)."
+                    )
+            train[key] = [_pad_frames(_logmel(y, config)[0], config.patch_frames)
+                          for y in at_sr(dataset.select(dom, "train"))]
+            val_clips[key] = dataset.select(dom, "val")[: config.eval_clips]
+            val_patches[key] = np.stack([A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]
+                                         for y in at_sr(val_clips[key])])
+        val_audio = at_sr(val_clips["a"])
+        counterparts = [dataset.counterpart(c, dst) for c in val_clips["a"]]
+        val_targets = at_sr(counterparts) if all(c is not None for c in counterparts) else None  # type: ignore[arg-type]
+        reference = metrics.build_reference(dataset)
+        tp_input = float(np.mean([metrics.target_probability(y, reference, dst, config.sr) for y in val_audio]))
+        log.info("%s: %s → %s, %d/%d training clips, target_prob of the inputs %.3f",
+                 self.name, src, dst, len(train["a"]), len(train["b"]), tp_input)
+        return SegNetData(src, dst, train, val_patches, val_audio, val_targets, reference, tp_input)
+
+    def sample(self, config: SegNetConfig, data: SegNetData, rng: np.random.Generator) -> dict[str, Any]:
+        """``batch_size · critic_steps`` random patch crops per domain (``(n, 1, n_mels, patch_frames)``).
+
+        The batch also carries ``config`` (the loop's ``train_step`` has no config argument).
+        """
+        n = config.batch_size * config.critic_steps
+        return {k: _crops(data.train[k], n, config.patch_frames, rng) for k in "ab"} | {"config": config}
+
+    # -- training ----------------------------------------------------------------------------------
+    def build(self, config: SegNetConfig, data: SegNetData | None, device: torch.device) -> Parts:
+        ae = AutoEncoders(config.widths, config.latent_channels, skips=self.skips).to(device)
+        latent_hw = (config.n_mels >> config.n_down, config.patch_frames >> config.n_down)
+        critic = Critic(config.latent_channels, latent_hw, config.critic_hidden).to(device)
+        if config.lipschitz == "clip":
+            clip_weights(critic, config.clip_value)
+        return Parts(
+            modules={"autoencoders": ae, "critic": critic},
+            optimizers={
+                "autoencoders": torch.optim.Adam(ae.parameters(), lr=config.lr),
+                "critic": torch.optim.Adam(critic.parameters(), lr=config.critic_lr, betas=(0.5, 0.9)),
+            },
+        )
+
+    def train_step(self, parts: Parts, batch: Mapping[str, Any], step: int, amp: Amp) -> dict[str, Tensor]:
+        """``critic_steps - 1`` critic-only updates on fresh crops, then one joint update through the GRL."""
+        cfg: SegNetConfig = batch["config"]
+        ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
+        critic = parts.modules["critic"]
+        opt_ae, opt_c = parts.optimizers["autoencoders"], parts.optimizers["critic"]
+        chunks = {k: batch[k].split(cfg.batch_size) for k in "ab"}
+        for i in range(1, cfg.critic_steps):
+            with torch.no_grad(), amp.autocast():
+                z_a, z_b = (ae.enc[k](chunks[k][i])[0].float() for k in "ab")
+            critic_update(critic, opt_c, z_a, z_b, cfg.lipschitz, cfg.gp_weight, cfg.clip_value)
+
+        x = {k: chunks[k][0] for k in "ab"}
+        opt_ae.zero_grad(set_to_none=True)
+        opt_c.zero_grad(set_to_none=True)
+        with amp.autocast():
+            codes = {k: ae.enc[k](x[k]) for k in "ab"}
+            loss_recon = sum(_recon(ae.dec[k](*codes[k]), x[k], cfg.recon_loss) for k in "ab")
+        z_a, z_b = (grad_reverse(codes[k][0].float(), cfg.critic_weight) for k in "ab")
+        loss_critic, w = critic_loss(critic, z_a, z_b, cfg.lipschitz, cfg.gp_weight)
+        amp.backward(loss_recon + loss_critic)
+        amp.step(opt_ae)
+        amp.step(opt_c)
+        if cfg.lipschitz == "clip":
+            clip_weights(critic, cfg.clip_value)
+        return {"loss_recon": loss_recon.detach(), "loss_critic": loss_critic.detach(), "wasserstein": w.detach()}
+
+    def evaluate(self, parts: Parts, config: SegNetConfig, data: SegNetData, device: torch.device) -> dict[str, float]:
+        ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
+        errors = []
+        for k in "ab":
+            x = torch.from_numpy(data.val_patches[k])[:, None].to(device)
+            errors.append((ae.transfer(x, k, k).float() - x).flatten())
+        err = torch.cat(errors)
+        outputs = [transfer_audio(ae, config, y, device) for y in data.val_audio]
+        common = metrics.evaluate(outputs, data.val_audio, config.sr, data.reference, data.target,
+                                  true_targets=data.val_targets)
+        return {
+            **common,
+            "recon_mse": float(err.square().mean()),
+            "recon_mae": float(err.abs().mean()),
+            "target_prob_input": data.target_prob_input,
+        }
+
+    def write_artifacts(self, parts: Parts, config: SegNetConfig, data: SegNetData, out_dir: Path) -> None:
+        """``transfer.wav`` (A→B of the first validation clip) and ``spectrogram.png`` (its input and output mels)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import soundfile as sf
+
+        ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
+        y = data.val_audio[0]
+        out = transfer_audio(ae, config, y, next(ae.parameters()).device)
+        sf.write(out_dir / "transfer.wav", out, config.sr)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, wave, title in zip(axes, (y, out), (f"input ({data.source})", f"{self.name} → {data.target}")):
+            ax.imshow(_logmel(wave, config)[0], origin="lower", aspect="auto", vmin=0, vmax=1)
+            ax.set_title(title)
+            ax.set_xlabel("frame")
+        axes[0].set_ylabel("mel band")
+        fig.tight_layout()
+        fig.savefig(out_dir / "spectrogram.png", dpi=80)
+        plt.close(fig)
+
+    # -- inference ---------------------------------------------------------------------------------
+    def render(
+        self,
+        config: SegNetConfig,
+        state: Mapping[str, Any] | None,
+        audio: np.ndarray,
+        sr: int,
+        *,
+        style: np.ndarray | None = None,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """Transfer ``audio`` (mono float32 at ``sr``, any length) from ``config.source`` to ``config.target``.
+
+        ``style`` is ignored (the target domain is the style). Returns float32 audio of ``len(audio)`` samples.
+        """
+        y = np.asarray(audio, dtype=np.float32)
+        if y.ndim != 1 or y.size == 0:
+            raise AudiostyleError(f"{self.name}: render expects mono audio of shape (samples,), got shape {y.shape}.")
+        ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
+        out = transfer_audio(ae, config, _resample(y, sr, config.sr), device)
+        return A.fit_length(_resample(out, config.sr, sr), y.size)
+
+
+class UNet(SegNet):
+    """The report's first attempt: the same autoencoders with U-Net skip connections (learns the identity)."""
+
+    name: ClassVar[str] = "unet"
+    skips: ClassVar[bool] = True

@@ -1,0 +1,539 @@
+"""``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN (METHODS.md §1).
+
+After Ulyanov & Lebedev (2016) and Ustyuzhaninov et al. (2016), as swept by hand in the reports ``003_*``
+(DeepMix) and ``004_*`` (CS753 audio style transfer): the output's feature map (log-magnitude STFT, mel or
+MFCC) is optimised so that the features of 1–2 random frozen convolution layers match the content clip's
+(weight ``alpha``) and their Gram matrices match the style clip's. Griffin-Lim turns it back into audio.
+
+Several (content, style) pairs are optimised in one batch; the math lives in
+:mod:`audiostyle.methods.random_cnn`. A trial::
+
+    m = methods.get("shallow_cnn")
+    config = m.make_config({"filters": 1024, "steps": 100})
+    data = m.prepare(demo_dataset(), config)       # pairs, true targets, metrics reference
+    final = m.train(config, data, TrialContext())   # common metrics of the transferred pairs
+    y = m.render(config, None, content, sr, style=style)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from audiostyle import audio as A
+from audiostyle import metrics
+from audiostyle.data.dataset import AudioDataset, Clip
+from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.methods.base import Method, Objective, TrialContext
+from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
+from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.train import _to_cpu, resolve_device
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+"""Version of the ``state`` dict this method reports."""
+
+
+@dataclass
+class ShallowCNNConfig:
+    """A shallow-CNN transfer; defaults are the reports' best (``003_*``: 1 layer, 4096 filters, width 11, L-BFGS,
+    lr 0.001, alpha 0.006; ``004_*``: tanh, no pooling, Griffin-Lim).
+
+    Attributes
+    ----------
+    features : str
+        ``"stft"`` (``log1p|STFT|``, 1025 channels), ``"mel"`` (128) or ``"mfcc"`` (40).
+    conv : str
+        ``"1d"`` (frequency as channels, convolution over time, as in Ulyanov's notebook) or ``"2d"``
+        (``width × width`` filters over the frequency × time image, see :class:`RandomCNN`).
+    layers : int
+        Random conv layers, 1 or 2; content and style are taken from the last one.
+    filters : int
+        Filters per layer (reports: 128 … 4096).
+    width : int
+        Filter width in frames (reports: 5 … 30).
+    activation : str
+        ``"relu"``, ``"tanh"`` (best in ``004_*``) or ``"selu"``.
+    pooling : str
+        ``"none"`` (best), ``"max"`` or ``"avg"`` after each activation, over ``pool_width``.
+    pool_width : int
+        Pooling window (frames; frames and bands for ``conv="2d"``).
+    alpha : float
+        Weight of the content loss (``003_*``: 0.005–0.006 keeps the melody and takes the timbre).
+    optimizer : str
+        ``"lbfgs"``, ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
+    lr : float
+        Learning rate of adam/rmsprop/sgd. L-BFGS uses a strong-Wolfe line search from a unit step, like the
+        scipy L-BFGS-B the reports ran (which has no learning rate: their "lr 0.001" did not act on it).
+    init : str
+        Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
+        ``"noise"`` (Ulyanov's notebook, ``004_*``).
+    steps : int
+        Optimiser iterations (an L-BFGS iteration may evaluate the loss several times). 300 = the notebook's.
+    report_every : int
+        Iterations between reports (each with the common metrics, at ``report_griffin_lim_iters``).
+    griffin_lim_iters : int
+        Griffin-Lim iterations of the final audio (the notebook's 500).
+    report_griffin_lim_iters : int
+        Griffin-Lim iterations for intermediate reports (cheaper, same trend).
+    content_domain, style_domain : str or None
+        Domains of the content and style clips; None = the dataset's first domain and the next one.
+    pairs : int
+        (content, style) pairs optimised together in one batch.
+    max_seconds : float
+        Clips are cut to at most this long (``003_*`` used 10 s).
+    sr : int
+        Sample rate of the optimisation, Hz.
+    n_fft, hop_length : int
+        STFT of the features (the reports': 2048 and librosa's default hop 512).
+    amp : str
+        ``"none"`` (float32 everywhere, TF32 off) or ``"bf16"`` (autocast of the convolutions on CUDA; the Gram
+        and loss stay float32). bf16 quantises the optimised input to 8 mantissa bits, which stalls the line
+        search near convergence, hence the float32 default.
+    weights_path : str or None
+        A ``torch.save``d state dict of the feature network replacing the random weights (a pretrained network
+        the user has; never downloaded). Same shapes as the random network of this config.
+    seed : int
+        Seed of the random weights, the noise init and the choice of pairs: a config reproduces.
+    """
+
+    features: str = "stft"
+    conv: str = "1d"
+    layers: int = 1
+    filters: int = 4096
+    width: int = 11
+    activation: str = "tanh"
+    pooling: str = "none"
+    pool_width: int = 2
+    alpha: float = 0.006
+    optimizer: str = "lbfgs"
+    lr: float = 0.001
+    init: str = "content"
+    steps: int = 300
+    report_every: int = 50
+    griffin_lim_iters: int = 500
+    report_griffin_lim_iters: int = 32
+    content_domain: str | None = None
+    style_domain: str | None = None
+    pairs: int = 2
+    max_seconds: float = 10.0
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    amp: str = "none"
+    weights_path: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("features", self.features, ("stft", "mel", "mfcc"))
+        check_choice("conv", self.conv, ("1d", "2d"))
+        check_range("layers", self.layers, 1, 2)
+        check_range("filters", self.filters, 1, 8192)
+        check_range("width", self.width, 1, 64)
+        check_choice("activation", self.activation, ("relu", "tanh", "selu"))
+        check_choice("pooling", self.pooling, ("none", "max", "avg"))
+        check_range("pool_width", self.pool_width, 1, 16)
+        check_range("alpha", self.alpha, 0.0, 1e6, fix="alpha weighs the content loss; the reports used 1e-4 … 100.")
+        check_choice("optimizer", self.optimizer, ("lbfgs", "adam", "rmsprop", "sgd"))
+        check_range("lr", self.lr, 1e-8, 10.0)
+        check_choice("init", self.init, ("content", "noise"))
+        check_range("steps", self.steps, 1, 100_000)
+        check_range("report_every", self.report_every, 1, 100_000)
+        check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
+        check_range("report_griffin_lim_iters", self.report_griffin_lim_iters, 1, 10_000)
+        check_range("pairs", self.pairs, 1, 1024)
+        check_range("max_seconds", self.max_seconds, 0.1, 3600.0)
+        check_range("sr", self.sr, 4000, 192_000)
+        check_range("n_fft", self.n_fft, 64, 16384)
+        check_range("hop_length", self.hop_length, 16, self.n_fft)
+        check_choice("amp", self.amp, ("none", "bf16"))
+        if self.content_domain is not None and self.content_domain == self.style_domain:
+            raise AudiostyleError(f"content_domain and style_domain are both {self.content_domain!r}: pick two domains.")
+        if self.weights_path is not None and not Path(self.weights_path).is_file():
+            raise AudiostyleError(
+                f"weights_path={self.weights_path!r} does not exist: give the path of a feature-network weights "
+                "file you have (audiostyle never downloads weights), or leave weights_path unset for random weights."
+            )
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The feature front-end of this config."""
+        return FeatureSpec(self.features, self.sr, self.n_fft, self.hop_length)
+
+
+@dataclass
+class ShallowCNNData:
+    """What :meth:`ShallowCNN.prepare` returns (numpy only, picklable).
+
+    Attributes
+    ----------
+    contents, styles : np.ndarray
+        float32 ``(pairs, samples)`` and ``(pairs, style samples)`` at ``sr``.
+    targets : np.ndarray or None
+        The true rendering of each content in the style domain ``(pairs, samples)`` (paired data), else None.
+    names : list of (str, str)
+        (content clip, style clip) names.
+    content_domain, style_domain : str
+    sr : int
+    reference : metrics.Reference
+    """
+
+    contents: np.ndarray
+    styles: np.ndarray
+    targets: np.ndarray | None
+    names: list[tuple[str, str]]
+    content_domain: str
+    style_domain: str
+    sr: int
+    reference: metrics.Reference
+
+
+def _at_sr(y: np.ndarray, sr_in: int, sr: int) -> np.ndarray:
+    if sr_in == sr:
+        return np.asarray(y, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr).astype(np.float32)
+
+
+def _stack(clips: list[Clip], sr: int, max_samples: int) -> np.ndarray:
+    ys = [_at_sr(c.audio, c.sr, sr) for c in clips]
+    n = min(min(len(y) for y in ys), max_samples)
+    return np.stack([y[:n] for y in ys])
+
+
+@dataclass
+class _Run:
+    """One batched optimisation: the loss, the optimised features and the optimiser."""
+
+    loss: TransferLoss
+    x: torch.Tensor
+    opt: torch.optim.Optimizer
+    step: int
+    evals: int = 0
+
+
+class ShallowCNN(Method):
+    """Random shallow CNN style transfer (see the module docstring)."""
+
+    name: ClassVar[str] = "shallow_cnn"
+    Config: ClassVar[type] = ShallowCNNConfig
+    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    kind: ClassVar[str] = "transfer"
+
+    # -- declaration -------------------------------------------------------------------------------
+    @classmethod
+    def default_space(cls) -> Space:
+        """Everything the reports varied (``003_*`` grid and optimisers, ``004_*`` features, activations, pooling)."""
+        return {
+            "features": Choice(("stft", "mel", "mfcc")),
+            "conv": Choice(("1d", "2d")),
+            "layers": Int(1, 2),
+            "filters": Choice((128, 256, 512, 1024, 2048, 4096)),
+            "width": Int(5, 30),
+            "activation": Choice(("relu", "tanh", "selu")),
+            "pooling": Choice(("none", "max", "avg")),
+            "alpha": Float(1e-4, 100.0, log=True),
+            "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
+            "lr": Float(1e-4, 0.1, log=True),
+            "init": Choice(("content", "noise")),
+            "griffin_lim_iters": Int(32, 500, log=True),
+        }
+
+    @classmethod
+    def best_known(cls) -> list[dict[str, Any]]:
+        """``003_*``'s best (1 × 4096 × 11, alpha 0.006) and its "ok" 2-layer config (2 × 2048 × 11, alpha 0.001)."""
+        common = {"optimizer": "lbfgs", "lr": 0.001, "features": "stft", "conv": "1d", "pooling": "none"}
+        return [
+            {**common, "layers": 1, "filters": 4096, "width": 11, "alpha": 0.006},
+            {**common, "layers": 2, "filters": 2048, "width": 11, "alpha": 0.001},
+        ]
+
+    # -- data ----------------------------------------------------------------------------------------
+    def prepare(self, dataset: AudioDataset, config: ShallowCNNConfig) -> ShallowCNNData:
+        """Choose ``config.pairs`` (content, style) pairs deterministically under ``config.seed``.
+
+        Content clips come from ``content_domain``, style clips from ``style_domain`` with another melody than
+        their content (on paired data), and the true target is the content's counterpart in the style domain.
+
+        Raises
+        ------
+        AudiostyleError
+            Fewer than two domains, an unknown domain, or fewer content clips than ``pairs``.
+        """
+        if len(dataset.domains) < 2:
+            raise AudiostyleError(
+                f"{self.name} needs two domains (content and style), {dataset.source or 'the dataset'} has "
+                f"{list(dataset.domains)}: give a dataset with at least two domain folders."
+            )
+        src = config.content_domain or dataset.domains[0]
+        dst = config.style_domain or next(d for d in dataset.domains if d != src)
+        if src == dst:
+            raise AudiostyleError(f"content_domain and style_domain are both {src!r}: pick two different domains.")
+        content_pool, style_pool = dataset.select(src), dataset.select(dst)
+        if len(content_pool) < config.pairs or not style_pool:
+            raise AudiostyleError(
+                f"{self.name}: pairs={config.pairs} but {dataset.source or 'the dataset'} has {len(content_pool)} "
+                f"{src!r} and {len(style_pool)} {dst!r} clips; lower pairs or add clips."
+            )
+        rng = np.random.default_rng([config.seed, 3])
+        contents = [content_pool[i] for i in rng.permutation(len(content_pool))[: config.pairs]]
+        styles = []
+        for c in contents:
+            other = [s for s in style_pool if s.pair_key is None or s.pair_key != c.pair_key] or style_pool
+            styles.append(other[int(rng.integers(len(other)))])
+        counterparts = [dataset.counterpart(c, dst) for c in contents]
+        max_samples = int(config.max_seconds * config.sr)
+        content_audio = _stack(contents, config.sr, max_samples)
+        targets = None
+        if all(t is not None for t in counterparts):
+            targets = _stack(counterparts, config.sr, content_audio.shape[1])  # type: ignore[arg-type]
+            content_audio = content_audio[:, : targets.shape[1]]
+        reference = metrics.build_reference(dataset)
+        return ShallowCNNData(
+            contents=content_audio,
+            styles=_stack(styles, config.sr, max_samples),
+            targets=targets,
+            names=[(c.name, s.name) for c, s in zip(contents, styles)],
+            content_domain=src,
+            style_domain=dst,
+            sr=config.sr,
+            reference=reference,
+        )
+
+    # -- optimisation --------------------------------------------------------------------------------
+    @staticmethod
+    def _precision(config: ShallowCNNConfig, device: torch.device) -> contextlib.AbstractContextManager:
+        if device.type != "cuda":
+            return contextlib.nullcontext()
+        if config.amp == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
+
+    def _network(self, config: ShallowCNNConfig, frames: int, batch: int, device: torch.device) -> RandomCNN:
+        spec = config.spec
+        net = RandomCNN(spec.channels, config.filters, config.width, config.layers, config.conv, config.activation,
+                        config.pooling, config.pool_width, config.seed)
+        if config.weights_path is not None:
+            net.load_weights_file(config.weights_path)
+        first = frames - config.width + 1
+        bands = 1 if config.conv == "1d" else (spec.channels - config.width) // config.width + 1
+        if net.positions(spec.channels, frames) < 1:
+            raise AudiostyleError(
+                f"{frames} frames are too few for {config.layers} layer(s) of width {config.width}"
+                f"{' with pooling' if config.pooling != 'none' else ''} over {spec.channels} channels: "
+                "use longer clips (max_seconds), a smaller width, or no pooling."
+            )
+        if batch * config.filters * first * bands > MAX_ELEMENTS:
+            raise AudiostyleError(
+                f"conv={config.conv!r} with {config.filters} filters needs {batch * config.filters * first * bands:,} "
+                f"activations for {batch} pair(s) (limit {MAX_ELEMENTS:,}): use conv='1d', fewer filters or pairs."
+            )
+        return net.to(device)
+
+    def _start(
+        self, config: ShallowCNNConfig, contents: np.ndarray, styles: np.ndarray, device: torch.device,
+        resume: Mapping[str, Any] | None,
+    ) -> _Run:
+        spec = config.spec
+        with torch.no_grad():
+            content = features(torch.from_numpy(contents).to(device), spec)
+            style = features(torch.from_numpy(styles).to(device), spec)
+        net = self._network(config, content.shape[-1], content.shape[0], device)
+        loss = TransferLoss(net, content, style, config.alpha)
+        if config.init == "content":
+            x = content.clone(memory_format=torch.contiguous_format)
+        else:
+            gen = torch.Generator().manual_seed(config.seed)
+            x = (torch.randn(content.shape, generator=gen) * 1e-3).to(device)
+        step = 0
+        if resume is not None:
+            if resume.get("format") != STATE_FORMAT or tuple(resume["x"].shape) != tuple(x.shape):
+                raise AudiostyleError(
+                    f"{self.name}: the resume state (format {resume.get('format')!r}, output shape "
+                    f"{tuple(resume['x'].shape) if 'x' in resume else None}) does not fit this config and data "
+                    f"(format {STATE_FORMAT}, shape {tuple(x.shape)}); start the trial afresh."
+                )
+            x = resume["x"].to(device=device, dtype=torch.float32).clone(memory_format=torch.contiguous_format)
+            step = int(resume["step"])
+        x.requires_grad_(True)
+        opt: torch.optim.Optimizer
+        if config.optimizer == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=10, line_search_fn="strong_wolfe")
+        else:
+            cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}[config.optimizer]
+            opt = cls([x], lr=config.lr)
+            if resume is not None and resume.get("optimizer"):
+                opt.load_state_dict(resume["optimizer"])
+        return _Run(loss, x, opt, step)
+
+    def _iterate(self, config: ShallowCNNConfig, run: _Run, iterations: int) -> None:
+        """Advance ``run`` by ``iterations`` optimiser iterations."""
+        alpha = config.alpha
+
+        def closure() -> torch.Tensor:
+            run.opt.zero_grad(set_to_none=True)
+            content, style = run.loss(run.x)
+            total = (alpha * content + style).sum()
+            value = float(total.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{self.name}: the loss became {value} at iteration {run.step + 1} (optimizer="
+                    f"{config.optimizer}, lr={config.lr}, alpha={config.alpha}, activation={config.activation}); "
+                    "use optimizer='lbfgs' or a lower lr, or a bounded activation (tanh)."
+                )
+            total.backward()
+            run.evals += 1
+            return total
+
+        if isinstance(run.opt, torch.optim.LBFGS):
+            # One call runs all iterations: a call per iteration would re-evaluate the point the line search
+            # just evaluated. The curvature memory (10 pairs, like scipy's L-BFGS-B) persists across calls.
+            run.opt.param_groups[0].update(max_iter=iterations, max_eval=25 * iterations)
+            run.opt.step(closure)
+        else:
+            for _ in range(iterations):
+                run.opt.step(closure)
+        run.step += iterations
+
+    def _losses(self, config: ShallowCNNConfig, run: _Run) -> dict[str, float]:
+        with torch.no_grad():
+            content, style = run.loss(run.x)
+        pairs = content.shape[0]
+        c, s = float(content.sum()) / pairs, float(style.sum()) / pairs
+        return {"loss": config.alpha * c + s, "content_loss": c, "style_loss": s, "evals": float(run.evals)}
+
+    def _state(self, config: ShallowCNNConfig, run: _Run) -> dict[str, Any]:
+        opt_state = None
+        if not isinstance(run.opt, torch.optim.LBFGS):
+            opt_state = _to_cpu(run.opt.state_dict())
+        return {
+            "format": STATE_FORMAT,
+            "step": run.step,
+            "x": run.x.detach().to("cpu", copy=True),
+            "optimizer": opt_state,
+            "config": dataclasses.asdict(config),
+        }
+
+    def _optimise(
+        self,
+        config: ShallowCNNConfig,
+        contents: np.ndarray,
+        styles: np.ndarray,
+        device: torch.device,
+        resume: Mapping[str, Any] | None = None,
+        on_report: Callable[[_Run, bool], None] | None = None,
+    ) -> _Run:
+        """Run the batched optimisation to ``config.steps``, calling ``on_report(run, final)`` at report steps."""
+        with self._precision(config, device):
+            run = self._start(config, contents, styles, device, resume)
+            if on_report is not None and run.step >= config.steps:
+                on_report(run, True)  # resumed from a finished run: report its final state again
+            while run.step < config.steps:
+                todo = min(config.report_every - run.step % config.report_every, config.steps - run.step)
+                self._iterate(config, run, todo)
+                if on_report is not None:
+                    on_report(run, run.step >= config.steps)
+        return run
+
+    # -- the trial -----------------------------------------------------------------------------------
+    def train(self, config: ShallowCNNConfig, data: ShallowCNNData, ctx: TrialContext) -> dict[str, float]:
+        """Optimise ``config.pairs`` pairs of ``data`` in one batch; report losses and the common metrics.
+
+        Reports every ``report_every`` iterations (metrics at ``report_griffin_lim_iters``) and at the end
+        (``griffin_lim_iters``), each with ``state`` = ``{"format", "step", "x" (the output features
+        (pairs, C, T)), "optimizer" (adam/rmsprop/sgd statistics; None for L-BFGS, whose curvature memory is
+        rebuilt after a resume), "config"}``. Returns the final metrics.
+
+        Raises
+        ------
+        AudiostyleError
+            ``data`` does not match the config (domains, pairs, sample rate) or the config does not fit.
+        FloatingPointError
+            The loss became NaN or infinite.
+        """
+        if (data.content_domain, data.style_domain, data.sr) != (
+            config.content_domain or data.content_domain, config.style_domain or data.style_domain, config.sr
+        ) or len(data.contents) < config.pairs:
+            raise AudiostyleError(
+                f"{self.name}: the prepared data ({len(data.contents)} pairs {data.content_domain} → "
+                f"{data.style_domain} at {data.sr} Hz) does not match the config (pairs={config.pairs}, "
+                f"{config.content_domain} → {config.style_domain}, sr={config.sr}); prepare again with this config."
+            )
+        device = resolve_device(ctx.device)
+        contents, styles = data.contents[: config.pairs], data.styles[: config.pairs]
+        targets = data.targets[: config.pairs] if data.targets is not None else None
+        final: dict[str, float] = {}
+
+        def on_report(run: _Run, last: bool) -> None:
+            n_iter = config.griffin_lim_iters if last else config.report_griffin_lim_iters
+            outputs = to_audio(run.x, config.spec, n_iter, contents.shape[1]).cpu().numpy()
+            values = metrics.evaluate(list(outputs), list(contents), config.sr, data.reference, data.style_domain,
+                                      styles=list(styles), true_targets=None if targets is None else list(targets))
+            values.update(self._losses(config, run))
+            if last and ctx.artifact_dir is not None:
+                self._write_artifacts(config, run, outputs, contents, styles, Path(ctx.artifact_dir))
+            ctx.report(run.step, values, self._state(config, run))
+            final.clear()
+            final.update(values)
+
+        self._optimise(config, contents, styles, device, ctx.resume_state, on_report)
+        return final
+
+    def _write_artifacts(
+        self, config: ShallowCNNConfig, run: _Run, outputs: np.ndarray, contents: np.ndarray, styles: np.ndarray,
+        out_dir: Path,
+    ) -> None:
+        """``output_<i>.wav`` per pair and ``spectrogram.png`` (content, style, output features of pair 0)."""
+        import soundfile as sf
+        from matplotlib.figure import Figure
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, y in enumerate(outputs):
+            sf.write(out_dir / f"output_{i}.wav", y, config.sr)
+        with torch.no_grad():
+            panels = [features(torch.from_numpy(a[:1]), config.spec)[0].numpy() for a in (contents, styles)]
+        panels.append(run.x[0].detach().float().cpu().numpy())
+        fig = Figure(figsize=(12, 3.5))
+        for ax, img, title in zip(fig.subplots(1, 3), panels, ("content", "style", "output")):
+            ax.imshow(img, origin="lower", aspect="auto", cmap="magma")
+            ax.set_title(f"{title} ({config.features})")
+            ax.set_xlabel("frame")
+        fig.tight_layout()
+        fig.savefig(out_dir / "spectrogram.png", dpi=80)
+
+    def render(
+        self,
+        config: ShallowCNNConfig,
+        state: Mapping[str, Any] | None,
+        audio: np.ndarray,
+        sr: int,
+        *,
+        style: np.ndarray | None = None,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """Transfer ``style``'s timbre onto ``audio`` (both mono at ``sr``): a fresh optimisation of ``config``.
+
+        ``state`` is not needed (there is nothing trained) and ignored; ``max_seconds`` does not cut ``audio``.
+        Returns float32 ``(len(audio),)`` at ``sr``.
+        """
+        if style is None:
+            raise AudiostyleError(
+                f"{self.name} transfers the timbre of a style clip: pass style=<mono waveform at sr> "
+                "(e.g. a clip of the target instrument)."
+            )
+        content = _at_sr(np.asarray(audio).reshape(-1), sr, config.sr)[None]
+        style_y = _at_sr(np.asarray(style).reshape(-1), sr, config.sr)[None, : int(config.max_seconds * config.sr)]
+        run = self._optimise(config, content, style_y, resolve_device(device))
+        y = to_audio(run.x, config.spec, config.griffin_lim_iters, content.shape[1])[0].cpu().numpy()
+        return A.fit_length(_at_sr(y, config.sr, sr), len(audio)).astype(np.float32)
+

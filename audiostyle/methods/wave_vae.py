@@ -1,0 +1,359 @@
+"""Convolutional VAEs on raw waveforms (METHODS.md §5, report 002_*): ``wave_vae`` and ``wave_vae_pool``.
+
+Two registry entries share one network class and one method class:
+
+- ``wave_vae``: the report's "Network 1", a plain 1-D conv VAE. Strided convolutions downsample, transposed
+  convolutions upsample.
+- ``wave_vae_pool``: the report's "Network 2" (its best: converged in 50 epochs against 200), conv–pool pairs
+  (``Conv1d`` at stride 1, then max or average pooling) and upsample + conv decoding.
+
+Both encode a clip of ``L`` samples (``(batch, 1, L)``) to ``μ, log σ²`` of a ``latent``-d Gaussian through a dense
+layer, sample ``z = μ + σ·ε``, and decode ``z`` back to ``L`` samples. Loss: mean squared error of the waveform plus
+``beta`` times the KL divergence to the standard normal prior (nats per clip, summed over latent dimensions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiostyle import metrics
+from audiostyle.audio import StftParams
+from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.methods.generative import (
+    EVAL_NOISE_SEED,
+    ClipGeometry,
+    DomainClips,
+    DomainConfig,
+    GenerativeMethod,
+    fixed_noise,
+    render_in_chunks,
+    sample_metrics,
+    stored_length,
+)
+from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.train import Amp, Parts, save_sample
+
+Pooling = Literal["none", "max", "avg"]
+
+
+def _down_block(c_in: int, c_out: int, kernel: int, factor: int, pool: Pooling) -> nn.Sequential:
+    """One encoder stage dividing the length by ``factor``: a strided conv, or a conv then a pooling."""
+    if pool == "none":
+        return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, stride=factor, padding=kernel // 2), nn.LeakyReLU(0.2))
+    pooling = nn.MaxPool1d(factor) if pool == "max" else nn.AvgPool1d(factor)
+    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.LeakyReLU(0.2), pooling)
+
+
+def _up_block(c_in: int, c_out: int, kernel: int, factor: int, pool: Pooling) -> nn.Sequential:
+    """One decoder stage multiplying the length by ``factor`` exactly: a transposed conv, or upsample then conv."""
+    if pool == "none":
+        up = nn.ConvTranspose1d(
+            c_in, c_out, 2 * factor, stride=factor, padding=(factor + 1) // 2, output_padding=factor % 2
+        )
+        return nn.Sequential(up, nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=factor, mode="nearest"),
+        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2),
+        nn.LeakyReLU(0.2),
+    )
+
+
+class WaveVAENet(nn.Module):
+    """A 1-D convolutional VAE for waveforms of a fixed length.
+
+    Parameters
+    ----------
+    length : int
+        Samples per clip ``L``; inputs are zero-padded to a multiple of ``factor ** len(channels)`` inside.
+    latent : int
+        Latent dimensions.
+    channels : tuple of int
+        Encoder widths, first to last (the decoder mirrors them); one downsampling stage each.
+    kernel : int
+        Conv kernel size in samples (odd).
+    factor : int
+        Length reduction per stage (stride or pool size), ≥ 2.
+    pool : {"none", "max", "avg"}
+        ``"none"``: strided convs and transposed convs (``wave_vae``); else conv + pooling and upsample + conv
+        (``wave_vae_pool``).
+    """
+
+    def __init__(
+        self,
+        length: int,
+        latent: int = 128,
+        channels: tuple[int, ...] = (16, 32, 64, 64),
+        kernel: int = 9,
+        factor: int = 4,
+        pool: Pooling = "none",
+    ) -> None:
+        super().__init__()
+        self.length = length
+        self.latent = latent
+        total = factor ** len(channels)
+        self.padded = math.ceil(length / total) * total
+        self.bottom = (channels[-1], self.padded // total)
+        self.register_buffer("clip_length", torch.tensor(length))
+        widths = (1, *channels)
+        self.encoder = nn.Sequential(
+            *(_down_block(widths[i], widths[i + 1], kernel, factor, pool) for i in range(len(channels)))
+        )
+        flat = channels[-1] * self.bottom[1]
+        self.to_stats = nn.Linear(flat, 2 * latent)
+        self.from_latent = nn.Sequential(nn.Linear(latent, flat), nn.LeakyReLU(0.2))
+        self.decoder = nn.Sequential(
+            *(_up_block(widths[i + 1], widths[i] if i else channels[0], kernel, factor, pool)
+              for i in reversed(range(len(channels)))),
+            nn.Conv1d(channels[0], 1, kernel, padding=kernel // 2),
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, 1, L)`` waveforms → ``μ, log σ²``, each ``(batch, latent)``."""
+        x = nn.functional.pad(x, (0, self.padded - x.shape[-1]))
+        mu, logvar = self.to_stats(self.encoder(x).flatten(1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(batch, latent)`` codes → ``(batch, 1, L)`` waveforms."""
+        h = self.from_latent(z).view(z.shape[0], *self.bottom)
+        return self.decoder(h)[..., : self.length]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruct ``x`` through a reparameterised sample: returns ``(x̂, μ, log σ²)``."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
+
+
+def vae_losses(
+    x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(recon_mse, kl)``: waveform MSE per sample, and KL(q(z|x) ‖ N(0, I)) in nats per clip (batch mean)."""
+    mse = nn.functional.mse_loss(recon.float(), x.float())
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).float().sum(dim=1).mean()
+    return mse, kl
+
+
+# -- the methods ------------------------------------------------------------------------------------
+@dataclass
+class WaveVAEConfig(DomainConfig):
+    """``wave_vae``: the plain conv VAE. Defaults from report 002_* where it gives them.
+
+    Attributes
+    ----------
+    steps : int
+        4000 = the report's 200 epochs of 200 halves (100 GTZAN clips) at batch 10.
+    batch_size : int
+        10, as the report's GAN (the VAE notebooks give no batch).
+    latent : int
+        Latent dimensions.
+    width : int
+        Channels of the first conv layer; doubled at each further layer up to ``8 * width``.
+    layers : int
+        Down/upsampling stages.
+    kernel : int
+        Conv kernel, samples (odd).
+    factor : int
+        Length reduction per stage (stride or pool size).
+    beta : float
+        Weight of the KL term (nats per clip) against the waveform MSE.
+    weight_decay : float
+        Adam weight decay.
+    """
+
+    steps: int = 4000
+    batch_size: int = 10
+    lr: float = 1e-3
+    report_every: int = 200
+    checkpoint_every: int = 1000
+    latent: int = 128
+    width: int = 16
+    layers: int = 4
+    kernel: int = 9
+    factor: int = 4
+    beta: float = 1e-4
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("latent", self.latent, 1, 8192)
+        check_range("width", self.width, 1, 1024)
+        check_range("layers", self.layers, 1, 12)
+        check_range("kernel", self.kernel, 1, 255)
+        if self.kernel % 2 == 0:
+            raise AudiostyleError(f"kernel={self.kernel} is even: use an odd kernel (e.g. 9) so lengths stay exact.")
+        check_range("factor", self.factor, 2, 16)
+        check_range("beta", self.beta, 0.0, 1e3, fix="Use e.g. 1e-4; 0 turns the VAE into a plain autoencoder.")
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Encoder widths, first to last."""
+        return tuple(self.width * 2 ** min(i, 3) for i in range(self.layers))
+
+    @property
+    def pooling(self) -> Pooling:
+        """``"none"``: strided and transposed convs."""
+        return "none"
+
+
+@dataclass
+class WaveVAEPoolConfig(WaveVAEConfig):
+    """``wave_vae_pool``: conv–pool pairs. ``steps`` 1000 = the report's 50 epochs (it converged 4× sooner).
+
+    Attributes
+    ----------
+    pool : str
+        ``"max"`` or ``"avg"`` pooling.
+    """
+
+    steps: int = 1000
+    pool: str = "max"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("pool", self.pool, ("max", "avg"))
+
+    @property
+    def pooling(self) -> Pooling:
+        """The configured pooling."""
+        return self.pool  # type: ignore[return-value]
+
+
+class WaveVAE(GenerativeMethod):
+    """``wave_vae``: a plain 1-D conv VAE on raw waveforms of one domain (report 002_*, Network 1).
+
+    Reports the common generator metrics of prior samples (:func:`~audiostyle.methods.generative.sample_metrics`)
+    plus ``recon_mse`` (waveform MSE of the fixed validation clips decoded from their means), ``kl`` (nats per
+    clip) and ``recon_content_corr`` (:func:`audiostyle.metrics.content_correlation` of those reconstructions).
+    Training losses appear as ``loss``, ``loss_mse`` and ``loss_kl``.
+    """
+
+    name = "wave_vae"
+    Config = WaveVAEConfig
+
+    @classmethod
+    def default_space(cls) -> Space:
+        """Latent size, widths, depth, kernel, lr, KL weight, batch and model sample rate."""
+        return {
+            "latent": Int(16, 512, log=True),
+            "width": Choice((8, 16, 32)),
+            "layers": Int(3, 6),
+            "kernel": Choice((5, 9, 15, 25)),
+            "lr": Float(1e-4, 3e-3, log=True),
+            "beta": Float(1e-6, 1e-1, log=True),
+            "batch_size": Choice((5, 10, 20)),
+            "sr": Choice((3150, 5512, 11025)),
+        }
+
+    @classmethod
+    def best_known(cls) -> list[dict[str, Any]]:
+        """The report's setting (3150 Hz, batch 10) with this implementation's defaults."""
+        return [{"sr": 3150, "batch_size": 10, "lr": 1e-3, "beta": 1e-4, "latent": 128, "width": 16, "layers": 4,
+                 "kernel": 9}]
+
+    def build(self, config: WaveVAEConfig, data: DomainClips | ClipGeometry | None, device: torch.device) -> Parts:
+        """The VAE for ``data.length``-sample examples and its Adam optimiser."""
+        if data is None:
+            raise AudiostyleError(f"{self.name}: build needs the data (or its ClipGeometry) for the clip length.")
+        if config.factor**config.layers > data.length:
+            raise AudiostyleError(
+                f"factor**layers = {config.factor}**{config.layers} = {config.factor**config.layers} exceeds the "
+                f"{data.length}-sample examples: use fewer layers, a smaller factor or longer clips."
+            )
+        net = WaveVAENet(data.length, config.latent, config.channels, config.kernel, config.factor, config.pooling)
+        net = net.to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return Parts(modules={"vae": net}, optimizers={"vae": opt})
+
+    def sample(self, config: WaveVAEConfig, data: DomainClips, rng: np.random.Generator) -> np.ndarray:
+        """``(batch, 1, length)`` training halves drawn with replacement."""
+        return data.train[rng.integers(0, len(data.train), config.batch_size)][:, None]
+
+    def train_step(self, parts: Parts, batch: torch.Tensor, step: int, amp: Amp) -> dict[str, Any]:
+        """One Adam step on ``MSE + beta * KL``."""
+        net, opt = parts.modules["vae"], parts.optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        with amp.autocast():
+            recon, mu, logvar = net(batch)
+        mse, kl = vae_losses(batch, recon, mu, logvar)
+        loss = mse + parts.config.beta * kl
+        amp.backward(loss)
+        amp.step(opt)
+        return {"loss": loss.detach(), "loss_mse": mse.detach(), "loss_kl": kl.detach()}
+
+    def generate(self, parts: Parts, config: WaveVAEConfig, n: int, device: torch.device,
+                 seed: int = EVAL_NOISE_SEED) -> np.ndarray:
+        """Decode ``n`` latent codes drawn from the prior N(0, I)."""
+        net = parts.modules["vae"]
+        with torch.no_grad():
+            return net.decode(fixed_noise(n, config.latent, device, seed))[:, 0].float().cpu().numpy()
+
+    @staticmethod
+    def _reconstruct(net: WaveVAENet, x: np.ndarray, device: torch.device) -> tuple[np.ndarray, float, float]:
+        """Decode the posterior means of ``x (n, length)``: ``(x̂ (n, length), recon_mse, kl)``."""
+        with torch.no_grad():
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None].to(device)
+            mu, logvar = net.encode(t)
+            recon = net.decode(mu)
+            mse, kl = vae_losses(t, recon, mu, logvar)
+        return recon[:, 0].float().cpu().numpy(), float(mse), float(kl)
+
+    def evaluate(self, parts: Parts, config: WaveVAEConfig, data: DomainClips, device: torch.device) -> dict[str, float]:
+        """Prior samples against the domain, and reconstructions of the fixed validation clips."""
+        out = sample_metrics(list(self.generate(parts, config, config.eval_samples, device)), data)
+        probe = data.val[: config.eval_samples]
+        recon, out["recon_mse"], out["kl"] = self._reconstruct(parts.modules["vae"], probe, device)
+        out["recon_content_corr"] = float(np.mean([
+            metrics.content_correlation(metrics.clip_features(r, data.sr), f)
+            for r, f in zip(recon, data.val_features)
+        ]))
+        return out
+
+    def write_artifacts(self, parts: Parts, config: WaveVAEConfig, data: DomainClips, out_dir: Path) -> None:
+        """Prior samples (``sample_<i>``) and the first validation clip's reconstruction (``reconstruction_0``)."""
+        super().write_artifacts(parts, config, data, out_dir)
+        device = next(parts.modules["vae"].parameters()).device
+        recon, _, _ = self._reconstruct(parts.modules["vae"], data.val[:1], device)
+        save_sample(out_dir, "reconstruction_0", recon[0], config.sr, content=data.val[0],
+                    title=f"{self.name} reconstruction", params=StftParams(n_fft=512, hop_length=128))
+
+    def render(
+        self,
+        config: WaveVAEConfig,
+        state: Mapping[str, Any] | None,
+        audio: np.ndarray,
+        sr: int,
+        *,
+        style: np.ndarray | None = None,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """Reconstruct ``audio`` (encode to the posterior mean, decode) chunk by chunk at ``config.sr``.
+
+        ``audio`` (mono float32 at ``sr``) is resampled to ``config.sr``, cut into the trained clip length
+        (the last chunk zero-padded), reconstructed, and returned at ``sr`` with ``audio``'s length. The output
+        is band-limited to ``config.sr / 2``. ``style`` is ignored.
+        """
+        geometry = stored_length(state, "vae", self.name)
+        net = self.restore_modules(config, state, device, data=geometry)["vae"]
+        dev = next(net.parameters()).device
+        return render_in_chunks(audio, sr, config.sr, geometry.length, lambda x: self._reconstruct(net, x, dev)[0])
+
+
+class WaveVAEPool(WaveVAE):
+    """``wave_vae_pool``: conv + pooling encoder, upsample + conv decoder (report 002_*, Network 2, its best)."""
+
+    name = "wave_vae_pool"
+    Config = WaveVAEPoolConfig
+
+    @classmethod
+    def default_space(cls) -> Space:
+        """The plain VAE's space plus the pooling kind."""
+        return {**super().default_space(), "pool": Choice(("max", "avg"))}

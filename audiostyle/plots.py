@@ -1,0 +1,214 @@
+"""Figures over the store for the notebooks in ``analysis/`` (matplotlib; every figure can be saved as PNG).
+
+Each ``fig_*`` function returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as a PNG.
+Data logic (ranking, fronts, importance) lives in :mod:`audiostyle.analysis`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from audiostyle import analysis
+from audiostyle.methods.base import Objective
+from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    """pyplot, imported on first use (inline in Jupyter; matplotlib falls back to Agg without a display)."""
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, figures: str | Path, name: str) -> Path:
+    """Write ``fig`` as ``<figures>/<name>.png`` (folders created); returns the path."""
+    path = Path(figures) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    return path
+
+
+# -- audio artifacts ------------------------------------------------------------------------------------
+def artifact_wavs(store: Store, row: Mapping) -> dict[str, str]:
+    """The trial's wav artifacts as ``{file name: URI}`` (content, style, output… whatever it wrote)."""
+    folder = row.get("artifact.dir")
+    if not isinstance(folder, str) or not folder:
+        audio = row.get("artifact.audio")
+        return {Path(audio).name: audio} if isinstance(audio, str) and audio else {}
+    fs, path = store.fs, folder.removeprefix("s3://")
+    try:
+        found = sorted(p for p in fs.find(path) if p.endswith(".wav"))
+    except FileNotFoundError:
+        return {}
+    return {p[len(path) :].lstrip("/"): store.uri(p) for p in found}
+
+
+def read_wav(store: Store, uri: str) -> tuple[np.ndarray, int]:
+    """Decode a wav artifact: mono float32 ``(samples,)`` and its sample rate in Hz."""
+    import soundfile as sf
+
+    with store.fs.open(uri.removeprefix("s3://") if store.is_remote else uri, "rb") as fh:
+        y, sr = sf.read(io.BytesIO(fh.read()), dtype="float32", always_2d=True)
+    return y.mean(axis=1), int(sr)
+
+
+def spectrogram(ax, y: np.ndarray, sr: int, title: str = "") -> None:
+    """Draw the log-mel spectrogram (dB, 128 bands) of ``y`` on ``ax``, time in seconds, mel band index."""
+    from audiostyle import audio
+
+    S = audio.mel(y, sr, n_mels=128)
+    db = 10 * np.log10(np.maximum(S, 1e-10))
+    db = np.maximum(db, db.max() - 80)
+    ax.imshow(db, origin="lower", aspect="auto", extent=(0, len(y) / sr, 0, S.shape[0]), cmap="magma")
+    ax.set(xlabel="time (s)", ylabel="mel band", title=title)
+
+
+def fig_spectrograms(store: Store, row: Mapping, title: str = ""):
+    """One log-mel panel per wav artifact of a trial (content, style, output…)."""
+    plt = _pyplot()
+    wavs = artifact_wavs(store, row)
+    fig, axes = plt.subplots(1, max(len(wavs), 1), figsize=(4.5 * max(len(wavs), 1), 3.2), squeeze=False)
+    for ax, (name, uri) in zip(axes[0], wavs.items()):
+        y, sr = read_wav(store, uri)
+        spectrogram(ax, y, sr, name)
+    if not wavs:
+        axes[0, 0].text(0.5, 0.5, "no audio artifacts", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# -- comparisons ------------------------------------------------------------------------------------------
+def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = analysis.COMMON_METRICS):
+    """One panel per common metric: every usable trial as a dot per method, the method's best as a star."""
+    plt = _pyplot()
+    usable = trials[trials["status"].isin(analysis.USABLE_STATUSES)]
+    shown = [o for o in objectives if f"metric.{o.metric}" in usable and usable[f"metric.{o.metric}"].notna().any()]
+    names = sorted(usable["method"].unique())
+    cols = min(3, max(len(shown), 1))
+    rows = max(math.ceil(len(shown) / cols), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, objective in zip(axes.flat, shown):
+        column = f"metric.{objective.metric}"
+        for x, method in enumerate(names):
+            values = usable.loc[usable["method"] == method, column].dropna().to_numpy(float)
+            if values.size:
+                jitter = np.linspace(-0.15, 0.15, values.size) if values.size > 1 else np.zeros(1)
+                ax.scatter(x + jitter, values, s=14, alpha=0.6)
+                ax.scatter([x], [values.max() if objective.mode == "max" else values.min()], marker="*", s=140, c="k")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(f"{objective.metric} ({'higher' if objective.mode == 'max' else 'lower'} is better)")
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def fig_pareto(
+    trials: pd.DataFrame,
+    x: Objective = Objective("content_corr", "max"),
+    y: Objective = Objective("style_dist", "min"),
+):
+    """Every usable trial on ``x`` against ``y`` by method, with the Pareto front over all methods."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    cols = [f"metric.{x.metric}", f"metric.{y.metric}"]
+    usable = trials[trials["status"].isin(analysis.USABLE_STATUSES)].dropna(subset=[c for c in cols if c in trials])
+    for method, group in usable.groupby("method") if all(c in usable for c in cols) else []:
+        ax.scatter(group[cols[0]], group[cols[1]], label=method, alpha=0.7)
+    front = analysis.pareto_front(trials, [x, y])
+    if len(front):
+        front = front.sort_values(cols[0])
+        ax.plot(front[cols[0]], front[cols[1]], "k--", drawstyle="steps-post", label="Pareto front")
+        for _, r in front.iterrows():
+            ax.annotate(f"{r['method']}:{r['trial_id']}", (r[cols[0]], r[cols[1]]), fontsize=7)
+    ax.set(xlabel=f"{x.metric} ({x.mode})", ylabel=f"{y.metric} ({y.mode})", title="content preservation vs style match")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_learning_curves(history: pd.DataFrame, metric: str | None = None):
+    """One panel per method: ``metric`` (default: the method's headline) against step, a line per trial."""
+    plt = _pyplot()
+    names = sorted(history["method"].unique()) if len(history) else []
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.3), squeeze=False)
+    for ax, method in zip(axes[0], names):
+        name = metric or analysis.headline(method).metric
+        column = f"metric.{name}"
+        rows = history[history["method"] == method]
+        if column in rows:
+            for trial_id, curve in rows.dropna(subset=[column]).groupby("trial_id"):
+                ax.plot(curve["step"], curve[column], marker="o", ms=3, label=trial_id)
+        ax.set(title=method, xlabel="step", ylabel=name)
+        if ax.lines and len(ax.lines) <= 8:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _scaled(values: pd.Series, dim) -> np.ndarray:
+    """Values of one axis mapped to [0, 1] (log axes on a log scale; choices by their index)."""
+    if isinstance(dim, Choice):
+        index = {str(o): i for i, o in enumerate(dim.options)}
+        return np.array([index.get(str(v), np.nan) for v in values], float) / max(len(dim.options) - 1, 1)
+    v = values.astype(float).to_numpy()
+    low, high = (dim.low, dim.high) if isinstance(dim, (Float, Int)) else (np.nanmin(v), np.nanmax(v))
+    if getattr(dim, "log", False) and low > 0:
+        v, low, high = np.log(v), math.log(low), math.log(high)
+    return (v - low) / (high - low) if high > low else np.full_like(v, 0.5)
+
+
+def fig_parallel_coordinates(trials: pd.DataFrame, space: Space, objective: Objective, title: str = ""):
+    """Parallel coordinates over the swept fields and the objective, one line per usable trial, coloured by
+    the objective (bright = better)."""
+    plt = _pyplot()
+    ranked = analysis.rank(trials, objective)
+    fields = [f for f in space if f"config.{f}" in ranked]
+    axes_values = [_scaled(ranked[f"config.{f}"], space[f]) for f in fields]
+    score = ranked[f"metric.{objective.metric}"].to_numpy(float) if len(ranked) else np.zeros(0)
+    if len(score):
+        span = score.max() - score.min()
+        quality = (score - score.min()) / span if span > 0 else np.ones_like(score)
+        axes_values.append(quality if objective.mode == "max" else 1 - quality)
+    labels = [*fields, objective.metric]
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(labels), 2) + 2, 4))
+    cmap = plt.get_cmap("viridis")
+    data = np.array(axes_values).T if axes_values else np.zeros((0, 0))
+    for i, line in enumerate(data):
+        ax.plot(range(len(labels)), line, color=cmap(line[-1]), alpha=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("position in range (0 = low, 1 = high)")
+    ax.set_title(title or f"{len(ranked)} trials, coloured by {objective.metric}")
+    for x in range(len(labels)):
+        ax.axvline(x, color="grey", lw=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def fig_importance(importances: Mapping[str, Mapping[str, float]]):
+    """Horizontal bars of Optuna's importances, one panel per method (``{method: {param: importance}}``)."""
+    plt = _pyplot()
+    names = list(importances)
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.2), squeeze=False)
+    for ax, method in zip(axes[0], names):
+        items = sorted(importances[method].items(), key=lambda kv: kv[1])
+        ax.barh([k for k, _ in items], [v for _, v in items])
+        ax.set(title=method, xlabel="importance", xlim=(0, 1))
+    if not names:
+        axes[0, 0].text(0.5, 0.5, "not enough trials for importances", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    fig.tight_layout()
+    return fig

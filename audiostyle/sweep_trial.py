@@ -1,0 +1,215 @@
+"""The Ray Tune trainable every sweep runs: one trial of one method, on whichever node Ray places it.
+
+A trial builds the method's config from the sweep's fixed overrides plus the values the searcher
+proposed, picks its device, restores from Tune's checkpoint when there is one, and calls
+``method.train(config, data, ctx)``. Each ``ctx.report(step, metrics, state)`` becomes one
+``tune.report``:
+
+``step``                 the method's step counter (ASHA/PBT's time attribute)
+``metrics``              the metrics exactly as reported (a nested dict; the store's history)
+``tracked.<metric>``     the latest value of each objective metric reported so far, carried forward
+                         between reports that lack it (NaN before the first): what the scheduler and
+                         the searcher read, so every result carries them
+``trial.device``         ``cpu`` or ``cuda:N``
+``trial.artifacts``      JSON ``{relative name: URI}`` of the artifacts uploaded to the store so far
+and a report with ``state`` carries a Tune checkpoint: ``checkpoint.pt`` (the state, ``torch.save``)
+plus ``trial.json`` (step and tracked values).
+
+The trial ends with one more result marked ``trial.final`` holding the method's final metrics and
+``trial.status`` (``finished`` or ``failed``) plus ``trial.error``.
+
+Failures are told apart on purpose: anything the *method* raises (a NaN loss as ``FloatingPointError``,
+an :class:`~audiostyle.errors.AudiostyleError` for a bad config, CUDA out of memory, a bug) is
+deterministic, so the trial ends normally with status ``failed`` and its reason, and Ray never retries
+it. Failures of the *platform* (a checkpoint that cannot be persisted, a lost node, a killed worker)
+propagate to Ray, whose ``FailureConfig(max_failures=...)`` retries the trial from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from audiostyle.methods.base import Method, TrialContext
+from audiostyle.store import Store
+
+log = logging.getLogger(__name__)
+
+STEP = "step"
+METRICS = "metrics"
+TRACKED = "tracked."
+STATUS = "trial.status"
+ERROR = "trial.error"
+DEVICE = "trial.device"
+ARTIFACTS = "trial.artifacts"
+FINAL = "trial.final"
+CHECKPOINT_FILE = "checkpoint.pt"
+TRIAL_FILE = "trial.json"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial of a sweep shares (pickled once into Ray's object store).
+
+    Attributes
+    ----------
+    method : Method
+        The method instance (pickled by class reference: its module must import on the workers).
+    sweep_id : str
+    store_root : str
+        Where artifacts go (local path shared by the nodes, or ``s3://``).
+    overrides : dict
+        Fixed config values of the sweep; the searcher's values come on top.
+    tracked : tuple of str
+        Metrics carried forward as ``tracked.<metric>`` (objectives and the scheduler's metric).
+    seed : int
+        The sweep's seed, passed to every trial's :class:`TrialContext`.
+    """
+
+    method: Method
+    sweep_id: str
+    store_root: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    tracked: tuple[str, ...] = ()
+    seed: int = 0
+
+
+class PlatformError(RuntimeError):
+    """Reporting to Ray Tune failed (not the method's fault): re-raised so Ray retries the trial."""
+
+
+def pick_device() -> str:
+    """``cuda:0`` when Ray gave this trial a GPU and CUDA works, else ``cpu``.
+
+    Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPUs (several trials may share one with
+    ``gpus_per_trial < 1``), so the first visible device is the trial's; a trial without a GPU share
+    runs on the CPU even on a GPU node.
+    """
+    import ray
+
+    if not ray.get_gpu_ids():
+        return "cpu"
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+class ArtifactSync:
+    """A local artifact folder mirrored to the store whenever its contents change.
+
+    Called after every report, so an early-stopped trial keeps the artifacts it had written.
+    """
+
+    def __init__(self, store: Store, spec: TrialSpec, trial_id: str, folder: Path) -> None:
+        self.store, self.spec, self.trial_id, self.dir = store, spec, trial_id, folder
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.uris: dict[str, str] = {}
+        self._seen: tuple = ()
+
+    def sync(self) -> dict[str, str]:
+        """Upload the folder if anything in it changed since the last call; the URIs of its files."""
+        seen = tuple(
+            sorted((str(p.relative_to(self.dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in self.dir.rglob("*") if p.is_file())
+        )
+        if seen != self._seen:
+            self.uris = self.store.put_artifacts(self.spec.method.name, self.spec.sweep_id, self.trial_id, self.dir)
+            self._seen = seen
+        return self.uris
+
+
+def _restore(checkpoint: Any) -> tuple[Mapping[str, Any] | None, dict[str, float], int]:
+    """The method state, tracked values and step saved in a Tune checkpoint (or nothing)."""
+    if checkpoint is None:
+        return None, {}, 0
+    import torch
+
+    with checkpoint.as_directory() as folder:
+        meta = json.loads((Path(folder) / TRIAL_FILE).read_text())
+        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    log.info("trial resumes from its checkpoint at step %d", meta["step"])
+    return state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"])
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 2000 else text[:2000] + " …"
+
+
+def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None = None) -> None:
+    """The function trainable (wrap with ``tune.with_parameters(run_trial, data=..., spec=...)``).
+
+    Parameters
+    ----------
+    config : dict
+        The searcher's values for the searched fields only.
+    data : object
+        ``method.prepare(dataset, base_config)``, shared through Ray's object store.
+    spec : TrialSpec
+    """
+    from ray import tune
+
+    assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
+    trial_id = tune.get_context().get_trial_id()
+    device = pick_device()
+    store = Store(spec.store_root)
+    state, tracked_prev, last_step = _restore(tune.get_checkpoint())
+    tracked = {m: tracked_prev.get(m, math.nan) for m in spec.tracked}
+    workdir = Path(tempfile.mkdtemp(prefix=f"audiostyle-{trial_id}-"))
+    artifacts = ArtifactSync(store, spec, trial_id, workdir / "artifacts")
+    step_now = [last_step]
+
+    def result(step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        values = {k: float(v) for k, v in metrics.items()}
+        tracked.update({k: v for k, v in values.items() if k in tracked})
+        return {
+            STEP: int(step),
+            METRICS: values,
+            **{TRACKED + k: v for k, v in tracked.items()},
+            DEVICE: device,
+            ARTIFACTS: json.dumps(artifacts.sync(), sort_keys=True),
+        }
+
+    def report(step: int, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
+        step_now[0] = int(step)
+        out = result(step, metrics)
+        try:
+            if state is None:
+                tune.report(out)
+                return
+            import torch
+
+            folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=workdir))
+            torch.save(dict(state), folder / CHECKPOINT_FILE)
+            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": tracked}))
+            tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            shutil.rmtree(folder, ignore_errors=True)
+        except Exception as exc:  # noqa: BLE001 - persisting the result/checkpoint failed: Ray retries
+            raise PlatformError(f"reporting step {step} to Ray Tune failed: {_error_text(exc)}") from exc
+
+    ctx = TrialContext(report=report, resume_state=state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
+    started = time.perf_counter()
+    try:
+        try:
+            final = spec.method.train(spec.method.make_config({**spec.overrides, **config}), data, ctx)
+            status, error = "finished", None
+        except PlatformError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the method's own failure: recorded, never retried
+            log.warning("trial %s failed after %.1f s: %s", trial_id, time.perf_counter() - started, _error_text(exc))
+            final, status, error = {}, "failed", _error_text(exc)
+        out = result(step_now[0], final)
+        out.update({STATUS: status, ERROR: error or "", FINAL: True})
+        try:
+            tune.report(out)
+        except Exception as exc:  # noqa: BLE001
+            raise PlatformError(f"reporting the final result to Ray Tune failed: {_error_text(exc)}") from exc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

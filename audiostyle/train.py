@@ -1,0 +1,682 @@
+"""The shared training loop of every trained method (cyclegan, segnet/unet, spec_gan, wave_vae).
+
+A trained method subclasses :class:`TrainedMethod` and supplies only its parts and its step; the loop
+here does everything else once: seeding, device placement, mixed precision, the step loop, NaN/inf
+checks, reports with the common metrics, checkpoints (models, optimisers, schedulers, pools, step and
+every RNG state) and exact resume.
+
+How a method plugs in
+---------------------
+::
+
+    from dataclasses import dataclass
+    import torch
+    from audiostyle.train import Amp, Parts, TrainConfig, TrainedMethod
+
+    @dataclass
+    class MyConfig(TrainConfig):           # inherits steps, batch_size, lr, report_every,
+        batch_size: int = 16               # checkpoint_every, amp, grad_clip, seed
+        lr: float = 1e-3                   # (redeclare a field to change its default)
+        hidden: int = 64
+
+        def __post_init__(self) -> None:
+            super().__post_init__()        # validates the shared fields
+            check_range("hidden", self.hidden, 1, 4096)
+
+    class MyMethod(TrainedMethod):
+        name = "my_method"
+        Config = MyConfig
+        headline = Objective("transfer_score", "max")
+
+        def prepare(self, dataset, config):            # once per sweep: arrays, picklable
+            ...
+        def build(self, config, data, device) -> Parts:
+            # ``data`` is None when render() rebuilds the modules: take shapes from ``config``.
+            net = Net(config.hidden).to(device)
+            return Parts(modules={"net": net},
+                         optimizers={"opt": torch.optim.Adam(net.parameters(), lr=config.lr)})
+        def sample(self, config, data, rng):           # one batch; ALL randomness from ``rng``
+            idx = rng.integers(0, len(data.x), config.batch_size)
+            return data.x[idx]                         # ndarray/tensor (or tuple/list/dict of them):
+                                                       # the loop moves it to the device
+        def train_step(self, parts, batch, step, amp):     # parts.config is the trial's config
+            net, opt = parts.modules["net"], parts.optimizers["opt"]
+            opt.zero_grad(set_to_none=True)
+            with amp.autocast():
+                loss = (net(batch) - batch).abs().mean()
+            amp.backward(loss)
+            amp.step(opt)                              # unscale (fp16), clip (grad_clip), step
+            return {"loss": loss.detach()}             # floats or 0-d tensors (one sync per step)
+        def evaluate(self, parts, config, data, device):
+            # runs under torch.no_grad(), modules in eval() mode, RNG forked (does not perturb
+            # training); use a FIXED validation batch; return the common metrics + extras
+            return {**audiostyle.metrics.evaluate(...), "recon_mae": ...}
+        def render(self, config, state, audio, sr, *, style=None, device="cpu"):
+            net = self.restore_modules(config, state, device)["net"]
+            ...
+
+    final = MyMethod().train(config, data, TrialContext(report=print))
+
+Contract of the loop
+--------------------
+- Seeds: ``numpy.random.SeedSequence([config.seed, ctx.seed])`` seeds torch (CPU and CUDA), numpy's and
+  Python's global generators and the batch generator passed to :meth:`TrainedMethod.sample`.
+- Device: ``ctx.device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); batches are moved there (ndarrays become
+  tensors). On CUDA ``torch.backends.cudnn.benchmark`` is switched on.
+- Mixed precision: ``config.amp`` is ``"none"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast plus a
+  ``GradScaler``); both are CUDA only and ignored on CPU with a log line. Steps use :class:`Amp`.
+- Steps ``1 … config.steps``; after each :meth:`TrainedMethod.train_step` the loop steps every scheduler
+  of :class:`Parts` once and checks every returned loss: a NaN or infinite one raises
+  ``FloatingPointError("<method>: loss 'g_adv' became nan at step 123 …; lower lr … or set grad_clip …")``.
+  The last reported state stays valid (reports carry CPU copies).
+- Every ``config.report_every`` steps and at the last step: ``ctx.report(step, metrics)`` with the
+  :meth:`TrainedMethod.evaluate` metrics plus the mean of each loss since the last report (under the
+  loss's own name, so loss names must not clash with metric names). Every ``config.checkpoint_every``
+  steps (a multiple of ``report_every``; 0 = only at the end) and at the last step the report carries
+  ``state`` (see :func:`capture_state`): torch-saveable with ``weights_only=True``.
+- Resume: ``ctx.resume_state`` restores everything and the run continues to bit-identical losses on
+  CPU. When the config changed since the checkpoint (PBT exploit/explore), the freshly built optimisers'
+  hyper-parameters (lr, betas, …) replace the checkpoint's.
+- End: ``write_artifacts(parts, config, data, ctx.artifact_dir)`` when an artifact dir is given; the final
+  report's metrics are returned.
+
+Helpers for spectrogram methods, so segnet/spec_gan do not rewrite them: :func:`translate_spectrogram` (apply a
+patch-to-patch network to a spectrogram of any length: overlapping patches in, cross-faded out),
+:func:`mean_over_directions` (the common metrics of several transfer directions as one row), :func:`resample` and
+:func:`save_sample` (a wav plus a spectrogram png in the artifact folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiostyle import audio as A
+from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.methods.base import Method, TrialContext
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+"""Version of the checkpoint dict layout written by :func:`capture_state`."""
+
+Batch = Any
+"""A tensor or ndarray, or a tuple/list/dict of them (nested), as returned by ``sample``."""
+
+
+# -- config --------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Fields every trained method shares (subclass it; redeclare a field to change its default).
+
+    Attributes
+    ----------
+    steps : int
+        Optimiser steps (iterations) in total.
+    batch_size : int
+        Examples per step.
+    lr : float
+        Base learning rate (methods with several optimisers may add their own fields).
+    report_every : int
+        Steps between reports with the evaluation metrics.
+    checkpoint_every : int
+        Steps between reports that carry the checkpoint ``state``; a multiple of ``report_every``,
+        0 = only at the last step.
+    amp : str
+        ``"none"``, ``"bf16"`` or ``"fp16"`` mixed precision (CUDA only; ignored on CPU).
+    grad_clip : float
+        Clip each optimiser's gradient norm to this value; 0 = no clipping.
+    seed : int
+        Seed of the trial (combined with the context's seed).
+    """
+
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 1e-3
+    report_every: int = 500
+    checkpoint_every: int = 500
+    amp: str = "none"
+    grad_clip: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("steps", self.steps, 1, 10**9)
+        check_range("batch_size", self.batch_size, 1, 65_536)
+        check_range("lr", self.lr, 0.0, math.inf, fix="Use a positive learning rate, e.g. 2e-4.")
+        check_range("report_every", self.report_every, 1, 10**9)
+        check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
+        if self.checkpoint_every % self.report_every:
+            raise AudiostyleError(
+                f"checkpoint_every={self.checkpoint_every} is not a multiple of report_every={self.report_every}: "
+                "checkpoints ride on reports; use e.g. checkpoint_every=report_every or 0 (only at the end)."
+            )
+        check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        check_range("grad_clip", self.grad_clip, 0.0, math.inf, fix="Use 0 for no clipping.")
+
+
+# -- parts ---------------------------------------------------------------------------------------
+class Stateful(Protocol):
+    """Anything with ``state_dict()``/``load_state_dict()`` (an image pool, an EMA, …)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@dataclass
+class Parts:
+    """What :meth:`TrainedMethod.build` returns: everything the step uses and a checkpoint holds.
+
+    Attributes
+    ----------
+    modules : dict of str to nn.Module
+        Named networks, already on the device.
+    optimizers : dict of str to torch.optim.Optimizer
+    schedulers : dict of str to LR scheduler
+        Stepped once per training step by the loop, after ``train_step``.
+    stateful : dict of str to Stateful
+        Other objects whose state the checkpoint must hold (image pools, …). Their randomness should come
+        from torch's global generator (checkpointed) or live in their own state.
+    config : Any
+        The trial's config; set by the loop after :meth:`TrainedMethod.build`, so ``train_step`` can read
+        its hyper-parameters as ``parts.config``.
+    """
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    schedulers: dict[str, Any] = field(default_factory=dict)
+    stateful: dict[str, Stateful] = field(default_factory=dict)
+    config: Any = None
+
+
+class Amp:
+    """Mixed precision and optimiser stepping for one trial; ``train_step`` receives it.
+
+    Parameters
+    ----------
+    mode : str
+        ``"none"``, ``"bf16"`` or ``"fp16"``; on a non-CUDA device always ``"none"``.
+    device : torch.device
+    grad_clip : float
+        Max gradient norm per optimiser step; 0 = off.
+    """
+
+    def __init__(self, mode: str, device: torch.device, grad_clip: float = 0.0) -> None:
+        if mode != "none" and device.type != "cuda":
+            log.info("amp=%r ignored on %s: mixed precision runs on CUDA only; training in float32.", mode, device)
+            mode = "none"
+        self.mode = mode
+        self.device = device
+        self.grad_clip = grad_clip
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+        self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes: ``torch.autocast`` on CUDA when amp is on, else a no-op."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, scaled when fp16."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Unscale (fp16), clip to ``grad_clip`` (if set) and step ``optimizer``."""
+        if self.grad_clip > 0:
+            if self.scaler is not None:
+                self.scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+    def update(self) -> None:
+        """End of a training step (the loop calls it): updates the fp16 loss scale."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+
+# -- state ---------------------------------------------------------------------------------------
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy of ``obj`` with every tensor detached and copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _rng_state(device: torch.device, batch_rng: np.random.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    np_state = {**np_state, "state": {**np_state["state"], "key": np_state["state"]["key"].tolist()}}
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np_state,
+        "python": random.getstate(),
+        "batch": batch_rng.bit_generator.state,
+    }
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device, batch_rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np_state = dict(state["numpy"])
+    np_state["state"] = {**np_state["state"], "key": np.asarray(np_state["state"]["key"], dtype=np.uint32)}
+    np.random.set_state(np_state)
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    batch_rng.bit_generator.state = state["batch"]
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def capture_state(
+    parts: Parts, step: int, config: Any, amp: Amp, batch_rng: np.random.Generator
+) -> dict[str, Any]:
+    """The checkpoint dict after ``step``: CPU copies, loadable by ``torch.load(weights_only=True)``.
+
+    Keys: ``format``, ``step``, ``config`` (dict of the config fields), ``modules``, ``optimizers``,
+    ``schedulers``, ``stateful`` (name → state_dict), ``scaler`` (or None), ``rng``.
+    """
+    return {
+        "format": STATE_FORMAT,
+        "step": step,
+        "config": dataclasses.asdict(config),
+        "modules": {k: _to_cpu(m.state_dict()) for k, m in parts.modules.items()},
+        "optimizers": {k: _to_cpu(o.state_dict()) for k, o in parts.optimizers.items()},
+        "schedulers": {k: _to_cpu(s.state_dict()) for k, s in parts.schedulers.items()},
+        "stateful": {k: _to_cpu(s.state_dict()) for k, s in parts.stateful.items()},
+        "scaler": amp.scaler.state_dict() if amp.scaler is not None else None,
+        "rng": _rng_state(amp.device, batch_rng),
+    }
+
+
+def _check_state(state: Mapping[str, Any], parts: Parts, who: str) -> None:
+    if state.get("format") != STATE_FORMAT:
+        raise AudiostyleError(
+            f"{who}: checkpoint format {state.get('format')!r} is not {STATE_FORMAT}; "
+            "it was written by another audiostyle version: retrain, or render with that version."
+        )
+    missing = sorted(set(parts.modules) - set(state["modules"]))
+    if missing:
+        raise AudiostyleError(
+            f"{who}: checkpoint lacks module(s) {', '.join(missing)} (has {', '.join(sorted(state['modules']))}); "
+            "it belongs to another method or config."
+        )
+
+
+def restore_state(
+    state: Mapping[str, Any], parts: Parts, config: Any, amp: Amp, batch_rng: np.random.Generator, who: str
+) -> int:
+    """Load a :func:`capture_state` dict into ``parts``, the scaler and every RNG; return its step.
+
+    When ``config`` differs from the checkpoint's, the freshly built optimisers' hyper-parameters are kept
+    (PBT changes lr and friends between checkpoints) and only the optimiser statistics are loaded.
+    """
+    _check_state(state, parts, who)
+    same_config = state.get("config") == dataclasses.asdict(config)
+    for k, m in parts.modules.items():
+        m.load_state_dict(state["modules"][k])
+    for k, o in parts.optimizers.items():
+        fresh = [{h: v for h, v in g.items() if h != "params"} for g in o.param_groups]
+        o.load_state_dict(state["optimizers"][k])
+        if not same_config:
+            for g, hp in zip(o.param_groups, fresh):
+                g.update(hp)
+    for k, s in parts.schedulers.items():
+        s.load_state_dict(state["schedulers"][k])
+    for k, s in parts.stateful.items():
+        s.load_state_dict(state["stateful"][k])
+    if amp.scaler is not None and state.get("scaler"):
+        amp.scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"], amp.device, batch_rng)
+    if not same_config:
+        log.info("%s: resumed from step %d with a changed config; optimiser hyper-parameters from the new config.",
+                 who, state["step"])
+    return int(state["step"])
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``; a CUDA device that is not available raises :class:`AudiostyleError`."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AudiostyleError(f"device={str(device)!r} but CUDA is not available here: use device='cpu'.")
+    return dev
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """``batch`` with every ndarray/tensor (nested in tuples, lists, dicts) on ``device``."""
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(batch)
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _finite_losses(losses: Mapping[str, Any], step: int, who: str, config: Any) -> dict[str, float]:
+    """Losses as floats (one device sync); raise FloatingPointError naming the first non-finite one."""
+    names = list(losses)
+    tensors = [v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else None for v in losses.values()]
+    on_device = [t for t in tensors if t is not None]
+    values = torch.stack(on_device).tolist() if on_device else []
+    it = iter(values)
+    out = {n: (next(it) if t is not None else float(v)) for n, t, v in zip(names, tensors, losses.values())}
+    for name, value in out.items():
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"{who}: loss {name!r} became {value} at step {step} (lr={getattr(config, 'lr', '?')}, "
+                f"grad_clip={getattr(config, 'grad_clip', '?')}); lower lr or enable gradient clipping "
+                "(grad_clip=1.0), or check the input data for NaNs."
+            )
+    return out
+
+
+@contextlib.contextmanager
+def evaluation(parts: Parts, device: torch.device) -> Iterator[None]:
+    """Modules in eval mode, no grad, every RNG forked (restored on exit), train mode restored."""
+    modes = {k: m.training for k, m in parts.modules.items()}
+    np_state, py_state = np.random.get_state(), random.getstate()
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            for m in parts.modules.values():
+                m.eval()
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+        for k, m in parts.modules.items():
+            m.train(modes[k])
+
+
+# -- spectrogram helpers -------------------------------------------------------------------------
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """``y (samples,)`` resampled from ``sr_in`` to ``sr_out`` Hz (librosa's default filter), float32."""
+    if sr_in == sr_out:
+        return np.asarray(y, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr_out).astype(np.float32)
+
+
+def translate_spectrogram(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    spec: np.ndarray,
+    patch_frames: int,
+    device: str | torch.device = "cpu",
+    *,
+    channels_last: bool = False,
+    pad_value: float = 0.0,
+    batch: int = 8,
+) -> np.ndarray:
+    """Apply a patch-to-patch network to a spectrogram of any length, without seams.
+
+    The spectrogram is cut into patches of ``patch_frames`` overlapping by half (:func:`audiostyle.audio.to_patches`),
+    translated ``batch`` at a time under ``torch.no_grad()``, and stitched back with raised-cosine cross-fades
+    (:func:`audiostyle.audio.from_patches`).
+
+    Parameters
+    ----------
+    net : callable
+        ``(N, 1, F, patch_frames)`` tensor → same shape (e.g. a generator in eval mode).
+    spec : np.ndarray
+        ``(F, T)`` in the network's input scale.
+    patch_frames : int
+        Patch width the network was trained on, frames.
+    device : str or torch.device
+        Where the network lives.
+    channels_last : bool
+        Feed channels-last tensors.
+    pad_value : float
+        Fills the frames past the end of ``spec`` (the scale's silence).
+    batch : int
+        Patches per forward pass.
+
+    Returns
+    -------
+    np.ndarray
+        ``(F, T)`` float32.
+    """
+    hop = patch_frames // 2
+    patches = A.to_patches(np.asarray(spec, dtype=np.float32), size=patch_frames, hop=hop, pad_value=pad_value)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(patches), batch):
+            t = torch.from_numpy(np.ascontiguousarray(patches[i : i + batch]))[:, None].to(device)
+            outs.append(net(t.contiguous(memory_format=fmt)).float()[:, 0].cpu().numpy())
+    return A.from_patches(np.concatenate(outs), spec.shape[1], hop=hop)
+
+
+def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """One metrics row for a method that transfers in several directions (e.g. ``{"x2y": …, "y2x": …}``).
+
+    Each common column (:data:`audiostyle.metrics.COMMON_METRICS`) is the mean over the directions (NaN ones
+    skipped; NaN when all are), ``transfer_score`` is recomputed from the mean ``content_corr`` and ``target_prob``,
+    and each direction's own score is kept as ``transfer_score_<direction>``.
+    """
+    from audiostyle import metrics
+
+    out: dict[str, float] = {}
+    for key in metrics.COMMON_METRICS:
+        values = [float(m[key]) for m in per_direction.values() if math.isfinite(float(m[key]))]
+        out[key] = float(np.mean(values)) if values else float("nan")
+    out["transfer_score"] = metrics.transfer_score(out["content_corr"], out["target_prob"])
+    out.update({f"transfer_score_{d}": float(m["transfer_score"]) for d, m in per_direction.items()})
+    return out
+
+
+def save_sample(
+    out_dir: str | Path,
+    stem: str,
+    audio: np.ndarray,
+    sr: int,
+    *,
+    content: np.ndarray | None = None,
+    title: str = "",
+    params: A.StftParams = A.StftParams(),
+) -> tuple[Path, Path]:
+    """Write ``<stem>.wav`` (16-bit PCM) and ``<stem>.png`` (dB spectrogram of ``content`` and ``audio``).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The trial's artifact folder.
+    stem : str
+        File name without extension (name it ``transfer_*``/``output*``/``sample*``: the store links the first
+        such wav and png as ``artifact.audio`` and ``artifact.spectrogram``).
+    audio, content : np.ndarray
+        Output and (optional) input waveforms ``(samples,)`` at ``sr``.
+    params : audiostyle.audio.StftParams
+        STFT of the figure.
+
+    Returns
+    -------
+    (Path, Path)
+        The wav and png paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import soundfile as sf
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wav, png = out_dir / f"{stem}.wav", out_dir / f"{stem}.png"
+    sf.write(wav, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16")
+    panels = ([("input", content)] if content is not None else []) + [("output", audio)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, (label, y) in zip(axes[0], panels):
+        db = 20 * np.log10(np.abs(A.stft(y, params)) + 1e-6)
+        ax.imshow(db, origin="lower", aspect="auto", vmin=db.max() - 80, vmax=db.max())
+        ax.set_title(f"{title} {label}".strip())
+        ax.set_xlabel("frame")
+    axes[0][0].set_ylabel("frequency bin")
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    return wav, png
+
+
+# -- the method base -----------------------------------------------------------------------------
+class TrainedMethod(Method):
+    """A method trained by gradient steps; :meth:`train` is the shared loop (see the module docstring).
+
+    Subclasses implement :meth:`prepare`, :meth:`build`, :meth:`sample`, :meth:`train_step`,
+    :meth:`evaluate`, :meth:`render` and optionally :meth:`write_artifacts`.
+    """
+
+    Config: ClassVar[type] = TrainConfig
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, config: Any, data: Any | None, device: torch.device) -> Parts:
+        """Networks (on ``device``), optimisers, schedulers and stateful helpers for ``config``.
+
+        ``data`` is the output of :meth:`prepare`, or None when :meth:`restore_modules` rebuilds the
+        networks for rendering: every shape must then follow from ``config``. Initialise weights from
+        torch's global generator (the loop seeds it).
+        """
+
+    @abstractmethod
+    def sample(self, config: Any, data: Any, rng: np.random.Generator) -> Batch:
+        """One training batch; every random choice from ``rng`` (checkpointed, so resume is exact)."""
+
+    @abstractmethod
+    def train_step(self, parts: Parts, batch: Batch, step: int, amp: Amp) -> Mapping[str, Any]:
+        """One optimisation step: zero grads, forward under ``amp.autocast()``, ``amp.backward(loss)``,
+        ``amp.step(optimizer)`` for each optimiser. Returns named losses (floats or 0-d tensors)."""
+
+    @abstractmethod
+    def evaluate(self, parts: Parts, config: Any, data: Any, device: torch.device) -> dict[str, float]:
+        """Metrics on a FIXED validation batch: the common columns of :mod:`audiostyle.metrics` + extras.
+
+        Runs under :func:`evaluation` (no grad, eval mode, forked RNG).
+        """
+
+    def write_artifacts(self, parts: Parts, config: Any, data: Any, out_dir: Path) -> None:
+        """Write audio samples (wav) and figures (png) of the trained model to ``out_dir`` (optional)."""
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self, config: Any, data: Any, ctx: TrialContext) -> dict[str, float]:
+        """Train ``config`` on ``data``; report through ``ctx``; return the final metrics.
+
+        Raises
+        ------
+        FloatingPointError
+            A loss became NaN or infinite (the message names the loss, the step and the fix).
+        AudiostyleError
+            A bad device or an incompatible ``ctx.resume_state``.
+        """
+        device = resolve_device(ctx.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        seeds = np.random.SeedSequence([int(config.seed), int(ctx.seed)]).generate_state(4)
+        torch.manual_seed(int(seeds[0]))
+        np.random.seed(int(seeds[1]))
+        random.seed(int(seeds[2]))
+        batch_rng = np.random.default_rng(int(seeds[3]))
+
+        parts = self.build(config, data, device)
+        parts.config = config
+        for m in parts.modules.values():
+            m.train()
+        amp = Amp(config.amp, device, config.grad_clip)
+        start = 0
+        if ctx.resume_state is not None:
+            start = restore_state(ctx.resume_state, parts, config, amp, batch_rng, self.name)
+            log.info("%s: resumed at step %d of %d", self.name, start, config.steps)
+
+        sums: dict[str, float] = {}
+        count = 0
+        metrics: dict[str, float] = {}
+        for step in range(start + 1, config.steps + 1):
+            batch = to_device(self.sample(config, data, batch_rng), device)
+            losses = self.train_step(parts, batch, step, amp)
+            amp.update()
+            for s in parts.schedulers.values():
+                s.step()
+            for name, value in _finite_losses(losses, step, self.name, config).items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+            if step % config.report_every == 0 or step == config.steps:
+                metrics = self._report(parts, config, data, device, ctx, step, amp, batch_rng, sums, count)
+                sums, count = {}, 0
+        if start >= config.steps:  # resumed from a finished run: report its final state again
+            metrics = self._report(parts, config, data, device, ctx, start, amp, batch_rng, {}, 0)
+
+        if ctx.artifact_dir is not None:
+            out = Path(ctx.artifact_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            with evaluation(parts, device):
+                self.write_artifacts(parts, config, data, out)
+        return metrics
+
+    def _report(
+        self,
+        parts: Parts,
+        config: Any,
+        data: Any,
+        device: torch.device,
+        ctx: TrialContext,
+        step: int,
+        amp: Amp,
+        batch_rng: np.random.Generator,
+        sums: Mapping[str, float],
+        count: int,
+    ) -> dict[str, float]:
+        with evaluation(parts, device):
+            metrics = {k: float(v) for k, v in self.evaluate(parts, config, data, device).items()}
+        metrics.update({k: v / count for k, v in sums.items()} if count else {})
+        final = step == config.steps
+        due = final or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
+        state = capture_state(parts, step, config, amp, batch_rng) if due else None
+        ctx.report(step, metrics, state)
+        return metrics
+
+    # -- rendering -----------------------------------------------------------------------------
+    def restore_modules(
+        self, config: Any, state: Mapping[str, Any] | None, device: str | torch.device = "cpu", data: Any = None
+    ) -> dict[str, nn.Module]:
+        """The trained networks of ``state`` (a reported checkpoint) on ``device``, in eval mode.
+
+        ``data`` is passed to :meth:`build` (default None): a method whose shapes depend on the data, not only
+        on ``config``, passes what it recorded in ``state`` (e.g. the generators' clip length).
+        Raises :class:`AudiostyleError` when ``state`` is None or belongs to another method.
+        """
+        if state is None:
+            raise AudiostyleError(
+                f"{self.name}: render needs the trained state (the trial's checkpoint); got None. "
+                "Pass the state a trial reported (store column artifact.checkpoint)."
+            )
+        dev = resolve_device(device)
+        parts = self.build(config, data, dev)
+        _check_state(state, parts, self.name)
+        for k, m in parts.modules.items():
+            m.load_state_dict(state["modules"][k])
+            m.eval()
+        return parts.modules

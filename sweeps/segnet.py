@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Sweep the SegNet encoder–decoders with a latent critic (``--variant unet`` for the skip-connection variant)."""
+
+import sys
+from pathlib import Path
+
+try:
+    import audiostyle  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiostyle.space import Choice, Float, Int
+from audiostyle.sweep import Budget, main
+
+# The report's proposed fix for "tinny" output is a larger latent: sweep its size and depth.
+SPACE = {
+    "latent_channels": Choice((16, 32, 64, 128, 256)),
+    "n_down": Int(2, 5),
+    "base_channels": Choice((16, 32, 64)),
+    "critic_weight": Float(0.01, 10.0, log=True),
+    "recon_loss": Choice(("l1", "l2")),
+    "lr": Float(1e-4, 3e-3, log=True),
+    "critic_lr": Float(1e-5, 1e-3, log=True),
+}
+
+BUDGET = Budget(
+    samples=24,
+    steps=10_000,
+    smoke_samples=2,
+    smoke_steps=4,
+    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "n_mels": 64, "n_fft": 512,
+                     "patch_frames": 32, "base_channels": 8, "max_channels": 32, "n_down": 2,
+                     "latent_channels": 16, "critic_hidden": 32, "eval_clips": 1, "griffin_lim_iters": 4},
+)
+
+if __name__ == "__main__":
+    sys.exit(main("segnet", __doc__.splitlines()[0], BUDGET, space=SPACE, variants={"segnet": "segnet", "unet": "unet"}))

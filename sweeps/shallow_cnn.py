@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Sweep the random-weight shallow CNN (optimisation-based transfer): filters × widths × alpha and the rest.
+
+The README's main job: ``python sweeps/shallow_cnn.py --smoke --store results``.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import audiostyle  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiostyle.space import Choice, Float, Int
+from audiostyle.sweep import Budget, main
+
+# 003_*'s hand grid (filters × widths) plus the optimiser, features and alpha of 003/004.
+SPACE = {
+    "filters": Choice((128, 256, 512, 1024, 2048, 4096)),
+    "width": Int(5, 30),
+    "alpha": Float(1e-4, 100.0, log=True),
+    "layers": Int(1, 2),
+    "activation": Choice(("relu", "tanh", "selu")),
+    "features": Choice(("stft", "mel", "mfcc")),
+    "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
+    "lr": Float(1e-4, 0.1, log=True),
+    "init": Choice(("content", "noise")),
+    "pooling": Choice(("none", "max", "avg")),
+}
+
+BUDGET = Budget(
+    samples=48,
+    steps=300,
+    smoke_samples=4,
+    smoke_steps=12,
+    # 3 s clips, one pair, few Griffin-Lim iterations, at most 1024 filters: a trial takes seconds
+    smoke_overrides={"pairs": 1, "max_seconds": 3.0, "report_every": 4, "griffin_lim_iters": 16,
+                     "report_griffin_lim_iters": 8, "filters": 512},
+)
+
+if __name__ == "__main__":
+    sys.exit(main("shallow_cnn", __doc__.splitlines()[0], BUDGET, space=SPACE))

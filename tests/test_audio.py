@@ -1,0 +1,137 @@
+"""The audio front-end: loading, STFT/mel/MFCC, phase reuse, Griffin-Lim (NumPy and torch), patches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiostyle import audio
+from audiostyle.errors import AudiostyleError
+from tests.fixtures.data import tone, write_audio
+
+SR = 22050
+CYCLEGAN = audio.StftParams(n_fft=511, hop_length=128)  # 511-sample Hann → 256 bins
+
+
+@pytest.fixture(scope="module")
+def clip(demo) -> np.ndarray:
+    return demo.select("violin")[0].audio
+
+
+@pytest.mark.parametrize("params", [audio.StftParams(), CYCLEGAN], ids=["2048", "511"])
+def test_istft_with_original_phase_reconstructs(clip, params):
+    mag, phase = audio.magphase(audio.stft(clip, params))
+    y = audio.istft_with_phase(mag, phase, params, length=len(clip))
+    assert y.dtype == np.float32 and y.shape == clip.shape
+    assert np.linalg.norm(y - clip) / np.linalg.norm(clip) < 1e-4
+
+
+def test_shapes_match_the_reports(clip):
+    six = np.zeros(int(6 * SR), np.float32)
+    S = audio.stft(six, CYCLEGAN)
+    assert CYCLEGAN.n_bins == 256 and S.shape[0] == 256
+    frames = audio.StftParams().n_frames(len(six))
+    assert abs(frames - 256) <= 4  # ≈ 6 s per 256 frames at 22.05 kHz, hop 512
+    assert audio.stft(six).shape == (1025, frames)
+    assert 256 * 512 / SR == pytest.approx(6.0, abs=0.1)
+    assert audio.mel(clip, SR, n_mels=256).shape == (256, audio.StftParams().n_frames(len(clip)))
+    assert audio.mfcc(clip, SR).shape == (40, audio.StftParams().n_frames(len(clip)))
+
+
+def test_griffin_lim_convergence_falls_with_iterations(clip):
+    params = audio.StftParams(n_fft=1024, hop_length=256)
+    mag = np.abs(audio.stft(clip, params))
+    sc = [audio.spectral_convergence(mag, audio.griffin_lim(mag, params, n_iter=n, length=len(clip)), params)
+          for n in (1, 8, 32)]
+    assert sc[0] > sc[1] > sc[2]
+    assert sc[2] < 0.5 * sc[0]
+
+
+def test_griffin_lim_torch_converges_and_batches(demo):
+    params = audio.StftParams(n_fft=1024, hop_length=256)
+    ys = [c.audio[: SR * 3 // 2] for c in demo.select(split="val")[:2]]
+    mags = torch.from_numpy(np.stack([np.abs(audio.stft(y, params)) for y in ys]))
+    length = len(ys[0])
+    sc = []
+    for n in (1, 4, 16):
+        out = audio.griffin_lim_torch(mags, params.n_fft, params.hop_length, n_iter=n, length=length)
+        assert out.shape == (2, length) and out.dtype == torch.float32 and torch.isfinite(out).all()
+        sc.append(np.mean([audio.spectral_convergence(m.numpy(), o.numpy(), params) for m, o in zip(mags, out)]))
+    assert sc[0] > sc[1] > sc[2] and sc[2] < 0.6 * sc[0]
+    # a 2-D input is one item: the same result as that item inside the batch (no cross-talk)
+    single = audio.griffin_lim_torch(mags[1], params.n_fft, params.hop_length, n_iter=16, length=length)
+    assert single.shape == (length,)
+    assert audio.spectral_convergence(mags[1].numpy(), single.numpy(), params) < 0.6 * sc[0]
+    with pytest.raises(AudiostyleError, match="n_fft"):
+        audio.griffin_lim_torch(mags, 2048, 512)
+
+
+def test_torch_stft_matches_librosa(clip):
+    for p in (audio.StftParams(), CYCLEGAN):
+        ref = audio.stft(clip, p)
+        got = audio.stft_torch(torch.from_numpy(clip), p.n_fft, p.hop_length).numpy()
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max()
+        back = audio.istft_torch(torch.from_numpy(ref)[None], p.n_fft, p.hop_length, length=len(clip))[0].numpy()
+        assert np.linalg.norm(back - clip) / np.linalg.norm(clip) < 1e-4
+
+
+def test_log_compress_round_trip_and_mel_mfcc_inversion():
+    y = tone(440.0, 1.0)
+    mag = np.abs(audio.stft(y))
+    np.testing.assert_allclose(audio.log_expand(audio.log_compress(mag)), mag, rtol=1e-5, atol=1e-6)
+    small = audio.StftParams(n_fft=1024, hop_length=256)
+    y = y[: SR // 2]
+    y_mel = audio.mel_to_audio(audio.mel(y, SR, n_mels=64, params=small), SR, small, n_iter=16, length=len(y))
+    C = audio.mfcc(y, SR, n_mels=64, params=small)
+    y_mfcc = audio.mfcc_to_audio(C, SR, n_mels=64, params=small, n_iter=16, length=len(y))
+    for out in (y_mel, y_mfcc):
+        assert out.shape == y.shape and np.isfinite(out).all()
+        spec = np.abs(np.fft.rfft(out))
+        assert abs(np.argmax(spec) * SR / len(out) - 440) < 15  # the pitch survives inversion
+
+
+@pytest.mark.parametrize("n_frames,hop", [(600, None), (600, 256), (100, None), (512, 64)])
+def test_patches_round_trip(n_frames, hop):
+    S = np.random.default_rng(0).random((64, n_frames)).astype(np.float32)
+    P = audio.to_patches(S, size=256, hop=hop)
+    step = 128 if hop is None else hop
+    assert P.shape == (max(1, 1 + int(np.ceil((n_frames - 256) / step))), 64, 256)
+    np.testing.assert_allclose(audio.from_patches(P, n_frames, hop), S, atol=1e-6)
+
+
+def test_stitched_patches_have_no_seams():
+    P = np.stack([np.full((4, 256), float(i % 2)) for i in range(5)])  # alternating 0/1 patches
+    out = audio.from_patches(P, 768)
+    assert np.abs(np.diff(out, axis=1)).max() < 0.05  # cross-faded over 128 frames, not a jump of 1
+
+
+def test_fit_length_and_split_clips():
+    y = np.arange(10, dtype=np.float32)
+    assert audio.fit_length(y, 4).tolist() == [0, 1, 2, 3]
+    assert audio.fit_length(y, 12).tolist()[-3:] == [9, 0, 0]
+    clips = audio.split_clips(np.ones(int(2.6 * 100), np.float32), 100, 1.0)
+    assert [c.shape for c in clips] == [(100,)] * 3 and clips[2][59] == 1 and clips[2][60] == 0
+    assert len(audio.split_clips(np.ones(240, np.float32), 100, 1.0)) == 2  # 0.4 s tail < half a clip: dropped
+    assert audio.split_clips(np.ones(40, np.float32), 100, 1.0) == []
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".au"])
+def test_load_formats_to_mono_at_target_rate(tmp_path, suffix):
+    y = tone(330.0, 1.0, sr=44100, channels=2)
+    path = write_audio(tmp_path / f"x{suffix}", y, sr=44100)
+    out = audio.load(path, sr=SR)
+    assert out.dtype == np.float32 and out.ndim == 1 and abs(len(out) - SR) <= 1
+    ref = tone(330.0, 1.0, sr=SR)[: len(out)]
+    assert np.corrcoef(out[: len(ref)], ref)[0, 1] > 0.98
+    assert len(audio.load(path, sr=None)) == 44100
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(AudiostyleError, match="nope.wav does not exist"):
+        audio.load(tmp_path / "nope.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    with pytest.raises(AudiostyleError, match="bad.wav"):
+        audio.load(bad)

@@ -1,0 +1,133 @@
+"""The cluster YAMLs: Ray's own validation, the settings the README promises, pins that match the project."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
+PIN = re.compile(r'"([A-Za-z0-9_.\-\[\],]+)==([^"]+)"')
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((CLUSTER / name).read_text())
+
+
+def prepared(name: str) -> dict:
+    """The config as `ray up` sees it: Ray's defaults merged in, then validated against Ray's schema."""
+    config = prepare_config(copy.deepcopy(load(name)))
+    validate_config(config)
+    return config
+
+
+def all_text(config: dict) -> str:
+    return yaml.safe_dump(config)
+
+
+@pytest.mark.parametrize("name", ["gpu.yaml", "local.yaml"])
+def test_launcher_configs_pass_rays_validation(name):
+    config = prepared(name)
+    assert config["head_node_type"] in config["available_node_types"]
+
+
+@pytest.mark.parametrize("name", ["gpu.yaml", "local.yaml"])
+def test_head_runs_no_trials_keeps_dashboard_local_and_token_auth_on(name):
+    config = prepared(name)
+    head_start = " ".join(config["head_start_ray_commands"])
+    assert "--num-cpus=0" in head_start and "--num-gpus=0" in head_start
+    assert "--dashboard-host=127.0.0.1" in head_start
+    assert "0.0.0.0" not in all_text(config)
+    for commands in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = [c for c in config[commands] if "ray start" in c]
+        assert start and all("RAY_AUTH_MODE=token" in c for c in start), commands
+    assert any("auth_token" in target for target in config["file_mounts"])
+
+
+def test_gpu_yaml_autoscales_gpu_types_from_zero():
+    config = prepared("gpu.yaml")
+    assert config["provider"]["type"] == "aws"
+    assert 0 < config["idle_timeout_minutes"] <= 30
+    head = config["available_node_types"]["head"]
+    assert head["resources"] == {"CPU": 0, "GPU": 0}
+    workers = {k: v for k, v in config["available_node_types"].items() if k != "head"}
+    gpus = {v["node_config"]["InstanceType"]: v["resources"]["GPU"] for v in workers.values()}
+    assert gpus == {"g5.xlarge": 1, "g5.12xlarge": 4}
+    for node_type in workers.values():
+        assert node_type["min_workers"] == 0 and node_type["max_workers"] >= 1
+        assert node_type["node_config"]["IamInstanceProfile"], "S3 access must come from an instance role"
+
+
+def test_gpu_yaml_uses_maintained_images_at_the_projects_ray_and_no_keys():
+    config = prepared("gpu.yaml")
+    docker = config["docker"]
+    images = [docker["head_image"], docker["worker_image"]]
+    assert all(image.startswith(f"rayproject/ray:{ray.__version__}-py311-") for image in images)
+    assert "-cu" in docker["worker_image"] and "ray-ml" not in " ".join(images)
+    text = all_text(config).lower()
+    for secret in ("aws_access_key", "aws_secret", "secret_access_key", "akia"):
+        assert secret not in text
+    assert "/home/ray/audiostyle" in config["file_mounts"]
+    assert any("pip install" in c and "-e /home/ray/audiostyle" in c for c in config["worker_setup_commands"])
+    assert any("cu12" in c and "torch==" in c for c in config["worker_setup_commands"])
+
+
+def test_local_yaml_runs_on_listed_machines_over_ssh():
+    raw = load("local.yaml")
+    config = prepared("local.yaml")
+    assert config["provider"]["type"] == "local"
+    assert config["auth"]["ssh_user"] and config["auth"]["ssh_private_key"]
+    node_type = config["available_node_types"][config["head_node_type"]]
+    assert node_type["min_workers"] == node_type["max_workers"] == len(raw["provider"]["worker_ips"])
+
+
+def kuberay() -> tuple[dict, dict]:
+    docs = list(yaml.safe_load_all((CLUSTER / "kuberay.yaml").read_text()))
+    by_kind = {d["kind"]: d for d in docs if d}
+    return by_kind["RayCluster"], by_kind
+
+
+def test_kuberay_raycluster_fields():
+    cluster, by_kind = kuberay()
+    assert cluster["apiVersion"] == "ray.io/v1"
+    spec = cluster["spec"]
+    assert spec["rayVersion"] == ray.__version__
+    assert spec["authOptions"] == {"mode": "token"}
+    assert spec["enableInTreeAutoscaling"] is True and spec["autoscalerOptions"]["idleTimeoutSeconds"] > 0
+    head = spec["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    assert head.get("serviceType", "ClusterIP") == "ClusterIP"
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert "eks.amazonaws.com/role-arn" in account["annotations"]
+    pods = [head["template"]["spec"]] + [g["template"]["spec"] for g in spec["workerGroupSpecs"]]
+    for pod in pods:
+        assert pod["serviceAccountName"] == account["name"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            assert container["image"].startswith(f"rayproject/ray:{ray.__version__}-py311-")
+            assert not any("AWS_" in e["name"] for e in container.get("env", []))
+    gpus = set()
+    for group in spec["workerGroupSpecs"]:
+        assert group["minReplicas"] == 0 == group["replicas"] and group["maxReplicas"] >= 1
+        (worker,) = group["template"]["spec"]["containers"]
+        limit = worker["resources"]["limits"]["nvidia.com/gpu"]
+        assert worker["resources"]["requests"]["nvidia.com/gpu"] == limit
+        assert "-cu" in worker["image"]
+        gpus.add(limit)
+    assert gpus == {1, 4}
+
+
+@pytest.mark.parametrize("name", ["gpu.yaml", "local.yaml", "kuberay.yaml"])
+def test_pins_match_the_tested_environment(name):
+    """Every `pkg==version` pinned for the nodes is what this test environment runs."""
+    from importlib.metadata import version
+
+    pins = dict(PIN.findall((CLUSTER / name).read_text()))
+    assert {"torch", "optuna", "librosa", "pandas", "pyarrow"} <= {p.split("[")[0] for p in pins}
+    for package, pinned in pins.items():
+        installed = version(package.split("[")[0]).split("+")[0]
+        assert installed == pinned, f"{name} pins {package}=={pinned}, the project runs {installed}"
