@@ -156,11 +156,23 @@ def comparison_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- search spaces and Optuna -----------------------------------------------------------------------
-def space_from_manifest(manifest: Mapping[str, Any], method: str | None = None) -> Space:
-    """The space a sweep searched (its manifest's ``space``), else the method's default space."""
-    if manifest.get("space"):
-        return sweep_space.from_description(manifest["space"])
-    return methods.get(method or manifest["method"]).default_space()
+def space_of(manifests: Sequence[Mapping[str, Any]], method: str) -> Space:
+    """The union of the spaces a method's sweeps searched (later sweeps win), else its default space."""
+    space: Space = {}
+    for manifest in sorted(manifests, key=lambda m: str(m.get("started_at", ""))):
+        if manifest.get("method") == method and manifest.get("space"):
+            space.update(sweep_space.from_description(manifest["space"]))
+    return space or methods.get(method).default_space()
+
+
+def require_trials(trials: pd.DataFrame, root: str) -> pd.DataFrame:
+    """``trials`` unchanged, or :class:`AudiostyleError` when the store holds none."""
+    if trials.empty:
+        raise AudiostyleError(
+            f"the store {root!r} holds no trials (missing or empty): run a sweep first "
+            f"(e.g. `python sweeps/shallow_cnn.py --smoke --store {root}`) or point the notebook at the right store."
+        )
+    return trials
 
 
 def _param_value(dimension: Dimension, distribution: Any, value: Any) -> Any:
@@ -185,7 +197,8 @@ def study_from_trials(trials: pd.DataFrame, space: Space, objective: Objective) 
     trials : DataFrame
         Rows of one method (``config.*``, ``metric.*``, ``status``).
     space : Space
-        The sweep's space; a trial whose value lies outside a dimension is left out.
+        The sweep's space; a dimension some trial holds a value outside of (a field fixed by an override)
+        is left out.
     objective : Objective
         The value of each Optuna trial and the study's direction.
     """
@@ -194,18 +207,20 @@ def study_from_trials(trials: pd.DataFrame, space: Space, objective: Objective) 
     study = optuna.create_study(direction="maximize" if objective.mode == "max" else "minimize")
     distributions = sweep_space.to_optuna(space)
     dims = {name: (dim, distributions[name]) for name, dim in space.items() if f"config.{name}" in trials}
-    frozen = []
-    for _, row in rank(trials, objective).iterrows():
-        params = {name: _param_value(dim, dist, row[f"config.{name}"]) for name, (dim, dist) in dims.items()}
-        if any(v is None for v in params.values()):
-            continue
-        frozen.append(
-            optuna.trial.create_trial(
-                params=params,
-                distributions={name: dist for name, (_, dist) in dims.items()},
-                value=float(row[f"metric.{objective.metric}"]),
-            )
+    ranked = rank(trials, objective)
+    values = {
+        name: [_param_value(dim, dist, v) for v in ranked[f"config.{name}"]] for name, (dim, dist) in dims.items()
+    }
+    # A field some trial holds outside the space (fixed by an override) is not a searched parameter here.
+    values = {name: vals for name, vals in values.items() if all(v is not None for v in vals)}
+    frozen = [
+        optuna.trial.create_trial(
+            params={name: values[name][i] for name in values},
+            distributions={name: dims[name][1] for name in values},
+            value=float(score),
         )
+        for i, score in enumerate(ranked[f"metric.{objective.metric}"])
+    ]
     study.add_trials(frozen)
     return study
 

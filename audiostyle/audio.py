@@ -430,7 +430,9 @@ def _window_torch(n_fft: int, win_length: int | None, ref: "torch.Tensor") -> "t
     return torch.hann_window(win_length or n_fft, periodic=True, dtype=torch.float32, device=ref.device)
 
 
-def stft_torch(y: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None) -> "torch.Tensor":
+def stft_torch(
+    y: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None, window: "torch.Tensor | None" = None
+) -> "torch.Tensor":
     """Batched centred Hann STFT matching :func:`stft` (zero padding, like librosa ≥ 0.10).
 
     Parameters
@@ -446,19 +448,25 @@ def stft_torch(y: "torch.Tensor", n_fft: int, hop_length: int, win_length: int |
     import torch
 
     return torch.stft(
-        y.float(), n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=_window_torch(n_fft, win_length, y),
+        y.float(), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+        window=_window_torch(n_fft, win_length, y) if window is None else window,
         center=True, pad_mode="constant", return_complex=True,
     )
 
 
 def istft_torch(
-    S: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None, length: int | None = None
+    S: "torch.Tensor", n_fft: int, hop_length: int, win_length: int | None = None, length: int | None = None,
+    window: "torch.Tensor | None" = None,
 ) -> "torch.Tensor":
-    """Inverse of :func:`stft_torch`: complex ``(B, F, T)`` → ``(B, samples)`` on the same device."""
+    """Inverse of :func:`stft_torch`: complex ``(B, F, T)`` → ``(B, samples)`` on the same device.
+
+    ``window`` (Hann of ``win_length or n_fft`` samples on ``S``'s device) may be passed to skip re-creating it.
+    """
     import torch
 
     return torch.istft(
-        S, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=_window_torch(n_fft, win_length, S),
+        S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+        window=_window_torch(n_fft, win_length, S) if window is None else window,
         center=True, length=length,
     )
 
@@ -515,11 +523,12 @@ def griffin_lim_torch(
         angles = torch.polar(torch.ones(mag.shape), 2 * math.pi * torch.rand(mag.shape, generator=gen)).to(mag.device)
         rebuilt = torch.zeros_like(angles)
         alpha = momentum / (1 + momentum)
+        window = _window_torch(n_fft, win_length, mag)
         for _ in range(n_iter):
             prev = rebuilt
-            inverse = istft_torch(mag * angles, n_fft, hop_length, win_length, length)
-            rebuilt = _fit_frames(stft_torch(inverse, n_fft, hop_length, win_length), mag.shape[-1])
+            inverse = istft_torch(mag * angles, n_fft, hop_length, win_length, length, window)
+            rebuilt = _fit_frames(stft_torch(inverse, n_fft, hop_length, win_length, window), mag.shape[-1])
             angles = rebuilt - alpha * prev
-            angles = angles / (angles.abs() + 1e-16)
-        y = istft_torch(mag * angles, n_fft, hop_length, win_length, length)
+            angles *= angles.abs().add_(1e-16).reciprocal_()  # real scale: cheaper than a complex division
+        y = istft_torch(mag * angles, n_fft, hop_length, win_length, length, window)
     return y[0] if squeeze else y

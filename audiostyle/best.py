@@ -30,8 +30,6 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective
 from audiostyle.store import Store
 
-log = logging.getLogger(__name__)
-
 DEFAULT_STORE = "./results"
 FORMATS = ("table", "json", "yaml")
 

@@ -50,7 +50,7 @@ def open(url: str | os.PathLike, mode: str = "rb", **kwargs: Any) -> IO:  # noqa
     """Open ``url`` like :func:`open` (local or remote); parent folders are created for local writes."""
     fs, path = filesystem(url)
     if "w" in mode and not is_remote(url):
-        fs.makedirs(fs._parent(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return fs.open(path, mode, **kwargs)
 
 

@@ -72,6 +72,9 @@ COMMON_METRICS: tuple[str, ...] = ("content_corr", "style_dist", "target_prob", 
 
 CovMode = Literal["shrunk", "full", "diag"]
 
+_MEMO: dict[str, "Reference"] = {}
+"""References built in this process, by dataset hash (a few at most)."""
+
 
 # -- fixed features -------------------------------------------------------------------------------
 
@@ -523,29 +526,39 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
         ``train``) and reports its accuracy on the ``val`` clips.
     cache_dir : str or PathLike, optional
         Local folder; the reference is stored as ``reference-<hash>.pkl`` there and reused by any later call
-        on a dataset with the same content.
+        on a dataset with the same content. Within one process the last few references are also kept in
+        memory (same hash, same object).
 
     Returns
     -------
     Reference
     """
     digest = dataset_hash(dataset)
+    ref = _MEMO.get(digest)
     path = Path(cache_dir) / f"reference-{digest[:24]}.pkl" if cache_dir is not None else None
-    if path is not None and path.exists():
+    if ref is None and path is not None and path.exists():
         try:
             with open(path, "rb") as fh:
-                ref = pickle.load(fh)
-            if isinstance(ref, Reference) and ref.version == REFERENCE_VERSION and ref.dataset_hash == digest:
-                return ref
+                cached = pickle.load(fh)
+            if isinstance(cached, Reference) and cached.version == REFERENCE_VERSION and cached.dataset_hash == digest:
+                ref = cached
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
             log.warning("ignoring unreadable metrics reference cache %s (%s)", path, exc)
-    ref = _fit_reference(dataset, digest)
-    if path is not None:
+    if ref is None:
+        ref = _fit_reference(dataset, digest)
+    if path is not None and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reference-", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(ref, fh)
         os.replace(tmp, path)
+    return _remember(ref)
+
+
+def _remember(ref: Reference) -> Reference:
+    if len(_MEMO) >= 4:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[ref.dataset_hash] = ref
     return ref
 
 

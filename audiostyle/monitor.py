@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from typing import Any, Callable, Mapping
 
 from ray import tune
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 STATUSES = ("finished", "failed", "stopped")
 #: Prefix of every metric this module publishes.
 METRIC_PREFIX = "audiostyle_"
+#: How often :class:`MonitorCallback` re-sends the gauges (s); Ray forgets a gauge after 2 export intervals.
+PUBLISH_EVERY_S = 0.5
 _TAG_KEYS = ("sweep_id", "method")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -122,6 +125,8 @@ class SweepMetrics:
 
     Call it from the process that runs the ``Tuner`` (Ray must be initialised). All methods are cheap
     and idempotent per trial id, so a trial restarted after a node failure is not counted twice.
+    Ray drops a gauge value that is not refreshed within two metric export intervals, so a long-running
+    caller should call :meth:`publish` every few seconds (:class:`MonitorCallback` does, on every Tune step).
 
     Parameters
     ----------
@@ -159,8 +164,7 @@ class SweepMetrics:
         self.counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         self.best: float | None = None
         self.total_steps = 0
-        self._running_gauge.set(0)
-        self._rate_gauge.set(0.0)
+        self.publish()
 
     @property
     def running(self) -> int:
@@ -171,6 +175,13 @@ class SweepMetrics:
     def steps_per_second(self) -> float:
         """Summed step rate of the running trials (steps / s)."""
         return float(sum(self._rates.get(t, 0.0) for t in self._running))
+
+    def publish(self) -> None:
+        """(Re)send the current values of the gauges: trials running, steps per second, best metric."""
+        self._running_gauge.set(self.running)
+        self._rate_gauge.set(self.steps_per_second)
+        if self.best is not None:
+            self._best_gauge.set(self.best, tags={"metric": self.objective})
 
     def trial_started(self, trial_id: str = "") -> None:
         """Record that trial ``trial_id`` started (or restarted after a failure)."""
@@ -199,10 +210,9 @@ class SweepMetrics:
         self._rates.pop(key, None)
         self.counts[status] += 1
         self._ended.inc(1, tags={"status": status})
-        self._running_gauge.set(self.running)
-        self._rate_gauge.set(self.steps_per_second)
         if metrics and status != "failed":
             self.trial_result(metrics)
+        self.publish()
 
     def trial_result(self, metrics: Mapping[str, Any]) -> None:
         """Update the best objective value from one report's ``metrics`` (NaN and missing values ignored)."""
@@ -217,7 +227,7 @@ class SweepMetrics:
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if better:
             self.best = value
-            self._best_gauge.set(value, tags={"metric": self.objective})
+            self.publish()
 
     def steps(self, n: int, seconds: float, trial_id: str = "") -> None:
         """Record ``n`` training steps done by trial ``trial_id`` in ``seconds`` of wall time."""
@@ -265,6 +275,7 @@ class MonitorCallback(tune.Callback):
         self.step_key, self.status_of = step_key, status_of
         self.metrics: SweepMetrics | None = None
         self._last_step: dict[str, float] = {}
+        self._published = 0.0
 
     def setup(self, **info: Any) -> None:
         """Create the metrics once Ray runs (Tune calls this in the driver)."""
@@ -274,6 +285,12 @@ class MonitorCallback(tune.Callback):
         if self.metrics is None:
             self.setup()
         return self.metrics
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._published >= PUBLISH_EVERY_S:
+            self._published = now
+            self._sweep().publish()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._sweep().trial_started(trial.trial_id)

@@ -7,7 +7,6 @@ Data logic (ranking, fronts, importance) lives in :mod:`audiostyle.analysis`.
 from __future__ import annotations
 
 import io
-import logging
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -17,10 +16,8 @@ import pandas as pd
 
 from audiostyle import analysis
 from audiostyle.methods.base import Objective
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.space import Choice, Space
 from audiostyle.store import Store
-
-log = logging.getLogger(__name__)
 
 
 def _pyplot():
@@ -164,18 +161,18 @@ def _scaled(values: pd.Series, dim) -> np.ndarray:
         index = {str(o): i for i, o in enumerate(dim.options)}
         return np.array([index.get(str(v), np.nan) for v in values], float) / max(len(dim.options) - 1, 1)
     v = values.astype(float).to_numpy()
-    low, high = (dim.low, dim.high) if isinstance(dim, (Float, Int)) else (np.nanmin(v), np.nanmax(v))
-    if getattr(dim, "log", False) and low > 0:
+    low, high = min(dim.low, np.nanmin(v)), max(dim.high, np.nanmax(v))  # values fixed outside the range stay in view
+    if dim.log and low > 0:
         v, low, high = np.log(v), math.log(low), math.log(high)
     return (v - low) / (high - low) if high > low else np.full_like(v, 0.5)
 
 
 def fig_parallel_coordinates(trials: pd.DataFrame, space: Space, objective: Objective, title: str = ""):
-    """Parallel coordinates over the swept fields and the objective, one line per usable trial, coloured by
-    the objective (bright = better)."""
+    """Parallel coordinates over the swept fields that vary and the objective, one line per usable trial,
+    coloured by the objective (bright = better)."""
     plt = _pyplot()
     ranked = analysis.rank(trials, objective)
-    fields = [f for f in space if f"config.{f}" in ranked]
+    fields = [f for f in space if f"config.{f}" in ranked and ranked[f"config.{f}"].astype(str).nunique() > 1]
     axes_values = [_scaled(ranked[f"config.{f}"], space[f]) for f in fields]
     score = ranked[f"metric.{objective.metric}"].to_numpy(float) if len(ranked) else np.zeros(0)
     if len(score):

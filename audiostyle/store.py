@@ -87,7 +87,7 @@ STATUSES = ("finished", "failed", "stopped")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|session_key", re.IGNORECASE)
 _METHOD_DIR = re.compile(r"/method=([^/]+)/")
-_WRITE_ATTEMPTS = 5
+_WRITE_ATTEMPTS = 3  # on top of botocore's own retries of throttling and 5xx answers
 
 
 # -- filesystem -----------------------------------------------------------------------------------
@@ -296,6 +296,8 @@ def _is_transient(exc: BaseException) -> bool:
     """Whether a write error is worth retrying (network hiccups, throttling, 5xx), not a denial."""
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return False
+    if "EndpointConnectionError" in type(exc).__name__:  # server down: botocore has already retried it
+        return False
     return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or type(exc).__module__.startswith(
         ("botocore", "aiobotocore", "aiohttp")
     )
@@ -464,16 +466,35 @@ class Store:
     def _files(self, table: str, method: str | None, sweep: str | None, pattern: str) -> list[str]:
         parts = [table, f"method={_check_name('method', method)}" if method else "method=*",
                  f"sweep={_check_name('sweep', sweep)}" if sweep else "sweep=*", pattern]
+        return self._glob(self._path(*parts))
+
+    def _glob(self, pattern: str) -> list[str]:
+        """Visible files matching ``pattern``; [] when the root is missing; unreachable → AudiostyleError."""
         try:
-            found = self.fs.glob(self._path(*parts))
+            found = self.fs.glob(pattern)
         except FileNotFoundError:
             return []
+        except Exception as exc:  # noqa: BLE001 - network/permission errors of any fsspec backend
+            raise self._unreadable(exc) from exc
         return sorted(p for p in found if not os.path.basename(p).startswith("."))
+
+    def _cat(self, paths: list[str]) -> dict[str, bytes]:
+        try:
+            return self.fs.cat(paths) if self.is_remote else {p: Path(p).read_bytes() for p in paths}
+        except Exception as exc:  # noqa: BLE001
+            raise self._unreadable(exc) from exc
+
+    def _unreadable(self, exc: BaseException) -> AudiostyleError:
+        return AudiostyleError(
+            f"cannot read the store {self.root!r}: {exc!r}. Check the path"
+            + (", that AWS_ENDPOINT_URL points at a running S3 server and the AWS credentials allow reading."
+               if self.is_remote else " and its permissions.")
+        )
 
     def _read_parquet(self, paths: list[str]) -> pd.DataFrame:
         if not paths:
             return pd.DataFrame()
-        blobs = self.fs.cat(paths) if self.is_remote else {p: Path(p).read_bytes() for p in paths}
+        blobs = self._cat(paths)
         tables = []
         for path in paths:
             table = pq.read_table(io.BytesIO(blobs[path]))
@@ -505,11 +526,8 @@ class Store:
     def sweeps(self, method: str | None = None) -> list[dict[str, Any]]:
         """The sweep manifests (optionally of one method), sorted by method and sweep id."""
         parts = ["sweeps", f"method={_check_name('method', method)}" if method else "method=*", "*.json"]
-        try:
-            paths = sorted(p for p in self.fs.glob(self._path(*parts)) if not os.path.basename(p).startswith("."))
-        except FileNotFoundError:
-            return []
-        blobs = self.fs.cat(paths) if paths else {}
+        paths = self._glob(self._path(*parts))
+        blobs = self._cat(paths) if paths else {}
         manifests = [json.loads(blobs[p]) for p in paths]
         return sorted(manifests, key=lambda m: (m.get("method", ""), m.get("sweep_id", "")))
 

@@ -86,7 +86,7 @@ PREPARED_FORMAT = 1
 
 # -- objectives ------------------------------------------------------------------------------------
 def parse_objectives(objectives: Iterable[Any] | None, method: Method) -> list[Objective]:
-    """Objectives as :class:`Objective` from ``Objective``, ``(metric, mode)`` or ``"metric:mode"``.
+    """Objectives as :class:`Objective` from ``Objective``, ``(metric, mode)``, ``{"metric", "mode"}`` or ``"metric:mode"``.
 
     None gives the method's headline alone.
     """
@@ -96,6 +96,8 @@ def parse_objectives(objectives: Iterable[Any] | None, method: Method) -> list[O
     for item in objectives:
         if isinstance(item, Objective):
             obj = item
+        elif isinstance(item, Mapping):
+            obj = Objective(item["metric"], item.get("mode", "max"))
         elif isinstance(item, str):
             metric, _, mode = item.partition(":")
             obj = Objective(metric, mode or "max")
@@ -221,23 +223,22 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
 
 
 def _storage(storage: str | None, store: str) -> tuple[str, Any]:
-    """Ray's ``storage_path`` (absolute, or ``bucket/prefix`` with a filesystem for s3://) and filesystem.
+    """Ray's ``storage_path`` and ``storage_filesystem``; default ``<store>/_ray``.
 
-    Default: ``<store>/_ray``. On S3 the endpoint comes from ``AWS_ENDPOINT_URL`` when set.
+    A local path is made absolute (no filesystem). An ``s3://`` location becomes ``bucket/prefix`` on
+    s3fs (wrapped for pyarrow), the same client the store uses: endpoint from ``AWS_ENDPOINT_URL``,
+    credentials from the usual AWS settings. (pyarrow's own S3 client failed multipart uploads against
+    moto's server here.)
     """
     path = storage or f"{store.rstrip('/')}/_ray"
     if not path.startswith("s3://"):
         return str(Path(path).expanduser().absolute()), None
-    import pyarrow.fs as pafs
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, Any] = {}
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
-    if os.environ.get("AWS_DEFAULT_REGION"):
-        kwargs["region"] = os.environ["AWS_DEFAULT_REGION"]
-    return path[len("s3://") :], pafs.S3FileSystem(**kwargs)
+    from audiostyle import fsio
+
+    fs, inner = fsio.filesystem(path)
+    return inner, PyFileSystem(FSSpecHandler(fs))
 
 
 def _searcher(search: str, space: Space, objectives: list[Objective], points: list[dict], seed: int) -> Any:

@@ -116,6 +116,8 @@ class Cluster:
         ``--num-cpus`` of the head and of each worker.
     env
         Extra environment for every Ray process and client (e.g. ``RAY_health_check_period_ms``).
+    head_args
+        Extra ``ray start --head`` arguments (e.g. ``--autoscaling-config=…``).
 
     Attributes
     ----------
@@ -130,7 +132,7 @@ class Cluster:
     subnet = "10.213.7"
 
     def __init__(self, workers: int = 1, head_cpus: int = 1, worker_cpus: int = 1,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, head_args: Sequence[str] = ()) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="asr", dir="/tmp"))
         self.home = self.root / "home"
         self.token = secrets.token_hex(32)
@@ -145,6 +147,8 @@ class Cluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token_file),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # Anything Ray starts without an explicit --temp-dir (e.g. the fake autoscaler's nodes) stays here.
+            "RAY_TMPDIR": str(self.root / "t"),
             "PYTHONUNBUFFERED": "1",
             # Metrics reach the Prometheus endpoint within a second or so, not the default 10 s.
             "RAY_metrics_report_interval_ms": "1000",
@@ -159,7 +163,7 @@ class Cluster:
             self.head_ip = f"{self.subnet}.1"
             self.worker_ips = [f"{self.subnet}.{i + 2}" for i in range(workers)]
             self.worker_devs = []
-            self._start_head(head_cpus)
+            self._start_head(head_cpus, head_args)
             for i, ip in enumerate(self.worker_ips):
                 ns = self._ns(f"{tag}w{i}")
                 self.worker_ns.append(ns)
@@ -193,7 +197,7 @@ class Cluster:
         ns.run(["ip", "route", "add", f"{self.head_ip}/32", "dev", dev_worker], self.env)
         return dev_worker
 
-    def _start_head(self, cpus: int) -> None:
+    def _start_head(self, cpus: int, extra: Sequence[str]) -> None:
         # The head's address lives on the namespace's own loopback device: it exists before any worker's veth.
         self.head.run(["ip", "addr", "add", f"{self.head_ip}/32", "dev", "lo"], self.env)
         self.head_temp = self.root / "h"
@@ -201,7 +205,7 @@ class Cluster:
                  f"--num-cpus={cpus}", "--num-gpus=0", "--include-dashboard=true",
                  "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}",
                  f"--metrics-export-port={METRICS_PORT}", f"--temp-dir={self.head_temp}",
-                 "--disable-usage-stats")
+                 "--disable-usage-stats", *extra)
 
     def _start_worker(self, ns: NetNS, ip: str, cpus: int, i: int) -> None:
         self.ray(ns, "start", f"--address={self.head_ip}:{GCS_PORT}", f"--node-ip-address={ip}",

@@ -91,13 +91,15 @@ DRIVER = textwrap.dedent(
     tune.Tuner(
         name_trainable(train, "toy", "mon1"),
         param_space={"x": tune.grid_search([1, 2, 3, -1])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=1),
+        tune_config=tune.TuneConfig(max_concurrent_trials=4),
         run_config=tune.RunConfig(callbacks=[callback], storage_path=sys.argv[1], verbose=0),
     ).fit()
 
-    wanted = ("ray_audiostyle_trials_total", "ray_audiostyle_best_metric", "ray_audiostyle_steps_total")
+    wanted = ("ray_audiostyle_trials_total", "ray_audiostyle_best_metric", "ray_audiostyle_steps_total",
+              "ray_audiostyle_trials_running")
     lines = []
     for _ in range(30):  # metrics reach the node's exporter about once a second
+        callback.metrics.publish()  # as the callback does on every Tune step while a sweep runs
         page = urllib.request.urlopen("http://127.0.0.1:8080/metrics").read().decode()
         lines = [l for l in page.splitlines() if 'sweep_id="mon1"' in l]
         if all(any(l.startswith(w) for l in lines) for w in wanted) and sum(
@@ -116,7 +118,7 @@ DRIVER = textwrap.dedent(
 def test_monitor_callback_publishes_ray_metrics_from_a_real_tune_run(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    with Cluster(workers=0, head_cpus=1) as cluster:
+    with Cluster(workers=0, head_cpus=4) as cluster:
         env = {**cluster.env, "PYTHONPATH": str(REPO)}
         out = cluster.head.run([str(VENV_BIN / "python"), str(script), str(tmp_path / "ray")], env, timeout=180)
     (line,) = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]

@@ -81,6 +81,7 @@ def test_load_dataset_reuses_decoded_clips_until_a_file_changes(tmp_path):
     assert cache.misses == 5
 
 
+@pytest.mark.slow
 def test_demo_source_renders_once_into_the_cache(tmp_path):
     ds = load_dataset("demo", domains=["piano", "flute"], cache_dir=tmp_path)
     assert ds.paired and ds.domains == ("flute", "piano") and len(ds.clips) == 2 * 32

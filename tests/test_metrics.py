@@ -138,6 +138,7 @@ def test_reference_is_cached_by_content_and_never_touches_the_network(demo, tmp_
         raise AssertionError("metrics tried to open a network connection")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(metrics, "_MEMO", {})  # forget references built by other tests in this process
     first = metrics.build_reference(demo, cache_dir=tmp_path)
     files = list(tmp_path.glob("reference-*.pkl"))
     assert len(files) == 1
@@ -145,8 +146,11 @@ def test_reference_is_cached_by_content_and_never_touches_the_network(demo, tmp_
     cached = pickle.loads(files[0].read_bytes())
     cached.holdout_accuracy = -1.0
     files[0].write_bytes(pickle.dumps(cached))
+    monkeypatch.setattr(metrics, "_MEMO", {})
     assert metrics.build_reference(demo, cache_dir=tmp_path).holdout_accuracy == -1.0
     np.testing.assert_array_equal(cached.weights, first.weights)
+    # Within a process the same content gives the same object without touching the disk.
+    assert metrics.build_reference(demo) is metrics.build_reference(demo)
     # Other content, other key.
     changed = AudioDataset([*demo.clips[:-1], Clip(**{**demo.clips[-1].__dict__, "audio": demo.clips[-1].audio * 0.5})],
                            demo.sr)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError
+from audiostyle.methods import TrialContext, get
 from audiostyle.methods import segnet as sn
+from audiostyle.metrics import COMMON_METRICS
 
 
 # -- networks ----------------------------------------------------------------------------------------
@@ -99,7 +108,7 @@ def test_weight_clipping_keeps_every_critic_weight_within_c():
     assert all(p.abs().max() <= 0.01 for p in critic.parameters())
     # the clamp binds (an unconstrained critic at this lr leaves the box), and the critic still separates
     assert sum(int((p.abs() == 0.01).sum()) for p in critic.parameters()) > 100
-    assert float(sn.wasserstein_estimate(critic, z_a, z_b)) > 0
+    assert float(sn.wasserstein_estimate(critic, z_a, z_b).detach()) > 0
 
 
 def test_gradient_penalty_makes_the_critic_1_lipschitz():
@@ -123,3 +132,136 @@ def test_gradient_penalty_makes_the_critic_1_lipschitz():
             assert 0.7 < float(norms.mean()) < 1.3, norms
     assert slopes["gp"] < 1.5
     assert slopes["none"] > 3 * slopes["gp"], slopes
+
+
+# -- the methods on the demo set ------------------------------------------------------------------------------
+TINY = dict(
+    n_mels=64, patch_frames=64, n_down=2, base_channels=8, latent_channels=8, critic_hidden=32, batch_size=4,
+    steps=30, report_every=15, checkpoint_every=15, eval_clips=1, griffin_lim_iters=4,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks: torch's intra-op threads only add synchronisation (and stall badly on a shared 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(demo):
+    """The demo set prepared once for the tiny configs (segnet and unet share ``prepare``)."""
+    return get("segnet").prepare(demo, get("segnet").make_config(TINY))
+
+
+def _train(name, data, artifact_dir=None, **overrides):
+    method = get(name)
+    config = method.make_config({**TINY, **overrides})
+    states = []
+    ctx = TrialContext(report=lambda step, metrics, state=None: states.append(state), artifact_dir=artifact_dir)
+    final = method.train(config, data, ctx)
+    return method, config, ctx, states, final
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """Both methods trained once (segnet with the gradient penalty and 2 critic steps, unet with weight clipping
+    and artifacts)."""
+    return {
+        "segnet": _train("segnet", data, critic_steps=2, lipschitz="gp"),
+        "unet": _train("unet", data, tmp_path_factory.mktemp("unet"), lipschitz="clip", clip_value=0.02),
+    }
+
+
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_training_lowers_the_reconstruction_loss_and_reports_every_metric(trained, data, name):
+    _, _, ctx, _, final = trained[name]
+    first, last = ctx.history[0], ctx.history[-1]
+    assert [h["step"] for h in ctx.history] == [15, 30]
+    assert last["loss_recon"] < 0.8 * first["loss_recon"]
+    assert last["recon_mae"] < first["recon_mae"]
+    expected = set(COMMON_METRICS) | {"recon_mse", "recon_mae", "target_prob_input", "loss_recon", "loss_critic", "wasserstein"}
+    assert expected <= set(final)
+    assert all(math.isfinite(final[k]) for k in expected)
+    assert final["target_prob_input"] == pytest.approx(data.target_prob_input)
+    assert 0 <= final["recon_mae"] ** 2 <= final["recon_mse"] + 1e-9  # Jensen: MAE² ≤ MSE
+
+
+def test_unet_skips_reconstruct_better_than_segnet(trained):
+    """The report's finding, measured: with the same depth, widths and steps the U-Net reconstructs better."""
+    assert trained["unet"][4]["recon_mae"] < trained["segnet"][4]["recon_mae"]
+
+
+def test_weight_clipping_holds_through_training(trained):
+    _, config, ctx, _, _ = trained["unet"]
+    critic = ctx.last_state["modules"]["critic"]
+    assert max(float(t.abs().max()) for t in critic.values()) <= config.clip_value
+
+
+def test_artifacts_are_a_decodable_transfer_and_a_figure(trained, data):
+    _, config, ctx, _, _ = trained["unet"]
+    y, sr = sf.read(ctx.artifact_dir / "transfer.wav", dtype="float32")
+    assert sr == config.sr and y.shape == data.val_audio[0].shape and np.abs(y).max() > 1e-4
+    assert (ctx.artifact_dir / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_keeps_the_length_of_any_clip(trained, demo):
+    method, config, ctx, _, _ = trained["segnet"]
+    clip = demo.select(config.source or demo.domains[0], "val")[0].audio
+    for y, sr in ((clip, demo.sr), (clip[:12_345], demo.sr), (clip[:16_000], 16_000)):
+        out = method.render(config, ctx.last_state, y, sr)
+        assert out.shape == y.shape and out.dtype == np.float32
+        assert np.all(np.isfinite(out)) and np.abs(out).max() > 1e-4
+    assert len(clip) > config.patch_frames * config.hop_length  # the first one spans several patches
+
+
+def test_render_without_state_is_a_clear_error(trained, demo):
+    method, config, _, _, _ = trained["segnet"]
+    with pytest.raises(AudiostyleError, match="trained state"):
+        method.render(config, None, demo.clips[0].audio, demo.sr)
+
+
+def test_resume_continues_to_identical_losses(trained, data):
+    """segnet's step draws only from the loop's checkpointed RNGs (crops, GP interpolates): a resume is exact."""
+    method, config, ctx, states, _ = trained["segnet"]
+    assert states[0]["step"] == 15
+    resumed = TrialContext(resume_state=states[0])
+    method.train(config, data, resumed)
+    assert [h["step"] for h in resumed.history] == [30]
+    for key in ("loss_recon", "loss_critic", "wasserstein", "recon_mae"):
+        assert resumed.history[-1][key] == ctx.history[-1][key], key
+
+
+def test_nan_input_fails_with_the_loops_clear_error(data):
+    method = get("segnet")
+    poisoned = dataclasses.replace(data, train={"a": [np.full_like(m, np.nan) for m in data.train["a"]],
+                                                "b": data.train["b"]})
+    with pytest.raises(FloatingPointError, match=r"segnet: loss 'loss_recon' became nan at step 1"):
+        method.train(method.make_config({**TINY, "steps": 3}), poisoned, TrialContext())
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"n_mels": 100, "n_down": 3}, "multiples of 2\\*\\*n_down"),
+        ({"lipschitz": "spectral"}, "lipschitz"),
+        ({"recon_loss": "huber"}, "recon_loss"),
+        ({"critic_steps": 0}, "critic_steps"),
+        ({"source": "piano", "target": "piano"}, "two different domains"),
+        ({"latent_size": 3}, "unknown config key"),
+    ],
+)
+def test_bad_config_is_an_audiostyle_error(overrides, match):
+    with pytest.raises(AudiostyleError, match=match):
+        get("unet").make_config(overrides)
+
+
+def test_bad_domains_are_audiostyle_errors(demo):
+    method = get("segnet")
+    with pytest.raises(AudiostyleError, match="unknown domain 'cello'"):
+        method.prepare(demo, method.make_config({**TINY, "source": "cello"}))
+    one = AudioDataset([c for c in demo.clips if c.domain == "piano"], demo.sr, "piano only")
+    with pytest.raises(AudiostyleError, match="needs two domains"):
+        method.prepare(one, method.make_config(TINY))

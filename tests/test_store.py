@@ -244,3 +244,21 @@ def test_nested_row_and_artifacts_local(tmp_path: Path) -> None:
         store.load_checkpoint(None)
     with pytest.raises(AudiostyleError, match="missing"):
         store.load_checkpoint(str(tmp_path / "gone.pt"))
+
+
+@pytest.mark.slow
+def test_unreachable_s3_store_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens on the endpoint: reads and writes fail with the store's name and the fix (after s3fs's retries)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    store = Store(f"s3://bucket-{port}/results")
+    with pytest.raises(AudiostyleError, match="cannot read the store .*AWS_ENDPOINT_URL"):
+        store.trials()
+    with pytest.raises(AudiostyleError, match="cannot write .*AWS_ENDPOINT_URL"):
+        store.write_sweep({"method": "unet", "sweep_id": "s"})

@@ -21,10 +21,11 @@ from typing import Sequence
 
 from audiostyle import fsio
 from audiostyle.audio import AUDIO_EXTENSIONS
-from audiostyle.data.synth import PAIRED_MARKER
 from audiostyle.errors import AudiostyleError
 
 LAYOUTS = ("auto", "gtzan", "irmas", "folder")
+#: Marker file at a folder-layout root that makes the tree paired (pair_key = file stem); see ``synth.render_demo``.
+PAIRED_MARKER = "audiostyle-paired.json"
 
 #: IRMAS instrument codes → names accepted in ``domains=``.
 IRMAS_CODES: dict[str, str] = {

@@ -13,7 +13,6 @@ from typing import Sequence
 import numpy as np
 
 from audiostyle import audio, fsio
-from audiostyle.data import synth
 from audiostyle.data.cache import FeatureCache, cache_key
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.data.layouts import AudioFile, Listing, list_source, resolve_domains
@@ -36,6 +35,8 @@ def demo_root(cache_dir: str | None = None, sr: int = 22050) -> Path:
     The set is rendered into a temporary sibling folder and renamed into place, so a half-rendered set is never
     used; concurrent callers both render and one rename wins.
     """
+    from audiostyle.data import synth  # lazily: `python -m audiostyle.data.synth` must not import it twice
+
     base = cache_dir if cache_dir and not fsio.is_remote(cache_dir) else default_cache_dir()
     name = f"demo-v{synth.SYNTH_VERSION}-sr{sr}"
     root = Path(base) / name

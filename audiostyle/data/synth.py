@@ -20,20 +20,19 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy import signal
 
 from audiostyle.data.cache import cache_key
 from audiostyle.data.dataset import AudioDataset, Clip
+from audiostyle.data.layouts import PAIRED_MARKER  # written by render_demo
 from audiostyle.errors import AudiostyleError, check_range
 
 log = logging.getLogger(__name__)
 
 INSTRUMENTS: tuple[str, ...] = ("guitar", "piano", "violin", "flute")
-#: Marker file written by :func:`render_demo`; the folder loader treats such a tree as paired (pair_key = stem).
-PAIRED_MARKER = "audiostyle-paired.json"
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -237,11 +236,14 @@ def melody_name(i: int) -> str:
     return f"m{i:03d}"
 
 
-def _renders(n_melodies: int, seconds: float, sr: int, seed: int, instruments: Sequence[str]):
+def _renders(
+    n_melodies: int, seconds: float, sr: int, seed: int, instruments: Sequence[str]
+) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(melody index, instrument, audio) for every melody on every instrument; noise seeded per pair."""
     for i in range(n_melodies):
         notes = melody(np.random.default_rng([seed, i]), seconds)
-        for j, inst in enumerate(instruments):
-            rng = np.random.default_rng([seed, i, INSTRUMENTS.index(inst) if inst in INSTRUMENTS else j, 1])
+        for inst in instruments:
+            rng = np.random.default_rng([seed, i, INSTRUMENTS.index(inst), 1])
             yield i, inst, render(notes, inst, seconds, sr, rng)
 
 

@@ -327,9 +327,10 @@ class CycleGAN(TrainedMethod):
             return init_weights(PatchDiscriminator(1, config.ndf, config.d_layers)).to(device=device, memory_format=fmt)
 
         mods = {"G_xy": gen(), "G_yx": gen(), "D_x": disc(), "D_y": disc()}
-        betas = (config.beta1, 0.999)
-        opt_g = torch.optim.Adam([*mods["G_xy"].parameters(), *mods["G_yx"].parameters()], lr=config.lr, betas=betas)
-        opt_d = torch.optim.Adam([*mods["D_x"].parameters(), *mods["D_y"].parameters()], lr=config.lr, betas=betas)
+        # fused Adam: one kernel per step, no full-size temporaries (same update as the reference's Adam)
+        adam = dict(lr=config.lr, betas=(config.beta1, 0.999), fused=device.type in ("cpu", "cuda"))
+        opt_g = torch.optim.Adam([*mods["G_xy"].parameters(), *mods["G_yx"].parameters()], **adam)
+        opt_d = torch.optim.Adam([*mods["D_x"].parameters(), *mods["D_y"].parameters()], **adam)
         return Parts(
             modules=mods,
             optimizers={"G": opt_g, "D": opt_d},
@@ -407,16 +408,19 @@ class CycleGAN(TrainedMethod):
                 out[f"cycle_rel_fwd_{side}_{split}"] = self._cycle_rel(fwd, back, specs, config, device)
         return out
 
-    def _cycle_rel(self, fwd: nn.Module, back: nn.Module, specs: list[np.ndarray], config: CycleGANConfig,
+    @staticmethod
+    def _cycle_rel(fwd: nn.Module, back: nn.Module, specs: list[np.ndarray], config: CycleGANConfig,
                    device: torch.device) -> float:
-        """Mean over clips of ``‖back(fwd(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes (whole clips, patch-stitched)."""
+        """Mean over clips of ``‖back(fwd(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes, over disjoint patches."""
         ceiling = _log_ceiling(config)
+        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
         rel = []
         for s in specs:
-            rec = translate_spectrogram(lambda t: back(fwd(t)), s, config.patch_frames, device,
-                                        channels_last=config.channels_last, pad_value=-1.0)
-            x, r = (s + 1.0) * 0.5 * ceiling, (rec + 1.0) * 0.5 * ceiling
-            rel.append(float(np.abs(r - x).sum() / max(np.abs(x).sum(), 1e-12)))
+            patches = A.to_patches(s, size=config.patch_frames, hop=config.patch_frames, pad_value=-1.0)
+            x = torch.from_numpy(patches)[:, None].to(device).contiguous(memory_format=fmt)
+            r = back(fwd(x)).float()
+            x, r = (x + 1.0) * (0.5 * ceiling), (r + 1.0) * (0.5 * ceiling)
+            rel.append(float((r - x).abs().sum() / x.abs().sum().clamp_min(1e-12)))
         return float(np.mean(rel))
 
     @staticmethod

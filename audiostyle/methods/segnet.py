@@ -252,15 +252,14 @@ def clip_weights(critic: nn.Module, c: float) -> None:
 
 def critic_update(
     critic: nn.Module, opt: torch.optim.Optimizer, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float, clip: float
-) -> float:
-    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``); returns its loss."""
+) -> None:
+    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``)."""
     opt.zero_grad(set_to_none=True)
     loss, _ = critic_loss(critic, z_a.detach(), z_b.detach(), lipschitz, gp_weight)
     loss.backward()
     opt.step()
     if lipschitz == "clip":
         clip_weights(critic, clip)
-    return float(loss.detach())
 
 
 class AutoEncoders(nn.Module):
@@ -341,11 +340,12 @@ class SegNetConfig(TrainConfig):
         Validation clips of A transferred at each report.
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
+
+    Inherited from :class:`~audiostyle.train.TrainConfig`: ``steps``, ``batch_size`` (8; the report gives none),
+    ``lr`` (the autoencoders' Adam learning rate, 1e-3: the report gives none), ``report_every``,
+    ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
 
-    steps: int = 10_000
-    batch_size: int = 8
-    lr: float = 1e-3
     source: str = ""
     target: str = ""
     sr: int = 22050

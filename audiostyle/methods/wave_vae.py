@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from audiostyle import metrics
-from audiostyle.audio import StftParams
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.generative import (
     EVAL_NOISE_SEED,
+    FIGURE_STFT,
     ClipGeometry,
     DomainClips,
     DomainConfig,
@@ -289,10 +289,12 @@ class WaveVAE(GenerativeMethod):
         amp.step(opt)
         return {"loss": loss.detach(), "loss_mse": mse.detach(), "loss_kl": kl.detach()}
 
-    def generate(self, parts: Parts, config: WaveVAEConfig, n: int, device: torch.device,
-                 seed: int = EVAL_NOISE_SEED) -> np.ndarray:
+    def generate(
+        self, modules: Mapping[str, nn.Module], config: WaveVAEConfig, n: int, seed: int = EVAL_NOISE_SEED
+    ) -> np.ndarray:
         """Decode ``n`` latent codes drawn from the prior N(0, I)."""
-        net = parts.modules["vae"]
+        net = modules["vae"]
+        device = next(net.parameters()).device
         with torch.no_grad():
             return net.decode(fixed_noise(n, config.latent, device, seed))[:, 0].float().cpu().numpy()
 
@@ -308,7 +310,7 @@ class WaveVAE(GenerativeMethod):
 
     def evaluate(self, parts: Parts, config: WaveVAEConfig, data: DomainClips, device: torch.device) -> dict[str, float]:
         """Prior samples against the domain, and reconstructions of the fixed validation clips."""
-        out = sample_metrics(list(self.generate(parts, config, config.eval_samples, device)), data)
+        out = sample_metrics(list(self.generate(parts.modules, config, config.eval_samples)), data)
         probe = data.val[: config.eval_samples]
         recon, out["recon_mse"], out["kl"] = self._reconstruct(parts.modules["vae"], probe, device)
         out["recon_content_corr"] = float(np.mean([
@@ -323,7 +325,7 @@ class WaveVAE(GenerativeMethod):
         device = next(parts.modules["vae"].parameters()).device
         recon, _, _ = self._reconstruct(parts.modules["vae"], data.val[:1], device)
         save_sample(out_dir, "reconstruction_0", recon[0], config.sr, content=data.val[0],
-                    title=f"{self.name} reconstruction", params=StftParams(n_fft=512, hop_length=128))
+                    title=f"{self.name} reconstruction", params=FIGURE_STFT)
 
     def render(
         self,

@@ -1,0 +1,124 @@
+"""Training-step speed and peak memory of ``segnet`` and ``unet`` at the report's size (256×256 log-mel patches).
+
+Each configuration runs in its own child process (so peak RSS is its own), builds the method's real networks and
+optimisers, and times its real ``train_step`` (autoencoders, gradient reversal, critic with gradient penalty or
+clipping) on random patches after warm-up steps. Peak memory: the child's max RSS on CPU; on CUDA
+``torch.cuda.max_memory_allocated``. Prints a markdown table.
+
+The report gives no batch size; the default config's 8 is used (``--batch`` to change it).
+
+Examples::
+
+    python benchmarks/bench_segnet.py                      # CPU, 2 threads
+    python benchmarks/bench_segnet.py --device cuda --amp none bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "segnet (gp, 1 critic step)": ("segnet", {}),
+    "segnet (gp, 5 critic steps)": ("segnet", {"critic_steps": 5}),
+    "segnet (clip)": ("segnet", {"lipschitz": "clip"}),
+    "unet (gp)": ("unet", {}),
+}
+
+
+def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int, steps: int, warmup: int,
+            threads: int) -> dict:
+    """Time ``steps`` training steps of one configuration in this process; returns the measurements."""
+    import torch
+
+    from audiostyle.methods import get
+    from audiostyle.train import Amp, resolve_device
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    dev = resolve_device(device)
+    method = get(method_name)
+    config = method.make_config({**overrides, "batch_size": batch, "amp": amp})
+    parts = method.build(config, None, dev)
+    step_amp = Amp(config.amp, dev, config.grad_clip)
+    n = config.batch_size * config.critic_steps
+    shape = (n, 1, config.n_mels, config.patch_frames)
+    gen = torch.Generator().manual_seed(0)
+    batches = [{"a": torch.rand(shape, generator=gen).to(dev), "b": torch.rand(shape, generator=gen).to(dev),
+                "config": config} for _ in range(2)]
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for i in range(warmup):
+        method.train_step(parts, batches[i % 2], i, step_amp)
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        losses = method.train_step(parts, batches[i % 2], i, step_amp)
+        float(losses["loss_recon"])
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+    params = sum(p.numel() for m in parts.modules.values() for p in m.parameters())
+    return {"s_per_step": median, "steps_per_s": 1 / median, "peak_gib": peak, "params_m": params / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--amp", nargs="+", default=["none"], help="mixed-precision modes to compare (none bf16 fp16)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8, the config default)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 5 on CPU, 30 on CUDA)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
+                   help=f"which to run (default all): {', '.join(map(repr, VARIANTS))}")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: JSON of one run
+    args = p.parse_args(argv)
+    steps = args.steps or (30 if args.device.startswith("cuda") else 5)
+
+    if args.one:
+        method_name, overrides, amp = json.loads(args.one)
+        print(json.dumps(run_one(method_name, overrides, args.device, amp, args.batch, steps, args.warmup,
+                                 args.threads)))
+        return 0
+
+    print(f"segnet/unet training step, 256×256 patches, batch {args.batch}, device {args.device}, "
+          f"{args.threads} threads, {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n")
+    print("| variant | amp | s/step (median) | steps/s | peak memory (GiB) | parameters (M) |")
+    print("|---|---|---|---|---|---|")
+    for name in args.variants:
+        method_name, overrides = VARIANTS[name]
+        for amp in args.amp:
+            cmd = [sys.executable, __file__, "--one", json.dumps([method_name, overrides, amp]), "--device",
+                   args.device, "--batch", str(args.batch), "--steps", str(steps), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if out.returncode:
+                print(f"| {name} | {amp} | failed: {out.stderr.strip().splitlines()[-1]} | | | |")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {name} | {amp} | {r['s_per_step']:.3f} | {r['steps_per_s']:.2f} | {r['peak_gib']:.2f} "
+                  f"| {r['params_m']:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""shallow_cnn on real demo audio: transfers timbre and keeps the melody, alpha trades them, resume, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiostyle import methods, metrics
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError
+from audiostyle.methods.base import TrialContext
+from audiostyle.methods.random_cnn import (
+    FeatureSpec,
+    RandomCNN,
+    TransferLoss,
+    features,
+    style_loss_fast,
+    style_loss_plain,
+    style_self_term,
+    gram,
+)
+from audiostyle.methods.shallow_cnn import ShallowCNN, ShallowCNNData
+
+# piano → violin: a transfer the demo's classifier can see (tests stay short: 3 s clips, few iterations).
+PAIR = {"content_domain": "piano", "style_domain": "violin"}
+SMALL = {**PAIR, "filters": 512, "width": 11, "steps": 12, "report_every": 6, "griffin_lim_iters": 32,
+         "report_griffin_lim_iters": 8, "pairs": 2}
+
+
+@pytest.fixture(scope="module")
+def method() -> ShallowCNN:
+    m = methods.get("shallow_cnn")
+    assert isinstance(m, ShallowCNN)
+    return m
+
+
+@pytest.fixture(scope="module")
+def data(method: ShallowCNN, demo: AudioDataset) -> ShallowCNNData:
+    return method.prepare(demo, method.make_config(SMALL))
+
+
+@pytest.fixture(scope="module")
+def untouched(data: ShallowCNNData) -> dict[str, float]:
+    """The metrics of the content clips themselves (no transfer at all)."""
+    return metrics.evaluate(list(data.contents), list(data.contents), data.sr, data.reference, data.style_domain,
+                            styles=list(data.styles), true_targets=list(data.targets))
+
+
+def _check_transfer(final: dict[str, float], untouched: dict[str, float]) -> None:
+    assert set(metrics.COMMON_METRICS) <= set(final)
+    assert final["style_dist"] < untouched["style_dist"] - 0.3
+    assert final["target_prob"] > untouched["target_prob"] + 0.3
+    assert final["fad"] < untouched["fad"]
+    assert final["content_corr"] > 0.45
+    assert final["transfer_score"] > untouched["transfer_score"] + 0.2
+
+
+def test_prepare_pairs_contents_with_other_melodies_and_true_targets(method, demo, data):
+    assert data.contents.shape == data.targets.shape == (2, 3 * 22050)
+    assert data.styles.shape[0] == 2 and data.contents.dtype == np.float32
+    for (content_name, style_name), target in zip(data.names, data.targets):
+        assert content_name.startswith("piano/") and style_name.startswith("violin/")
+        assert content_name.split("/")[1] != style_name.split("/")[1]  # another melody: no leak of the content
+        truth = next(c for c in demo.clips if c.name == f"violin/{content_name.split('/')[1]}")
+        np.testing.assert_array_equal(target, truth.audio)
+    again = method.prepare(demo, method.make_config(SMALL))
+    assert again.names == data.names
+
+
+def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, untouched, tmp_path):
+    # 003_*'s best: 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (tanh per 004_*); iterations shortened.
+    config = method.make_config({**PAIR, "pairs": 1, "steps": 10, "report_every": 5, "griffin_lim_iters": 32,
+                                 "report_griffin_lim_iters": 8})
+    assert (config.layers, config.filters, config.width, config.optimizer, config.alpha) == (1, 4096, 11, "lbfgs", 0.006)
+    data = method.prepare(demo, config)
+    base = metrics.evaluate(list(data.contents), list(data.contents), data.sr, data.reference, "violin",
+                            styles=list(data.styles), true_targets=list(data.targets))
+    ctx = TrialContext(artifact_dir=tmp_path)
+    final = method.train(config, data, ctx)
+    _check_transfer(final, base)
+    assert [h["step"] for h in ctx.history] == [5.0, 10.0]
+    assert ctx.history[-1]["loss"] < ctx.history[0]["loss"]
+    y, sr = sf.read(tmp_path / "output_0.wav", dtype="float32")
+    assert sr == 22050 and y.shape == (3 * 22050,) and np.isfinite(y).all() and np.abs(y).max() > 1e-3
+    assert (tmp_path / "spectrogram.png").stat().st_size > 1000
+
+
+def test_small_config_transfers_a_batch_of_pairs(method, data, untouched):
+    config = method.make_config(SMALL)
+    ctx = TrialContext()
+    final = method.train(config, data, ctx)
+    _check_transfer(final, untouched)
+    state = ctx.last_state
+    assert state["step"] == 12 and state["x"].shape == (2, 1025, 130)
+    assert final["evals"] >= 12
+
+
+def test_raising_alpha_raises_content_preservation(method, data):
+    corr = {}
+    for alpha in (0.001, 3.0):
+        config = method.make_config({**SMALL, "alpha": alpha, "steps": 10, "report_every": 10})
+        corr[alpha] = method.train(config, data, TrialContext())["content_corr"]
+    assert corr[3.0] > corr[0.001] + 0.05, corr
+
+
+def test_render_returns_audio_of_the_input_length(method, data):
+    config = method.make_config({**SMALL, "filters": 256, "steps": 4, "report_every": 4})
+    content = data.contents[0][: 40_000]
+    out = method.render(config, None, content, 22050, style=data.styles[0])
+    assert out.shape == content.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    # Other sample rates are resampled in and out.
+    import librosa
+
+    c16 = librosa.resample(content, orig_sr=22050, target_sr=16000)
+    s16 = librosa.resample(data.styles[0], orig_sr=22050, target_sr=16000)
+    assert method.render(config, None, c16, 16000, style=s16).shape == c16.shape
+    with pytest.raises(AudiostyleError, match="style="):
+        method.render(config, None, content, 22050)
+
+
+def test_fast_gram_form_equals_the_plain_one():
+    gen = torch.Generator().manual_seed(0)
+    a64 = torch.rand(2, 50, 300, generator=gen, dtype=torch.float64).requires_grad_(True)
+    s64 = torch.rand(2, 70, 300, generator=gen, dtype=torch.float64)
+    truth = style_loss_plain(a64, gram(s64)).double()  # float64 all through: the reference
+    g_truth, = torch.autograd.grad(truth.sum(), a64)
+    a, s = a64.detach().float().requires_grad_(True), s64.float()
+    for loss in (style_loss_plain(a, gram(s)), style_loss_fast(a, s, style_self_term(s))):
+        assert loss.dtype == torch.float32
+        torch.testing.assert_close(loss.double(), truth.detach(), rtol=1e-5, atol=0)
+        g, = torch.autograd.grad(loss.sum(), a)
+        assert float((g.double() - g_truth).norm() / g_truth.norm()) < 1e-5
+
+
+def test_transfer_loss_picks_the_fast_form_and_agrees_on_real_features(data):
+    spec = FeatureSpec("stft", 22050, 2048, 512)
+    content = features(torch.from_numpy(data.contents), spec)
+    style = features(torch.from_numpy(data.styles), spec)
+    net = RandomCNN(spec.channels, 256, 11, seed=1)  # 120 frames < 256 filters: the fast form applies
+    x = content + 0.1
+    fast, plain = TransferLoss(net, content, style, 0.01), TransferLoss(net, content, style, 0.01, fast=False)
+    assert fast.fast and not plain.fast
+    for got, want in zip(fast(x), plain(x)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_bad_configs_raise_clear_errors(method, demo, data):
+    for bad, needle in [
+        ({"filters": 0}, "filters"),
+        ({"activation": "gelu"}, "activation"),
+        ({"optimizer": "newton"}, "optimizer"),
+        ({"features": "cqt"}, "features"),
+        ({"layers": 3}, "layers"),
+        ({"content_domain": "piano", "style_domain": "piano"}, "two domains"),
+        ({"filterz": 12}, "unknown config key"),
+    ]:
+        with pytest.raises(AudiostyleError, match=needle):
+            method.make_config(bad)
+    with pytest.raises(AudiostyleError, match="pairs=50"):
+        method.prepare(demo, method.make_config({**PAIR, "pairs": 50}))
+    with pytest.raises(AudiostyleError, match="tuba"):
+        method.prepare(demo, method.make_config({"content_domain": "tuba"}))
+    with pytest.raises(AudiostyleError, match="conv='1d'"):  # a second 2-D layer of 4096 × 4096 × 11 × 11 weights
+        method.train(method.make_config({**SMALL, "conv": "2d", "layers": 2, "filters": 4096}), data, TrialContext())
+    with pytest.raises(AudiostyleError, match="too few"):
+        too_short = {**SMALL, "layers": 2, "width": 64, "pooling": "max", "pool_width": 16, "filters": 16}
+        method.train(method.make_config(too_short), data, TrialContext())
+    with pytest.raises(AudiostyleError, match="prepare again"):
+        method.train(method.make_config({**SMALL, "style_domain": "flute"}), data, TrialContext())
+
+
+def test_weights_file_missing_wrong_or_given(method, data, tmp_path):
+    with pytest.raises(AudiostyleError, match="never downloads"):
+        method.make_config({"weights_path": str(tmp_path / "vggish.pt")})
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"weights.0": torch.zeros(3, 3, 3)}, wrong)
+    config = method.make_config({**SMALL, "filters": 64, "steps": 2, "report_every": 2, "griffin_lim_iters": 2,
+                                 "weights_path": str(wrong)})
+    with pytest.raises(AudiostyleError, match="not a state dict of this network"):
+        method.train(config, data, TrialContext())
+    given = tmp_path / "trained.pt"
+    torch.save(RandomCNN(1025, 64, 11, seed=7).state_dict(), given)
+    ctx = TrialContext()
+    method.train(dataclasses.replace(config, weights_path=str(given)), data, ctx)
+    net = RandomCNN(1025, 64, 11, seed=0)
+    net.load_weights_file(given)
+    torch.testing.assert_close(net.weights[0], RandomCNN(1025, 64, 11, seed=7).weights[0])
+
+
+def test_resume_from_a_reported_state_continues(method, data):
+    # Adam keeps its statistics in the state: a resumed run ends exactly where the uninterrupted one does.
+    config = method.make_config({**SMALL, "filters": 128, "optimizer": "adam", "lr": 0.05, "steps": 6,
+                                 "report_every": 3, "report_griffin_lim_iters": 2, "griffin_lim_iters": 2})
+    states = []
+    full = TrialContext(report=lambda step, m, state=None: states.append(state))
+    method.train(config, data, full)
+    resumed = TrialContext(resume_state=states[0])
+    method.train(config, data, resumed)
+    assert [h["step"] for h in resumed.history] == [6.0]
+    torch.testing.assert_close(resumed.last_state["x"], states[-1]["x"])
+    # L-BFGS rebuilds its curvature memory but goes on from the reported spectrogram.
+    lbfgs = method.make_config({**SMALL, "filters": 128, "steps": 6, "report_every": 3,
+                                "report_griffin_lim_iters": 2, "griffin_lim_iters": 2})
+    lbfgs_states = []
+    first = TrialContext(report=lambda step, m, state=None: lbfgs_states.append(state))
+    method.train(lbfgs, data, first)
+    again = TrialContext(resume_state=lbfgs_states[0])
+    method.train(lbfgs, data, again)
+    assert [h["step"] for h in again.history] == [6.0]
+    assert again.history[-1]["loss"] < first.history[0]["loss"]
+
+
+def test_nan_spectrogram_raises_floating_point_error(method, data):
+    config = method.make_config({**SMALL, "filters": 64, "steps": 4, "report_every": 2, "griffin_lim_iters": 2,
+                                 "report_griffin_lim_iters": 2})
+    ctx = TrialContext()
+    method.train(dataclasses.replace(config, steps=2), data, ctx)
+    poisoned = dict(ctx.last_state)
+    poisoned["x"] = poisoned["x"].clone()
+    poisoned["x"][0, 3, 7] = float("nan")
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        method.train(config, data, TrialContext(resume_state=poisoned))
+
+
+def test_space_and_best_known_are_valid_configs(method):
+    fields = {f.name for f in dataclasses.fields(method.Config)}
+    space = method.default_space()
+    assert set(space) <= fields
+    assert space["filters"].options == (128, 256, 512, 1024, 2048, 4096)
+    best = method.best_known()
+    assert [(b["layers"], b["filters"], b["width"], b["alpha"]) for b in best] == [(1, 4096, 11, 0.006),
+                                                                                  (2, 2048, 11, 0.001)]
+    for b in best:
+        method.make_config(b)
+    assert method.headline.metric == "transfer_score" and method.headline.mode == "max"

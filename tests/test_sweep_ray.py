@@ -1,0 +1,221 @@
+"""Integration tests of the sweep engine on a real local Ray: store contents, concurrency, failures,
+Pareto sweeps, an s3:// store on a real S3 server, a killed driver resumed, every method's smoke sweep."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiostyle import methods, sweep
+from audiostyle.data.synth import demo_dataset
+from audiostyle.space import Choice
+from audiostyle.store import Store
+from tests.fixtures.stores import SCRIPTS, method_available, smoke_sweep
+from tests.toy_method import ToyConfig, quality
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+methods.register("toy", "tests.toy_method:Toy")
+
+
+def toy_sweep(tmp_path: Path, **kwargs):
+    options = dict(
+        data=demo_dataset(n_melodies=2, seconds=0.5),
+        store=str(tmp_path / "store"),
+        cache_dir=str(tmp_path / "cache"),
+        samples=6,
+        max_concurrent=2,
+        overrides={"sleep_s": 0.1},
+        dashboard=False,
+        verbose=0,
+    )
+    options.update(kwargs)
+    return sweep.run("toy", **options)
+
+
+def ray_results(experiment_path: str) -> dict[str, list[dict]]:
+    """Every result Ray Tune logged (result.json of each trial folder), by trial id."""
+    out: dict[str, list[dict]] = {}
+    for path in Path(experiment_path).glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            result = json.loads(line)
+            out.setdefault(result["trial_id"], []).append(result)
+    return out
+
+
+def toy_cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """The toy sweep through the shared sweep CLI, in its own process (and its own local Ray)."""
+    command = [sys.executable, "-m", "tests.toy_method", "--smoke", "--address", "local", "--no-dashboard", *args]
+    return subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def test_store_rows_equal_what_trials_reported_and_trials_overlap(tmp_path: Path, ray_session: None) -> None:
+    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15})
+    trials = result.trials
+    assert len(trials) == 6 and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"finished", "stopped"} and (trials["status"] == "finished").any()
+    assert set(trials["device"]) == {"cpu"}
+
+    # Optuna tried the method's best-known config first, and it wins with its known score
+    assert result.best["config.x"] == 0.3 and result.best["config.y"] == 5 and result.best["config.kind"] == "b"
+    assert result.best["metric.transfer_score"] == pytest.approx(quality(ToyConfig(x=0.3, y=5, kind="b")))
+
+    # every stored history row and final metric is what the trial reported to Ray Tune
+    store = Store(result.store)
+    logged = ray_results(result.experiment_path)
+    for _, row in trials.iterrows():
+        reports = [r for r in logged[row["trial_id"]] if not r.get("trial.final")]
+        history = store.history("toy", result.sweep_id, row["trial_id"])
+        assert list(history["step"]) == [r["step"] for r in reports]
+        for name in ("loss", "transfer_score"):
+            want = [r["metrics"].get(name, math.nan) for r in reports]
+            np.testing.assert_allclose(history[f"metric.{name}"], want, rtol=1e-12)
+        assert row["wall_s"] == pytest.approx(logged[row["trial_id"]][-1]["time_total_s"])
+        if row["status"] == "finished":
+            final = logged[row["trial_id"]][-1]
+            assert final["trial.final"] and final["trial.status"] == "finished"
+            for name, value in final["metrics"].items():
+                assert row[f"metric.{name}"] == pytest.approx(value)
+            audio, sr = sf.read(row["artifact.audio"])
+            assert sr == 22050 and audio.shape == (2048,) and np.abs(audio).max() > 0
+            from PIL import Image
+
+            with Image.open(row["artifact.spectrogram"]) as image:
+                assert image.size == (24, 16)
+            assert store.load_checkpoint(row["artifact.checkpoint"]) == {"step": 8, "x": row["config.x"]}
+        else:  # stopped by ASHA at its first rung: its metrics are the latest it reported
+            assert row["steps"] < 8 and row["metric.transfer_score"] == pytest.approx(reports[-1]["metrics"]["transfer_score"])
+
+    # max_concurrent=2 trials really ran at the same time
+    spans = sorted(zip(trials["started_at"], trials["ended_at"]))
+    overlaps = [min(e1, e2) - max(s1, s2) for (s1, e1), (s2, e2) in zip(spans, spans[1:])]
+    assert max(o.total_seconds() for o in overlaps) > 0.3
+
+    manifest = store.sweeps("toy")[0]
+    assert manifest["sweep_id"] == result.sweep_id and manifest["objectives"] == [{"metric": "transfer_score", "mode": "max"}]
+    assert "transfer_score" in result.summary()
+
+
+def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(tmp_path: Path, ray_session: None) -> None:
+    result = toy_sweep(
+        tmp_path,
+        space={"fail": Choice(("none", "raise", "nan"))},
+        points=[{"fail": "none"}, {"fail": "raise"}, {"fail": "nan"}],
+        samples=3,
+        scheduler="none",
+        overrides={"sleep_s": 0.05, "x": 0.3},
+    )
+    rows = {row["config.fail"]: row for _, row in result.trials.iterrows()}
+    assert set(rows) == {"none", "raise", "nan"}
+    assert rows["none"]["status"] == "finished" and not isinstance(rows["none"]["error"], str)
+    assert rows["raise"]["status"] == "failed" and rows["raise"]["error"].startswith("AudiostyleError: toy: asked to fail")
+    assert rows["nan"]["status"] == "failed" and rows["nan"]["error"].startswith("FloatingPointError: toy: loss became nan")
+    logged = ray_results(result.experiment_path)
+    for kind in ("raise", "nan"):
+        results = logged[rows[kind]["trial_id"]]
+        # reports of steps 1 and 2 then the failure, once: the method's failure was not retried
+        assert [r["step"] for r in results] == [1, 2, 2] and sum(bool(r.get("trial.final")) for r in results) == 1
+        assert list(Store(result.store).history("toy", result.sweep_id, rows[kind]["trial_id"])["step"]) == [1, 2]
+    assert result.best["trial_id"] == rows["none"]["trial_id"]
+
+
+def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:
+    result = toy_sweep(tmp_path, objectives=sweep.PARETO, samples=6, overrides={})
+    manifest = Store(result.store).sweeps("toy")[0]
+    assert manifest["args"]["search"] == "nsga2"
+    assert [o["metric"] for o in manifest["objectives"]] == ["content_corr", "style_dist"]
+    front = result.pareto
+    assert len(front) >= 1
+    values = result.trials[["metric.content_corr", "metric.style_dist"]].to_numpy()
+    for cc, sd in front[["metric.content_corr", "metric.style_dist"]].to_numpy():
+        assert not np.any((values[:, 0] >= cc) & (values[:, 1] <= sd) & ((values[:, 0] > cc) | (values[:, 1] < sd)))
+
+
+def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str) -> None:
+    """Store and Ray storage on a real S3 server; the driver (and its local Ray) SIGKILLed mid-sweep;
+    ``--resume`` restores from S3, runs only the unfinished trials and keeps Optuna's history."""
+    root = f"{s3_bucket}/results"
+    args = ["--store", root, "--name", "killed", "--samples", "8", "--max-concurrent", "2",
+            "--set", "sleep_s=0.2", "--scheduler", "none"]
+    proc = toy_cli(*args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
+    store = Store(root)
+    deadline = time.monotonic() + 180
+    try:
+        while len(store.trials("toy")) < 2:
+            assert proc.poll() is None, proc.stdout.read()[-4000:]
+            assert time.monotonic() < deadline, "the sweep wrote no rows within 180 s"
+            time.sleep(0.5)
+        time.sleep(1.5)  # let the experiment state catch up with the running trials
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait()
+    before = store.trials("toy")
+    assert 2 <= len(before) < 8
+
+    resumed = toy_cli(*args, "--resume")
+    output, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, output[-4000:]
+    after = store.trials("toy")
+    assert len(after) == 8 and after["trial_id"].is_unique
+    assert set(after["status"]) == {"finished"}
+    kept = after.set_index("trial_id").loc[before["trial_id"], "ended_at"]
+    assert list(kept) == list(before["ended_at"])  # trials done before the kill were not run again
+    assert "best config" in output
+
+    # rows, history, artifacts and checkpoints all live on S3
+    finished = after.iloc[0]
+    assert finished["artifact.audio"].startswith(f"{root}/artifacts/method=toy/sweep=killed/")
+    with store.fs.open(finished["artifact.audio"], "rb") as fh:
+        audio, sr = sf.read(io.BytesIO(fh.read()))
+    assert sr == 22050 and len(audio) == 2048
+    assert store.load_checkpoint(finished["artifact.checkpoint"])["step"] == 8
+    assert sorted(store.history("toy").groupby("trial_id")["step"].max()) == [8] * 8
+
+    # the restored Optuna searcher kept its study: all 8 trials in one history, best-known first
+    from ray.tune.search.optuna import OptunaSearch
+
+    experiment = f"{root.removeprefix('s3://')}/_ray/killed"
+    local = Path(tempfile.mkdtemp())
+    for path in store.fs.glob(f"{experiment}/searcher-state-*.pkl"):
+        store.fs.get(path, str(local / Path(path).name))
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(local))
+    study = searcher._ot_study
+    assert len(study.trials) == 8
+    assert study.trials[0].params == {"x": 0.3, "y": 5, "kind": "b"}
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+@pytest.mark.parametrize("method", list(SCRIPTS))
+def test_smoke_sweep_of_every_method(method: str, smoke_store: str, tmp_path: Path) -> None:
+    if not method_available(method):
+        pytest.skip(f"method {method} is not in the tree yet")
+    if method in ("shallow_cnn", "segnet"):  # the session's smoke store already ran these sweeps
+        store = Store(smoke_store)
+        trials = store.trials(method)
+    else:
+        result = smoke_sweep(method, str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+        store, trials = Store(result.store), result.trials
+    assert len(trials) == 2 and trials["trial_id"].is_unique
+    headline = methods.get(method).headline
+    done = trials[trials["status"].isin(["finished", "stopped"])]
+    assert len(done) >= 1, trials[["status", "error"]].to_string()
+    assert np.isfinite(done[f"metric.{headline.metric}"]).all()
+    assert len(store.history(method)) >= 1
+    finished = done[done["status"] == "finished"]
+    for uri in finished["artifact.audio"].dropna():
+        audio, _ = sf.read(uri)
+        assert audio.size > 0 and np.isfinite(audio).all()

@@ -1,0 +1,222 @@
+"""The shared training loop (audiostyle.train) driven by a small real method: a dropout MLP autoencoder."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from audiostyle.errors import AudiostyleError
+from audiostyle.methods.base import Objective, TrialContext
+from audiostyle.train import (
+    Amp,
+    Parts,
+    TrainConfig,
+    TrainedMethod,
+    mean_over_directions,
+    translate_spectrogram,
+)
+
+
+@dataclass
+class ToyConfig(TrainConfig):
+    steps: int = 12
+    batch_size: int = 4
+    lr: float = 1e-2
+    report_every: int = 3
+    checkpoint_every: int = 6
+    nan_at: int = 0  # poison the batch at this step (0 = never)
+
+
+class Counter:
+    """A stateful helper the checkpoint must carry."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.n = state["n"]
+
+
+class Toy(TrainedMethod):
+    name = "toy"
+    Config = ToyConfig
+    headline = Objective("val_mse", "min")
+
+    @classmethod
+    def default_space(cls):
+        return {}
+
+    def prepare(self, dataset, config):
+        return np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+
+    def build(self, config, data, device):
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8)).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+        return Parts(
+            modules={"net": net},
+            optimizers={"opt": opt},
+            schedulers={"sched": torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)},
+            stateful={"counter": Counter()},
+        )
+
+    def sample(self, config, data, rng):
+        return data[rng.integers(0, len(data), config.batch_size)]
+
+    def train_step(self, parts, batch, step, amp):
+        cfg = parts.config
+        if cfg.nan_at and step == cfg.nan_at:
+            batch = batch * float("nan")
+        parts.stateful["counter"].n += 1
+        opt = parts.optimizers["opt"]
+        opt.zero_grad(set_to_none=True)
+        with amp.autocast():
+            loss = (parts.modules["net"](batch) - batch).square().mean()
+        amp.backward(loss)
+        amp.step(opt)
+        return {"recon": loss.detach(), "count": float(parts.stateful["counter"].n)}
+
+    def evaluate(self, parts, config, data, device):
+        torch.rand(7)  # evaluation randomness must not perturb training
+        np.random.rand(3)
+        x = torch.from_numpy(data[:16]).to(device)
+        return {"val_mse": float((parts.modules["net"](x) - x).square().mean())}
+
+    def render(self, config, state, audio, sr, *, style=None, device="cpu"):
+        net = self.restore_modules(config, state, device)["net"]
+        return audio
+
+
+def _run(config: ToyConfig, resume: Any = None) -> tuple[TrialContext, dict[int, Any], dict[str, float]]:
+    states: dict[int, Any] = {}
+
+    def report(step, metrics, state=None):
+        if state is not None:
+            states[step] = state
+
+    ctx = TrialContext(report=report, resume_state=resume)
+    final = Toy().train(config, Toy().prepare(None, config), ctx)
+    return ctx, states, final
+
+
+def _roundtrip(state: Any) -> Any:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def test_reports_at_cadence_with_checkpoints_and_final_metrics():
+    ctx, states, final = _run(Toy.make_config())
+    assert [h["step"] for h in ctx.history] == [3, 6, 9, 12]
+    assert sorted(states) == [6, 12]
+    assert final == {k: v for k, v in ctx.history[-1].items() if k != "step"}
+    assert set(final) == {"val_mse", "recon", "count"}
+    # losses are means over the steps since the last report: the counter went 1..3, 4..6, ...
+    assert [h["count"] for h in ctx.history] == [2.0, 5.0, 8.0, 11.0]
+    assert states[12]["step"] == 12 and states[12]["stateful"]["counter"]["n"] == 12
+    assert ctx.history[-1]["val_mse"] < ctx.history[0]["val_mse"]
+
+
+def test_resume_continues_to_bit_identical_losses():
+    config = Toy.make_config()
+    ctx_full, states, _ = _run(config)
+    ctx_resumed, states2, _ = _run(config, resume=_roundtrip(states[6]))
+    assert [h["step"] for h in ctx_resumed.history] == [9, 12]
+    assert ctx_resumed.history == ctx_full.history[2:]
+    for name, tensor in states[12]["modules"]["net"].items():
+        assert torch.equal(tensor, states2[12]["modules"]["net"][name])
+    assert states2[12]["schedulers"]["sched"] == states[12]["schedulers"]["sched"]
+
+
+def test_evaluation_does_not_perturb_training():
+    _, a, _ = _run(Toy.make_config({"report_every": 1, "checkpoint_every": 0}))
+    _, b, _ = _run(Toy.make_config({"report_every": 6, "checkpoint_every": 0}))
+    for name, tensor in a[12]["modules"]["net"].items():
+        assert torch.equal(tensor, b[12]["modules"]["net"][name])
+
+
+def test_changed_config_on_resume_takes_new_optimizer_hyperparameters():
+    _, states, _ = _run(Toy.make_config())
+    parts_lr = []
+
+    class Spy(Toy):
+        def train_step(self, parts, batch, step, amp):
+            parts_lr.append(parts.optimizers["opt"].param_groups[0]["initial_lr"])
+            return super().train_step(parts, batch, step, amp)
+
+    Spy().train(Toy.make_config({"lr": 0.5}), Toy().prepare(None, None), TrialContext(resume_state=states[6]))
+    assert parts_lr and all(lr == 0.5 for lr in parts_lr)
+
+
+def test_nan_loss_fails_with_clear_reason_and_keeps_last_state():
+    config = Toy.make_config({"nan_at": 8})
+    ctx = TrialContext()
+    with pytest.raises(FloatingPointError, match=r"loss 'recon' became nan at step 8 .*lower lr or enable gradient"):
+        Toy().train(config, Toy().prepare(None, config), ctx)
+    assert [h["step"] for h in ctx.history] == [3, 6]
+    assert ctx.last_state["step"] == 6
+    assert all(torch.isfinite(t).all() for t in ctx.last_state["modules"]["net"].values())
+
+
+def test_state_is_weights_only_loadable_and_renders():
+    _, states, _ = _run(Toy.make_config())
+    state = _roundtrip(states[12])
+    modules = Toy().restore_modules(Toy.make_config(), state)
+    assert not modules["net"].training
+    with pytest.raises(AudiostyleError, match="render needs the trained state"):
+        Toy().restore_modules(Toy.make_config(), None)
+    broken = {**state, "modules": {}}
+    with pytest.raises(AudiostyleError, match="lacks module"):
+        Toy().restore_modules(Toy.make_config(), broken)
+
+
+def test_config_validation_names_the_fix():
+    with pytest.raises(AudiostyleError, match="checkpoint_every=5 is not a multiple of report_every=3"):
+        Toy.make_config({"checkpoint_every": 5})
+    with pytest.raises(AudiostyleError, match="amp='int8'"):
+        Toy.make_config({"amp": "int8"})
+    with pytest.raises(AudiostyleError, match="unknown config key"):
+        Toy.make_config({"stepz": 3})
+
+
+def test_amp_is_ignored_on_cpu_with_a_log_line(caplog):
+    with caplog.at_level(logging.INFO, logger="audiostyle.train"):
+        amp = Amp("bf16", torch.device("cpu"))
+    assert amp.mode == "none" and amp.scaler is None
+    assert "ignored on cpu" in caplog.text
+
+
+def test_grad_clip_bounds_the_update():
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    (net(torch.full((2, 4), 1e3)).sum()).backward()
+    before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+    Amp("none", torch.device("cpu"), grad_clip=0.5).step(opt)
+    after = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert torch.linalg.vector_norm(after - before) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_translate_spectrogram_stitches_any_length_without_change_for_identity():
+    spec = np.random.default_rng(1).normal(size=(16, 150)).astype(np.float32)
+    out = translate_spectrogram(lambda t: t, spec, 32, channels_last=True, pad_value=-1.0, batch=3)
+    assert out.shape == spec.shape
+    np.testing.assert_allclose(out, spec, atol=1e-6)
+
+
+def test_mean_over_directions_recomputes_the_score():
+    common = {"content_corr": 0.8, "style_dist": 2.0, "target_prob": 0.5, "lsd_db": float("nan"), "fad": 4.0,
+              "transfer_score": 0.632}
+    other = {**common, "content_corr": 0.4, "target_prob": 0.1, "fad": 6.0, "lsd_db": 10.0, "transfer_score": 0.2}
+    row = mean_over_directions({"x2y": common, "y2x": other})
+    assert row["fad"] == 5.0 and row["lsd_db"] == 10.0
+    assert row["transfer_score"] == pytest.approx((0.6 * 0.3) ** 0.5)
+    assert row["transfer_score_x2y"] == 0.632 and row["transfer_score_y2x"] == 0.2

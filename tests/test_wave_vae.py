@@ -1,0 +1,126 @@
+"""wave_vae / wave_vae_pool: networks, the shared generator data, training on the demo set, render, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiostyle import methods
+from audiostyle.errors import AudiostyleError
+from audiostyle.methods.base import TrialContext
+from audiostyle.methods.generative import for_config
+from audiostyle.methods.wave_vae import WaveVAENet, vae_losses
+from audiostyle.metrics import COMMON_METRICS
+
+TINY = {"latent": 16, "width": 8, "layers": 3, "eval_samples": 2, "clip_s": 0.4, "lr": 3e-3, "checkpoint_every": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convs run faster on one thread than on two busy ones; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def prepared(demo):
+    """The violin clips of the demo set as the report prepares them (3150 Hz, 29 s asked, halves)."""
+    method = methods.get("wave_vae")
+    return method.prepare(demo, method.make_config())
+
+
+@pytest.mark.parametrize("pool", ["none", "max", "avg"])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_network_keeps_the_exact_length(pool, factor):
+    net = WaveVAENet(1000, latent=8, channels=(4, 8), kernel=5, factor=factor, pool=pool)
+    x = torch.randn(3, 1, 1000)
+    recon, mu, logvar = net(x)
+    assert recon.shape == x.shape and mu.shape == logvar.shape == (3, 8)
+    assert int(net.clip_length) == 1000
+    mse, kl = vae_losses(x, recon, mu, logvar)
+    assert mse.item() > 0 and kl.item() >= 0
+    # KL is zero exactly at the prior
+    assert vae_losses(x, recon, torch.zeros(3, 8), torch.zeros(3, 8))[1].item() == 0.0
+
+
+def test_prepare_uses_short_clips_whole_and_halves_them(demo, prepared):
+    train_violins = [c for c in demo.select("violin") if c.split == "train"]
+    full = int(round(3.0 * 3150))  # demo clips are 3 s: shorter than clip_s=29, used whole
+    assert prepared.sr == 3150 and prepared.length == full // 2
+    assert prepared.train.shape == (2 * len(train_violins), full // 2)
+    assert np.array_equal(prepared.train[1], prepared.source[0][full // 2 : 2 * (full // 2)])
+    assert math.isfinite(prepared.fad_real) and prepared.fad_real >= 0
+    method = methods.get("wave_vae")
+    whole = for_config(prepared, method.make_config({"clip_s": 1.0, "halves": False}))
+    assert whole.train.shape == (len(train_violins), 3150) and whole.reference is prepared.reference
+    with pytest.raises(AudiostyleError, match="per sweep"):
+        for_config(prepared, method.make_config({"sr": 4000}))
+
+
+@pytest.mark.parametrize("name, steps", [("wave_vae", 80), ("wave_vae_pool", 200)])
+def test_trains_on_demo_and_reconstruction_loss_falls(demo, prepared, tmp_path, name, steps):
+    method = methods.get(name)
+    config = method.make_config({**TINY, "steps": steps, "report_every": 20})
+    ctx = TrialContext(artifact_dir=tmp_path, seed=1)
+    final = method.train(config, prepared, ctx)
+
+    mse = [h["loss_mse"] for h in ctx.history]
+    assert mse[-1] < 0.8 * mse[0], mse
+    assert set(COMMON_METRICS) | {"recon_mse", "kl", "recon_content_corr", "fad_real"} <= set(final)
+    assert math.isnan(final["content_corr"]) and math.isnan(final["transfer_score"])
+    assert final["fad"] > 0 and 0 <= final["target_prob"] <= 1 and final["kl"] >= 0
+    for stem in ("sample_0", "sample_1", "reconstruction_0"):
+        y, sr = sf.read(tmp_path / f"{stem}.wav")
+        assert sr == 3150 and y.shape == (630,) and np.abs(y).max() > 0
+        assert (tmp_path / f"{stem}.png").stat().st_size > 0
+
+    audio = demo.select("violin", "val")[0].audio[: int(1.3 * 22050)]  # 6.5 chunks of 0.2 s at 3150 Hz
+    out = method.render(config, ctx.last_state, audio, 22050)
+    assert out.shape == audio.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
+    assert np.abs(out).max() > 0
+    assert np.array_equal(out, method.render(config, ctx.last_state, audio, 22050))  # posterior mean: deterministic
+
+
+def test_nan_in_the_data_fails_with_a_clear_reason(prepared):
+    method = methods.get("wave_vae")
+    config = method.make_config({**TINY, "steps": 5, "report_every": 5})
+    data = for_config(prepared, config)
+    bad = data.train.copy()
+    bad[:, 10] = np.nan
+    with pytest.raises(FloatingPointError, match=r"wave_vae: loss 'loss' became nan at step 1"):
+        method.train(config, dataclasses.replace(data, train=bad), TrialContext())
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"kernel": 4}, "kernel=4 is even"),
+        ({"latent": 0}, "latent=0"),
+        ({"beta": -1.0}, "beta=-1.0"),
+        ({"pool": "median"}, "pool='median'"),
+        ({"factor": 1}, "factor=1"),
+        ({"sr": 100}, "sr=100"),
+        ({"wrong": 1}, "unknown config key"),
+    ],
+)
+def test_bad_config_raises_audiostyle_error(overrides, match):
+    with pytest.raises(AudiostyleError, match=match):
+        methods.get("wave_vae_pool").make_config(overrides)
+
+
+def test_bad_data_and_state_raise_audiostyle_error(demo, prepared):
+    method = methods.get("wave_vae")
+    with pytest.raises(AudiostyleError, match="unknown domain 'cello'"):
+        method.prepare(demo, method.make_config({"domain": "cello"}))
+    config = method.make_config({**TINY, "layers": 6, "factor": 4, "steps": 1})
+    with pytest.raises(AudiostyleError, match="exceeds the 630-sample examples"):
+        method.train(config, prepared, TrialContext())
+    with pytest.raises(AudiostyleError, match="render needs the trained state"):
+        method.render(method.make_config(), None, np.zeros(100, np.float32), 22050)
