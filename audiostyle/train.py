@@ -68,7 +68,8 @@ Contract of the loop
 - Steps ``1 … config.steps``; after each :meth:`TrainedMethod.train_step` the loop steps every scheduler
   of :class:`Parts` once and checks every returned loss: a NaN or infinite one raises
   ``FloatingPointError("<method>: loss 'g_adv' became nan at step 123 …; lower lr … or set grad_clip …")``.
-  The last reported state stays valid (reports carry CPU copies).
+  Before each report the parameters are checked too (a step can leave NaN weights behind finite losses): the
+  error then names the parameter. The last reported state stays valid (reports carry CPU copies).
 - Every ``config.report_every`` steps and at the last step: ``ctx.report(step, metrics)`` with the
   :meth:`TrainedMethod.evaluate` metrics plus the mean of each loss since the last report (under the
   loss's own name, so loss names must not clash with metric names). Every ``config.checkpoint_every``
@@ -394,6 +395,18 @@ def _finite_losses(losses: Mapping[str, Any], step: int, who: str, config: Any) 
     return out
 
 
+def _check_finite_modules(parts: Parts, step: int, who: str, config: Any) -> None:
+    """Raise FloatingPointError naming the first parameter that is NaN or infinite (before evaluating or saving)."""
+    for mname, module in parts.modules.items():
+        for pname, p in module.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise FloatingPointError(
+                    f"{who}: parameter '{mname}.{pname}' became non-finite (nan/inf) by step {step} "
+                    f"(lr={getattr(config, 'lr', '?')}, grad_clip={getattr(config, 'grad_clip', '?')}); "
+                    "lower lr or enable gradient clipping (grad_clip=1.0)."
+                )
+
+
 @contextlib.contextmanager
 def evaluation(parts: Parts, device: torch.device) -> Iterator[None]:
     """Modules in eval mode, no grad, every RNG forked (restored on exit), train mode restored."""
@@ -436,7 +449,8 @@ def translate_spectrogram(
 
     The spectrogram is cut into patches of ``patch_frames`` overlapping by half (:func:`audiostyle.audio.to_patches`),
     translated ``batch`` at a time under ``torch.no_grad()``, and stitched back with raised-cosine cross-fades
-    (:func:`audiostyle.audio.from_patches`).
+    (:func:`audiostyle.audio.from_patches`). A non-finite output raises ``FloatingPointError`` (the loop adds the
+    step when this happens during evaluation).
 
     Parameters
     ----------
@@ -467,7 +481,13 @@ def translate_spectrogram(
     with torch.no_grad():
         for i in range(0, len(patches), batch):
             t = torch.from_numpy(np.ascontiguousarray(patches[i : i + batch]))[:, None].to(device)
-            outs.append(net(t.contiguous(memory_format=fmt)).float()[:, 0].cpu().numpy())
+            out = net(t.contiguous(memory_format=fmt)).float()
+            if not bool(torch.isfinite(out).all()):
+                raise FloatingPointError(
+                    "the network's output became non-finite (nan/inf); lower lr or enable gradient clipping "
+                    "(grad_clip=1.0)."
+                )
+            outs.append(out[:, 0].cpu().numpy())
     return A.from_patches(np.concatenate(outs), spec.shape[1], hop=hop)
 
 
@@ -649,8 +669,12 @@ class TrainedMethod(Method):
         sums: Mapping[str, float],
         count: int,
     ) -> dict[str, float]:
-        with evaluation(parts, device):
-            metrics = {k: float(v) for k, v in self.evaluate(parts, config, data, device).items()}
+        _check_finite_modules(parts, step, self.name, config)
+        try:
+            with evaluation(parts, device):
+                metrics = {k: float(v) for k, v in self.evaluate(parts, config, data, device).items()}
+        except FloatingPointError as exc:  # e.g. translate_spectrogram saw a non-finite output
+            raise FloatingPointError(f"{self.name}: evaluating step {step}: {exc}") from exc
         metrics.update({k: v / count for k, v in sums.items()} if count else {})
         final = step == config.steps
         due = final or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)

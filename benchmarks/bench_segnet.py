@@ -7,10 +7,15 @@ clipping) on random patches after warm-up steps. Peak memory: the child's max RS
 
 The report gives no batch size; the default config's 8 is used (``--batch`` to change it).
 
+``--quality STEPS`` instead trains both methods for STEPS steps on the demo set at a reduced size (64×64 patches,
+so it fits a CPU) and prints their final validation metrics side by side: the report's finding that the U-Net
+reconstructs better but transfers nothing shows as its ``recon_*`` against ``target_prob`` vs ``target_prob_input``.
+
 Examples::
 
     python benchmarks/bench_segnet.py                      # CPU, 2 threads
     python benchmarks/bench_segnet.py --device cuda --amp none bf16
+    python benchmarks/bench_segnet.py --quality 600
 """
 
 from __future__ import annotations
@@ -80,6 +85,35 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
     return {"s_per_step": median, "steps_per_s": 1 / median, "peak_gib": peak, "params_m": params / 1e6}
 
 
+QUALITY_CONFIG = dict(n_mels=64, patch_frames=64, n_down=3, base_channels=16, latent_channels=16, critic_hidden=64,
+                      eval_clips=4, checkpoint_every=0)
+QUALITY_COLUMNS = ("recon_mse", "recon_mae", "target_prob", "target_prob_input", "content_corr", "transfer_score",
+                   "lsd_db", "fad")
+
+
+def quality(steps: int, device: str, threads: int, seed: int = 0) -> None:
+    """Train segnet and unet with the same reduced config on the demo set; print their final metrics."""
+    import torch
+
+    from audiostyle.data import synth
+    from audiostyle.methods import TrialContext, get
+
+    torch.set_num_threads(threads)
+    dataset = synth.demo_dataset(n_melodies=16, seed=seed)
+    base = {**QUALITY_CONFIG, "steps": steps, "report_every": steps}
+    data = get("segnet").prepare(dataset, get("segnet").make_config(base))
+    print(f"segnet vs unet on the demo set ({data.source} → {data.target}, 3 s clips), {steps} steps, "
+          f"config {base}, device {device}, {time.strftime('%Y-%m-%d')}\n")
+    print("| method | " + " | ".join(QUALITY_COLUMNS) + " | train s |")
+    print("|---" * (len(QUALITY_COLUMNS) + 2) + "|")
+    for name in ("segnet", "unet"):
+        method = get(name)
+        t0 = time.perf_counter()
+        final = method.train(method.make_config(base), data, TrialContext(device=device, seed=seed))
+        cells = " | ".join(f"{final[c]:.3f}" for c in QUALITY_COLUMNS)
+        print(f"| {name} | {cells} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -90,9 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                    help=f"which to run (default all): {', '.join(map(repr, VARIANTS))}")
+    p.add_argument("--quality", type=int, metavar="STEPS", help="train both methods STEPS steps on the demo set "
+                   "and compare their final metrics instead of timing")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: JSON of one run
     args = p.parse_args(argv)
     steps = args.steps or (30 if args.device.startswith("cuda") else 5)
+
+    if args.quality:
+        quality(args.quality, args.device, args.threads)
+        return 0
 
     if args.one:
         method_name, overrides, amp = json.loads(args.one)

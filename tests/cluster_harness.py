@@ -213,6 +213,14 @@ class Cluster:
                  "--disable-usage-stats")
 
     # ---------------------------------------------------------------------------------------- clients
+    def driver_env(self) -> dict[str, str]:
+        """Environment for a driver script run in the head's namespace: this cluster's address, the repo."""
+        return {**self.env, "RAY_ADDRESS": f"{self.head_ip}:{GCS_PORT}", "PYTHONPATH": str(REPO)}
+
+    def run_driver(self, script: str | os.PathLike, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        """Run a Python driver script in the head's namespace against this cluster (``ray.init()``)."""
+        return self.head.run([str(VENV_BIN / "python"), str(script), *args], self.driver_env(), timeout=timeout)
+
     def ray(self, ns: NetNS, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
         """Run the ``ray`` CLI inside ``ns`` with the cluster's environment."""
         return ns.run([str(VENV_BIN / "ray"), *args], self.env, timeout=timeout, check=check, cwd=REPO)

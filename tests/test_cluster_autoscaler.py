@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster_harness import REPO, VENV_BIN, Cluster, netns_skip_reason
+from tests.cluster_harness import REPO, Cluster, netns_skip_reason
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,7 +58,7 @@ def fake_config(path: Path) -> dict:
 DRIVER = textwrap.dedent(
     """
     import json, ray
-    ray.init(address="auto", logging_level="ERROR")
+    ray.init(logging_level="ERROR")  # RAY_ADDRESS: the test cluster
 
     @ray.remote(num_cpus=1)
     def where():
@@ -85,8 +85,7 @@ def test_gpu_worker_types_scale_from_zero_and_back(tmp_path):
     with Cluster(workers=0, head_cpus=0, env={"RAY_FAKE_CLUSTER": "1"},
                  head_args=[f"--autoscaling-config={config}"]) as cluster:
         assert gpu_nodes(cluster) == {}, "nothing but the head before any work"
-        out = cluster.head.run([str(VENV_BIN / "python"), str(script)], {**cluster.env, "PYTHONPATH": str(REPO)},
-                               timeout=200)
+        out = cluster.run_driver(script, timeout=200)
         (line,) = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
         placed = json.loads(line.removeprefix("RESULT "))
         up = gpu_nodes(cluster)

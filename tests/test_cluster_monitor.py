@@ -21,7 +21,7 @@ from audiostyle.monitor import (
     trainable_name,
     trial_name_creator,
 )
-from tests.cluster_harness import REPO, VENV_BIN, Cluster, netns_skip_reason
+from tests.cluster_harness import Cluster, netns_skip_reason
 
 
 def test_names_are_safe_and_carry_the_sweep():
@@ -77,7 +77,7 @@ DRIVER = textwrap.dedent(
     from ray import tune
     from audiostyle.monitor import MonitorCallback, name_trainable
 
-    ray.init(address="auto", logging_level="ERROR")
+    ray.init(logging_level="ERROR")  # RAY_ADDRESS: the test cluster
 
     def train(config):
         if config["x"] < 0:
@@ -119,8 +119,7 @@ def test_monitor_callback_publishes_ray_metrics_from_a_real_tune_run(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     with Cluster(workers=0, head_cpus=4) as cluster:
-        env = {**cluster.env, "PYTHONPATH": str(REPO)}
-        out = cluster.head.run([str(VENV_BIN / "python"), str(script), str(tmp_path / "ray")], env, timeout=180)
+        out = cluster.run_driver(script, str(tmp_path / "ray"))
     (line,) = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     result = json.loads(line.removeprefix("RESULT "))
     assert result["counts"] == {"finished": 2, "stopped": 1, "failed": 1}

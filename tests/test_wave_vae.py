@@ -17,7 +17,7 @@ from audiostyle.methods.generative import for_config
 from audiostyle.methods.wave_vae import WaveVAENet, vae_losses
 from audiostyle.metrics import COMMON_METRICS
 
-TINY = {"latent": 16, "width": 8, "layers": 3, "eval_samples": 2, "clip_s": 0.4, "lr": 3e-3, "checkpoint_every": 0}
+TINY = {"latent": 16, "width": 8, "layers": 3, "kernel": 5, "eval_samples": 2, "clip_s": 0.4, "lr": 3e-3, "checkpoint_every": 0}
 
 
 @pytest.fixture(scope="module", autouse=True)

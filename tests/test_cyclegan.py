@@ -1,0 +1,136 @@
+"""cyclegan on the demo set: tiny networks, 64 × 64 patches, real data, real training loop."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiostyle import audio as A
+from audiostyle import methods
+from audiostyle.errors import AudiostyleError
+from audiostyle.methods.base import TrialContext
+from audiostyle.methods.cyclegan import CycleGAN, denormalise, normalise
+
+TINY = dict(
+    ngf=8, ndf=8, n_blocks=1, n_down=2, d_layers=2, n_fft=127, hop_length=64, patch_frames=64, sr=22050,
+    val_clips=1, pool_size=4, channels_last=False, steps=30, report_every=10, checkpoint_every=10, lr=1e-3,
+)
+
+
+@pytest.fixture(scope="module")
+def method() -> CycleGAN:
+    m = methods.get("cyclegan")
+    assert isinstance(m, CycleGAN)
+    return m
+
+
+@pytest.fixture(scope="module")
+def config(method):
+    return method.make_config(TINY)
+
+
+@pytest.fixture(scope="module")
+def data(method, config, demo):
+    return method.prepare(demo, config)
+
+
+class Run:
+    def __init__(self, method, config, data, resume=None, artifact_dir=None):
+        self.states: dict[int, Any] = {}
+        self.ctx = TrialContext(report=self._report, resume_state=resume, artifact_dir=artifact_dir)
+        self.final = method.train(config, data, self.ctx)
+
+    def _report(self, step, metrics, state=None):
+        if state is not None:
+            buf = io.BytesIO()  # what the sweep does: torch.save, later torch.load
+            torch.save(state, buf)
+            buf.seek(0)
+            self.states[step] = torch.load(buf, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def run(method, config, data, tmp_path_factory) -> Run:
+    return Run(method, config, data, artifact_dir=tmp_path_factory.mktemp("artifacts"))
+
+
+def test_training_lowers_cycle_loss_and_reports_every_metric(run):
+    steps = [h["step"] for h in run.ctx.history]
+    assert steps == [10, 20, 30] and sorted(run.states) == [10, 20, 30]
+    first, last = run.ctx.history[0], run.ctx.history[-1]
+    assert last["cycle_fwd"] < 0.7 * first["cycle_fwd"]
+    assert last["cycle_bwd"] < 0.7 * first["cycle_bwd"]
+    assert last["cycle_rel_fwd_x_train"] < first["cycle_rel_fwd_x_train"]
+    expected = {"content_corr", "style_dist", "target_prob", "lsd_db", "fad", "transfer_score", "transfer_score_x2y",
+                "transfer_score_y2x", "cycle_rel_fwd_x_train", "cycle_rel_fwd_x_val", "cycle_rel_fwd_y_train",
+                "cycle_rel_fwd_y_val", "g_adv_xy", "g_adv_yx", "cycle_fwd", "cycle_bwd", "idt_x", "idt_y", "d_x", "d_y"}
+    assert set(run.final) == expected
+    assert all(np.isfinite(v) for v in run.final.values())  # demo data is paired: lsd_db is defined
+    assert 0.0 <= run.final["transfer_score"] <= 1.0
+
+
+def test_artifacts_are_decodable_audio_and_figures(run, config):
+    out = run.ctx.artifact_dir
+    for direction in ("x2y", "y2x"):
+        y, sr = sf.read(out / f"transfer_{direction}.wav")
+        assert sr == config.sr and len(y) == 3 * 22050 and np.abs(y).max() > 1e-3
+        assert (out / f"transfer_{direction}.png").stat().st_size > 1000
+
+
+def test_checkpoint_restored_mid_training_continues_bit_identically(method, config, data, run):
+    resumed = Run(method, config, data, resume=run.states[10])
+    assert [h["step"] for h in resumed.ctx.history] == [20, 30]
+    assert resumed.ctx.history == run.ctx.history[1:]
+    for name, tensor in run.states[30]["modules"]["G_xy"].items():
+        assert torch.equal(tensor, resumed.states[30]["modules"]["G_xy"][name]), name
+    assert torch.equal(run.states[30]["stateful"]["pool_y"]["images"], resumed.states[30]["stateful"]["pool_y"]["images"])
+
+
+def test_exploding_lr_fails_with_a_clear_reason(method, data):
+    config = method.make_config({**TINY, "lr": 1e30, "steps": 10, "report_every": 1, "checkpoint_every": 1})
+    ctx = TrialContext()
+    with pytest.raises(FloatingPointError, match=r"cyclegan: .*step \d+.*(loss|parameter|output).* became .*lower lr"):
+        method.train(config, data, ctx)
+    # nothing non-finite was reported or checkpointed before the failure
+    assert all(np.isfinite(v) for h in ctx.history for v in h.values())
+    assert ctx.last_state is None or all(torch.isfinite(t).all() for t in ctx.last_state["modules"]["G_xy"].values())
+
+
+def test_transfer_of_a_long_clip_keeps_its_length(method, config, run, demo):
+    piano = [c.audio for c in demo.select("piano")[:3]]
+    long = np.concatenate(piano)[: int(7.3 * 22050)]  # ~110 patches' worth of frames at hop 64, odd length
+    state = run.states[30]
+    for direction in ("x2y", "y2x"):
+        out = method.transfer(config, state, long, 22050, direction)
+        assert out.shape == long.shape and out.dtype == np.float32
+        assert np.isfinite(out).all() and np.abs(out).max() > 1e-3
+    at_16k = method.render(config, state, long[: 16000 * 5], 16000)  # other sample rate: resampled both ways
+    assert at_16k.shape == (16000 * 5,)
+    with pytest.raises(AudiostyleError, match="direction='sideways'"):
+        method.transfer(config, state, long, 22050, "sideways")
+
+
+def test_spectrogram_scaling_keeps_full_scale_audio_in_range_and_round_trips(config, demo):
+    t = np.arange(22050) / 22050
+    loudest = [np.sign(np.sin(2 * np.pi * 440 * t)), np.ones(22050), demo.clips[0].audio]  # square, DC, a clip
+    for y in loudest:
+        mag = np.abs(A.stft(y.astype(np.float32), config.stft))
+        x = normalise(mag, config)
+        assert x.min() >= -1 and x.max() <= 1
+        np.testing.assert_allclose(denormalise(x, config), mag, rtol=1e-3, atol=1e-3)
+    assert normalise(np.zeros((2, 2)), config).max() == -1.0  # silence
+
+
+def test_config_rejects_shapes_the_generator_cannot_take(method):
+    with pytest.raises(AudiostyleError, match="divisible by 2\\*\\*n_down=4"):
+        method.make_config({"n_fft": 101, "hop_length": 25})
+    with pytest.raises(AudiostyleError, match="two different domains"):
+        method.make_config({"domain_x": "piano", "domain_y": "piano"})
+    assert set(method.default_space()) >= {"lambda_adv", "lambda_fwd", "lambda_bwd", "lambda_id", "lr", "n_blocks",
+                                          "pool_size", "ngf"}
+    for known in method.best_known():
+        method.make_config(known)
