@@ -78,8 +78,10 @@ Contract of the loop
 - Resume: ``ctx.resume_state`` restores everything and the run continues to bit-identical losses on
   CPU. When the config changed since the checkpoint (PBT exploit/explore), the freshly built optimisers'
   hyper-parameters (lr, betas, …) replace the checkpoint's.
-- End: ``write_artifacts(parts, config, data, ctx.artifact_dir)`` when an artifact dir is given; the final
-  report's metrics are returned.
+- Artifacts: with every checkpoint (so also at the end), when ``ctx.artifact_dir`` is set,
+  ``write_artifacts(parts, config, data, ctx.artifact_dir)`` runs (under :func:`evaluation`) just before the
+  report, so a trial the scheduler stops early keeps its latest samples. ``train`` returns the final report's
+  metrics.
 
 Helpers for spectrogram methods, so segnet/spec_gan do not rewrite them: :func:`translate_spectrogram` (apply a
 patch-to-patch network to a spectrogram of any length: overlapping patches in, cross-faded out),
@@ -648,12 +650,6 @@ class TrainedMethod(Method):
                 sums, count = {}, 0
         if start >= config.steps:  # resumed from a finished run: report its final state again
             metrics = self._report(parts, config, data, device, ctx, start, amp, batch_rng, {}, 0)
-
-        if ctx.artifact_dir is not None:
-            out = Path(ctx.artifact_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            with evaluation(parts, device):
-                self.write_artifacts(parts, config, data, out)
         return metrics
 
     def _report(
@@ -679,6 +675,11 @@ class TrainedMethod(Method):
         final = step == config.steps
         due = final or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
         state = capture_state(parts, step, config, amp, batch_rng) if due else None
+        if due and ctx.artifact_dir is not None:  # before the report, so an early-stopped trial keeps samples
+            out = Path(ctx.artifact_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            with evaluation(parts, device):
+                self.write_artifacts(parts, config, data, out)
         ctx.report(step, metrics, state)
         return metrics
 
