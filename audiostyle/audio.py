@@ -307,14 +307,18 @@ def mel(y: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftPara
 
 def mel_to_audio(
     M: np.ndarray, sr: int, params: StftParams = StftParams(), n_iter: int = 32, length: int | None = None,
-    power: float = 2.0,
+    power: float = 2.0, seed: int = 0,
 ) -> np.ndarray:
-    """Invert a mel spectrogram from :func:`mel` (NNLS to a linear magnitude, then Griffin-Lim); ``(samples,)``."""
+    """Invert a mel spectrogram from :func:`mel`: NNLS to a linear magnitude, then :func:`griffin_lim`.
+
+    Deterministic: Griffin-Lim's initial phase is drawn from ``seed``. Returns float32 ``(samples,)``.
+    """
     import librosa
 
-    return librosa.feature.inverse.mel_to_audio(
-        np.asarray(M, dtype=np.float32), sr=sr, n_iter=n_iter, length=length, power=power, center=True, **_kw(params)
-    ).astype(np.float32)
+    stft_power = librosa.feature.inverse.mel_to_stft(
+        np.asarray(M, dtype=np.float32), sr=sr, n_fft=params.n_fft, power=power
+    )
+    return griffin_lim(stft_power, params, n_iter=n_iter, length=length, seed=seed)
 
 
 def mfcc(
@@ -330,15 +334,13 @@ def mfcc(
 
 def mfcc_to_audio(
     M: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftParams(), n_iter: int = 32,
-    length: int | None = None,
+    length: int | None = None, seed: int = 0,
 ) -> np.ndarray:
-    """Invert MFCCs from :func:`mfcc` (inverse DCT → mel → :func:`mel_to_audio`); ``(samples,)``."""
+    """Invert MFCCs from :func:`mfcc` (inverse DCT → mel → :func:`mel_to_audio`); float32 ``(samples,)``."""
     import librosa
 
-    return librosa.feature.inverse.mfcc_to_audio(
-        np.asarray(M, dtype=np.float32), n_mels=n_mels, sr=sr, n_iter=n_iter, length=length, center=True,
-        **_kw(params),
-    ).astype(np.float32)
+    mel_power = librosa.feature.inverse.mfcc_to_mel(np.asarray(M, dtype=np.float32), n_mels=n_mels)
+    return mel_to_audio(mel_power, sr, params, n_iter=n_iter, length=length, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------- patches

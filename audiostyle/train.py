@@ -601,7 +601,11 @@ class TrainedMethod(Method):
         """
 
     def write_artifacts(self, parts: Parts, config: Any, data: Any, out_dir: Path) -> None:
-        """Write audio samples (wav) and figures (png) of the trained model to ``out_dir`` (optional)."""
+        """Write audio samples (wav) and figures (png) of the model to ``out_dir`` (optional).
+
+        Called with every checkpoint, before its report (files of the same name are overwritten), under
+        :func:`evaluation`. :func:`save_sample` writes a wav and its spectrogram png.
+        """
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, config: Any, data: Any, ctx: TrialContext) -> dict[str, float]:

@@ -90,6 +90,9 @@ class Toy(TrainedMethod):
         x = torch.from_numpy(data[:16]).to(device)
         return {"val_mse": float((parts.modules["net"](x) - x).square().mean())}
 
+    def write_artifacts(self, parts, config, data, out_dir):
+        (out_dir / "sample.txt").write_text(str(parts.stateful["counter"].n))
+
     def render(self, config, state, audio, sr, *, style=None, device="cpu"):
         net = self.restore_modules(config, state, device)["net"]
         return audio
@@ -135,6 +138,16 @@ def test_resume_continues_to_bit_identical_losses():
     for name, tensor in states[12]["modules"]["net"].items():
         assert torch.equal(tensor, states2[12]["modules"]["net"][name])
     assert states2[12]["schedulers"]["sched"] == states[12]["schedulers"]["sched"]
+
+
+def test_artifacts_are_written_before_each_checkpoint_report(tmp_path):
+    seen = []
+
+    def report(step, metrics, state=None):
+        seen.append((step, state is not None, (tmp_path / "sample.txt").read_text() if state else None))
+
+    Toy().train(Toy.make_config(), Toy().prepare(None, None), TrialContext(report=report, artifact_dir=tmp_path))
+    assert seen == [(3, False, None), (6, True, "6"), (9, False, None), (12, True, "12")]
 
 
 def test_evaluation_does_not_perturb_training():
