@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -56,7 +57,7 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
     n = config.batch_size * config.critic_steps
     shape = (n, 1, config.n_mels, config.patch_frames)
     gen = torch.Generator().manual_seed(0)
-    batches = [{"a": torch.rand(shape, generator=gen).to(dev), "b": torch.rand(shape, generator=gen).to(dev),
+    batches = [{"x": torch.rand(shape, generator=gen).to(dev), "y": torch.rand(shape, generator=gen).to(dev),
                 "config": config} for _ in range(2)]
 
     def sync() -> None:
@@ -86,7 +87,7 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
 
 
 QUALITY_CONFIG = dict(n_mels=64, patch_frames=64, n_down=3, base_channels=16, latent_channels=16, critic_hidden=64,
-                      eval_clips=4, checkpoint_every=0)
+                      val_clips=4, checkpoint_every=0)
 QUALITY_COLUMNS = ("recon_mse", "recon_mae", "target_prob", "target_prob_input", "content_corr", "transfer_score",
                    "lsd_db", "fad")
 
@@ -101,8 +102,9 @@ def quality(steps: int, device: str, threads: int, seed: int = 0) -> None:
     torch.set_num_threads(threads)
     dataset = synth.demo_dataset(n_melodies=16, seed=seed)
     base = {**QUALITY_CONFIG, "steps": steps, "report_every": steps}
-    data = get("segnet").prepare(dataset, get("segnet").make_config(base))
-    print(f"segnet vs unet on the demo set ({data.source} → {data.target}, 3 s clips), {steps} steps, "
+    config = get("segnet").make_config(base)
+    data = get("segnet").prepare(dataset, config)
+    print(f"segnet vs unet on the demo set ({config.domain_x} ↔ {config.domain_y}, 3 s clips), {steps} steps, "
           f"config {base}, device {device}, {time.strftime('%Y-%m-%d')}\n")
     print("| method | " + " | ".join(QUALITY_COLUMNS) + " | train s |")
     print("|---" * (len(QUALITY_COLUMNS) + 2) + "|")
@@ -112,6 +114,21 @@ def quality(steps: int, device: str, threads: int, seed: int = 0) -> None:
         final = method.train(method.make_config(base), data, TrialContext(device=device, seed=seed))
         cells = " | ".join(f"{final[c]:.3f}" for c in QUALITY_COLUMNS)
         print(f"| {name} | {cells} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
+def _machine(device: str) -> str:
+    """The GPU's name on CUDA, else the CPU model (Linux) or the platform's processor string."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"segnet/unet training step, 256×256 patches, batch {args.batch}, device {args.device}, "
-          f"{args.threads} threads, {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n")
+          f"{args.threads} threads, {_machine(args.device)}, {time.strftime('%Y-%m-%d')}\n")
     print("| variant | amp | s/step (median) | steps/s | peak memory (GiB) | parameters (M) |")
     print("|---|---|---|---|---|---|")
     for name in args.variants:

@@ -7,7 +7,7 @@ Measures, side by side in one run, each variant in its own subprocess (clean pea
   1 × T image with F channels, explicit K × K Gram matrices);
 
 on 10 s of a demo melody at 22.05 kHz, n_fft 2048 (log1p|STFT|, 1025 × 431), 4096 filters of width 11, and
-checks that both give the same loss and gradient. Then Griffin-Lim (500 iterations) with librosa against the
+checks both losses and input gradients against the plain algorithm run in float64. Then Griffin-Lim (500 iterations) with librosa against the
 batched :func:`audiostyle.audio.griffin_lim_torch`. Prints a markdown table and writes it to ``--out``.
 
 Usage::
@@ -48,10 +48,10 @@ def _inputs(seconds: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain_loss(x, content_feats, style_gram, kernel, alpha):
-    """The notebook's graph in PyTorch: conv2d (1 × width), ReLU/tanh, explicit K × K Gram, 2·l2_loss terms."""
+    """The notebook's graph in PyTorch: conv2d (1 × width), ReLU, explicit K × K Gram, 2·l2_loss terms."""
     import torch
 
-    net = torch.tanh(torch.nn.functional.conv2d(x, kernel))  # (1, K, 1, T')
+    net = torch.relu(torch.nn.functional.conv2d(x, kernel))  # (1, K, 1, T')
     feats = net.reshape(net.shape[1], -1).T  # (T', K)
     gram = feats.T @ feats / feats.shape[0]
     content = ((feats - content_feats) ** 2).sum()
@@ -72,7 +72,7 @@ def worker(variant: str, seconds: float, repeats: int, device: str, grad_out: st
     with torch.no_grad():
         content = features(torch.from_numpy(content_y)[None].to(dev), spec)
         style = features(torch.from_numpy(style_y)[None].to(dev), spec)
-    net = RandomCNN(spec.channels, 4096, 11, activation="tanh", seed=0).to(dev)
+    net = RandomCNN(spec.channels, 4096, 11, activation="relu", seed=0).to(dev)
     gen = torch.Generator().manual_seed(1)
     x0 = (content.cpu() + 0.05 * torch.randn(content.shape, generator=gen)).to(dev)
     alpha = 0.006
@@ -84,12 +84,15 @@ def worker(variant: str, seconds: float, repeats: int, device: str, grad_out: st
         def evaluate():
             c, s = loss_fn(x)
             return (alpha * c + s).sum()
-    else:
-        kernel = net.weights[0].detach()[:, :, None, :].contiguous()  # (K, F, 1, width)
+    else:  # "plain" (float32) or "float64" (the same graph in double precision: the accuracy reference)
+        dtype = torch.float64 if variant == "float64" else torch.float32
+        content, x0 = content.to(dtype), x0.to(dtype)
+        style = style.to(dtype)
+        kernel = net.weights[0].detach()[:, :, None, :].contiguous().to(dtype)  # (K, F, 1, width)
         with torch.no_grad():
-            c_net = torch.tanh(torch.nn.functional.conv2d(content[:, :, None, :], kernel))
+            c_net = torch.relu(torch.nn.functional.conv2d(content[:, :, None, :], kernel))
             content_feats = c_net.reshape(c_net.shape[1], -1).T.contiguous()
-            s_net = torch.tanh(torch.nn.functional.conv2d(style[:, :, None, :], kernel))
+            s_net = torch.relu(torch.nn.functional.conv2d(style[:, :, None, :], kernel))
             s_feats = s_net.reshape(s_net.shape[1], -1).T
             style_gram = s_feats.T @ s_feats / s_feats.shape[0]
             del c_net, s_net, s_feats
@@ -98,22 +101,24 @@ def worker(variant: str, seconds: float, repeats: int, device: str, grad_out: st
         def evaluate():
             return _plain_loss(x, content_feats, style_gram, kernel, alpha)
 
-    times = []
+    times, cpu = [], []
     for _ in range(repeats + 1):  # the first is warm-up
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x.grad = None
         loss = evaluate()
         loss.backward()
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    np.save(grad_out, x.grad.detach().reshape(content.shape).cpu().numpy())
+        cpu.append(time.process_time() - c0)
+    np.save(grad_out, x.grad.detach().reshape(content.shape).double().cpu().numpy())
     peak_gpu = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
     return {
         "variant": variant,
-        "s_per_eval": float(np.median(times[1:])),
+        "s_per_eval": float(np.median(times[1:] or times)),
+        "cpu_s_per_eval": float(np.median(cpu[1:] or cpu)),
         "loss": float(loss.detach()),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_gpu_gb": peak_gpu,
@@ -189,9 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine()
     with tempfile.TemporaryDirectory() as tmp:
         res = {v: _run_worker(v, args, f"{tmp}/{v}.npy") for v in ("plain", "audiostyle")}
-        g_fast, g_plain = np.load(f"{tmp}/audiostyle.npy"), np.load(f"{tmp}/plain.npy")
-    loss_rel = abs(res["audiostyle"]["loss"] - res["plain"]["loss"]) / abs(res["plain"]["loss"])
-    grad_rel = float(np.linalg.norm(g_fast - g_plain) / np.linalg.norm(g_plain))
+        res["float64"] = _run_worker("float64", argparse.Namespace(**{**vars(args), "repeats": 0}), f"{tmp}/f64.npy")
+        grads = {v: np.load(f"{tmp}/{v}.npy") for v in ("plain", "audiostyle")}
+        g64 = np.load(f"{tmp}/f64.npy")
+    truth = res["float64"]["loss"]
+    loss_err = {v: abs(res[v]["loss"] - truth) / abs(truth) for v in grads}
+    grad_err = {v: float(np.linalg.norm(g - g64) / np.linalg.norm(g64)) for v, g in grads.items()}
     gl = griffin_lim_times(args.seconds, args.gl_iters, args.gl_batch, args.device)
     fast, plain = res["audiostyle"], res["plain"]
     frames = fast["frames"]
@@ -200,37 +208,40 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine}",
-        f"- input: {args.seconds:g} s at {SR} Hz, log1p|STFT| 1025 × {frames}, 4096 filters × width 11, tanh, "
+        f"- input: {args.seconds:g} s at {SR} Hz, log1p|STFT| 1025 × {frames}, 4096 filters × width 11, ReLU, "
         f"alpha 0.006; device {args.device}",
         "",
-        "| variant | s / loss evaluation (median of %d) | peak RSS (GB) | loss |" % args.repeats,
-        "|---|---|---|---|",
-        f"| plain port (conv2d 1×11, explicit 4096×4096 Gram) | {plain['s_per_eval']:.3f} | "
-        f"{plain['peak_rss_gb']:.2f} | {plain['loss']:.6g} |",
-        f"| audiostyle (conv1d, N×N style form) | {fast['s_per_eval']:.3f} | {fast['peak_rss_gb']:.2f} | "
-        f"{fast['loss']:.6g} |",
+        "| variant | s / loss evaluation (median of %d) | CPU s / evaluation | peak RSS (GB) | loss rel. error | "
+        "gradient rel. error |" % args.repeats,
+        "|---|---|---|---|---|---|",
+        f"| plain port (conv2d 1×11, explicit 4096×4096 Gram) | {plain['s_per_eval']:.3f} | {plain['cpu_s_per_eval']:.3f} | "
+        f"{plain['peak_rss_gb']:.2f} | {loss_err['plain']:.1e} | {grad_err['plain']:.1e} |",
+        f"| audiostyle (conv1d, N×N style form) | {fast['s_per_eval']:.3f} | {fast['cpu_s_per_eval']:.3f} | "
+        f"{fast['peak_rss_gb']:.2f} | {loss_err['audiostyle']:.1e} | {grad_err['audiostyle']:.1e} |",
         f"| **ratio audiostyle / plain** | **{fast['s_per_eval'] / plain['s_per_eval']:.2f}×** | "
-        f"**{fast['peak_rss_gb'] / plain['peak_rss_gb']:.2f}×** | rel. diff {loss_rel:.1e} |",
+        f"{fast['cpu_s_per_eval'] / plain['cpu_s_per_eval']:.2f}× | **{fast['peak_rss_gb'] / plain['peak_rss_gb']:.2f}×** | | |",
         "",
-        f"Gradient w.r.t. the input: relative difference {grad_rel:.1e} (float32). "
-        "Target (TARGETS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU.",
+        f"Errors are relative to the plain algorithm in float64 (loss {truth:.8g}). "
+        "Target (TARGETS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU, the same loss to float32 rounding."
+        + ("" if np.isnan(fast["peak_gpu_gb"]) else
+           f" Peak GPU memory: plain {plain['peak_gpu_gb']:.2f} GB, audiostyle {fast['peak_gpu_gb']:.2f} GB."),
         "",
         f"| Griffin-Lim, {gl['n_iter']} iterations, {args.seconds:g} s clip | s per clip |",
         "|---|---|",
         f"| librosa (numpy, one clip) | {gl['librosa_s']:.2f} |",
         f"| audiostyle.audio.griffin_lim_torch, batch of {gl['batch']} on {args.device} | {gl['torch_s_per_clip']:.2f} |",
         f"| ratio torch / librosa | {gl['torch_s_per_clip'] / gl['librosa_s']:.2f}× |",
+        "",
+        "shallow_cnn inverts with the batched torch version on CUDA and with librosa on the CPU.",
     ]
-    if not np.isnan(fast["peak_gpu_gb"]):
-        lines.insert(-8, f"Peak GPU memory: plain {plain['peak_gpu_gb']:.2f} GB, audiostyle {fast['peak_gpu_gb']:.2f} GB.")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
-    ok = loss_rel < 1e-4 and grad_rel < 1e-3
+    ok = loss_err["audiostyle"] < 1e-4 and grad_err["audiostyle"] <= max(2 * grad_err["plain"], 1e-4)
     if not ok:
-        print(f"MISMATCH: loss rel. diff {loss_rel:.2e}, gradient rel. diff {grad_rel:.2e}", file=sys.stderr)
+        print(f"MISMATCH against float64: loss {loss_err}, gradient {grad_err}", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -56,13 +57,16 @@ class NetNS:
     Parameters
     ----------
     name
-        Namespace name (unique on the machine; at most 15 characters keeps veth names valid).
+        Namespace name (unique on the machine; at most 14 characters keeps veth names valid).
+    create
+        Create it (else wrap an existing one, e.g. to delete it).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, create: bool = True) -> None:
         self.name = name
-        _ip("netns", "add", name)
-        _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        if create:
+            _ip("netns", "add", name)
+            _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """``argv`` prefixed to run inside this namespace."""
@@ -103,6 +107,24 @@ class NetNS:
             self.kill_all(signal.SIGKILL)
             time.sleep(0.2)
         _ip("netns", "del", self.name, check=False)
+
+
+_OURS = re.compile(r"^as(\d+)x\d+(h|w\d+)$")
+
+
+def reap_stale_namespaces() -> list[str]:
+    """Delete namespaces (and their processes) left by a test process killed before its clean-up ran.
+
+    Only names this harness gives (``as<pid>x<n>h``, ``as<pid>x<n>w<i>``) whose creating process is gone.
+    """
+    reaped = []
+    for line in _ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        match = _OURS.match(name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            NetNS(name, create=False).delete()
+            reaped.append(name)
+    return reaped
 
 
 class Cluster:
@@ -154,7 +176,8 @@ class Cluster:
             "RAY_metrics_report_interval_ms": "1000",
             **(env or {}),
         }
-        tag = f"as{os.getpid() % 100000}{next(_counter)}"
+        reap_stale_namespaces()
+        tag = f"as{os.getpid()}x{next(_counter)}"
         self.namespaces: list[NetNS] = []
         self.head = self.worker_ns = None
         try:
@@ -187,9 +210,10 @@ class Cluster:
         on the loopback device of the head's namespace) through its own veth.
         """
         dev_head, dev_worker = f"{ns.name}a", f"{ns.name}b"
-        _ip("link", "add", dev_head, "type", "veth", "peer", "name", dev_worker)
-        _ip("link", "set", dev_head, "netns", self.head.name)
-        _ip("link", "set", dev_worker, "netns", ns.name)
+        # Created inside the head's namespace with its peer moved straight into the worker's: no device
+        # ever appears in the machine's own namespace.
+        self.head.run(["ip", "link", "add", dev_head, "type", "veth", "peer", "name", dev_worker,
+                       "netns", ns.name], self.env)
         self.head.run(["ip", "link", "set", dev_head, "up"], self.env)
         self.head.run(["ip", "route", "add", f"{ip}/32", "dev", dev_head, "src", self.head_ip], self.env)
         ns.run(["ip", "addr", "add", f"{ip}/32", "dev", dev_worker], self.env)
@@ -272,6 +296,14 @@ class Cluster:
         status, payload = self.http("/api/v0/actors?limit=10000&detail=true")
         if status != 200:
             raise RuntimeError(f"/api/v0/actors answered {status}: {payload}")
+        return payload["data"]["result"]["result"]
+
+    def running_tasks(self) -> list[dict]:
+        """The state API's RUNNING tasks (actor method calls included): ``name``, ``node_id``, …"""
+        query = "filter_keys=state&filter_predicates=%3D&filter_values=RUNNING&limit=10000&detail=true"
+        status, payload = self.http(f"/api/v0/tasks?{query}")
+        if status != 200:
+            raise RuntimeError(f"/api/v0/tasks answered {status}: {payload}")
         return payload["data"]["result"]["result"]
 
     def wait_nodes(self, n: int, timeout: float = 90) -> list[dict]:

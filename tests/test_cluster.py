@@ -34,6 +34,9 @@ FAST_HEALTH_CHECKS = {
     "RAY_health_check_failure_threshold": "3",
 }
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# shallow_cnn's best-known points lack `init`, which Optuna's warm start rejects while `init` is searched
+# (sweep engine, 2026-11-21): fixing it keeps the smoke sweep running. Drop once seed points are complete.
+WORKAROUND = ("--set", "init=content")
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +81,9 @@ def job_logs(cluster: Cluster, job: str) -> str:
     return payload.get("logs", "") if status == 200 and isinstance(payload, dict) else str(payload)
 
 
-def trial_nodes(cluster: Cluster, alive_only: bool = False) -> set[str]:
-    """Node ids of the sweep's trial actors (Tune's function trainables), from the state API."""
-    return {
-        a["node_id"] for a in cluster.actors()
-        if a["class_name"] == "ImplicitFunc" and a.get("node_id") and (a["state"] == "ALIVE" or not alive_only)
-    }
+def trial_nodes(cluster: Cluster) -> set[str]:
+    """Node ids of the sweep's trial actors (Tune's function trainables, alive or dead), from the state API."""
+    return {a["node_id"] for a in cluster.actors() if a["class_name"] == "ImplicitFunc" and a.get("node_id")}
 
 
 def stored_trials(store: Path, sweep_id: str):
@@ -92,10 +92,15 @@ def stored_trials(store: Path, sweep_id: str):
     return Store(str(store)).trials(METHOD, sweep_id), files
 
 
+def manifest(store: Path, sweep_id: str) -> dict:
+    """The sweep's manifest (its args, and where Ray Tune kept its experiment state)."""
+    (found,) = [m for m in Store(str(store)).sweeps(METHOD) if m.get("sweep_id") == sweep_id]
+    return found
+
+
 def planned_trials(store: Path, sweep_id: str) -> int:
     """How many trials the sweep's manifest says it ran (``--samples``, the smoke budget)."""
-    (manifest,) = [m for m in Store(str(store)).sweeps(METHOD) if m.get("sweep_id") == sweep_id]
-    return int(manifest["args"]["samples"])
+    return int(manifest(store, sweep_id)["args"]["samples"])
 
 
 def test_cluster_is_private_and_token_protected(cluster):
@@ -115,7 +120,7 @@ def test_cluster_is_private_and_token_protected(cluster):
 def test_smoke_sweep_job_runs_on_both_nodes_and_is_reported(cluster, tmp_path):
     sweep_id = "clusterjob"
     store = tmp_path / "store"
-    job = submit(cluster, sweep_id, store)
+    job = submit(cluster, sweep_id, store, *WORKAROUND)
     exported: list[str] = []
 
     def poll(info: dict) -> None:
@@ -148,11 +153,14 @@ def test_worker_killed_mid_sweep_loses_no_trial(cluster, tmp_path):
     store = tmp_path / "store"
     cluster.wait_nodes(2)
     worker_id = next(n["node_id"] for n in cluster.nodes() if n["node_ip"] == cluster.worker_ips[0])
-    job = submit(cluster, sweep_id, store)
+    job = submit(cluster, sweep_id, store, *WORKAROUND)
     killed: list[int] = []
 
     def poll(info: dict) -> None:
-        if not killed and info["status"] == "RUNNING" and worker_id in trial_nodes(cluster, alive_only=True):
+        # Kill the worker while one of its trials is training (Tune's `train` call on the trial actor runs).
+        if not killed and info["status"] == "RUNNING" and any(
+            t["name"].endswith(".train") and t.get("node_id") == worker_id for t in cluster.running_tasks()
+        ):
             killed.append(cluster.kill_worker())
 
     info = watch(cluster, job, poll)
@@ -164,3 +172,11 @@ def test_worker_killed_mid_sweep_loses_no_trial(cluster, tmp_path):
     n = planned_trials(store, sweep_id)
     assert len(trials) == len(files) == trials["trial_id"].nunique() == n
     assert not (trials["status"] == "failed").any(), trials[["trial_id", "status", "error"]]
+    # Tune recorded the trial(s) the dead node interrupted (error.txt) and re-ran them from a checkpoint:
+    # each is in the store once, with valid metrics.
+    errors = list(Path(manifest(store, sweep_id)["experiment_path"]).glob("*/error.txt"))
+    assert errors, "the node died between trials: no trial was interrupted"
+    interrupted = {p.parent.name for p in errors}
+    rows = trials[trials["trial_id"].map(lambda t: any(name.endswith(str(t)) for name in interrupted))]
+    assert len(rows) == len(interrupted) and rows["status"].isin(["finished", "stopped"]).all()
+    assert rows["metric.transfer_score"].notna().all()

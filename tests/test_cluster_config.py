@@ -131,3 +131,42 @@ def test_pins_match_the_tested_environment(name):
     for package, pinned in pins.items():
         installed = version(package.split("[")[0]).split("+")[0]
         assert installed == pinned, f"{name} pins {package}=={pinned}, the project runs {installed}"
+
+
+@pytest.mark.slow
+def test_gpu_yaml_bootstraps_against_a_mock_aws(s3_server, monkeypatch, tmp_path):
+    """`ray up`'s AWS bootstrap (IAM, key pair, subnets, security group, AMI) run against moto on 127.0.0.1."""
+    import boto3
+    from ray.autoscaler._private.aws.config import bootstrap_aws
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("HOME", str(tmp_path))  # Ray writes the cluster's ssh key under ~/.ssh
+    config = prepared("gpu.yaml")
+    config["cluster_name"] = f"audiostyle-{tmp_path.name[-12:]}"
+    region = config["provider"]["region"]
+    iam = boto3.client("iam", region_name=region)
+    # The account as cluster/README.md leaves it: the worker profile exists; Ray's own head profile too
+    # (Ray creates it on first use, then waits 15 s for IAM to propagate).
+    for name in ("audiostyle-worker", "ray-autoscaler-v1"):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+        iam.create_instance_profile(InstanceProfileName=name)
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+
+    booted = bootstrap_aws(copy.deepcopy(config))
+
+    assert booted["head_node"]["IamInstanceProfile"]["Arn"].endswith("instance-profile/ray-autoscaler-v1")
+    groups = set()
+    for name, node_type in booted["available_node_types"].items():
+        node = node_type["node_config"]
+        assert node["ImageId"].startswith("ami-") and node["SubnetIds"] and node["KeyName"]
+        if name != booted["head_node_type"]:
+            assert node["IamInstanceProfile"] == {"Name": "audiostyle-worker"}
+        groups.update(node["SecurityGroupIds"])
+    assert Path(booted["auth"]["ssh_private_key"]).is_file()
+    (group,) = boto3.client("ec2", region_name=region).describe_security_groups(GroupIds=sorted(groups))[
+        "SecurityGroups"]
+    from_outside = [p for p in group["IpPermissions"] if p.get("IpRanges") or p.get("Ipv6Ranges")]
+    assert [(p["FromPort"], p["ToPort"]) for p in from_outside] == [(22, 22)], "only ssh is open to the outside"
+    assert all(g["GroupId"] == group["GroupId"] for p in group["IpPermissions"] for g in p.get("UserIdGroupPairs", []))

@@ -137,7 +137,7 @@ def test_gradient_penalty_makes_the_critic_1_lipschitz():
 # -- the methods on the demo set ------------------------------------------------------------------------------
 TINY = dict(
     n_mels=64, patch_frames=64, n_down=2, base_channels=8, latent_channels=8, critic_hidden=32, batch_size=4,
-    steps=30, report_every=15, checkpoint_every=15, eval_clips=1, griffin_lim_iters=4,
+    steps=30, report_every=15, checkpoint_every=15, val_clips=1, griffin_lim_iters=4,
 )
 
 
@@ -182,7 +182,8 @@ def test_training_lowers_the_reconstruction_loss_and_reports_every_metric(traine
     assert [h["step"] for h in ctx.history] == [15, 30]
     assert last["loss_recon"] < 0.8 * first["loss_recon"]
     assert last["recon_mae"] < first["recon_mae"]
-    expected = set(COMMON_METRICS) | {"recon_mse", "recon_mae", "target_prob_input", "loss_recon", "loss_critic", "wasserstein"}
+    extras = {"recon_mse", "recon_mae", "target_prob_input", "loss_recon", "loss_critic", "wasserstein"}
+    expected = set(COMMON_METRICS) | extras
     assert expected <= set(final)
     assert all(math.isfinite(final[k]) for k in expected)
     assert final["target_prob_input"] == pytest.approx(data.target_prob_input)
@@ -202,18 +203,23 @@ def test_weight_clipping_holds_through_training(trained):
 
 def test_artifacts_are_a_decodable_transfer_and_a_figure(trained, data):
     _, config, ctx, _, _ = trained["unet"]
-    y, sr = sf.read(ctx.artifact_dir / "transfer.wav", dtype="float32")
-    assert sr == config.sr and y.shape == data.val_audio[0].shape and np.abs(y).max() > 1e-4
-    assert (ctx.artifact_dir / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for direction in ("x2y", "y2x"):
+        y, sr = sf.read(ctx.artifact_dir / f"transfer_{direction}.wav", dtype="float32")
+        assert sr == config.sr and y.shape == data.val_audio[direction[0]][0].shape and np.abs(y).max() > 1e-4
+        assert (ctx.artifact_dir / f"transfer_{direction}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_render_keeps_the_length_of_any_clip(trained, demo):
     method, config, ctx, _, _ = trained["segnet"]
-    clip = demo.select(config.source or demo.domains[0], "val")[0].audio
+    clip = demo.select(config.domain_x, "val")[0].audio
     for y, sr in ((clip, demo.sr), (clip[:12_345], demo.sr), (clip[:16_000], 16_000)):
         out = method.render(config, ctx.last_state, y, sr)
         assert out.shape == y.shape and out.dtype == np.float32
         assert np.all(np.isfinite(out)) and np.abs(out).max() > 1e-4
+    back = method.transfer(config, ctx.last_state, clip[:20_000], demo.sr, "y2x")
+    assert back.shape == (20_000,) and np.all(np.isfinite(back))
+    with pytest.raises(AudiostyleError, match="direction"):
+        method.transfer(config, ctx.last_state, clip, demo.sr, "x2x")
     assert len(clip) > config.patch_frames * config.hop_length  # the first one spans several patches
 
 
@@ -236,8 +242,8 @@ def test_resume_continues_to_identical_losses(trained, data):
 
 def test_nan_input_fails_with_the_loops_clear_error(data):
     method = get("segnet")
-    poisoned = dataclasses.replace(data, train={"a": [np.full_like(m, np.nan) for m in data.train["a"]],
-                                                "b": data.train["b"]})
+    poisoned = dataclasses.replace(data, train={"x": [np.full_like(m, np.nan) for m in data.train["x"]],
+                                                "y": data.train["y"]})
     with pytest.raises(FloatingPointError, match=r"segnet: loss 'loss_recon' became nan at step 1"):
         method.train(method.make_config({**TINY, "steps": 3}), poisoned, TrialContext())
 
@@ -249,7 +255,7 @@ def test_nan_input_fails_with_the_loops_clear_error(data):
         ({"lipschitz": "spectral"}, "lipschitz"),
         ({"recon_loss": "huber"}, "recon_loss"),
         ({"critic_steps": 0}, "critic_steps"),
-        ({"source": "piano", "target": "piano"}, "two different domains"),
+        ({"domain_x": "piano", "domain_y": "piano"}, "two different domains"),
         ({"latent_size": 3}, "unknown config key"),
     ],
 )
@@ -261,7 +267,7 @@ def test_bad_config_is_an_audiostyle_error(overrides, match):
 def test_bad_domains_are_audiostyle_errors(demo):
     method = get("segnet")
     with pytest.raises(AudiostyleError, match="unknown domain 'cello'"):
-        method.prepare(demo, method.make_config({**TINY, "source": "cello"}))
+        method.prepare(demo, method.make_config({**TINY, "domain_x": "cello"}))
     one = AudioDataset([c for c in demo.clips if c.domain == "piano"], demo.sr, "piano only")
-    with pytest.raises(AudiostyleError, match="needs two domains"):
+    with pytest.raises(AudiostyleError, match="unknown domain 'guitar' in piano only"):
         method.prepare(one, method.make_config(TINY))

@@ -55,11 +55,12 @@ def ray_results(experiment_path: str) -> dict[str, list[dict]]:
     return out
 
 
-def toy_cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """The toy sweep through the shared sweep CLI, in its own process (and its own local Ray)."""
+def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """The toy sweep through the shared sweep CLI, in its own process (and its own local Ray), output to ``log``."""
     command = [sys.executable, "-m", "tests.toy_method", "--smoke", "--address", "local", "--no-dashboard", *args]
-    return subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **popen)
+    with open(log, "w") as out:  # a file, not a pipe: Tune's table would fill a pipe nobody drains
+        return subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT, text=True, **popen)
 
 
 def test_store_rows_equal_what_trials_reported_and_trials_overlap(tmp_path: Path, ray_session: None) -> None:
@@ -144,18 +145,18 @@ def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Pat
         assert not np.any((values[:, 0] >= cc) & (values[:, 1] <= sd) & ((values[:, 0] > cc) | (values[:, 1] < sd)))
 
 
-def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str) -> None:
+def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str, tmp_path: Path) -> None:
     """Store and Ray storage on a real S3 server; the driver (and its local Ray) SIGKILLed mid-sweep;
     ``--resume`` restores from S3, runs only the unfinished trials and keeps Optuna's history."""
     root = f"{s3_bucket}/results"
     args = ["--store", root, "--name", "killed", "--samples", "8", "--max-concurrent", "2",
             "--set", "sleep_s=0.2", "--scheduler", "none"]
-    proc = toy_cli(*args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
+    proc = toy_cli(tmp_path / "killed.log", *args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
     store = Store(root)
     deadline = time.monotonic() + 180
     try:
         while len(store.trials("toy")) < 2:
-            assert proc.poll() is None, proc.stdout.read()[-4000:]
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-4000:]
             assert time.monotonic() < deadline, "the sweep wrote no rows within 180 s"
             time.sleep(0.5)
         time.sleep(1.5)  # let the experiment state catch up with the running trials
@@ -165,8 +166,9 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     before = store.trials("toy")
     assert 2 <= len(before) < 8
 
-    resumed = toy_cli(*args, "--resume")
-    output, _ = resumed.communicate(timeout=240)
+    resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
+    resumed.wait(timeout=240)
+    output = (tmp_path / "resumed.log").read_text()
     assert resumed.returncode == 0, output[-4000:]
     after = store.trials("toy")
     assert len(after) == 8 and after["trial_id"].is_unique

@@ -17,6 +17,7 @@ uses N × N products only (≈ 5 instead of ≈ 43 GFLOP for 10 s of audio), see
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -127,8 +128,17 @@ def magnitude(x: Tensor, spec: FeatureSpec) -> Tensor:
 
 
 def to_audio(x: Tensor, spec: FeatureSpec, n_iter: int, length: int) -> Tensor:
-    """Waveforms ``(B, length)`` of feature maps ``(B, C, T)``: batched Griffin-Lim on ``x``'s device."""
-    return A.griffin_lim_torch(magnitude(x.detach(), spec), spec.n_fft, spec.hop_length, n_iter=n_iter, length=length)
+    """Waveforms ``(B, length)`` of feature maps ``(B, C, T)`` by Griffin-Lim, on ``x``'s device.
+
+    On a GPU the whole batch goes through :func:`audiostyle.audio.griffin_lim_torch` at once; on the CPU each clip
+    goes through librosa's (:func:`audiostyle.audio.griffin_lim`, same algorithm and momentum), which is several
+    times faster there than torch's STFT pair (``benchmarks/results/shallow_cnn.md``).
+    """
+    mag = magnitude(x.detach(), spec)
+    if mag.device.type == "cpu":
+        params = A.StftParams(spec.n_fft, spec.hop_length)
+        return torch.from_numpy(np.stack([A.griffin_lim(m, params, n_iter=n_iter, length=length) for m in mag.numpy()]))
+    return A.griffin_lim_torch(mag, spec.n_fft, spec.hop_length, n_iter=n_iter, length=length)
 
 
 # -- the network ------------------------------------------------------------------------------------
@@ -302,14 +312,21 @@ class TransferLoss(nn.Module):
         Weight of the content term.
     fast : bool or None
         Use :func:`style_loss_fast`; None picks it when positions are fewer than filters.
+    bf16 : bool
+        Run the network (the convolutions) under bf16 autocast on CUDA; features, Gram terms and losses stay
+        float32. Ignored on the CPU.
     """
 
-    def __init__(self, net: RandomCNN, content: Tensor, style: Tensor, alpha: float, fast: bool | None = None):
+    def __init__(
+        self, net: RandomCNN, content: Tensor, style: Tensor, alpha: float, fast: bool | None = None,
+        bf16: bool = False,
+    ) -> None:
         super().__init__()
         self.net, self.alpha = net, alpha
+        self.bf16 = bf16 and content.device.type == "cuda"
         with torch.no_grad():
-            self.content_feats = net(content).float()
-            style_feats = net(style).float()
+            self.content_feats = self.features(content)
+            style_feats = self.features(style)
         k = style_feats.shape[2]
         self.fast = max(self.content_feats.shape[1], style_feats.shape[1]) < k if fast is None else fast
         if self.fast:
@@ -317,9 +334,15 @@ class TransferLoss(nn.Module):
         else:
             self.style_gram = gram(style_feats)
 
+    def features(self, x: Tensor) -> Tensor:
+        """Network features ``(B, N, K)`` of feature maps ``(B, C, T)``, float32."""
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with ctx:
+            return self.net(x).float()
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Content and style losses per pair, ``(B,)`` each, float32; the total is ``alpha · c + s`` summed."""
-        a = self.net(x).float()
+        a = self.features(x)
         content = (a - self.content_feats).pow(2).sum(dim=(1, 2))
         style = style_loss_fast(a, self.style_feats, self.style_term) if self.fast else style_loss_plain(a, self.style_gram)
         return content, style

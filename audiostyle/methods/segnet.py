@@ -1,7 +1,7 @@
 """``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (METHODS.md §3, report 000_*).
 
-One encoder and one decoder per domain (``a`` = ``config.source``, ``b`` = ``config.target``), trained like two
-independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,
+One encoder and one decoder per domain (sides ``x`` = ``config.domain_x`` and ``y`` = ``config.domain_y``), trained
+like two independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,
 trained through a gradient-reversal layer, pushes the codes of both domains towards one distribution.
 
 Networks
@@ -11,10 +11,10 @@ Networks
     code. :class:`Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
     indices of the encoder whose code it decodes; no feature maps pass from encoder to decoder. ``unet``: the
     same depth and widths, learned 2×2 transposed-conv up-sampling and skip connections (concatenation) from the
-    encoder's pre-pooling features. For a transfer A→B, B's decoder gets A's code *and* A's indices (``segnet``)
-    or A's skip features (``unet``): the only paths there are. The skips carry the input almost unchanged, so
-    ``unet`` reconstructs nearly perfectly but transfers nearly the identity (the report's finding; visible in
-    the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
+    encoder's pre-pooling features. For a transfer x→y, y's decoder gets x's code *and* x's max-pool indices
+    (``segnet``) or x's skip features (``unet``): the only paths there are. The skips carry the input almost
+    unchanged, so ``unet`` reconstructs nearly perfectly but transfers nearly the identity (the report's finding;
+    visible in the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
 :class:`Critic`
     A small MLP on the (average-pooled to ≤ 8×8) code, no normalisation layers, kept K-Lipschitz by a gradient
     penalty (``lipschitz="gp"``, WGAN-GP, ``gp_weight`` 10) or weight clipping (``"clip"``, ``clip_value`` 0.01).
@@ -22,7 +22,7 @@ Networks
 Losses (the report's section 6)
     ``L_recon = (1/B) Σ_b Σ_ij |X − X̂|`` (per-example pixel sum, batch mean, as the report writes it; ``"l2"``
     squares the error instead), summed over both autoencoders. ``L_disc = −W + gp_weight·GP`` with
-    ``W = E[D(z_a)] − E[D(z_b)]`` (report eq. 1); the codes reach the critic through :func:`grad_reverse`, so one
+    ``W = E[D(z_x)] − E[D(z_y)]`` (report eq. 1); the codes reach the critic through :func:`grad_reverse`, so one
     backward pass of ``L_recon + L_disc`` trains the critic to minimise ``L_disc`` while the encoders get
     ``L_enc = L_recon − λ·L_disc`` (``λ = critic_weight``) and the decoders ``L_dec = L_recon``. Because the
     reconstruction is a pixel *sum*, ``λ`` is relative to patch area: the report's ``λ = 1`` at 256×256 equals
@@ -33,22 +33,24 @@ Losses (the report's section 6)
 Inputs and normalisation
     Audio at ``sr`` 22.05 kHz, mel power spectrogram with 256 bands (``n_fft`` 2048, hop 512: 256 frames ≈ 5.9 s),
     cut into 256×256 patches (training: random crops; inference: half-overlapping patches cross-faded back by
-    :func:`audiostyle.audio.from_patches`, so clips of any length work). Each clip is normalised on its own:
+    :func:`audiostyle.train.translate_spectrogram`, so clips of any length work). Each clip is normalised on its own:
     ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's loudest bin (at
     least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB below.
     ``recon_mse``/``recon_mae`` are per-pixel means on this [0, 1] scale over fixed validation patches of both
     domains. The report gives no normalisation for its table (SegNet MSE 0.07 / MAE 0.10, U-Net 0.01 / 0.06 "on
     normalised spectrograms"); a [0, 1] scale is the natural reading, so the numbers are comparable in kind but not
     to the digit: an MAE of 0.10 here is 8 dB.
-Transfer (:meth:`SegNet.render` and the validation metrics)
-    A's encoder, B's decoder, de-normalised with the input's own ``ref``, inverted by
+Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the validation metrics)
+    The source side's encoder, the other side's decoder, de-normalised with the input's own ``ref``, inverted by
     :func:`audiostyle.audio.mel_to_audio` (NNLS to a linear magnitude, then ``griffin_lim_iters`` Griffin-Lim
     iterations); output length = input length.
 
-Metrics: the common columns of :mod:`audiostyle.metrics` on the A→B transfers of up to ``eval_clips`` validation
-clips of A (``lsd_db`` against their B renderings when the data is paired), plus ``recon_mse``, ``recon_mae`` and
-``target_prob_input`` (the classifier's target-domain probability of the untouched inputs: a transfer that does
-nothing scores this). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and ``wasserstein`` (W).
+Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
+``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
+paired), averaged by :func:`audiostyle.train.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
+``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
+that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
+``wasserstein`` (W).
 """
 
 from __future__ import annotations
@@ -64,16 +66,19 @@ from torch import Tensor, nn
 
 from audiostyle import audio as A
 from audiostyle import metrics
-from audiostyle.data.dataset import AudioDataset, Clip
+from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import Amp, Parts, TrainConfig, TrainedMethod
+from audiostyle.train import (Amp, Parts, TrainConfig, TrainedMethod, mean_over_directions, resample, save_sample,
+                              translate_spectrogram)
 
 log = logging.getLogger(__name__)
 
 SILENCE_DB = -100.0
 """Floor of the dB scale (power 1e-10)."""
+SIDES = ("x", "y")
+DIRECTIONS = ("x2y", "y2x")
 
 
 # -- gradient reversal -----------------------------------------------------------------------------
@@ -102,7 +107,8 @@ def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
 
 # -- SegNet / U-Net encoder-decoders ---------------------------------------------------------------
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -172,13 +178,16 @@ class Decoder(nn.Module):
     output, no squashing).
     """
 
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False) -> None:
+    def __init__(
+        self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False
+    ) -> None:
         super().__init__()
         self.use_skips = skips
         n = len(widths)
         self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2) for i in reversed(range(n))
+            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2)
+            for i in reversed(range(n))
         )
         self.stages = nn.ModuleList(
             conv_block(widths[i] * (2 if skips else 1), widths[max(i - 1, 0)]) for i in reversed(range(n))
@@ -251,7 +260,13 @@ def clip_weights(critic: nn.Module, c: float) -> None:
 
 
 def critic_update(
-    critic: nn.Module, opt: torch.optim.Optimizer, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float, clip: float
+    critic: nn.Module,
+    opt: torch.optim.Optimizer,
+    z_a: Tensor,
+    z_b: Tensor,
+    lipschitz: str,
+    gp_weight: float,
+    clip: float,
 ) -> None:
     """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``)."""
     opt.zero_grad(set_to_none=True)
@@ -263,15 +278,15 @@ def critic_update(
 
 
 class AutoEncoders(nn.Module):
-    """The two domains' encoder-decoders: ``enc["a"]``, ``dec["a"]`` (source) and ``enc["b"]``, ``dec["b"]`` (target)."""
+    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``."""
 
     def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool) -> None:
         super().__init__()
-        self.enc = nn.ModuleDict({k: Encoder(widths, latent_channels) for k in "ab"})
-        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in "ab"})
+        self.enc = nn.ModuleDict({k: Encoder(widths, latent_channels) for k in SIDES})
+        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
 
     def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
-        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (``src == dst``: reconstruct)."""
+        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (same side: reconstruct)."""
         return self.dec[dst](*self.enc[src](x))
 
 
@@ -291,14 +306,6 @@ def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
     return (10.0 ** ((ref_db + (np.clip(x, 0.0, 1.0) - 1.0) * top_db) / 10.0)).astype(np.float32)
 
 
-def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    if sr_in == sr_out:
-        return np.asarray(y, dtype=np.float32)
-    import librosa
-
-    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr_out).astype(np.float32)
-
-
 # -- config and data ------------------------------------------------------------------------------------
 @dataclass
 class SegNetConfig(TrainConfig):
@@ -306,8 +313,8 @@ class SegNetConfig(TrainConfig):
 
     Attributes
     ----------
-    source, target : str
-        Domains A (content) and B (style); ``""`` picks the dataset's first / second domain (sorted names).
+    domain_x, domain_y : str
+        The two domains (report: GTZAN classical ↔ jazz; defaults: the demo set's piano ↔ guitar, as cyclegan).
     sr : int
         Sample rate the model works at, Hz (data and rendered audio are resampled to it).
     n_mels, n_fft, hop_length : int
@@ -336,8 +343,8 @@ class SegNetConfig(TrainConfig):
         ``"gp"`` (gradient penalty) or ``"clip"`` (weight clipping).
     gp_weight, clip_value : float
         Gradient-penalty weight (10) and clipping bound c (0.01).
-    eval_clips : int
-        Validation clips of A transferred at each report.
+    val_clips : int
+        Validation clips per domain transferred at each report (training clips when a domain has no ``val`` split).
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
 
@@ -346,8 +353,8 @@ class SegNetConfig(TrainConfig):
     ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
 
-    source: str = ""
-    target: str = ""
+    domain_x: str = "piano"
+    domain_y: str = "guitar"
     sr: int = 22050
     n_mels: int = 256
     n_fft: int = 2048
@@ -366,7 +373,7 @@ class SegNetConfig(TrainConfig):
     lipschitz: str = "gp"
     gp_weight: float = 10.0
     clip_value: float = 0.01
-    eval_clips: int = 4
+    val_clips: int = 4
     griffin_lim_iters: int = 32
 
     def __post_init__(self) -> None:
@@ -390,16 +397,16 @@ class SegNetConfig(TrainConfig):
         check_choice("lipschitz", self.lipschitz, ("gp", "clip"))
         check_range("gp_weight", self.gp_weight, 0.0, 1e6)
         check_range("clip_value", self.clip_value, 1e-6, 10.0)
-        check_range("eval_clips", self.eval_clips, 1, 1000)
+        check_range("val_clips", self.val_clips, 1, 1000)
         check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
         stride = 2**self.n_down
         if self.n_mels % stride or self.patch_frames % stride:
             raise AudiostyleError(
-                f"n_mels={self.n_mels} and patch_frames={self.patch_frames} must both be multiples of 2**n_down={stride} "
-                f"(n_down={self.n_down} halvings): change n_down or the patch size."
+                f"n_mels={self.n_mels} and patch_frames={self.patch_frames} must both be multiples of "
+                f"2**n_down={stride} (n_down={self.n_down} halvings): change n_down or the patch size."
             )
-        if self.source and self.source == self.target:
-            raise AudiostyleError(f"source and target are both {self.source!r}: pick two different domains.")
+        if self.domain_x == self.domain_y:
+            raise AudiostyleError(f"domain_x and domain_y are both {self.domain_x!r}: pick two different domains.")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -411,35 +418,35 @@ class SegNetConfig(TrainConfig):
         """The STFT under the mel spectrogram."""
         return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
+    def domain(self, side: str) -> str:
+        """The domain name of side ``"x"`` or ``"y"``."""
+        return self.domain_x if side == "x" else self.domain_y
+
 
 @dataclass
 class SegNetData:
-    """What :meth:`SegNet.prepare` shares with every trial (numpy, picklable).
+    """What :meth:`SegNet.prepare` shares with every trial (numpy, picklable). Keys are the sides ``"x"``/``"y"``.
 
     Attributes
     ----------
-    source, target : str
-        Domain names of A and B.
     train : dict of str to list of np.ndarray
-        ``"a"``/``"b"`` → normalised log-mels of the training clips, each ``(n_mels, ≥ patch_frames)``.
+        Normalised log-mels of the training clips, each ``(n_mels, ≥ patch_frames)``.
     val_patches : dict of str to np.ndarray
-        ``"a"``/``"b"`` → the first patch of each validation clip, ``(N, n_mels, patch_frames)``.
-    val_audio : list of np.ndarray
-        Validation clips of A at ``config.sr``, ``(samples,)`` each: the contents of the evaluated transfers.
-    val_targets : list of np.ndarray or None
-        Their renderings in B (paired data), else None.
+        The first patch of each validation clip, ``(N, n_mels, patch_frames)`` (for ``recon_*``).
+    val_audio : dict of str to list of np.ndarray
+        The validation clips at ``config.sr``, ``(samples,)`` each: the contents of the evaluated transfers.
+    val_targets : dict of str to list of np.ndarray or None
+        Their renderings in the other domain (paired data), else None.
     reference : metrics.Reference
         The dataset's metrics reference (classifier, domain statistics).
     target_prob_input : float
-        Mean target-domain probability of ``val_audio`` itself.
+        The classifier's probability of the other domain for the untouched validation clips, mean of both sides.
     """
 
-    source: str
-    target: str
     train: dict[str, list[np.ndarray]]
     val_patches: dict[str, np.ndarray]
-    val_audio: list[np.ndarray]
-    val_targets: list[np.ndarray] | None
+    val_audio: dict[str, list[np.ndarray]]
+    val_targets: dict[str, list[np.ndarray] | None]
     reference: metrics.Reference
     target_prob_input: float
 
@@ -450,6 +457,7 @@ def _logmel(y: np.ndarray, config: SegNetConfig) -> tuple[np.ndarray, float]:
 
 
 def _pad_frames(x: np.ndarray, n: int) -> np.ndarray:
+    """``x (F, T)`` padded with silence (0) to at least ``n`` frames."""
     return np.pad(x, ((0, 0), (0, n - x.shape[1]))) if x.shape[1] < n else x
 
 
@@ -468,16 +476,20 @@ def _recon(rec: Tensor, x: Tensor, kind: str) -> Tensor:
     return err.flatten(1).sum(1).mean()
 
 
-def transfer_audio(ae: AutoEncoders, config: SegNetConfig, y: np.ndarray, device: torch.device | str) -> np.ndarray:
-    """A→B transfer of a whole clip at ``config.sr`` (any length): patches, A's encoder, B's decoder, stitching,
-    Griffin-Lim. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode."""
+def transfer_audio(
+    ae: AutoEncoders, config: SegNetConfig, y: np.ndarray, direction: str, device: torch.device | str
+) -> np.ndarray:
+    """Transfer a whole clip ``(samples,)`` at ``config.sr`` (any length) in ``direction`` (``"x2y"``/``"y2x"``).
+
+    Normalised log-mel → half-overlapping patches through the source encoder and the target decoder
+    (:func:`audiostyle.train.translate_spectrogram`) → de-normalised with the input's own reference →
+    :func:`audiostyle.audio.mel_to_audio`. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
+    """
+    src, dst = direction[0], direction[-1]
     x, ref = _logmel(y, config)
-    patches = torch.from_numpy(A.to_patches(x, config.patch_frames))[:, None]
-    with torch.no_grad():
-        out = torch.cat([
-            ae.transfer(chunk.to(device), "a", "b").float().cpu() for chunk in patches.split(config.batch_size)
-        ])[:, 0].numpy()
-    power = denormalise_mel(A.from_patches(out, x.shape[1]), ref, config.top_db)
+    out = translate_spectrogram(lambda t: ae.transfer(t, src, dst), x, config.patch_frames, device,
+                                batch=config.batch_size)
+    power = denormalise_mel(out, ref, config.top_db)
     return A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=len(y))
 
 
@@ -493,6 +505,7 @@ class SegNet(TrainedMethod):
 
     @classmethod
     def default_space(cls) -> Space:
+        """Latent size (channels, stages), critic weight, lr, steps and Lipschitz method, recon loss, lr."""
         return {
             "latent_channels": Int(8, 256, log=True),
             "n_down": Int(2, 5),
@@ -511,56 +524,50 @@ class SegNet(TrainedMethod):
 
     # -- data --------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: SegNetConfig) -> SegNetData:
-        """Normalised log-mels of A's and B's training clips, fixed validation patches and clips, the metrics reference.
-
-        Raises :class:`AudiostyleError` when the dataset has fewer than two domains, a domain is unknown, or A or B
-        lacks training or validation clips.
-        """
-        if len(dataset.domains) < 2:
-            raise AudiostyleError(
-                f"{self.name} needs two domains, {dataset.source or 'the dataset'} has {list(dataset.domains)}: "
-                "give a dataset with at least two domain folders."
-            )
-        src = config.source or dataset.domains[0]
-        dst = config.target or next(d for d in dataset.domains if d != src)
-        if src == dst:
-            raise AudiostyleError(f"source and target are both {src!r}: pick two different domains.")
-
-        def at_sr(clips: list[Clip]) -> list[np.ndarray]:
-            return [_resample(c.audio, c.sr, config.sr) for c in clips]
-
-        train, val_patches, val_clips = {}, {}, {}
-        for key, dom in (("a", src), ("b", dst)):
-            for split in ("train", "val"):
-                if not dataset.select(dom, split):
-                    raise AudiostyleError(
-                        f"{self.name}: domain {dom!r} has no {split} clips in {dataset.source or 'the dataset'}: "
-                        "it needs both splits (add clips to that domain)."
-                    )
-            train[key] = [_pad_frames(_logmel(y, config)[0], config.patch_frames)
-                          for y in at_sr(dataset.select(dom, "train"))]
-            val_clips[key] = dataset.select(dom, "val")[: config.eval_clips]
-            val_patches[key] = np.stack([A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]
-                                         for y in at_sr(val_clips[key])])
-        val_audio = at_sr(val_clips["a"])
-        counterparts = [dataset.counterpart(c, dst) for c in val_clips["a"]]
-        val_targets = at_sr(counterparts) if all(c is not None for c in counterparts) else None  # type: ignore[arg-type]
+        """Normalised log-mels of both domains' training clips, fixed validation patches and clips, the metrics
+        reference. Unknown or empty domains raise :class:`AudiostyleError`."""
+        train, val_patches, val_audio, val_targets = {}, {}, {}, {}
+        for side in SIDES:
+            domain, other = config.domain(side), config.domain("y" if side == "x" else "x")
+            clips = dataset.select(domain, "train") or dataset.select(domain)
+            if not clips:
+                raise AudiostyleError(
+                    f"{self.name}: domain {domain!r} has no clips in {dataset.source or 'the dataset'}; "
+                    "pick a domain that has audio."
+                )
+            train[side] = [_pad_frames(_logmel(resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
+                           for c in clips]
+            held = sorted(dataset.select(domain, "val") or clips, key=lambda c: c.name)[: config.val_clips]
+            val_audio[side] = [resample(c.audio, c.sr, config.sr) for c in held]
+            val_patches[side] = np.stack([
+                A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]
+                for y in val_audio[side]
+            ])
+            twins = [dataset.counterpart(c, other) for c in held]
+            val_targets[side] = None if any(t is None for t in twins) else [
+                A.fit_length(resample(t.audio, t.sr, config.sr), len(y)) for t, y in zip(twins, val_audio[side])
+            ]
         reference = metrics.build_reference(dataset)
-        tp_input = float(np.mean([metrics.target_probability(y, reference, dst, config.sr) for y in val_audio]))
-        log.info("%s: %s → %s, %d/%d training clips, target_prob of the inputs %.3f",
-                 self.name, src, dst, len(train["a"]), len(train["b"]), tp_input)
-        return SegNetData(src, dst, train, val_patches, val_audio, val_targets, reference, tp_input)
+        tp_input = float(np.mean([
+            metrics.target_probability(y, reference, config.domain("y" if side == "x" else "x"), config.sr)
+            for side in SIDES for y in val_audio[side]
+        ]))
+        log.info("%s: %d/%d training clips (%s/%s), %d validation clips per side, target_prob of the inputs %.3f",
+                 self.name, len(train["x"]), len(train["y"]), config.domain_x, config.domain_y, len(val_audio["x"]),
+                 tp_input)
+        return SegNetData(train, val_patches, val_audio, val_targets, reference, tp_input)
 
     def sample(self, config: SegNetConfig, data: SegNetData, rng: np.random.Generator) -> dict[str, Any]:
-        """``batch_size · critic_steps`` random patch crops per domain (``(n, 1, n_mels, patch_frames)``).
+        """``batch_size · critic_steps`` random patch crops per side (``(n, 1, n_mels, patch_frames)``).
 
         The batch also carries ``config`` (the loop's ``train_step`` has no config argument).
         """
         n = config.batch_size * config.critic_steps
-        return {k: _crops(data.train[k], n, config.patch_frames, rng) for k in "ab"} | {"config": config}
+        return {side: _crops(data.train[side], n, config.patch_frames, rng) for side in SIDES} | {"config": config}
 
     # -- training ----------------------------------------------------------------------------------
     def build(self, config: SegNetConfig, data: SegNetData | None, device: torch.device) -> Parts:
+        """Both autoencoders and the critic (torch's default init), an Adam optimiser for each."""
         ae = AutoEncoders(config.widths, config.latent_channels, skips=self.skips).to(device)
         latent_hw = (config.n_mels >> config.n_down, config.patch_frames >> config.n_down)
         critic = Critic(config.latent_channels, latent_hw, config.critic_hidden).to(device)
@@ -575,25 +582,29 @@ class SegNet(TrainedMethod):
         )
 
     def train_step(self, parts: Parts, batch: Mapping[str, Any], step: int, amp: Amp) -> dict[str, Tensor]:
-        """``critic_steps - 1`` critic-only updates on fresh crops, then one joint update through the GRL."""
+        """``critic_steps - 1`` critic-only updates on fresh crops, then one joint update through the GRL.
+
+        The critic runs in float32 outside autocast (its gradient penalty differentiates twice); the critic-only
+        updates are plain float32 steps (no loss scaling, no ``grad_clip``).
+        """
         cfg: SegNetConfig = batch["config"]
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         critic = parts.modules["critic"]
         opt_ae, opt_c = parts.optimizers["autoencoders"], parts.optimizers["critic"]
-        chunks = {k: batch[k].split(cfg.batch_size) for k in "ab"}
+        chunks = {side: batch[side].split(cfg.batch_size) for side in SIDES}
         for i in range(1, cfg.critic_steps):
             with torch.no_grad(), amp.autocast():
-                z_a, z_b = (ae.enc[k](chunks[k][i])[0].float() for k in "ab")
-            critic_update(critic, opt_c, z_a, z_b, cfg.lipschitz, cfg.gp_weight, cfg.clip_value)
+                z_x, z_y = (ae.enc[side](chunks[side][i])[0].float() for side in SIDES)
+            critic_update(critic, opt_c, z_x, z_y, cfg.lipschitz, cfg.gp_weight, cfg.clip_value)
 
-        x = {k: chunks[k][0] for k in "ab"}
+        x = {side: chunks[side][0] for side in SIDES}
         opt_ae.zero_grad(set_to_none=True)
         opt_c.zero_grad(set_to_none=True)
         with amp.autocast():
-            codes = {k: ae.enc[k](x[k]) for k in "ab"}
-            loss_recon = sum(_recon(ae.dec[k](*codes[k]), x[k], cfg.recon_loss) for k in "ab")
-        z_a, z_b = (grad_reverse(codes[k][0].float(), cfg.critic_weight) for k in "ab")
-        loss_critic, w = critic_loss(critic, z_a, z_b, cfg.lipschitz, cfg.gp_weight)
+            codes = {side: ae.enc[side](x[side]) for side in SIDES}
+            loss_recon = sum(_recon(ae.dec[side](*codes[side]), x[side], cfg.recon_loss) for side in SIDES)
+        z_x, z_y = (grad_reverse(codes[side][0].float(), cfg.critic_weight) for side in SIDES)
+        loss_critic, w = critic_loss(critic, z_x, z_y, cfg.lipschitz, cfg.gp_weight)
         amp.backward(loss_recon + loss_critic)
         amp.step(opt_ae)
         amp.step(opt_c)
@@ -602,45 +613,80 @@ class SegNet(TrainedMethod):
         return {"loss_recon": loss_recon.detach(), "loss_critic": loss_critic.detach(), "wasserstein": w.detach()}
 
     def evaluate(self, parts: Parts, config: SegNetConfig, data: SegNetData, device: torch.device) -> dict[str, float]:
+        """Common metrics of both directions (:func:`~audiostyle.train.mean_over_directions`), ``recon_mse``,
+        ``recon_mae`` (per pixel, both autoencoders) and ``target_prob_input``."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []
-        for k in "ab":
-            x = torch.from_numpy(data.val_patches[k])[:, None].to(device)
-            errors.append((ae.transfer(x, k, k).float() - x).flatten())
+        for side in SIDES:
+            x = torch.from_numpy(data.val_patches[side])[:, None].to(device)
+            errors.append((ae.transfer(x, side, side).float() - x).flatten())
         err = torch.cat(errors)
-        outputs = [transfer_audio(ae, config, y, device) for y in data.val_audio]
-        common = metrics.evaluate(outputs, data.val_audio, config.sr, data.reference, data.target,
-                                  true_targets=data.val_targets)
+        per_direction = {}
+        for direction in DIRECTIONS:
+            side = direction[0]
+            outputs = [transfer_audio(ae, config, y, direction, device) for y in data.val_audio[side]]
+            per_direction[direction] = metrics.evaluate(
+                outputs, data.val_audio[side], config.sr, data.reference, config.domain(direction[-1]),
+                true_targets=data.val_targets[side],
+            )
         return {
-            **common,
+            **mean_over_directions(per_direction),
             "recon_mse": float(err.square().mean()),
             "recon_mae": float(err.abs().mean()),
             "target_prob_input": data.target_prob_input,
         }
 
     def write_artifacts(self, parts: Parts, config: SegNetConfig, data: SegNetData, out_dir: Path) -> None:
-        """``transfer.wav`` (A→B of the first validation clip) and ``spectrogram.png`` (its input and output mels)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import soundfile as sf
-
+        """``transfer_x2y.wav``/``.png`` and ``transfer_y2x.wav``/``.png`` of the first validation clip of each side."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
-        y = data.val_audio[0]
-        out = transfer_audio(ae, config, y, next(ae.parameters()).device)
-        sf.write(out_dir / "transfer.wav", out, config.sr)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for ax, wave, title in zip(axes, (y, out), (f"input ({data.source})", f"{self.name} → {data.target}")):
-            ax.imshow(_logmel(wave, config)[0], origin="lower", aspect="auto", vmin=0, vmax=1)
-            ax.set_title(title)
-            ax.set_xlabel("frame")
-        axes[0].set_ylabel("mel band")
-        fig.tight_layout()
-        fig.savefig(out_dir / "spectrogram.png", dpi=80)
-        plt.close(fig)
+        device = next(ae.parameters()).device
+        for direction in DIRECTIONS:
+            y = data.val_audio[direction[0]][0]
+            out = transfer_audio(ae, config, y, direction, device)
+            save_sample(out_dir, f"transfer_{direction}", out, config.sr, content=y,
+                        title=f"{self.name} {config.domain(direction[0])}→{config.domain(direction[-1])}",
+                        params=config.stft)
 
     # -- inference ---------------------------------------------------------------------------------
+    def transfer(
+        self,
+        config: SegNetConfig,
+        state: Mapping[str, Any] | None,
+        audio: np.ndarray,
+        sr: int,
+        direction: str = "x2y",
+        *,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """Transfer a clip of any length from ``domain_x`` to ``domain_y`` (``"x2y"``) or back (``"y2x"``).
+
+        Parameters
+        ----------
+        config : SegNetConfig
+            The trial's config (network sizes, features).
+        state : dict
+            The trial's checkpoint (what it reported last).
+        audio : np.ndarray
+            Mono float32 ``(samples,)`` at ``sr``.
+        sr : int
+            Sample rate of ``audio`` and of the result, Hz.
+        direction : {"x2y", "y2x"}
+        device : str
+            ``"cpu"`` or ``"cuda"``.
+
+        Returns
+        -------
+        np.ndarray
+            float32 ``(samples,)``, the length of ``audio``.
+        """
+        check_choice("direction", direction, DIRECTIONS)
+        y = np.asarray(audio, dtype=np.float32)
+        if y.ndim != 1 or y.size == 0:
+            raise AudiostyleError(f"{self.name}: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
+        ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
+        out = transfer_audio(ae, config, resample(y, sr, config.sr), direction, next(ae.parameters()).device)
+        return A.fit_length(resample(out, config.sr, sr), y.size)
+
     def render(
         self,
         config: SegNetConfig,
@@ -651,16 +697,8 @@ class SegNet(TrainedMethod):
         style: np.ndarray | None = None,
         device: str = "cpu",
     ) -> np.ndarray:
-        """Transfer ``audio`` (mono float32 at ``sr``, any length) from ``config.source`` to ``config.target``.
-
-        ``style`` is ignored (the target domain is the style). Returns float32 audio of ``len(audio)`` samples.
-        """
-        y = np.asarray(audio, dtype=np.float32)
-        if y.ndim != 1 or y.size == 0:
-            raise AudiostyleError(f"{self.name}: render expects mono audio of shape (samples,), got shape {y.shape}.")
-        ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
-        out = transfer_audio(ae, config, _resample(y, sr, config.sr), device)
-        return A.fit_length(_resample(out, config.sr, sr), y.size)
+        """:meth:`transfer` ``domain_x`` → ``domain_y`` (``style`` is ignored: the target domain is the style)."""
+        return self.transfer(config, state, audio, sr, "x2y", device=device)
 
 
 class UNet(SegNet):

@@ -322,30 +322,30 @@ class ShallowCNN(Method):
     # -- optimisation --------------------------------------------------------------------------------
     @staticmethod
     def _precision(config: ShallowCNNConfig, device: torch.device) -> contextlib.AbstractContextManager:
+        """On CUDA: cuDNN autotuning, and TF32 off unless ``amp="bf16"`` (then autocast is inside the loss)."""
         if device.type != "cuda":
             return contextlib.nullcontext()
-        if config.amp == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
+        return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False,
+                                          allow_tf32=config.amp != "none")
 
     def _network(self, config: ShallowCNNConfig, frames: int, batch: int, device: torch.device) -> RandomCNN:
         spec = config.spec
+        first = frames - config.width + 1
+        bands = 1 if config.conv == "1d" else (spec.channels - config.width) // config.width + 1
+        if batch * config.filters * first * bands > MAX_ELEMENTS:
+            raise AudiostyleError(
+                f"conv={config.conv!r} with {config.filters} filters needs {batch * config.filters * first * bands:,} "
+                f"activations for {batch} pair(s) (limit {MAX_ELEMENTS:,}): use conv='1d', fewer filters or pairs."
+            )
         net = RandomCNN(spec.channels, config.filters, config.width, config.layers, config.conv, config.activation,
                         config.pooling, config.pool_width, config.seed)
         if config.weights_path is not None:
             net.load_weights_file(config.weights_path)
-        first = frames - config.width + 1
-        bands = 1 if config.conv == "1d" else (spec.channels - config.width) // config.width + 1
         if net.positions(spec.channels, frames) < 1:
             raise AudiostyleError(
                 f"{frames} frames are too few for {config.layers} layer(s) of width {config.width}"
                 f"{' with pooling' if config.pooling != 'none' else ''} over {spec.channels} channels: "
                 "use longer clips (max_seconds), a smaller width, or no pooling."
-            )
-        if batch * config.filters * first * bands > MAX_ELEMENTS:
-            raise AudiostyleError(
-                f"conv={config.conv!r} with {config.filters} filters needs {batch * config.filters * first * bands:,} "
-                f"activations for {batch} pair(s) (limit {MAX_ELEMENTS:,}): use conv='1d', fewer filters or pairs."
             )
         return net.to(device)
 
@@ -358,13 +358,13 @@ class ShallowCNN(Method):
             content = features(torch.from_numpy(contents).to(device), spec)
             style = features(torch.from_numpy(styles).to(device), spec)
         net = self._network(config, content.shape[-1], content.shape[0], device)
-        loss = TransferLoss(net, content, style, config.alpha)
+        loss = TransferLoss(net, content, style, config.alpha, bf16=config.amp == "bf16")
         if config.init == "content":
             x = content.clone(memory_format=torch.contiguous_format)
         else:
             gen = torch.Generator().manual_seed(config.seed)
             x = (torch.randn(content.shape, generator=gen) * 1e-3).to(device)
-        step = 0
+        step, evals = 0, 0
         if resume is not None:
             if resume.get("format") != STATE_FORMAT or tuple(resume["x"].shape) != tuple(x.shape):
                 raise AudiostyleError(
@@ -373,7 +373,7 @@ class ShallowCNN(Method):
                     f"(format {STATE_FORMAT}, shape {tuple(x.shape)}); start the trial afresh."
                 )
             x = resume["x"].to(device=device, dtype=torch.float32).clone(memory_format=torch.contiguous_format)
-            step = int(resume["step"])
+            step, evals = int(resume["step"]), int(resume.get("evals", 0))
         x.requires_grad_(True)
         opt: torch.optim.Optimizer
         if config.optimizer == "lbfgs":
@@ -383,7 +383,7 @@ class ShallowCNN(Method):
             opt = cls([x], lr=config.lr)
             if resume is not None and resume.get("optimizer"):
                 opt.load_state_dict(resume["optimizer"])
-        return _Run(loss, x, opt, step)
+        return _Run(loss, x, opt, step, evals)
 
     def _iterate(self, config: ShallowCNNConfig, run: _Run, iterations: int) -> None:
         """Advance ``run`` by ``iterations`` optimiser iterations."""
@@ -398,7 +398,7 @@ class ShallowCNN(Method):
                 raise FloatingPointError(
                     f"{self.name}: the loss became {value} at iteration {run.step + 1} (optimizer="
                     f"{config.optimizer}, lr={config.lr}, alpha={config.alpha}, activation={config.activation}); "
-                    "use optimizer='lbfgs' or a lower lr, or a bounded activation (tanh)."
+                    "lower lr (adam/rmsprop/sgd), use a bounded activation (tanh), or check the input audio."
                 )
             total.backward()
             run.evals += 1
@@ -428,6 +428,7 @@ class ShallowCNN(Method):
         return {
             "format": STATE_FORMAT,
             "step": run.step,
+            "evals": run.evals,
             "x": run.x.detach().to("cpu", copy=True),
             "optimizer": opt_state,
             "config": dataclasses.asdict(config),
@@ -459,9 +460,11 @@ class ShallowCNN(Method):
         """Optimise ``config.pairs`` pairs of ``data`` in one batch; report losses and the common metrics.
 
         Reports every ``report_every`` iterations (metrics at ``report_griffin_lim_iters``) and at the end
-        (``griffin_lim_iters``), each with ``state`` = ``{"format", "step", "x" (the output features
-        (pairs, C, T)), "optimizer" (adam/rmsprop/sgd statistics; None for L-BFGS, whose curvature memory is
-        rebuilt after a resume), "config"}``. Returns the final metrics.
+        (``griffin_lim_iters``): the common metrics plus ``loss``, ``content_loss``, ``style_loss`` (per pair) and
+        ``evals`` (loss evaluations so far), each with ``state`` = ``{"format", "step", "evals", "x" (the output
+        features (pairs, C, T)), "optimizer" (adam/rmsprop/sgd statistics; None for L-BFGS, whose curvature
+        memory is rebuilt after a resume), "config"}``. Writes ``output_<i>.wav`` and ``spectrogram.png`` to
+        ``ctx.artifact_dir`` before the final report. Returns the final metrics.
 
         Raises
         ------
