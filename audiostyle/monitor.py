@@ -20,7 +20,6 @@ Every metric carries the tags ``sweep_id`` and ``method``.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -30,8 +29,6 @@ from ray import tune
 from ray.util import metrics as ray_metrics
 
 from audiostyle.errors import AudiostyleError, check_choice
-
-logger = logging.getLogger(__name__)
 
 #: Trial statuses a sweep records (the store's ``status`` column).
 STATUSES = ("finished", "failed", "stopped")

@@ -241,9 +241,13 @@ def _storage(storage: str | None, store: str) -> tuple[str, Any]:
     return inner, PyFileSystem(FSSpecHandler(fs))
 
 
-def _searcher(search: str, space: Space, objectives: list[Objective], points: list[dict], seed: int) -> Any:
+def _searcher(
+    search: str, space: Space, objectives: list[Objective], points: list[dict], seed: int, max_concurrent: int
+) -> Any:
+    """Optuna (TPE, NSGA-II or random sampler, seeded) limited to ``max_concurrent`` live trials."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from audiostyle.sweep_search import RestorableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = {
@@ -254,13 +258,15 @@ def _searcher(search: str, space: Space, objectives: list[Objective], points: li
     metrics = [TRACKED + o.metric for o in objectives]
     modes = [o.mode for o in objectives]
     multi = len(objectives) > 1
-    return OptunaSearch(
+    searcher = RestorableOptunaSearch(
         space=to_optuna(space),
         metric=metrics if multi else metrics[0],
         mode=modes if multi else modes[0],
         points_to_evaluate=points or None,
         sampler=sampler,
     )
+    searcher.set_max_concurrency(max_concurrent)
+    return searcher
 
 
 def _scheduler(scheduler: str, headline: Objective, budget: int, grace: int, space: Space, seed: int) -> Any:
@@ -356,7 +362,7 @@ class SweepResult:
             lines.append("")
             lines.append(f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {_fmt(self.best.get('metric.' + obj.metric))}")
             lines.append("best config: " + json.dumps(config, sort_keys=True, default=str))
-            if self.best.get("artifact.audio"):
+            if isinstance(self.best.get("artifact.audio"), str):
                 lines.append(f"audio sample: {self.best['artifact.audio']}")
         if len(self.objectives) > 1:
             lines.append(f"Pareto front over {', '.join(o.metric for o in self.objectives)}: {len(self.pareto)} trials")
@@ -556,15 +562,18 @@ def run(
     import ray
 
     resources = ray.cluster_resources()
-    if max_concurrent is None:
-        by_cpu = int(resources.get("CPU", 1) // max(cpus_per_trial, 1e-9)) if cpus_per_trial else samples
-        by_gpu = int(resources.get("GPU", 0) // gpus_per_trial) if gpus_per_trial else samples
-        max_concurrent = max(1, min(by_cpu, by_gpu, samples))
     if gpus_per_trial and not resources.get("GPU"):
-        raise AudiostyleError(
-            f"gpus_per_trial={gpus_per_trial} but the Ray cluster ({mode}) has no GPU: pass --gpus-per-trial 0, "
-            "or submit to a GPU cluster (ray submit cluster/gpu.yaml ...)."
-        )
+        if mode == "cluster":  # an autoscaling cluster adds GPU workers when trials ask for them
+            log.warning("no GPU in the Ray cluster yet: trials wait until the autoscaler adds GPU nodes")
+        else:
+            raise AudiostyleError(
+                f"gpus_per_trial={gpus_per_trial} but this Ray ({mode}) has no GPU: pass --gpus-per-trial 0, "
+                "or submit to a GPU cluster (ray submit cluster/gpu.yaml sweeps/<method>.py -- ...)."
+            )
+    if max_concurrent is None:  # what the cluster holds now (all samples while an autoscaler grows it)
+        by_cpu = int(resources.get("CPU", 0) // cpus_per_trial) if cpus_per_trial and resources.get("CPU") else samples
+        by_gpu = int(resources.get("GPU", 0) // gpus_per_trial) if gpus_per_trial and resources.get("GPU") else samples
+        max_concurrent = max(1, min(by_cpu, by_gpu, samples))
 
     # 2. data, once, in the driver
     dataset = load_data(data, smoke=smoke, seed=seed, cache_dir=cache_dir)
@@ -633,12 +642,15 @@ def run(
             CSVLoggerCallback(),
             *_monitor(sweep_id, method, headline, status_of),
         ]
-        if scheduler == "pbt":
+        if scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
             from ray.tune.search.basic_variant import BasicVariantGenerator
 
-            search_alg, param_space = BasicVariantGenerator(points_to_evaluate=points or None, random_state=seed), to_tune(searched)
-        else:
-            search_alg, param_space = _searcher(search, searched, objs, points, seed), None
+            search_alg = BasicVariantGenerator(
+                points_to_evaluate=points or None, random_state=seed, max_concurrent=max_concurrent
+            )
+            param_space = to_tune(searched)
+        else:  # the searcher limits concurrency itself (see audiostyle.sweep_search)
+            search_alg, param_space = _searcher(search, searched, objs, points, seed, max_concurrent), None
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -646,7 +658,6 @@ def run(
                 search_alg=search_alg,
                 scheduler=_scheduler(scheduler, headline, budget, grace, searched, seed),
                 num_samples=samples,
-                max_concurrent_trials=max_concurrent,
                 reuse_actors=True,
                 trial_name_creator=trial_name_creator(method),
                 trial_dirname_creator=trial_name_creator(method),

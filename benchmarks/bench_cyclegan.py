@@ -259,7 +259,8 @@ def _batches(size: int, n: int, device):
 def _our_config(args):
     from audiostyle.methods.cyclegan import CycleGANConfig
 
-    return CycleGANConfig(n_blocks=args.blocks, ngf=64, ndf=64, n_fft=2 * args.size - 1, hop_length=(2 * args.size - 1) // 4,
+    n_fft = 2 * args.size - 1  # args.size frequency bins
+    return CycleGANConfig(n_blocks=args.blocks, ngf=64, ndf=64, n_fft=n_fft, hop_length=n_fft // 4,
                           patch_frames=args.size, lambda_id=4.0, amp=args.amp,
                           channels_last=not args.no_channels_last)
 
@@ -352,7 +353,8 @@ def run_one(args, worker_name: str, size: int, blocks: int, amp: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="128 × 128, 6 blocks only")
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")

@@ -154,6 +154,23 @@ def griffin_lim_times(seconds: float, n_iter: int, batch: int, device: str) -> d
     return {"librosa_s": t_librosa, "torch_s_per_clip": t_torch, "batch": batch, "n_iter": n_iter}
 
 
+def metrics_times() -> dict:
+    """Seconds to build the demo set's metrics reference, and for all common metrics of one 6 s output."""
+    from audiostyle import metrics
+    from audiostyle.data import synth
+
+    ds = synth.demo_dataset(n_melodies=8, seconds=6.0)
+    t0 = time.perf_counter()
+    ref = metrics.build_reference(ds)
+    t_ref = time.perf_counter() - t0
+    by = {(c.domain, c.pair_key): c.audio for c in ds.clips}
+    out, content, style, target = by["violin", "m000"], by["piano", "m000"], by["violin", "m001"], by["violin", "m000"]
+    metrics.evaluate([out], [content], ds.sr, ref, "violin", styles=[style], true_targets=[target])  # warm-up
+    t0 = time.perf_counter()
+    metrics.evaluate([out], [content], ds.sr, ref, "violin", styles=[style], true_targets=[target])
+    return {"reference_s": t_ref, "evaluate_s": time.perf_counter() - t0, "clips": len(ds.clips)}
+
+
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -201,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     loss_err = {v: abs(res[v]["loss"] - truth) / abs(truth) for v in grads}
     grad_err = {v: float(np.linalg.norm(g - g64) / np.linalg.norm(g64)) for v, g in grads.items()}
     gl = griffin_lim_times(args.seconds, args.gl_iters, args.gl_batch, args.device)
+    mt = metrics_times()
     fast, plain = res["audiostyle"], res["plain"]
     frames = fast["frames"]
     lines = [
@@ -233,7 +251,17 @@ def main(argv: list[str] | None = None) -> int:
         f"| ratio torch / librosa | {gl['torch_s_per_clip'] / gl['librosa_s']:.2f}× |",
         "",
         "shallow_cnn inverts with the batched torch version on CUDA and with librosa on the CPU.",
+        "",
+        "| metrics (audiostyle.metrics) | s |",
+        "|---|---|",
+        f"| build_reference on the demo set ({mt['clips']} clips of 6 s; once per dataset, then cached) | "
+        f"{mt['reference_s']:.2f} |",
+        f"| evaluate: all common metrics of one 6 s output (content, style, true target) | {mt['evaluate_s']:.3f} |",
     ]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > (os.cpu_count() or 1):
+        lines += ["", f"Note: the machine was busy (load average {load:.1f} on {os.cpu_count()} cores at the end): wall "
+                  "times are inflated; CPU s / evaluation divided by the threads estimates an idle machine's wall time."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

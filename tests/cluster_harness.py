@@ -98,14 +98,10 @@ class NetNS:
         return len(pids)
 
     def delete(self) -> None:
-        """Terminate everything in the namespace (TERM, then KILL) and delete it."""
-        self.kill_all(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while self.pids() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        while self.pids():
-            self.kill_all(signal.SIGKILL)
-            time.sleep(0.2)
+        """Kill everything in the namespace (SIGKILL: test nodes need no graceful stop) and delete it."""
+        deadline = time.monotonic() + 10
+        while self.kill_all(signal.SIGKILL) and time.monotonic() < deadline:
+            time.sleep(0.1)
         _ip("netns", "del", self.name, check=False)
 
 
@@ -178,6 +174,7 @@ class Cluster:
         }
         reap_stale_namespaces()
         tag = f"as{os.getpid()}x{next(_counter)}"
+        self.worker_cpus, self._restarts = worker_cpus, 0
         self.namespaces: list[NetNS] = []
         self.head = self.worker_ns = None
         try:
@@ -231,7 +228,7 @@ class Cluster:
                  f"--metrics-export-port={METRICS_PORT}", f"--temp-dir={self.head_temp}",
                  "--disable-usage-stats", *extra)
 
-    def _start_worker(self, ns: NetNS, ip: str, cpus: int, i: int) -> None:
+    def _start_worker(self, ns: NetNS, ip: str, cpus: int, i: int | str) -> None:
         self.ray(ns, "start", f"--address={self.head_ip}:{GCS_PORT}", f"--node-ip-address={ip}",
                  f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={self.root / f'w{i}'}",
                  "--disable-usage-stats")
@@ -324,9 +321,23 @@ class Cluster:
         """Crash worker node ``i``: SIGKILL to every process in its namespace; returns how many."""
         return self.worker_ns[i].kill_all(signal.SIGKILL)
 
-    def cut_worker(self, i: int = 0) -> None:
-        """Cut worker node ``i`` off the network (its veth down); its processes keep running."""
+    def cut_worker(self, i: int = 0) -> int:
+        """Make worker node ``i`` vanish without dying: its veth goes down and its processes are frozen
+        (SIGSTOP), as a machine that hangs or drops off the network. Returns how many processes."""
         self.worker_ns[i].run(["ip", "link", "set", self.worker_devs[i], "down"], self.env)
+        return self.worker_ns[i].kill_all(signal.SIGSTOP)
+
+    def restart_worker(self, i: int = 0) -> None:
+        """Replace worker node ``i`` by a fresh Ray node in the same namespace (link up again)."""
+        ns = self.worker_ns[i]
+        ns.kill_all(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ns.pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ns.run(["ip", "link", "set", self.worker_devs[i], "up"], self.env)
+        ns.run(["ip", "route", "replace", f"{self.head_ip}/32", "dev", self.worker_devs[i]], self.env)
+        self._restarts += 1
+        self._start_worker(ns, self.worker_ips[i], self.worker_cpus, f"{i}r{self._restarts}")
 
     def listening(self) -> list[str]:
         """Local addresses of every listening TCP socket of every namespace (``ss -ltn``)."""

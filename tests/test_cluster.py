@@ -148,11 +148,17 @@ def test_smoke_sweep_job_runs_on_both_nodes_and_is_reported(cluster, tmp_path):
     assert {"ray_audiostyle_trials_running", "ray_audiostyle_steps_total"} <= names, sorted(names)
 
 
-def test_worker_killed_mid_sweep_loses_no_trial(cluster, tmp_path):
-    sweep_id = "clusterkill"
+@pytest.mark.parametrize("failure", ["killed", "cut_off"])
+def test_worker_lost_mid_sweep_loses_no_trial(cluster, tmp_path, failure):
+    """The worker dies (SIGKILL to all its processes) or vanishes (network cut, processes frozen)."""
+    sweep_id = f"cluster{failure.replace('_', '')}"
     store = tmp_path / "store"
-    cluster.wait_nodes(2)
-    worker_id = next(n["node_id"] for n in cluster.nodes() if n["node_ip"] == cluster.worker_ips[0])
+    alive = {n["node_ip"]: n["node_id"] for n in cluster.nodes() if n["state"] == "ALIVE"}
+    if cluster.worker_ips[0] not in alive:  # a previous case took it down
+        cluster.restart_worker()
+        alive = {n["node_ip"]: n["node_id"] for n in cluster.wait_nodes(2)}
+    worker_id = alive[cluster.worker_ips[0]]
+    lose = cluster.kill_worker if failure == "killed" else cluster.cut_worker
     job = submit(cluster, sweep_id, store, *WORKAROUND)
     killed: list[int] = []
 
@@ -161,12 +167,12 @@ def test_worker_killed_mid_sweep_loses_no_trial(cluster, tmp_path):
         if not killed and info["status"] == "RUNNING" and any(
             t["name"].endswith(".train") and t.get("node_id") == worker_id for t in cluster.running_tasks()
         ):
-            killed.append(cluster.kill_worker())
+            killed.append(lose())
 
     info = watch(cluster, job, poll)
     assert killed and killed[0] > 0, "no trial ever ran on the worker node"
-    dead = {n["node_id"]: n["state"] for n in cluster.nodes()}
-    assert dead[worker_id] == "DEAD"
+    state = {n["node_id"]: n["state"] for n in cluster.nodes()}
+    assert state[worker_id] == "DEAD"
     assert info["status"] == "SUCCEEDED", job_logs(cluster, job)[-3000:]
     trials, files = stored_trials(store, sweep_id)
     n = planned_trials(store, sweep_id)

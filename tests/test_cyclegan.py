@@ -87,7 +87,8 @@ def test_checkpoint_restored_mid_training_continues_bit_identically(method, conf
     assert resumed.ctx.history == run.ctx.history[1:]
     for name, tensor in run.states[30]["modules"]["G_xy"].items():
         assert torch.equal(tensor, resumed.states[30]["modules"]["G_xy"][name]), name
-    assert torch.equal(run.states[30]["stateful"]["pool_y"]["images"], resumed.states[30]["stateful"]["pool_y"]["images"])
+    pools = [r.states[30]["stateful"]["pool_y"]["images"] for r in (run, resumed)]
+    assert torch.equal(*pools)
 
 
 def test_exploding_lr_fails_with_a_clear_reason(method, data):

@@ -15,11 +15,12 @@ Two ResNet generators ``G_xy``, ``G_yx`` and two PatchGAN discriminators ``D_x``
   of 50 generated spectrograms; Adam lr 2e-4, β₁ 0.5, batch 2.
 
 The step computes exactly the reference's losses and gradients (junyanz/pytorch-CycleGAN-and-pix2pix
-``optimize_parameters``) with less memory and time: the generator loss is back-propagated in four pieces
-(identity x, identity y, forward cycle, backward cycle), each freeing its graph before the next is built (the sum
-of the pieces' gradients is the gradient of the sum); discriminator parameters are frozen while the generators
-train; each discriminator sees its real and pooled fake batch in one forward (instance norm is per sample, so this
-is exact); tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has channels-last kernels);
+``optimize_parameters``) with less memory and time: the generator loss is back-propagated in two pieces, one per
+direction (``G_xy``'s adversarial, forward-cycle and identity terms, then ``G_yx``'s), each freeing its graph before
+the next is built (the sum of the pieces' gradients is the gradient of the sum); a generator's translation and
+identity inputs go through it in one batched forward, and each discriminator sees its real and pooled fake batch in
+one forward (instance norm is per sample, so batching is exact); discriminator parameters are frozen while the
+generators train; tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has channels-last kernels);
 ``amp="bf16"`` autocasts on CUDA.
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
@@ -339,7 +340,7 @@ class CycleGAN(TrainedMethod):
 
     # -- training -------------------------------------------------------------------------------------
     def train_step(self, parts: Parts, batch: tuple[torch.Tensor, ...], step: int, amp: Amp) -> dict[str, Any]:
-        """One reference step: generators (4 back-propagated pieces), then both discriminators."""
+        """One reference step: generators (one back-propagated piece per direction), then both discriminators."""
         cfg: CycleGANConfig = parts.config
         m = parts.modules
         g_xy, g_yx, d_x, d_y = m["G_xy"], m["G_yx"], m["D_x"], m["D_y"]
@@ -350,24 +351,22 @@ class CycleGAN(TrainedMethod):
         set_requires_grad([d_x, d_y], False)
         opt_g.zero_grad(set_to_none=True)
         losses: dict[str, torch.Tensor] = {}
-        if cfg.lambda_id > 0:  # identity pieces first: each graph is freed before the next is built
-            for name, g, real in (("idt_y", g_xy, real_y), ("idt_x", g_yx, real_x)):
-                with amp.autocast():
-                    loss = (g(real).float() - real).abs().mean()
-                amp.backward(cfg.lambda_id * loss)
-                losses[name] = loss.detach()
         fakes = {}
-        for fwd, back, d_out, real, lam, adv_name, cyc_name in (
-            (g_xy, g_yx, d_y, real_x, cfg.lambda_fwd, "g_adv_xy", "cycle_fwd"),
-            (g_yx, g_xy, d_x, real_y, cfg.lambda_bwd, "g_adv_yx", "cycle_bwd"),
+        n = real_x.shape[0]
+        for fwd, back, d_out, real, other, lam, names in (
+            (g_xy, g_yx, d_y, real_x, real_y, cfg.lambda_fwd, ("g_adv_xy", "cycle_fwd", "idt_y")),
+            (g_yx, g_xy, d_x, real_y, real_x, cfg.lambda_bwd, ("g_adv_yx", "cycle_bwd", "idt_x")),
         ):
             with amp.autocast():
-                fake = fwd(real)
+                # translation and identity in one batched forward (instance norm is per sample: exact)
+                out = fwd(torch.cat([real, other]) if cfg.lambda_id > 0 else real)
+                fake = out[:n]
                 adv = lsgan_loss(d_out(fake), True)
                 cyc = (back(fake).float() - real).abs().mean()
-            amp.backward(cfg.lambda_adv * adv + lam * cyc)
-            fakes[adv_name] = fake.detach()
-            losses[adv_name], losses[cyc_name] = adv.detach(), cyc.detach()
+                idt = (out[n:].float() - other).abs().mean() if cfg.lambda_id > 0 else out.new_zeros(())
+            amp.backward(cfg.lambda_adv * adv + lam * cyc + cfg.lambda_id * idt)  # frees this direction's graph
+            fakes[names[0]] = fake.detach()
+            losses[names[0]], losses[names[1]], losses[names[2]] = adv.detach(), cyc.detach(), idt.detach()
         amp.step(opt_g)
 
         set_requires_grad([d_x, d_y], True)
@@ -389,7 +388,9 @@ class CycleGAN(TrainedMethod):
         return losses
 
     # -- evaluation -----------------------------------------------------------------------------------
-    def evaluate(self, parts: Parts, config: CycleGANConfig, data: CycleGANData, device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, parts: Parts, config: CycleGANConfig, data: CycleGANData, device: torch.device
+    ) -> dict[str, float]:
         """Common metrics of both directions on the fixed validation clips, plus relative forward-cycle losses."""
         m = parts.modules
         gens = {"x2y": m["G_xy"], "y2x": m["G_yx"]}
@@ -411,7 +412,7 @@ class CycleGAN(TrainedMethod):
     @staticmethod
     def _cycle_rel(fwd: nn.Module, back: nn.Module, specs: list[np.ndarray], config: CycleGANConfig,
                    device: torch.device) -> float:
-        """Mean over clips of ``‖back(fwd(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes, over disjoint patches."""
+        """Mean over clips of ``‖back(fwd(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes (disjoint patches)."""
         ceiling = _log_ceiling(config)
         fmt = torch.channels_last if config.channels_last else torch.contiguous_format
         rel = []
