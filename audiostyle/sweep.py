@@ -635,7 +635,7 @@ def run(
             storage_filesystem=storage_fs,
         )
     else:
-        points = seed_points([*points, *m.best_known()], searched)
+        points = seed_points([*points, *m.best_known()], searched, dataclasses.asdict(base))
         callbacks = [
             StoreCallback(the_store.root, m, sweep_id, objs[0], overrides, seed),
             JsonLoggerCallback(),

@@ -72,21 +72,36 @@ def restrict(space: Space, fixed: Mapping[str, Any]) -> Space:
     return {k: v for k, v in space.items() if k not in fixed}
 
 
-def seed_points(points: Iterable[Mapping[str, Any]], space: Space) -> list[dict[str, Any]]:
-    """The reports' best configs as first points for the searcher, restricted to the searched space.
+def seed_points(
+    points: Iterable[Mapping[str, Any]], space: Space, defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The reports' best configs as first points for the searcher, complete over the searched space.
 
     Keys outside the space (fixed by overrides) and values outside a dimension's range are dropped
-    with a log line; a point left empty is skipped.
+    with a log line; a point left empty is skipped. Fields a point does not give take the config's
+    default (``defaults``) when it lies in the dimension, else the dimension's low end or first option:
+    Ray's OptunaSearch accepts only complete points.
     """
+    defaults = defaults or {}
     out: list[dict[str, Any]] = []
     for point in points:
         kept = {k: v for k, v in point.items() if k in space and contains(space[k], v)}
         dropped = sorted(set(point) - set(kept))
         if dropped:
             log.info("best-known point %s: not searched here, dropped %s", dict(point), ", ".join(dropped))
-        if kept and kept not in out:
+        if not kept:
+            continue
+        for name, dim in space.items():
+            if name not in kept:
+                default = defaults.get(name)
+                kept[name] = default if default is not None and contains(dim, default) else _fallback(dim)
+        if kept not in out:
             out.append(kept)
     return out
+
+
+def _fallback(dim: Dimension) -> Any:
+    return dim.options[0] if isinstance(dim, Choice) else dim.low
 
 
 def describe(space: Space) -> dict[str, dict[str, Any]]:

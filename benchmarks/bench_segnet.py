@@ -69,21 +69,22 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
+    times, cpu = [], []
     for i in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses = method.train_step(parts, batches[i % 2], i, step_amp)
         float(losses["loss_recon"])
         sync()
         times.append(time.perf_counter() - t0)
-    times.sort()
-    median = times[len(times) // 2]
+        cpu.append(time.process_time() - c0)
+    median = sorted(times)[len(times) // 2]
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated(dev) / 2**30
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     params = sum(p.numel() for m in parts.modules.values() for p in m.parameters())
-    return {"s_per_step": median, "steps_per_s": 1 / median, "peak_gib": peak, "params_m": params / 1e6}
+    return {"s_per_step": median, "steps_per_s": 1 / median, "cpu_s_per_step": sorted(cpu)[len(cpu) // 2],
+            "peak_gib": peak, "params_m": params / 1e6}
 
 
 QUALITY_CONFIG = dict(n_mels=64, patch_frames=64, n_down=3, base_channels=16, latent_channels=16, critic_hidden=64,
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"segnet/unet training step, 256×256 patches, batch {args.batch}, device {args.device}, "
           f"{args.threads} threads, {_machine(args.device)}, {time.strftime('%Y-%m-%d')}\n")
-    print("| variant | amp | s/step (median) | steps/s | peak memory (GiB) | parameters (M) |")
-    print("|---|---|---|---|---|---|")
+    print(f"load average at start: {os.getloadavg()[0]:.1f}\n")
+    print("| variant | amp | s/step (median) | steps/s | CPU s/step | peak memory (GiB) | parameters (M) |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.variants:
         method_name, overrides = VARIANTS[name]
         for amp in args.amp:
@@ -169,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                    "--threads", str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
-                print(f"| {name} | {amp} | failed: {out.stderr.strip().splitlines()[-1]} | | | |")
+                print(f"| {name} | {amp} | failed: {out.stderr.strip().splitlines()[-1]} | | | | |")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {name} | {amp} | {r['s_per_step']:.3f} | {r['steps_per_s']:.2f} | {r['peak_gib']:.2f} "
-                  f"| {r['params_m']:.2f} |", flush=True)
+            print(f"| {name} | {amp} | {r['s_per_step']:.3f} | {r['steps_per_s']:.2f} | {r['cpu_s_per_step']:.2f} "
+                  f"| {r['peak_gib']:.2f} | {r['params_m']:.2f} |", flush=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f} (CPU s/step ÷ threads ≈ the wall time of an idle machine)")
     return 0
 
 

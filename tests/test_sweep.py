@@ -53,8 +53,10 @@ def test_space_round_trips_through_the_manifest_description() -> None:
 def test_overrides_pin_fields_and_best_known_points_are_restricted() -> None:
     searched = restrict(SPACE, {"kind": "b"})
     assert set(searched) == {"x", "y"}
-    points = seed_points([{"x": 0.3, "y": 5, "kind": "b"}, {"x": 7.0, "y": 2}, {"kind": "a"}], searched)
-    assert points == [{"x": 0.3, "y": 5}, {"y": 2}]  # x=7 out of range, kind not searched
+    points = seed_points([{"x": 0.3, "y": 5, "kind": "b"}, {"x": 7.0, "y": 2}, {"kind": "a"}], searched, {"x": 0.5})
+    # x=7 out of range, kind not searched; missing fields from the defaults (or the low end)
+    assert points == [{"x": 0.3, "y": 5}, {"y": 2, "x": 0.5}]
+    assert seed_points([{"y": 3}], searched, {"x": 50.0}) == [{"y": 3, "x": 1e-3}]
 
 
 def test_set_values_parse_as_python_literals() -> None:
