@@ -358,7 +358,7 @@ class SweepResult:
         for _, row in ranked.iterrows():
             lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
         if self.best is not None:
-            config = {k.removeprefix("config."): _plain(v) for k, v in self.best.items() if k.startswith("config.")}
+            config = {k.removeprefix("config."): _json_value(v) for k, v in self.best.items() if k.startswith("config.")}
             lines.append("")
             lines.append(f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {_fmt(self.best.get('metric.' + obj.metric))}")
             lines.append("best config: " + json.dumps(config, sort_keys=True, default=str))
@@ -371,6 +371,12 @@ class SweepResult:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_value(value: Any) -> Any:
+    """A store value as JSON would have it (missing/NaN → None)."""
+    value = _plain(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _fmt(value: Any) -> str:
@@ -522,6 +528,8 @@ def run(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # trials checkpoint at every stateful report: Tune then snapshots often, which is what resume wants
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # trials run in Ray's per-trial working folders: a relative store path must be made absolute here
+    store = store if "://" in str(store) else str(Path(store).expanduser().absolute())
     the_store = Store(store)
     m = methods.get(method)
     manifest: dict[str, Any] | None = None
@@ -710,10 +718,15 @@ def _monitor(sweep_id: str, method: str, headline: Objective, status_of: Any) ->
 # -- command line --------------------------------------------------------------------------------------
 @dataclass
 class Budget:
-    """A sweep script's budgets: trials and steps, for a full run and for ``--smoke``."""
+    """A sweep script's budgets: trials, steps and fixed config values, for a full run and for ``--smoke``.
+
+    ``overrides`` are fixed in every run of the script (e.g. data fields a sweep must not vary, since
+    the data is prepared once); ``smoke_overrides`` come on top with ``--smoke``; ``--set`` on top of both.
+    """
 
     samples: int = 16
     steps: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
     smoke_samples: int = 4
     smoke_steps: int | None = None
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
@@ -783,7 +796,7 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     chosen = (variants or {}).get(getattr(args, "variant", None), method)
     try:
-        overrides = {**(budget.smoke_overrides if args.smoke else {}), **parse_overrides(args.overrides)}
+        overrides = {**budget.overrides, **(budget.smoke_overrides if args.smoke else {}), **parse_overrides(args.overrides)}
         result = run(
             chosen,
             space=space,

@@ -332,7 +332,8 @@ def restore_state(
     """Load a :func:`capture_state` dict into ``parts``, the scaler and every RNG; return its step.
 
     When ``config`` differs from the checkpoint's, the freshly built optimisers' hyper-parameters are kept
-    (PBT changes lr and friends between checkpoints) and only the optimiser statistics are loaded.
+    (PBT changes lr and friends between checkpoints) and only the optimiser statistics are loaded. (A scheduler
+    then continues from the new config's lr, not from the lr it had reached.)
     """
     _check_state(state, parts, who)
     same_config = state.get("config") == dataclasses.asdict(config)

@@ -30,7 +30,7 @@ BUDGET = Budget(
     smoke_steps=4,
     smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "n_mels": 64, "n_fft": 512,
                      "patch_frames": 32, "base_channels": 8, "max_channels": 32, "n_down": 2,
-                     "latent_channels": 16, "critic_hidden": 32, "eval_clips": 1, "griffin_lim_iters": 4},
+                     "latent_channels": 16, "critic_hidden": 32, "val_clips": 1, "griffin_lim_iters": 4},
 )
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ BUDGET = Budget(
     samples=24,
     smoke_samples=2,
     smoke_steps=4,
-    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2},
+    # the sample rate is a data field: the data is prepared once per sweep, so it is not searched
+    overrides={"sr": 3150},
+    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
+                     "latent": 8, "width": 4, "layers": 2},
 )
 
 if __name__ == "__main__":
-    # the method's default space (latent size, widths, KL weight, learning rate)
+    # the method's default space (latent size, widths, kernel, KL weight, learning rate), sr fixed
     sys.exit(main("wave_vae", __doc__.splitlines()[0], BUDGET, variants={"plain": "wave_vae", "pool": "wave_vae_pool"}))

@@ -63,8 +63,11 @@ def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subproce
                                 stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_store_rows_equal_what_trials_reported_and_trials_overlap(tmp_path: Path, ray_session: None) -> None:
-    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15})
+def test_store_rows_equal_what_trials_reported_and_trials_overlap(
+    tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative store path means the driver's folder, not the trial's
+    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15}, store="store")
     trials = result.trials
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"finished", "stopped"} and (trials["status"] == "finished").any()
@@ -90,6 +93,7 @@ def test_store_rows_equal_what_trials_reported_and_trials_overlap(tmp_path: Path
             assert final["trial.final"] and final["trial.status"] == "finished"
             for name, value in final["metrics"].items():
                 assert row[f"metric.{name}"] == pytest.approx(value)
+            assert row["artifact.audio"].startswith(str(tmp_path / "store" / "artifacts"))
             audio, sr = sf.read(row["artifact.audio"])
             assert sr == 22050 and audio.shape == (2048,) and np.abs(audio).max() > 0
             from PIL import Image
@@ -143,6 +147,19 @@ def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Pat
     values = result.trials[["metric.content_corr", "metric.style_dist"]].to_numpy()
     for cc, sd in front[["metric.content_corr", "metric.style_dist"]].to_numpy():
         assert not np.any((values[:, 0] >= cc) & (values[:, 1] <= sd) & ((values[:, 0] > cc) | (values[:, 1] < sd)))
+
+
+def test_pbt_sweep_exploits_checkpoints_and_stores_every_trial(tmp_path: Path, ray_session: None) -> None:
+    result = toy_sweep(tmp_path, scheduler="pbt", samples=4, max_concurrent=4, grace_steps=2,
+                       overrides={"sleep_s": 0.05, "steps": 12, "report_every": 2})
+    trials = result.trials
+    assert len(trials) == 4 and set(trials["status"]) == {"finished"} and set(trials["steps"]) == {12}
+    logged = ray_results(result.experiment_path)
+    # PBT restored some trials from a better trial's checkpoint: their configs changed mid-run
+    changed = [t for t, rs in logged.items() if len({json.dumps(r["config"], sort_keys=True) for r in rs}) > 1]
+    assert changed, "PBT never exploited another trial"
+    for _, row in trials.iterrows():  # the stored config is the one the trial ended with
+        assert row["config.x"] == pytest.approx(logged[row["trial_id"]][-1]["config"]["x"])
 
 
 def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str, tmp_path: Path) -> None:

@@ -82,7 +82,6 @@ class ResnetGenerator(nn.Module):
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
-        self.multiple = 2**n_down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -186,11 +185,6 @@ class ImagePool:
         self.images = [] if imgs is None else list(imgs)
 
 
-def to_channels_last(module: nn.Module, device: torch.device) -> nn.Module:
-    """``module`` in channels-last memory format (faster convolutions on CUDA and oneDNN CPUs)."""
-    return module.to(device=device, memory_format=torch.channels_last)
-
-
 __all__ = [
     "ImagePool",
     "PatchDiscriminator",
@@ -200,5 +194,4 @@ __all__ = [
     "instance_norm",
     "lsgan_loss",
     "set_requires_grad",
-    "to_channels_last",
 ]
