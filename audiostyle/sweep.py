@@ -15,7 +15,7 @@ How a sweep runs (DESIGN.md, "How data flows")
    to the trials through Ray's object store (``tune.with_parameters``).
 3. A ``Tuner`` runs :func:`audiostyle.sweep_trial.run_trial`: Optuna proposes configs (TPE; NSGA-II for
    multi-objective/Pareto sweeps; seeded with the method's ``best_known()`` configs), ASHA (or PBT, or
-   nothing) stops poor trials early, ``max_concurrent_trials`` trials run at once with actors reused,
+   nothing) stops poor trials early, ``max_concurrent`` trials run at once with actors reused,
    each with ``cpus_per_trial`` CPUs and ``gpus_per_trial`` of a GPU.
 4. :class:`audiostyle.sweep_callback.StoreCallback` writes every ended trial to the store.
 5. ``resume=True`` restores the interrupted sweep from Ray's storage (searcher state, trials, callback
@@ -28,8 +28,12 @@ Traps this module designs around
   method's declared scalar headline (``transfer_score`` / ``fad``): a trial is stopped early for a poor
   headline even if it sits on the Pareto front of the two objectives. Pass ``scheduler="none"`` for an
   unpruned front. Optuna gets no intermediate values in multi-objective mode.
-- With a searcher, Tune runs trials one after another unless ``max_concurrent_trials`` is set: it
-  always is here (default: what the cluster's CPUs/GPUs hold).
+- With a searcher, Tune runs trials one after another unless concurrency is limited explicitly: the
+  Optuna searcher here limits itself to ``max_concurrent`` live trials (default: what the cluster's
+  CPUs/GPUs hold), replacing Tune's ``ConcurrencyLimiter``, which loses trials after a restore (see
+  :mod:`audiostyle.sweep_search`). Tests check that trials overlap in time.
+- A restored sweep (``resume=True``) keeps its Optuna study; a trial that ended after Tune's last
+  experiment snapshot runs again from its last checkpoint and its store row is replaced, not added.
 - Methods report some metrics only every few steps; the scheduler and searcher read
   ``tracked.<metric>`` (latest value carried forward), so every result has them.
 - The legacy progress table (``CLIReporter``) needs ``RAY_AIR_NEW_OUTPUT=0`` and the default logger
@@ -66,9 +70,11 @@ from audiostyle.methods.base import Method, Objective
 from audiostyle.space import Space
 from audiostyle.store import Store
 from audiostyle.sweep_space import (
+    ClipToSpace,
     describe,
     from_description,
     parse_overrides,
+    pbt_mutations,
     restrict,
     seed_points,
     to_optuna,
@@ -288,7 +294,8 @@ def _scheduler(scheduler: str, headline: Objective, budget: int, grace: int, spa
             metric=metric,
             mode=headline.mode,
             perturbation_interval=grace,
-            hyperparam_mutations=to_tune(space),
+            hyperparam_mutations=pbt_mutations(space),
+            custom_explore_fn=ClipToSpace(dict(space)),
         )
     return FIFOScheduler()
 
@@ -675,7 +682,8 @@ def run(
                 storage_path=storage_path,
                 storage_filesystem=storage_fs,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # PBT clones other trials' checkpoints: keep more of them
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if scheduler == "pbt" else 2),
                 callbacks=callbacks,
                 progress_reporter=_reporter(objs, headline, searched),
                 verbose=verbose,

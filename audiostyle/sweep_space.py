@@ -54,6 +54,29 @@ def to_tune(space: Space) -> dict[str, Any]:
     return out
 
 
+def pbt_mutations(space: Space) -> dict[str, Any]:
+    """PBT's ``hyperparam_mutations``: Tune domains for numbers, plain lists for choices.
+
+    (PBT perturbs a Tune domain by multiplying it, which fails for categorical values.)
+    """
+    tune_space = to_tune(space)
+    return {k: list(d.options) if isinstance(d, Choice) else tune_space[k] for k, d in space.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipToSpace:
+    """PBT's ``custom_explore_fn``: perturbed numbers clipped back into their dimension (ints rounded)."""
+
+    space: dict
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for name, dim in self.space.items():
+            if name in config and isinstance(dim, (Float, Int)):
+                value = min(max(config[name], dim.low), dim.high)
+                config[name] = int(round(value)) if isinstance(dim, Int) else float(value)
+        return config
+
+
 def contains(dim: Dimension, value: Any) -> bool:
     """Whether ``value`` lies in ``dim`` (bounds inclusive; a Choice compares by equality)."""
     if isinstance(dim, Choice):
