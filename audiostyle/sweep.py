@@ -729,16 +729,35 @@ class Budget:
     """A sweep script's budgets: trials, steps and fixed config values, for a full run and for ``--smoke``.
 
     ``overrides`` are fixed in every run of the script (e.g. data fields a sweep must not vary, since
-    the data is prepared once); ``smoke_overrides`` come on top with ``--smoke``; ``--set`` on top of both.
+    the data is prepared once); ``demo_overrides`` come on top with ``--data demo`` (e.g. the demo set's
+    domain pair that transfers best); ``smoke_overrides`` on top with ``--smoke``; then ``--config FILE``,
+    then ``--set``.
     """
 
     samples: int = 16
     steps: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    demo_overrides: dict[str, Any] = field(default_factory=dict)
     smoke_samples: int = 4
     smoke_steps: int | None = None
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
     max_concurrent: int | None = None
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Flat ``{field: value}`` config from a YAML or JSON file (what ``audiostyle.best --export`` writes)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)  # JSON is YAML too
+    except OSError as exc:
+        raise AudiostyleError(f"cannot read config file {path!r}: {exc.strerror}. Give an existing YAML/JSON file.") from exc
+    except yaml.YAMLError as exc:
+        raise AudiostyleError(f"config file {path!r} is not valid YAML/JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise AudiostyleError(f"config file {path!r} must hold a mapping of config fields to values, got {type(values).__name__}.")
+    return values
 
 
 def build_parser(method: str, description: str, budget: Budget, variants: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -774,6 +793,7 @@ def build_parser(method: str, description: str, budget: Budget, variants: Mappin
     parser.add_argument("--search", choices=SEARCHERS, default=None, help="Optuna sampler (default tpe; nsga2 with --pareto)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping on the headline metric")
     parser.add_argument("--pareto", action="store_true", help="multi-objective: content_corr (max) vs style_dist (min), NSGA-II")
+    parser.add_argument("--config", default=None, metavar="FILE", help="fix the config values in a YAML/JSON file (e.g. from `audiostyle.best --export`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a config value (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials")
     parser.add_argument("--name", default=None, help="sweep id (default: method and UTC time); with --resume, the sweep to resume")
@@ -804,7 +824,13 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     chosen = (variants or {}).get(getattr(args, "variant", None), method)
     try:
-        overrides = {**budget.overrides, **(budget.smoke_overrides if args.smoke else {}), **parse_overrides(args.overrides)}
+        overrides = {
+            **budget.overrides,
+            **(budget.demo_overrides if args.data == "demo" else {}),
+            **(budget.smoke_overrides if args.smoke else {}),
+            **(load_config_file(args.config) if args.config else {}),
+            **parse_overrides(args.overrides),
+        }
         result = run(
             chosen,
             space=space,

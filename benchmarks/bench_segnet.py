@@ -113,7 +113,7 @@ def quality(steps: int, device: str, threads: int, seed: int = 0) -> None:
         method = get(name)
         t0 = time.perf_counter()
         final = method.train(method.make_config(base), data, TrialContext(device=device, seed=seed))
-        cells = " | ".join(f"{final[c]:.3f}" for c in QUALITY_COLUMNS)
+        cells = " | ".join(f"{final[c]:.3g}" for c in QUALITY_COLUMNS)
         print(f"| {name} | {cells} | {time.perf_counter() - t0:.0f} |", flush=True)
 
 

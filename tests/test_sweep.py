@@ -133,3 +133,17 @@ def test_every_sweep_script_has_help_from_any_directory() -> None:
                      "--max-concurrent", "--resume", "--smoke", "--seed", "--name", "--pareto", "--set", "--storage"):
             assert flag in stdout, (name, flag)
         assert ("--variant" in stdout) == (name in ("segnet", "wave_vae"))
+
+
+def test_config_file_from_best_export_fixes_values(tmp_path: Path) -> None:
+    path = tmp_path / "best.yaml"
+    path.write_text("alpha: 0.01\nfilters: 512\nactivation: tanh\n")
+    values = sweep.load_config_file(str(path))
+    assert values == {"alpha": 0.01, "filters": 512, "activation": "tanh"}
+    config = methods.get("shallow_cnn").make_config(values)
+    assert (config.alpha, config.filters, config.activation) == (0.01, 512, "tanh")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(AudiostyleError, match="mapping"):
+        sweep.load_config_file(str(tmp_path / "list.yaml"))
+    with pytest.raises(AudiostyleError, match="cannot read config file"):
+        sweep.load_config_file(str(tmp_path / "missing.yaml"))
