@@ -141,15 +141,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: torch's intra-op threads only add synchronisation (and stall badly on a shared 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(demo):
     """The demo set prepared once for the tiny configs (segnet and unet share ``prepare``)."""
