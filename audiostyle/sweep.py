@@ -119,11 +119,19 @@ PARETO = (Objective("content_corr", "max"), Objective("style_dist", "min"))
 
 
 # -- data --------------------------------------------------------------------------------------------
-def load_data(data: str | AudioDataset, *, smoke: bool = False, seed: int = 0, cache_dir: str | None = None) -> AudioDataset:
+def load_data(
+    data: str | AudioDataset,
+    *,
+    smoke: bool = False,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    domains: Sequence[str] | None = None,
+) -> AudioDataset:
     """The sweep's dataset: an :class:`AudioDataset` as given, the demo set, or any source path/URL.
 
     ``"demo"`` with ``smoke`` is the small in-memory demo set (8 melodies × 3 s, a few seconds to make);
-    otherwise ``audiostyle.data.load_dataset(data, ...)`` (which caches decoded audio under ``cache_dir``).
+    otherwise ``audiostyle.data.load_dataset(data, domains=domains, ...)`` (which caches decoded audio under
+    ``cache_dir``); ``domains`` (None: all) keeps a sweep over two IRMAS instruments from decoding all eleven.
     """
     if isinstance(data, AudioDataset):
         return data
@@ -133,7 +141,7 @@ def load_data(data: str | AudioDataset, *, smoke: bool = False, seed: int = 0, c
         return demo_dataset(seed=seed)
     from audiostyle.data import load_dataset
 
-    return load_dataset(data, seed=seed, cache_dir=cache_dir or default_cache_dir())
+    return load_dataset(data, domains=domains, seed=seed, cache_dir=cache_dir or default_cache_dir())
 
 
 def dataset_fingerprint(dataset: AudioDataset) -> str:
@@ -591,7 +599,7 @@ def run(
         max_concurrent = max(1, min(by_cpu, by_gpu, samples))
 
     # 2. data, once, in the driver
-    dataset = load_data(data, smoke=smoke, seed=seed, cache_dir=cache_dir)
+    dataset = load_data(data, smoke=smoke, seed=seed, cache_dir=cache_dir, domains=m.data_domains(base))
     prepared = prepare_data(m, dataset, base, cache_dir)
     log.info("data prepared in %.2f s (%s)", prepared.seconds, "cache hit" if prepared.hit else "computed")
 

@@ -710,3 +710,34 @@ class TrainedMethod(Method):
             m.load_state_dict(state["modules"][k])
             m.eval()
         return parts.modules
+
+
+class DomainPairMethod(TrainedMethod):
+    """A trained method that translates between ``config.domain_x`` and ``config.domain_y`` (cyclegan, segnet).
+
+    Subclasses implement :meth:`transfer` in both directions; :meth:`render` is ``x2y`` and a sweep loads
+    only the two domains.
+    """
+
+    def data_domains(self, config: Any) -> tuple[str, ...]:
+        return (config.domain_x, config.domain_y)
+
+    @abstractmethod
+    def transfer(
+        self, config: Any, state: Mapping[str, Any] | None, audio: np.ndarray, sr: int, direction: str = "x2y",
+        *, device: str = "cpu",
+    ) -> np.ndarray:
+        """Translate a clip of any length ``"x2y"`` or ``"y2x"``; mono float32 at ``sr``, same length out."""
+
+    def render(
+        self,
+        config: Any,
+        state: Mapping[str, Any] | None,
+        audio: np.ndarray,
+        sr: int,
+        *,
+        style: np.ndarray | None = None,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """:meth:`transfer` ``domain_x`` → ``domain_y`` (``style`` is ignored: the target domain is the style)."""
+        return self.transfer(config, state, audio, sr, "x2y", device=device)

@@ -147,3 +147,16 @@ def test_config_file_from_best_export_fixes_values(tmp_path: Path) -> None:
         sweep.load_config_file(str(tmp_path / "list.yaml"))
     with pytest.raises(AudiostyleError, match="cannot read config file"):
         sweep.load_config_file(str(tmp_path / "missing.yaml"))
+
+
+def test_sweep_loads_only_the_domains_the_config_uses(tmp_path: Path) -> None:
+    from audiostyle.data.synth import render_demo
+
+    root = render_demo(tmp_path / "demo", n_melodies=4, seconds=4.0)
+    cyclegan = methods.get("cyclegan")
+    config = cyclegan.make_config({"domain_x": "piano", "domain_y": "violin"})
+    assert cyclegan.data_domains(config) == ("piano", "violin")
+    dataset = sweep.load_data(str(root), cache_dir=str(tmp_path / "cache"), domains=cyclegan.data_domains(config))
+    assert dataset.domains == ("piano", "violin")
+    shallow = methods.get("shallow_cnn")
+    assert shallow.data_domains(shallow.make_config()) is None  # unnamed domains: load all, pick two

@@ -111,6 +111,10 @@ class Method(ABC):
             )
         return cls.Config(**overrides)
 
+    def data_domains(self, config: Any) -> tuple[str, ...] | None:
+        """The dataset domains ``config`` uses, so a sweep decodes only those; None means all of them."""
+        return None
+
     # -- work --------------------------------------------------------------------------------
     @abstractmethod
     def prepare(self, dataset: AudioDataset, config: Any) -> Any:

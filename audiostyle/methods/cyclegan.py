@@ -59,9 +59,9 @@ from audiostyle.methods.nets import (
 from audiostyle.space import Choice, Float, Int, Space
 from audiostyle.train import (
     Amp,
+    DomainPairMethod,
     Parts,
     TrainConfig,
-    TrainedMethod,
     mean_over_directions,
     resample,
     save_sample,
@@ -240,7 +240,7 @@ def _pad_frames(x: np.ndarray, n: int) -> np.ndarray:
 
 
 # -- the method -------------------------------------------------------------------------------------
-class CycleGAN(TrainedMethod):
+class CycleGAN(DomainPairMethod):
     """CycleGAN on log-magnitude spectrograms (see the module docstring)."""
 
     name = "cyclegan"
@@ -484,16 +484,3 @@ class CycleGAN(TrainedMethod):
         with torch.no_grad():
             out = self._translate(g, spec, phase, len(z), config, next(g.parameters()).device)
         return A.fit_length(resample(out, config.sr, sr), len(y)).astype(np.float32)
-
-    def render(
-        self,
-        config: CycleGANConfig,
-        state: Mapping[str, Any] | None,
-        audio: np.ndarray,
-        sr: int,
-        *,
-        style: np.ndarray | None = None,
-        device: str = "cpu",
-    ) -> np.ndarray:
-        """:meth:`transfer` ``domain_x`` → ``domain_y`` (``style`` is ignored: the target domain is the style)."""
-        return self.transfer(config, state, audio, sr, "x2y", device=device)

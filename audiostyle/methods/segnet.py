@@ -70,7 +70,7 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import (Amp, Parts, TrainConfig, TrainedMethod, mean_over_directions, resample, save_sample,
+from audiostyle.train import (Amp, Parts, TrainConfig, DomainPairMethod, mean_over_directions, resample, save_sample,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -494,7 +494,7 @@ def transfer_audio(
 
 
 # -- the methods ---------------------------------------------------------------------------------------
-class SegNet(TrainedMethod):
+class SegNet(DomainPairMethod):
     """Two SegNet autoencoders whose latents a Wasserstein critic aligns through gradient reversal (see module doc)."""
 
     name: ClassVar[str] = "segnet"
@@ -686,19 +686,6 @@ class SegNet(TrainedMethod):
         ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
         out = transfer_audio(ae, config, resample(y, sr, config.sr), direction, next(ae.parameters()).device)
         return A.fit_length(resample(out, config.sr, sr), y.size)
-
-    def render(
-        self,
-        config: SegNetConfig,
-        state: Mapping[str, Any] | None,
-        audio: np.ndarray,
-        sr: int,
-        *,
-        style: np.ndarray | None = None,
-        device: str = "cpu",
-    ) -> np.ndarray:
-        """:meth:`transfer` ``domain_x`` → ``domain_y`` (``style`` is ignored: the target domain is the style)."""
-        return self.transfer(config, state, audio, sr, "x2y", device=device)
 
 
 class UNet(SegNet):

@@ -268,6 +268,12 @@ class ShallowCNN(Method):
         ]
 
     # -- data ----------------------------------------------------------------------------------------
+    def data_domains(self, config: ShallowCNNConfig) -> tuple[str, ...] | None:
+        """Both domains when the config names them (the sweep then decodes only those), else all."""
+        if config.content_domain and config.style_domain:
+            return (config.content_domain, config.style_domain)
+        return None
+
     def prepare(self, dataset: AudioDataset, config: ShallowCNNConfig) -> ShallowCNNData:
         """Choose ``config.pairs`` (content, style) pairs deterministically under ``config.seed``.
 
