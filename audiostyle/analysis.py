@@ -238,7 +238,8 @@ def param_importances(
     Raises
     ------
     AudiostyleError
-        Fewer than two usable trials, or no dimension that varies across them.
+        Fewer than two usable trials, no dimension that varies across them, or an objective that does not
+        vary (importance is undefined when every trial scores the same).
     """
     import optuna.importance as imp
 
@@ -249,6 +250,11 @@ def param_importances(
             f"importance needs at least two usable trials that differ in a swept parameter; found "
             f"{len(study.trials)} trial(s) varying {varying or 'nothing'}. Run a longer sweep."
         )
+    if len({t.value for t in study.trials}) < 2:
+        raise AudiostyleError(
+            f"importance is undefined: all {len(study.trials)} usable trials score {objective.metric} = "
+            f"{study.trials[0].value:.4g}. Run a longer sweep (more steps or samples) so the trials differ."
+        )
     evaluators = {
         "fanova": lambda: imp.FanovaImportanceEvaluator(seed=seed),
         "ped_anova": lambda: imp.PedAnovaImportanceEvaluator(),
@@ -256,7 +262,11 @@ def param_importances(
     }
     if evaluator not in evaluators:
         raise AudiostyleError(f"evaluator={evaluator!r} is not supported: choose one of {', '.join(evaluators)}.")
-    return dict(imp.get_param_importances(study, evaluator=evaluators[evaluator](), params=varying))
+    try:
+        return dict(imp.get_param_importances(study, evaluator=evaluators[evaluator](), params=varying))
+    except RuntimeError as exc:  # fANOVA's forest found no variance to attribute
+        raise AudiostyleError(f"{evaluator} cannot attribute importance on these {len(study.trials)} trials: {exc} "
+                              "Run a longer sweep, or try evaluator='ped_anova'.") from exc
 
 
 def sweep_objectives(manifests: Iterable[Mapping[str, Any]]) -> dict[str, list[Objective]]:
