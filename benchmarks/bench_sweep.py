@@ -47,7 +47,7 @@ def bench_search(work: Path, quick: bool) -> str:
     filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
     widths = (5, 11, 20) if quick else (5, 10, 15, 20, 25, 30)
     steps = 12 if quick else 100
-    fixed = {"alpha": 0.006, "pairs": 1, "max_seconds": 3.0, "report_every": max(1, steps // 4),
+    fixed = {"alpha": 0.006, "pairs": 1, "max_seconds": 3.0, "content_domain": "piano", "style_domain": "violin", "report_every": max(1, steps // 4),
              "griffin_lim_iters": 32, "report_griffin_lim_iters": 8}
     common = dict(data="demo", smoke=True, dashboard=False, verbose=0, cache_dir=str(work / "cache"), steps=steps)
     t0 = time.perf_counter()

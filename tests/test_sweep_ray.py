@@ -22,7 +22,7 @@ from audiostyle import methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.space import Choice
 from audiostyle.store import Store
-from tests.fixtures.stores import SCRIPTS, method_available, smoke_sweep
+from tests.fixtures.stores import SCRIPTS, smoke_sweep
 from tests.toy_method import ToyConfig, quality
 
 pytestmark = pytest.mark.slow
@@ -223,8 +223,6 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
 
 @pytest.mark.parametrize("method", list(SCRIPTS))
 def test_smoke_sweep_of_every_method(method: str, smoke_store: str, tmp_path: Path) -> None:
-    if not method_available(method):
-        pytest.skip(f"method {method} is not in the tree yet")
     if method in ("shallow_cnn", "segnet"):  # the session's smoke store already ran these sweeps
         store = Store(smoke_store)
         trials = store.trials(method)
