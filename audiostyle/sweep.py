@@ -653,7 +653,10 @@ def run(
             experiment_path if storage_fs is None else experiment_path.removeprefix("s3://"),
             trainable,
             resume_unfinished=True,
-            resume_errored=False,
+            # A method's own failure (NaN, bad config) is a recorded result, never a Ray error; a trial Ray
+            # marked errored was lost to the platform (its worker died with the driver, say): continue it
+            # from its last checkpoint.
+            resume_errored=True,
             restart_errored=False,
             storage_filesystem=storage_fs,
         )

@@ -188,7 +188,7 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     assert resumed.returncode == 0, output[-4000:]
     after = store.trials("toy")
     assert len(after) == 8 and after["trial_id"].is_unique
-    assert set(after["status"]) == {"finished"}
+    assert set(after["status"]) == {"finished"}, after[["trial_id", "status", "error"]].to_string()
     kept = after.set_index("trial_id").loc[before["trial_id"]]
     np.testing.assert_allclose(kept["metric.transfer_score"], before["metric.transfer_score"])
     # a trial that ended after Tune's last experiment snapshot re-runs from its last checkpoint (and its
