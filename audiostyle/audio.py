@@ -49,12 +49,7 @@ class DecodeError(AudiostyleError):
 def _resample_mono(y: np.ndarray, sr_in: int, sr: int | None) -> np.ndarray:
     if y.ndim == 2:
         y = y.mean(axis=1)
-    y = np.asarray(y, dtype=np.float32)
-    if sr is not None and sr_in != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=sr_in, target_sr=sr).astype(np.float32)
-    return y
+    return resample(y, sr_in, sr or sr_in)
 
 
 def _decode(src: str | io.BytesIO, suffix: str, sr: int | None, label: str) -> tuple[np.ndarray, int]:
@@ -119,6 +114,15 @@ def load(path_or_url: str | os.PathLike, sr: int | None = DEFAULT_SR) -> np.ndar
         raise AudiostyleError(f"audio file {label} does not exist. Check the path.")
     y, _ = _decode(label, suffix, sr, label)
     return y
+
+
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """``y (samples,)`` resampled from ``sr_in`` to ``sr_out`` Hz (librosa's default filter), float32."""
+    if sr_in == sr_out:
+        return np.asarray(y, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr_out).astype(np.float32)
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:

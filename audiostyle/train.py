@@ -429,15 +429,6 @@ def evaluation(parts: Parts, device: torch.device) -> Iterator[None]:
 
 
 # -- spectrogram helpers -------------------------------------------------------------------------
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """``y (samples,)`` resampled from ``sr_in`` to ``sr_out`` Hz (librosa's default filter), float32."""
-    if sr_in == sr_out:
-        return np.asarray(y, dtype=np.float32)
-    import librosa
-
-    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr_out).astype(np.float32)
-
-
 def translate_spectrogram(
     net: Callable[[torch.Tensor], torch.Tensor],
     spec: np.ndarray,

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| audiostyle.audio.griffin_lim_torch, batch of {gl['batch']} on {args.device} | {gl['torch_s_per_clip']:.2f} |",
         f"| ratio torch / librosa | {gl['torch_s_per_clip'] / gl['librosa_s']:.2f}× |",
         "",
-        "shallow_cnn inverts with the batched torch version on CUDA and with librosa on the CPU.",
+        "shallow_cnn inverts every output of a batch in one call of the batched torch version, on the CPU or the GPU.",
         "",
         "| metrics (audiostyle.metrics) | s |",
         "|---|---|",

@@ -63,7 +63,6 @@ from audiostyle.train import (
     Parts,
     TrainConfig,
     mean_over_directions,
-    resample,
     save_sample,
     translate_spectrogram,
 )
@@ -284,7 +283,7 @@ class CycleGAN(DomainPairMethod):
             clips = dataset.select(domain, "train") or dataset.select(domain)
             if not clips:
                 raise AudiostyleError(f"cyclegan: domain {domain!r} has no clips in {dataset.source or 'the dataset'}.")
-            specs = [_pad_frames(analyse(resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
+            specs = [_pad_frames(analyse(A.resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
                      for c in clips]
             train[side] = specs
             probe[side] = np.stack([s[:, : config.patch_frames] for s in specs[: config.val_clips]])
@@ -296,10 +295,10 @@ class CycleGAN(DomainPairMethod):
 
     @staticmethod
     def _val_clip(dataset: AudioDataset, clip: Clip, other: str, config: CycleGANConfig) -> ValClip:
-        y = resample(clip.audio, clip.sr, config.sr)
+        y = A.resample(clip.audio, clip.sr, config.sr)
         spec, phase = analyse(y, config)
         twin = dataset.counterpart(clip, other)
-        target = A.fit_length(resample(twin.audio, twin.sr, config.sr), len(y)) if twin is not None else None
+        target = A.fit_length(A.resample(twin.audio, twin.sr, config.sr), len(y)) if twin is not None else None
         return ValClip(clip.name, y, spec, phase, target)
 
     def sample(self, config: CycleGANConfig, data: CycleGANData, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -479,8 +478,8 @@ class CycleGAN(DomainPairMethod):
             raise AudiostyleError(f"cyclegan: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
         modules = self.restore_modules(config, state, device)
         g = modules["G_xy" if direction == "x2y" else "G_yx"]
-        z = resample(y, sr, config.sr)
+        z = A.resample(y, sr, config.sr)
         spec, phase = analyse(z, config)
         with torch.no_grad():
             out = self._translate(g, spec, phase, len(z), config, next(g.parameters()).device)
-        return A.fit_length(resample(out, config.sr, sr), len(y)).astype(np.float32)
+        return A.fit_length(A.resample(out, config.sr, sr), len(y)).astype(np.float32)

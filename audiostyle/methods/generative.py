@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.audio import StftParams, fit_length
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_range
 from audiostyle.methods.base import Objective, TrialContext
-from audiostyle.train import Parts, TrainConfig, TrainedMethod, resample, save_sample
+from audiostyle.train import Parts, TrainConfig, TrainedMethod, save_sample
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def band_limited(dataset: AudioDataset, sr: int) -> AudioDataset:
     """``dataset`` as a model at ``sr`` hears it: every clip resampled to ``sr`` and back (same rate, same names)."""
     if sr >= dataset.sr:
         return dataset
-    clips = [dataclasses.replace(c, audio=fit_length(resample(resample(c.audio, c.sr, sr), sr, c.sr), c.audio.size))
+    clips = [dataclasses.replace(c, audio=fit_length(A.resample(A.resample(c.audio, c.sr, sr), sr, c.sr), c.audio.size))
              for c in dataset.clips]
     return AudioDataset(clips, dataset.sr, source=f"{dataset.source} band-limited to {sr} Hz",
                         fingerprint=f"{dataset.fingerprint}|band={sr}" if dataset.fingerprint else "")
@@ -180,7 +181,7 @@ def prepare_domain_clips(dataset: AudioDataset, config: DomainConfig) -> DomainC
     reference = metrics.build_reference(band_limited(dataset, config.sr))
     reference.domain_index(config.domain)
     cut = int(round(config.clip_s * config.sr))
-    source = tuple(resample(c.audio, c.sr, config.sr)[:cut] for c in clips)
+    source = tuple(A.resample(c.audio, c.sr, config.sr)[:cut] for c in clips)
     return _derive(source, tuple(c.split for c in clips), reference, config)
 
 
@@ -276,10 +277,10 @@ def render_in_chunks(
     y = np.asarray(audio, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise AudiostyleError(f"render expects mono audio of shape (samples,) with samples > 0, got shape {y.shape}.")
-    x = resample(y, sr, model_sr)
+    x = A.resample(y, sr, model_sr)
     chunks = max(1, math.ceil(x.size / length))
     out = fn(fit_length(x, chunks * length).reshape(chunks, length)).reshape(-1)
-    return np.clip(fit_length(resample(out, model_sr, sr), y.size), -1.0, 1.0).astype(np.float32)
+    return np.clip(fit_length(A.resample(out, model_sr, sr), y.size), -1.0, 1.0).astype(np.float32)
 
 
 FIGURE_STFT = StftParams(n_fft=512, hop_length=128)

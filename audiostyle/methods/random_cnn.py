@@ -130,14 +130,10 @@ def magnitude(x: Tensor, spec: FeatureSpec) -> Tensor:
 def to_audio(x: Tensor, spec: FeatureSpec, n_iter: int, length: int) -> Tensor:
     """Waveforms ``(B, length)`` of feature maps ``(B, C, T)`` by Griffin-Lim, on ``x``'s device.
 
-    On a GPU the whole batch goes through :func:`audiostyle.audio.griffin_lim_torch` at once; on the CPU each clip
-    goes through librosa's (:func:`audiostyle.audio.griffin_lim`, same algorithm and momentum), which is several
-    times faster there than torch's STFT pair (``benchmarks/results/shallow_cnn.md``).
+    The whole batch goes through :func:`audiostyle.audio.griffin_lim_torch` at once, on the GPU or the CPU (on
+    this 2-core CPU 0.4–0.7× librosa's time per clip: ``benchmarks/results/shallow_cnn.md``).
     """
     mag = magnitude(x.detach(), spec)
-    if mag.device.type == "cpu":
-        params = A.StftParams(spec.n_fft, spec.hop_length)
-        return torch.from_numpy(np.stack([A.griffin_lim(m, params, n_iter=n_iter, length=length) for m in mag.numpy()]))
     return A.griffin_lim_torch(mag, spec.n_fft, spec.hop_length, n_iter=n_iter, length=length)
 
 

@@ -70,7 +70,7 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import (Amp, Parts, TrainConfig, DomainPairMethod, mean_over_directions, resample, save_sample,
+from audiostyle.train import (Amp, Parts, TrainConfig, DomainPairMethod, mean_over_directions, save_sample,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -535,17 +535,17 @@ class SegNet(DomainPairMethod):
                     f"{self.name}: domain {domain!r} has no clips in {dataset.source or 'the dataset'}; "
                     "pick a domain that has audio."
                 )
-            train[side] = [_pad_frames(_logmel(resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
+            train[side] = [_pad_frames(_logmel(A.resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
                            for c in clips]
             held = sorted(dataset.select(domain, "val") or clips, key=lambda c: c.name)[: config.val_clips]
-            val_audio[side] = [resample(c.audio, c.sr, config.sr) for c in held]
+            val_audio[side] = [A.resample(c.audio, c.sr, config.sr) for c in held]
             val_patches[side] = np.stack([
                 A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]
                 for y in val_audio[side]
             ])
             twins = [dataset.counterpart(c, other) for c in held]
             val_targets[side] = None if any(t is None for t in twins) else [
-                A.fit_length(resample(t.audio, t.sr, config.sr), len(y)) for t, y in zip(twins, val_audio[side])
+                A.fit_length(A.resample(t.audio, t.sr, config.sr), len(y)) for t, y in zip(twins, val_audio[side])
             ]
         reference = metrics.build_reference(dataset)
         tp_input = float(np.mean([
@@ -684,8 +684,8 @@ class SegNet(DomainPairMethod):
         if y.ndim != 1 or y.size == 0:
             raise AudiostyleError(f"{self.name}: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
         ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
-        out = transfer_audio(ae, config, resample(y, sr, config.sr), direction, next(ae.parameters()).device)
-        return A.fit_length(resample(out, config.sr, sr), y.size)
+        out = transfer_audio(ae, config, A.resample(y, sr, config.sr), direction, next(ae.parameters()).device)
+        return A.fit_length(A.resample(out, config.sr, sr), y.size)
 
 
 class UNet(SegNet):

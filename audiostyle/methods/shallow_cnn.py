@@ -202,16 +202,8 @@ class ShallowCNNData:
     reference: metrics.Reference
 
 
-def _at_sr(y: np.ndarray, sr_in: int, sr: int) -> np.ndarray:
-    if sr_in == sr:
-        return np.asarray(y, dtype=np.float32)
-    import librosa
-
-    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr_in, target_sr=sr).astype(np.float32)
-
-
 def _stack(clips: list[Clip], sr: int, max_samples: int) -> np.ndarray:
-    ys = [_at_sr(c.audio, c.sr, sr) for c in clips]
+    ys = [A.resample(c.audio, c.sr, sr) for c in clips]
     n = min(min(len(y) for y in ys), max_samples)
     return np.stack([y[:n] for y in ys])
 
@@ -549,9 +541,9 @@ class ShallowCNN(Method):
                 f"{self.name} transfers the timbre of a style clip: pass style=<mono waveform at sr> "
                 "(e.g. a clip of the target instrument)."
             )
-        content = _at_sr(np.asarray(audio).reshape(-1), sr, config.sr)[None]
-        style_y = _at_sr(np.asarray(style).reshape(-1), sr, config.sr)[None, : int(config.max_seconds * config.sr)]
+        content = A.resample(np.asarray(audio).reshape(-1), sr, config.sr)[None]
+        style_y = A.resample(np.asarray(style).reshape(-1), sr, config.sr)[None, : int(config.max_seconds * config.sr)]
         run = self._optimise(config, content, style_y, resolve_device(device))
         y = to_audio(run.x, config.spec, config.griffin_lim_iters, content.shape[1])[0].cpu().numpy()
-        return A.fit_length(_at_sr(y, config.sr, sr), len(audio)).astype(np.float32)
+        return A.fit_length(A.resample(y, config.sr, sr), len(audio)).astype(np.float32)
 
