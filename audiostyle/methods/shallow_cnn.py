@@ -352,9 +352,9 @@ class ShallowCNN(Method):
         resume: Mapping[str, Any] | None,
     ) -> _Run:
         spec = config.spec
-        with torch.no_grad():
-            content = features(torch.from_numpy(contents).to(device), spec)
-            style = features(torch.from_numpy(styles).to(device), spec)
+        with torch.no_grad():  # torch.tensor copies: arrays from Ray's object store are read-only
+            content = features(torch.tensor(contents, device=device), spec)
+            style = features(torch.tensor(styles, device=device), spec)
         net = self._network(config, content.shape[-1], content.shape[0], device)
         loss = TransferLoss(net, content, style, config.alpha, bf16=config.amp == "bf16")
         if config.init == "content":
