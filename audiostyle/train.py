@@ -703,22 +703,53 @@ class TrainedMethod(Method):
         return parts.modules
 
 
+DIRECTIONS = ("x2y", "y2x")
+"""Transfer directions of a :class:`DomainPairMethod`: ``domain_x`` → ``domain_y`` and back."""
+
+
 class DomainPairMethod(TrainedMethod):
     """A trained method that translates between ``config.domain_x`` and ``config.domain_y`` (cyclegan, segnet).
 
-    Subclasses implement :meth:`transfer` in both directions; :meth:`render` is ``x2y`` and a sweep loads
-    only the two domains.
+    Subclasses implement :meth:`translate` (a clip at ``config.sr`` with the trained modules); this class
+    validates the input, restores the modules, resamples in and out and keeps the length. :meth:`render` is
+    ``x2y``, and a sweep loads only the two domains.
     """
 
     def data_domains(self, config: Any) -> tuple[str, ...]:
         return (config.domain_x, config.domain_y)
 
     @abstractmethod
+    def translate(self, modules: Mapping[str, nn.Module], config: Any, y: np.ndarray, direction: str) -> np.ndarray:
+        """Translate ``y (samples,)`` at ``config.sr`` in ``direction`` with the restored ``modules``; any length."""
+
     def transfer(
         self, config: Any, state: Mapping[str, Any] | None, audio: np.ndarray, sr: int, direction: str = "x2y",
         *, device: str = "cpu",
     ) -> np.ndarray:
-        """Translate a clip of any length ``"x2y"`` or ``"y2x"``; mono float32 at ``sr``, same length out."""
+        """Translate a clip of any length ``"x2y"`` or ``"y2x"``.
+
+        Parameters
+        ----------
+        config : the trial's config; state : the trial's checkpoint (what it reported last)
+        audio : np.ndarray
+            Mono float32 ``(samples,)`` at ``sr`` Hz.
+        direction : {"x2y", "y2x"}
+        device : str
+            ``"cpu"`` or ``"cuda"``.
+
+        Returns
+        -------
+        np.ndarray
+            float32 ``(samples,)`` at ``sr``, the length of ``audio``.
+        """
+        check_choice("direction", direction, DIRECTIONS)
+        y = np.asarray(audio, dtype=np.float32)
+        if y.ndim != 1 or y.size == 0:
+            raise AudiostyleError(f"{self.name}: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
+        modules = self.restore_modules(config, state, device)
+        with torch.no_grad():
+            out = self.translate(modules, config, A.resample(y, sr, config.sr), direction)
+        return A.fit_length(A.resample(out, config.sr, sr), y.size).astype(np.float32)
 
     def render(
         self,

@@ -94,7 +94,7 @@ class Toy(TrainedMethod):
         (out_dir / "sample.txt").write_text(str(parts.stateful["counter"].n))
 
     def render(self, config, state, audio, sr, *, style=None, device="cpu"):
-        net = self.restore_modules(config, state, device)["net"]
+        self.restore_modules(config, state, device)  # the checkpoint must load
         return audio
 
 

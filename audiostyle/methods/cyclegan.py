@@ -46,7 +46,7 @@ from torch import nn
 from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
-from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.errors import AudiostyleError, check_range
 from audiostyle.methods.base import Objective
 from audiostyle.methods.nets import (
     ImagePool,
@@ -69,7 +69,6 @@ from audiostyle.train import (
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("x2y", "y2x")
 
 
 @dataclass
@@ -441,45 +440,10 @@ class CycleGAN(DomainPairMethod):
                         title=f"{c.name} {direction}", params=config.stft)
 
     # -- inference ------------------------------------------------------------------------------------
-    def transfer(
-        self,
-        config: CycleGANConfig,
-        state: Mapping[str, Any] | None,
-        audio: np.ndarray,
-        sr: int,
-        direction: str = "x2y",
-        *,
-        device: str = "cpu",
-    ) -> np.ndarray:
-        """Translate a clip of any length from ``domain_x`` to ``domain_y`` (``"x2y"``) or back (``"y2x"``).
-
-        Parameters
-        ----------
-        config : CycleGANConfig
-            The trial's config (network sizes, STFT).
-        state : dict
-            The trial's checkpoint (what it reported last).
-        audio : np.ndarray
-            Mono float32 ``(samples,)`` at ``sr``.
-        sr : int
-            Sample rate of ``audio`` (and of the result), Hz.
-        direction : {"x2y", "y2x"}
-        device : str
-            ``"cpu"`` or ``"cuda"``.
-
-        Returns
-        -------
-        np.ndarray
-            float32 ``(samples,)``, same length as ``audio``; overlapping patches are cross-faded (no seams).
-        """
-        check_choice("direction", direction, DIRECTIONS)
-        y = np.asarray(audio, dtype=np.float32)
-        if y.ndim != 1 or y.size == 0:
-            raise AudiostyleError(f"cyclegan: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
-        modules = self.restore_modules(config, state, device)
+    def translate(self, modules: Mapping[str, nn.Module], config: CycleGANConfig, y: np.ndarray,
+                  direction: str) -> np.ndarray:
+        """``y`` at ``config.sr`` through ``G_xy`` (``"x2y"``) or ``G_yx``: magnitude translated in overlapping,
+        cross-faded patches (no seams), the input's phase reused."""
         g = modules["G_xy" if direction == "x2y" else "G_yx"]
-        z = A.resample(y, sr, config.sr)
-        spec, phase = analyse(z, config)
-        with torch.no_grad():
-            out = self._translate(g, spec, phase, len(z), config, next(g.parameters()).device)
-        return A.fit_length(A.resample(out, config.sr, sr), len(y)).astype(np.float32)
+        spec, phase = analyse(y, config)
+        return self._translate(g, spec, phase, len(y), config, next(g.parameters()).device)

@@ -70,7 +70,7 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import (Amp, Parts, TrainConfig, DomainPairMethod, mean_over_directions, save_sample,
+from audiostyle.train import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ log = logging.getLogger(__name__)
 SILENCE_DB = -100.0
 """Floor of the dB scale (power 1e-10)."""
 SIDES = ("x", "y")
-DIRECTIONS = ("x2y", "y2x")
 
 
 # -- gradient reversal -----------------------------------------------------------------------------
@@ -648,44 +647,11 @@ class SegNet(DomainPairMethod):
                         params=config.stft)
 
     # -- inference ---------------------------------------------------------------------------------
-    def transfer(
-        self,
-        config: SegNetConfig,
-        state: Mapping[str, Any] | None,
-        audio: np.ndarray,
-        sr: int,
-        direction: str = "x2y",
-        *,
-        device: str = "cpu",
-    ) -> np.ndarray:
-        """Transfer a clip of any length from ``domain_x`` to ``domain_y`` (``"x2y"``) or back (``"y2x"``).
-
-        Parameters
-        ----------
-        config : SegNetConfig
-            The trial's config (network sizes, features).
-        state : dict
-            The trial's checkpoint (what it reported last).
-        audio : np.ndarray
-            Mono float32 ``(samples,)`` at ``sr``.
-        sr : int
-            Sample rate of ``audio`` and of the result, Hz.
-        direction : {"x2y", "y2x"}
-        device : str
-            ``"cpu"`` or ``"cuda"``.
-
-        Returns
-        -------
-        np.ndarray
-            float32 ``(samples,)``, the length of ``audio``.
-        """
-        check_choice("direction", direction, DIRECTIONS)
-        y = np.asarray(audio, dtype=np.float32)
-        if y.ndim != 1 or y.size == 0:
-            raise AudiostyleError(f"{self.name}: transfer expects mono audio of shape (samples,), got shape {y.shape}.")
-        ae: AutoEncoders = self.restore_modules(config, state, device)["autoencoders"]  # type: ignore[assignment]
-        out = transfer_audio(ae, config, A.resample(y, sr, config.sr), direction, next(ae.parameters()).device)
-        return A.fit_length(A.resample(out, config.sr, sr), y.size)
+    def translate(self, modules: Mapping[str, nn.Module], config: SegNetConfig, y: np.ndarray,
+                  direction: str) -> np.ndarray:
+        """``y`` at ``config.sr`` through the source domain's encoder and the target domain's decoder."""
+        ae: AutoEncoders = modules["autoencoders"]  # type: ignore[assignment]
+        return transfer_audio(ae, config, y, direction, next(ae.parameters()).device)
 
 
 class UNet(SegNet):
