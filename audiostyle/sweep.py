@@ -741,8 +741,8 @@ class Budget:
 
     ``overrides`` are fixed in every run of the script (e.g. data fields a sweep must not vary, since
     the data is prepared once); ``demo_overrides`` come on top with ``--data demo`` (e.g. the demo set's
-    domain pair that transfers best); ``smoke_overrides`` on top with ``--smoke``; then ``--config FILE``,
-    then ``--set``.
+    domain pair that transfers best); ``smoke_overrides`` on top with ``--smoke``; then the unsearched fields
+    of ``--config FILE`` (its searched fields become the searcher's first point), then ``--set``.
     """
 
     samples: int = 16
@@ -769,6 +769,14 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise AudiostyleError(f"config file {path!r} must hold a mapping of config fields to values, got {type(values).__name__}.")
     return values
+
+
+def split_config(values: Mapping[str, Any], space: Space) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(fixed, start)``: a config file's values outside the searched ``space`` are fixed; those inside are
+    the searcher's first point, so a sweep starts from (and searches around) that config."""
+    fixed = {k: v for k, v in values.items() if k not in space}
+    start = {k: v for k, v in values.items() if k in space}
+    return fixed, start
 
 
 def build_parser(method: str, description: str, budget: Budget, variants: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -804,7 +812,7 @@ def build_parser(method: str, description: str, budget: Budget, variants: Mappin
     parser.add_argument("--search", choices=SEARCHERS, default=None, help="Optuna sampler (default tpe; nsga2 with --pareto)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping on the headline metric")
     parser.add_argument("--pareto", action="store_true", help="multi-objective: content_corr (max) vs style_dist (min), NSGA-II")
-    parser.add_argument("--config", default=None, metavar="FILE", help="fix the config values in a YAML/JSON file (e.g. from `audiostyle.best --export`)")
+    parser.add_argument("--config", default=None, metavar="FILE", help="a YAML/JSON config (e.g. from `audiostyle.best --export`): its searched fields are the first trial, the rest are fixed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a config value (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials")
     parser.add_argument("--name", default=None, help="sweep id (default: method and UTC time); with --resume, the sweep to resume")
@@ -835,13 +843,16 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     chosen = (variants or {}).get(getattr(args, "variant", None), method)
     try:
+        searched = space if space is not None else methods.get(chosen).default_space()
+        file_fixed, file_start = split_config(load_config_file(args.config) if args.config else {}, searched)
         overrides = {
             **budget.overrides,
             **(budget.demo_overrides if args.data == "demo" else {}),
             **(budget.smoke_overrides if args.smoke else {}),
-            **(load_config_file(args.config) if args.config else {}),
+            **file_fixed,
             **parse_overrides(args.overrides),
         }
+        start = {k: v for k, v in file_start.items() if k not in overrides}
         result = run(
             chosen,
             space=space,
@@ -864,6 +875,7 @@ def main(
             smoke=args.smoke,
             max_failures=args.max_failures,
             dashboard=not args.no_dashboard,
+            points=[start] if start else (),
         )
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)

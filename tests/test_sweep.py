@@ -142,6 +142,8 @@ def test_config_file_from_best_export_fixes_values(tmp_path: Path) -> None:
     assert values == {"alpha": 0.01, "filters": 512, "activation": "tanh"}
     config = methods.get("shallow_cnn").make_config(values)
     assert (config.alpha, config.filters, config.activation) == (0.01, 512, "tanh")
+    fixed, start = sweep.split_config({**values, "steps": 50}, {"alpha": Float(1e-4, 100.0, log=True)})
+    assert fixed == {"filters": 512, "activation": "tanh", "steps": 50} and start == {"alpha": 0.01}
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(AudiostyleError, match="mapping"):
         sweep.load_config_file(str(tmp_path / "list.yaml"))
