@@ -63,8 +63,10 @@ Contract of the loop
   Python's global generators and the batch generator passed to :meth:`TrainedMethod.sample`.
 - Device: ``ctx.device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); batches are moved there (ndarrays become
   tensors). On CUDA ``torch.backends.cudnn.benchmark`` is switched on.
-- Mixed precision: ``config.amp`` is ``"none"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast plus a
-  ``GradScaler``); both are CUDA only and ignored on CPU with a log line. Steps use :class:`Amp`.
+- Mixed precision: ``config.amp`` is ``"none"``, ``"bf16"`` (autocast, CUDA or CPU) or ``"fp16"`` (autocast
+  plus a ``GradScaler``; CUDA only, ignored elsewhere with a log line). Steps use :class:`Amp`.
+- Compilation: ``config.compile`` (``"auto"``, ``"on"``, ``"off"``) compiles the modules for training with
+  ``torch.compile`` (see :func:`compile_modules`); evaluation and rendering stay eager.
 - Steps ``1 … config.steps``; after each :meth:`TrainedMethod.train_step` the loop steps every scheduler
   of :class:`Parts` once and checks every returned loss: a NaN or infinite one raises
   ``FloatingPointError("<method>: loss 'g_adv' became nan at step 123 …; lower lr … or set grad_clip …")``.
@@ -93,9 +95,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import math
+import os
 import random
+import shutil
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +115,9 @@ from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Method, TrialContext
 
 log = logging.getLogger(__name__)
+
+COMPILE_AUTO_STEPS = 2000
+"""``compile="auto"`` compiles runs of at least this many steps (where compiling's minute or two is noise)."""
 
 STATE_FORMAT = 1
 """Version of the checkpoint dict layout written by :func:`capture_state`."""
@@ -137,7 +145,13 @@ class TrainConfig:
         Steps between reports that carry the checkpoint ``state``; a multiple of ``report_every``,
         0 = only at the last step.
     amp : str
-        ``"none"``, ``"bf16"`` or ``"fp16"`` mixed precision (CUDA only; ignored on CPU).
+        ``"none"``, ``"bf16"`` or ``"fp16"`` mixed precision. bf16 runs on CUDA and on the CPU (twice the
+        convolution speed on CPUs with AVX512-BF16 or AMX); fp16 runs on CUDA only (float32 elsewhere).
+    compile : str
+        ``"on"``: compile the modules with ``torch.compile`` for training (fused kernels: about 15 % faster
+        and 15 % less memory for cyclegan on the CPU, more with bf16); ``"off"``: eager; ``"auto"``: on for
+        runs of at least :data:`COMPILE_AUTO_STEPS` steps where a compiler is available (compiling costs
+        one to two minutes once per trial), else off. Evaluation always runs eagerly.
     grad_clip : float
         Clip each optimiser's gradient norm to this value; 0 = no clipping.
     seed : int
@@ -150,6 +164,7 @@ class TrainConfig:
     report_every: int = 500
     checkpoint_every: int = 500
     amp: str = "none"
+    compile: str = "auto"
     grad_clip: float = 0.0
     seed: int = 0
 
@@ -165,6 +180,7 @@ class TrainConfig:
                 "checkpoints ride on reports; use e.g. checkpoint_every=report_every or 0 (only at the end)."
             )
         check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        check_choice("compile", self.compile, ("auto", "on", "off"))
         check_range("grad_clip", self.grad_clip, 0.0, math.inf, fix="Use 0 for no clipping.")
 
 
@@ -209,15 +225,18 @@ class Amp:
     Parameters
     ----------
     mode : str
-        ``"none"``, ``"bf16"`` or ``"fp16"``; on a non-CUDA device always ``"none"``.
+        ``"none"``, ``"bf16"`` (CUDA or CPU) or ``"fp16"`` (CUDA; ``"none"`` on other devices).
     device : torch.device
     grad_clip : float
         Max gradient norm per optimiser step; 0 = off.
     """
 
     def __init__(self, mode: str, device: torch.device, grad_clip: float = 0.0) -> None:
-        if mode != "none" and device.type != "cuda":
-            log.info("amp=%r ignored on %s: mixed precision runs on CUDA only; training in float32.", mode, device)
+        if mode == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            log.warning("amp='bf16' on a CPU without native bfloat16 (AVX512-BF16 or AMX): it will be slower "
+                        "than float32; use amp='none' here.")
+        if mode == "fp16" and device.type != "cuda":
+            log.info("amp='fp16' ignored on %s: fp16 runs on CUDA only; training in float32.", device)
             mode = "none"
         self.mode = mode
         self.device = device
@@ -226,7 +245,7 @@ class Amp:
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context for forward passes: ``torch.autocast`` on CUDA when amp is on, else a no-op."""
+        """Context for forward passes: ``torch.autocast`` when amp is on, else a no-op."""
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
@@ -251,6 +270,34 @@ class Amp:
         """End of a training step (the loop calls it): updates the fp16 loss scale."""
         if self.scaler is not None:
             self.scaler.update()
+
+
+def _compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can build kernels for ``device``: Triton on CUDA, a C++ compiler on the CPU."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c)
+
+
+def compile_modules(parts: Parts, config: Any, device: torch.device, method: str) -> bool:
+    """Compile ``parts.modules`` in place (``nn.Module.compile``: state-dict keys unchanged) per ``config.compile``.
+
+    Returns whether they were compiled. ``"on"`` without a compiler raises :class:`AudiostyleError`.
+    """
+    mode = getattr(config, "compile", "off")
+    if mode == "off" or (mode == "auto" and config.steps < COMPILE_AUTO_STEPS):
+        return False
+    if not _compiler_available(device):
+        need = "Triton" if device.type == "cuda" else "a C++ compiler (g++ or clang++, or set CXX)"
+        if mode == "on":
+            raise AudiostyleError(f"{method}: compile='on' needs {need} on this {device.type} machine; "
+                                  "install one or use compile='off'.")
+        log.info("%s: not compiling (%s has no %s); training eagerly.", method, device.type, need)
+        return False
+    for m in parts.modules.values():
+        m.compile()
+    log.info("%s: modules compiled with torch.compile; the first steps include compilation.", method)
+    return True
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -412,12 +459,13 @@ def _check_finite_modules(parts: Parts, step: int, who: str, config: Any) -> Non
 
 @contextlib.contextmanager
 def evaluation(parts: Parts, device: torch.device) -> Iterator[None]:
-    """Modules in eval mode, no grad, every RNG forked (restored on exit), train mode restored."""
+    """Modules in eval mode, eager (not compiled), no grad, every RNG forked (restored on exit), train mode restored."""
     modes = {k: m.training for k, m in parts.modules.items()}
     np_state, py_state = np.random.get_state(), random.getstate()
     devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        # eager: a compiled training graph would recompile for every evaluation shape
+        with torch.random.fork_rng(devices=devices), torch.no_grad(), torch.compiler.set_stance("force_eager"):
             for m in parts.modules.values():
                 m.eval()
             yield
@@ -623,6 +671,7 @@ class TrainedMethod(Method):
         parts.config = config
         for m in parts.modules.values():
             m.train()
+        compile_modules(parts, config, device, self.name)
         amp = Amp(config.amp, device, config.grad_clip)
         start = 0
         if ctx.resume_state is not None:

@@ -17,6 +17,7 @@ Usage::
 
     python benchmarks/bench_cyclegan.py              # 256 × 256, 9 blocks and 6 blocks; 128 × 128, 6 blocks
     python benchmarks/bench_cyclegan.py --quick      # 128 × 128, 6 blocks only
+    python benchmarks/bench_cyclegan.py --amp none bf16 --compile off on   # mixed precision and torch.compile
     python benchmarks/bench_cyclegan.py --device cuda --amp none bf16
 """
 
@@ -261,7 +262,7 @@ def _our_config(args):
 
     n_fft = 2 * args.size - 1  # args.size frequency bins
     return CycleGANConfig(n_blocks=args.blocks, ngf=64, ndf=64, n_fft=n_fft, hop_length=n_fft // 4,
-                          patch_frames=args.size, lambda_id=4.0, amp=args.amp,
+                          patch_frames=args.size, lambda_id=4.0, amp=args.amp, compile=args.compile,
                           channels_last=not args.no_channels_last)
 
 
@@ -289,12 +290,13 @@ def worker(args) -> dict:
             cpu.append(time.process_time() - c)
     else:
         from audiostyle.methods.cyclegan import CycleGAN
-        from audiostyle.train import Amp
+        from audiostyle.train import Amp, compile_modules
 
         method = CycleGAN()
         config = _our_config(args)
         parts = method.build(config, None, device)
         parts.config = config
+        compile_modules(parts, config, device, method.name)  # the warm-up step compiles
         amp = Amp(config.amp, device, config.grad_clip)
         for i in range(args.warmup + args.steps):
             _sync(device)
@@ -336,10 +338,10 @@ def _loop_overhead(method, config, parts, amp, device, step_s: float) -> dict:
 # ================================================================================================
 # driver
 # ================================================================================================
-def run_one(args, worker_name: str, size: int, blocks: int, amp: str) -> dict:
+def run_one(args, worker_name: str, size: int, blocks: int, amp: str, compiled: str = "off") -> dict:
     cmd = [sys.executable, __file__, "--worker", worker_name, "--size", str(size), "--blocks", str(blocks),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--device", args.device, "--amp-one", amp]
+           "--device", args.device, "--amp-one", amp, "--compile-one", compiled]
     if args.overhead and worker_name == "ours":
         cmd.append("--overhead")
     if args.no_channels_last:
@@ -360,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--amp", nargs="+", default=["none"], help="amp modes of ours to run (none bf16 fp16; CUDA)")
+    p.add_argument("--amp", nargs="+", default=["none"], help="amp modes of ours to run (none bf16 fp16; fp16 CUDA only)")
+    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
+                   help="torch.compile settings of ours to run (the warm-up step includes compilation)")
     p.add_argument("--overhead", action="store_true", help="also measure the loop overhead (evaluate + checkpoint)")
     p.add_argument("--no-channels-last", action="store_true", help="ours in contiguous (NCHW) format")
     p.add_argument("--sizes", default=None, help="comma list of SIZExBLOCKS, e.g. 256x9,128x6")
@@ -368,9 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help=argparse.SUPPRESS)
     p.add_argument("--blocks", type=int, default=9, help=argparse.SUPPRESS)
     p.add_argument("--amp-one", dest="amp_one", default="none", help=argparse.SUPPRESS)
+    p.add_argument("--compile-one", dest="compile_one", default="off", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        args.amp = args.amp_one
+        args.amp, args.compile = args.amp_one, args.compile_one
         print(json.dumps(worker(args)))
         return 0
 
@@ -382,16 +387,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# CycleGAN step, reference vs ours ({platform.processor() or platform.machine()}, "
           f"{args.threads} threads, device {args.device}, {time.strftime('%Y-%m-%d')})\n")
-    print("| generator, size | amp | ref s/step | ours s/step | time ratio | CPU-time ratio | ref peak MB | ours peak MB |"
+    print("| generator, size | amp, compile | ref s/step | ours s/step | time ratio | CPU-time ratio | ref peak MB | ours peak MB |"
           " mem ratio | loop overhead |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size, blocks in grid:
         ref = run_one(args, "reference", size, blocks, "none")
-        for amp in args.amp:
-            ours = run_one(args, "ours", size, blocks, amp)
+        for amp, compiled in itertools.product(args.amp, args.compile):
+            ours = run_one(args, "ours", size, blocks, amp, compiled)
             over = f"{100 * ours['overhead']:.2f} % (eval {ours['eval_s']:.1f} s / {ours['report_every']} steps)" \
                 if "overhead" in ours else "–"
-            print(f"| resnet_{blocks}blocks, {size} × {size} | {amp} | {ref['median_s']:.2f} | {ours['median_s']:.2f} | "
+            print(f"| resnet_{blocks}blocks, {size} × {size} | {amp}, {compiled} | {ref['median_s']:.2f} | {ours['median_s']:.2f} | "
                   f"{ours['median_s'] / ref['median_s']:.2f} | {ours['median_cpu_s'] / ref['median_cpu_s']:.2f} | "
                   f"{ref['peak_mb']:.0f} | {ours['peak_mb']:.0f} | "
                   f"{ours['peak_mb'] / ref['peak_mb']:.2f} | {over} |", flush=True)

@@ -91,6 +91,18 @@ def test_checkpoint_restored_mid_training_continues_bit_identically(method, conf
     assert torch.equal(*pools)
 
 
+@pytest.mark.slow
+def test_compiled_bf16_training_lowers_cycle_loss_and_renders_eagerly(method, data, demo):
+    """The fast CPU setting of BENCHMARKS.md (channels-last, bf16 autocast, torch.compile) trains the same way."""
+    config = method.make_config({**TINY, "channels_last": True, "amp": "bf16", "compile": "on"})
+    fast = Run(method, config, data)
+    first, last = fast.ctx.history[0], fast.ctx.history[-1]
+    assert last["cycle_fwd"] < 0.7 * first["cycle_fwd"] and last["cycle_bwd"] < 0.7 * first["cycle_bwd"]
+    clip = demo.select("piano")[0].audio
+    out = method.transfer(config, fast.states[30], clip, 22050, "x2y")  # a fresh, uncompiled generator
+    assert out.shape == clip.shape and np.isfinite(out).all() and np.abs(out).max() > 1e-3
+
+
 def test_exploding_lr_fails_with_a_clear_reason(method, data):
     config = method.make_config({**TINY, "lr": 1e30, "steps": 10, "report_every": 1, "checkpoint_every": 1})
     ctx = TrialContext()

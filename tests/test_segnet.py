@@ -166,6 +166,18 @@ def trained(data, tmp_path_factory):
     }
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_compiled_bf16_training_reports_finite_metrics(data, name):
+    """torch.compile (the default for long runs) and CPU bf16 autocast: the step and max-unpooling compile."""
+    method, config, ctx, states, final = _train(name, data, steps=4, report_every=2, checkpoint_every=4,
+                                                compile="on", amp="bf16")
+    assert [h["step"] for h in ctx.history] == [2, 4]
+    assert all(math.isfinite(final[k]) for k in (*COMMON_METRICS, "loss_recon", "loss_critic"))
+    eager = method.restore_modules(config, states[-1], data=None)  # the checkpoint loads into eager modules
+    assert set(eager) == set(states[-1]["modules"])
+
+
 @pytest.mark.parametrize("name", ["segnet", "unet"])
 def test_training_lowers_the_reconstruction_loss_and_reports_every_metric(trained, data, name):
     _, _, ctx, _, final = trained[name]

@@ -57,6 +57,13 @@ def test_prepare_scales_log_mels_of_the_halves(prepared):
     assert prepared.specs.max() == 1.0 and prepared.specs.min() >= -1.0
 
 
+@pytest.mark.slow
+def test_compiled_bf16_training_reports_finite_losses(method, prepared):
+    config = method.make_config({**TINY, "steps": 4, "report_every": 2, "compile": "on", "amp": "bf16"})
+    final = method.train(config, prepared, TrialContext(seed=3))
+    assert math.isfinite(final["loss_g"]) and math.isfinite(final["loss_d"]) and final["fad"] > 0
+
+
 def test_trains_and_samples_decode_to_audio(demo, method, prepared, tmp_path):
     config = method.make_config({**TINY, "steps": 30, "report_every": 15})
     ctx = TrialContext(artifact_dir=tmp_path, seed=3)

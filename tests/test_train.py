@@ -201,11 +201,65 @@ def test_config_validation_names_the_fix():
         Toy.make_config({"stepz": 3})
 
 
-def test_amp_is_ignored_on_cpu_with_a_log_line(caplog):
+def test_fp16_is_ignored_on_cpu_with_a_log_line(caplog):
     with caplog.at_level(logging.INFO, logger="audiostyle.train"):
-        amp = Amp("bf16", torch.device("cpu"))
+        amp = Amp("fp16", torch.device("cpu"))
     assert amp.mode == "none" and amp.scaler is None
     assert "ignored on cpu" in caplog.text
+
+
+def test_bf16_autocasts_on_cpu_and_trains():
+    amp = Amp("bf16", torch.device("cpu"))
+    with amp.autocast():
+        out = torch.nn.Linear(8, 8)(torch.ones(2, 8))
+    assert out.dtype == torch.bfloat16
+    _, _, final = _run(Toy.make_config({"amp": "bf16", "steps": 30, "report_every": 10, "checkpoint_every": 30}))
+    _, _, first = _run(Toy.make_config({"amp": "bf16", "steps": 1, "report_every": 1, "checkpoint_every": 1}))
+    assert final["val_mse"] < 0.7 * first["val_mse"]
+
+
+class Traced(torch.nn.Linear):
+    """Records, per forward, whether torch.compile is tracing it (True) or it runs eagerly (False)."""
+
+    seen: list[tuple[bool, bool]] = []  # (training, compiling)
+
+    def forward(self, x):
+        Traced.seen.append((self.training, torch.compiler.is_compiling()))
+        return super().forward(x)
+
+
+class CompiledToy(Toy):
+    def build(self, config, data, device):
+        parts = super().build(config, data, device)
+        net = torch.nn.Sequential(Traced(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8)).to(device)
+        parts.modules["net"] = net
+        parts.optimizers["opt"] = torch.optim.Adam(net.parameters(), lr=config.lr)
+        parts.schedulers = {}
+        return parts
+
+
+@pytest.mark.slow
+def test_compile_on_trains_compiled_and_evaluates_eagerly():
+    Traced.seen.clear()
+    states: dict[int, Any] = {}
+    ctx = TrialContext(report=lambda step, metrics, state=None: states.setdefault(step, state))
+    config = Toy.make_config({"compile": "on", "steps": 6})
+    CompiledToy().train(config, Toy().prepare(None, config), ctx)
+    assert (True, True) in Traced.seen  # training forward traced by dynamo
+    assert (False, True) not in Traced.seen and (False, False) in Traced.seen  # evaluation eager
+    eager_keys = set(CompiledToy().build(config, None, torch.device("cpu")).modules["net"].state_dict())
+    assert set(states[6]["modules"]["net"]) == eager_keys  # checkpoints load into uncompiled modules
+
+
+def test_compile_auto_skips_short_runs_and_on_without_compiler_names_the_fix(monkeypatch):
+    Traced.seen.clear()
+    config = Toy.make_config({"compile": "auto", "steps": 3})
+    CompiledToy().train(config, Toy().prepare(None, config), TrialContext(report=lambda *a, **k: None))
+    assert Traced.seen and not any(compiling for _, compiling in Traced.seen)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(AudiostyleError, match="compile='on' needs a C\\+\\+ compiler"):
+        _run(Toy.make_config({"compile": "on"}))
 
 
 def test_grad_clip_bounds_the_update():

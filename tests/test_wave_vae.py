@@ -64,6 +64,15 @@ def test_prepare_uses_short_clips_whole_and_halves_them(demo, prepared):
         for_config(prepared, method.make_config({"sr": 4000}))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["wave_vae", "wave_vae_pool"])
+def test_compiled_bf16_training_reports_finite_losses(prepared, name):
+    method = methods.get(name)
+    config = method.make_config({**TINY, "steps": 4, "report_every": 2, "compile": "on", "amp": "bf16"})
+    final = method.train(config, prepared, TrialContext(seed=1))
+    assert math.isfinite(final["loss_mse"]) and math.isfinite(final["kl"]) and final["fad"] > 0
+
+
 @pytest.mark.parametrize("name, steps", [("wave_vae", 80), ("wave_vae_pool", 200)])
 def test_trains_on_demo_and_reconstruction_loss_falls(demo, prepared, tmp_path, name, steps):
     method = methods.get(name)

@@ -128,6 +128,20 @@ def lsgan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
     return (pred - 1.0).square().mean() if real else pred.square().mean()
 
 
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty ``mean((‖∇D(x̂)‖₂ − 1)²)`` at random interpolates ``x̂`` of detached ``real`` and ``fake``.
+
+    ``real`` and ``fake`` have the same shape ``(B, ...)``; returns a float32 scalar. The critic runs eagerly here
+    even when it is compiled: the penalty back-propagates through a gradient (double backward), which compiled
+    graphs do not support.
+    """
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+    mix = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+    with torch.compiler.set_stance("force_eager"):
+        (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
     """Switch parameter gradients of ``nets`` on or off (off: frozen while another network trains)."""
     for net in nets:
@@ -190,6 +204,7 @@ __all__ = [
     "PatchDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
+    "gradient_penalty",
     "init_weights",
     "instance_norm",
     "lsgan_loss",

@@ -69,6 +69,7 @@ from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Objective
+from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
 from audiostyle.train import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
                               translate_spectrogram)
@@ -224,14 +225,6 @@ class Critic(nn.Module):
         if tuple(z.shape[-2:]) != self.grid:
             z = nn.functional.adaptive_avg_pool2d(z, self.grid)
         return self.net(z.flatten(1)).squeeze(1)
-
-
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """WGAN-GP penalty ``mean((‖∇D(x̂)‖₂ - 1)²)`` on random interpolates ``x̂`` of two detached batches."""
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-    mix = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
 def wasserstein_estimate(critic: nn.Module, z_a: Tensor, z_b: Tensor) -> Tensor:

@@ -38,6 +38,7 @@ from audiostyle.methods.generative import (
     sample_metrics,
     stored_length,
 )
+from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
 from audiostyle.train import Amp, Parts
 
@@ -254,14 +255,6 @@ def _adv(logits: torch.Tensor, real: bool, loss: str) -> torch.Tensor:
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)
         return nn.functional.binary_cross_entropy_with_logits(logits, target)
     return 0.5 * (logits - (1.0 if real else 0.0)).pow(2).mean()
-
-
-def gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP: ``E[(‖∇D(x̂)‖₂ − 1)²]`` at random interpolates ``x̂`` of real and fake (float32)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
-    mix = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
 
 
 class SpecGAN(GenerativeMethod):
