@@ -17,11 +17,13 @@ Two ResNet generators ``G_xy``, ``G_yx`` and two PatchGAN discriminators ``D_x``
 The step computes exactly the reference's losses and gradients (junyanz/pytorch-CycleGAN-and-pix2pix
 ``optimize_parameters``) with less memory and time: the generator loss is back-propagated in two pieces, one per
 direction (``G_xy``'s adversarial, forward-cycle and identity terms, then ``G_yx``'s), each freeing its graph before
-the next is built (the sum of the pieces' gradients is the gradient of the sum); a generator's translation and
-identity inputs go through it in one batched forward, and each discriminator sees its real and pooled fake batch in
-one forward (instance norm is per sample, so batching is exact); discriminator parameters are frozen while the
-generators train; tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has channels-last kernels);
-``amp="bf16"`` autocasts on CUDA.
+the next is built (the sum of the pieces' gradients is the gradient of the sum); each discriminator sees its real
+and pooled fake batch in one forward (instance norm is per sample, so batching is exact); discriminator parameters
+are frozen while the generators train; tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has
+channels-last kernels); Adam is fused. Translation and identity take separate forwards: on AVX-512 CPUs two batch-2
+convolutions are faster than one batch-4. ``amp="bf16"`` autocasts on CUDA and the CPU, and long runs compile the
+networks (``compile``, see :class:`~audiostyle.train.TrainConfig`); with both, a 256 × 256 step takes half the
+reference's time on a 2-core CPU (BENCHMARKS.md).
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
 directions (``transfer_score`` recomputed from the averaged ``content_corr`` and ``target_prob``), the per-direction
@@ -350,18 +352,15 @@ class CycleGAN(DomainPairMethod):
         opt_g.zero_grad(set_to_none=True)
         losses: dict[str, torch.Tensor] = {}
         fakes = {}
-        n = real_x.shape[0]
         for fwd, back, d_out, real, other, lam, names in (
             (g_xy, g_yx, d_y, real_x, real_y, cfg.lambda_fwd, ("g_adv_xy", "cycle_fwd", "idt_y")),
             (g_yx, g_xy, d_x, real_y, real_x, cfg.lambda_bwd, ("g_adv_yx", "cycle_bwd", "idt_x")),
         ):
             with amp.autocast():
-                # translation and identity in one batched forward (instance norm is per sample: exact)
-                out = fwd(torch.cat([real, other]) if cfg.lambda_id > 0 else real)
-                fake = out[:n]
+                fake = fwd(real)
                 adv = lsgan_loss(d_out(fake), True)
                 cyc = (back(fake).float() - real).abs().mean()
-                idt = (out[n:].float() - other).abs().mean() if cfg.lambda_id > 0 else out.new_zeros(())
+                idt = (fwd(other).float() - other).abs().mean() if cfg.lambda_id > 0 else fake.new_zeros(())
             amp.backward(cfg.lambda_adv * adv + lam * cyc + cfg.lambda_id * idt)  # frees this direction's graph
             fakes[names[0]] = fake.detach()
             losses[names[0]], losses[names[1]], losses[names[2]] = adv.detach(), cyc.detach(), idt.detach()
