@@ -178,8 +178,9 @@ class StoreCallback(tune.Callback):
 
 
 def _first(uris: Mapping[str, str], suffix: str) -> str | None:
-    """The first artifact (by name) with ``suffix``, preferring names that say output/transfer/sample."""
+    """The first artifact (by name) with ``suffix``, preferring names that say output/transfer/sample (not inputs)."""
     names = sorted(n for n in uris if n.lower().endswith(suffix))
-    preferred = [n for n in names if any(w in n.lower() for w in ("output", "transfer", "sample", "generated"))]
+    preferred = [n for n in names if any(w in n.lower() for w in ("output", "transfer", "sample", "generated"))
+                 and not n.lower().endswith("_input" + suffix)]
     chosen = (preferred or names or [None])[0]
     return uris[chosen] if chosen else None

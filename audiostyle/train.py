@@ -564,7 +564,8 @@ def save_sample(
     title: str = "",
     params: A.StftParams = A.StftParams(),
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.wav`` (16-bit PCM) and ``<stem>.png`` (dB spectrogram of ``content`` and ``audio``).
+    """Write ``<stem>.wav`` (16-bit PCM), ``<stem>.png`` (dB spectrogram of ``content`` and ``audio``) and, when
+    ``content`` is given, ``<stem>_input.wav`` beside them, so input and output can be heard side by side.
 
     Parameters
     ----------
@@ -593,6 +594,8 @@ def save_sample(
     out_dir.mkdir(parents=True, exist_ok=True)
     wav, png = out_dir / f"{stem}.wav", out_dir / f"{stem}.png"
     sf.write(wav, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16")
+    if content is not None:
+        sf.write(out_dir / f"{stem}_input.wav", np.clip(content, -1.0, 1.0), sr, subtype="PCM_16")
     panels = ([("input", content)] if content is not None else []) + [("output", audio)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
     for ax, (label, y) in zip(axes[0], panels):

@@ -78,6 +78,8 @@ def test_artifacts_are_decodable_audio_and_figures(run, config):
     for direction in ("x2y", "y2x"):
         y, sr = sf.read(out / f"transfer_{direction}.wav")
         assert sr == config.sr and len(y) == 3 * 22050 and np.abs(y).max() > 1e-3
+        heard, _ = sf.read(out / f"transfer_{direction}_input.wav")  # the input, to listen side by side
+        assert heard.shape == y.shape and not np.allclose(heard, y, atol=1e-3)
         assert (out / f"transfer_{direction}.png").stat().st_size > 1000
 
 

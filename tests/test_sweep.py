@@ -162,3 +162,11 @@ def test_sweep_loads_only_the_domains_the_config_uses(tmp_path: Path) -> None:
     assert dataset.domains == ("piano", "violin")
     shallow = methods.get("shallow_cnn")
     assert shallow.data_domains(shallow.make_config()) is None  # unnamed domains: load all, pick two
+
+
+def test_store_links_the_output_wav_not_the_input_beside_it():
+    from audiostyle.sweep_callback import _first
+
+    uris = {n: f"s3://b/{n}" for n in ("a_input.wav", "transfer_x2y_input.wav", "transfer_x2y.wav", "transfer_x2y.png")}
+    assert _first(uris, ".wav") == "s3://b/transfer_x2y.wav"
+    assert _first({"reconstruction_0_input.wav": "r"}, ".wav") == "r"  # only an input: still linked
