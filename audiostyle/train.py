@@ -150,7 +150,7 @@ class TrainConfig:
         convolution speed on CPUs with AVX512-BF16 or AMX); fp16 runs on CUDA only (float32 elsewhere).
     compile : str
         ``"on"``: compile the modules with ``torch.compile`` for training (fused kernels: with bf16 a cyclegan
-        step on the CPU takes 0.54× the eager time and 0.7× the memory; in float32 only the memory drops);
+        step on the CPU takes 0.9× the eager time and 0.7× the memory; in float32 only the memory drops);
         ``"off"``: eager; ``"auto"``: on for runs of at least :data:`COMPILE_AUTO_STEPS` steps on CUDA or
         with mixed precision, where a compiler is available (compiling costs one to two minutes once per
         trial), else off. Evaluation always runs eagerly.

@@ -114,7 +114,8 @@ class CycleGANConfig(TrainConfig):
     val_clips : int
         Validation clips per direction that the metrics use (the first ones by name: fixed).
     channels_last : bool
-        Channels-last memory format (faster convolutions on CUDA and oneDNN CPUs).
+        Channels-last memory format (faster convolutions on CUDA and oneDNN CPUs). Not used on the CPU with
+        ``amp="bf16"`` (see :func:`memory_format`).
     """
 
     steps: int = 15_000
@@ -239,6 +240,18 @@ def _pad_frames(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=-1.0) if x.shape[1] < n else x
 
 
+def memory_format(config: CycleGANConfig, device: torch.device) -> torch.memory_format:
+    """The networks' memory format: channels-last when ``config.channels_last``, except on the CPU with bf16.
+
+    There PyTorch's channels-last bfloat16 kernels (instance norm and convolution backward) overflow to inf/NaN
+    within a few steps on silent spectrogram patches, while contiguous NCHW trains cleanly and is faster (a
+    256 × 256 step: 0.56× the reference's time eagerly against 0.84× channels-last; BENCHMARKS.md).
+    """
+    if not config.channels_last or (device.type == "cpu" and config.amp == "bf16"):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 # -- the method -------------------------------------------------------------------------------------
 class CycleGAN(DomainPairMethod):
     """CycleGAN on log-magnitude spectrograms (see the module docstring)."""
@@ -318,7 +331,7 @@ class CycleGAN(DomainPairMethod):
     # -- networks -------------------------------------------------------------------------------------
     def build(self, config: CycleGANConfig, data: CycleGANData | None, device: torch.device) -> Parts:
         """``G_xy``, ``G_yx``, ``D_x``, ``D_y`` (normal(0, 0.02) init), Adam for G and D, two image pools."""
-        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+        fmt = memory_format(config, device)
 
         def gen() -> nn.Module:
             net = ResnetGenerator(1, 1, config.ngf, config.n_blocks, config.n_down)
@@ -345,7 +358,7 @@ class CycleGAN(DomainPairMethod):
         m = parts.modules
         g_xy, g_yx, d_x, d_y = m["G_xy"], m["G_yx"], m["D_x"], m["D_y"]
         opt_g, opt_d = parts.optimizers["G"], parts.optimizers["D"]
-        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        fmt = memory_format(cfg, batch[0].device)
         real_x, real_y = (t.contiguous(memory_format=fmt) for t in batch)
 
         set_requires_grad([d_x, d_y], False)
@@ -411,7 +424,7 @@ class CycleGAN(DomainPairMethod):
                    device: torch.device) -> float:
         """Mean over clips of ``‖back(fwd(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes (disjoint patches)."""
         ceiling = _log_ceiling(config)
-        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+        fmt = memory_format(config, device)
         rel = []
         for s in specs:
             patches = A.to_patches(s, size=config.patch_frames, hop=config.patch_frames, pad_value=-1.0)
@@ -425,8 +438,8 @@ class CycleGAN(DomainPairMethod):
     def _translate(g: nn.Module, spec: np.ndarray, phase: np.ndarray, length: int, config: CycleGANConfig,
                    device: torch.device) -> np.ndarray:
         """Normalised spectrogram ``(F, T)`` + phase → translated waveform ``(length,)`` at ``config.sr``."""
-        out = translate_spectrogram(g, spec, config.patch_frames, device, channels_last=config.channels_last,
-                                    pad_value=-1.0)
+        channels_last = memory_format(config, device) == torch.channels_last
+        out = translate_spectrogram(g, spec, config.patch_frames, device, channels_last=channels_last, pad_value=-1.0)
         return A.istft_with_phase(denormalise(out, config), phase, config.stft, length=length)
 
     def write_artifacts(self, parts: Parts, config: CycleGANConfig, data: CycleGANData, out_dir: Path) -> None:
