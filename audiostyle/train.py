@@ -286,8 +286,8 @@ def compile_modules(parts: Parts, config: Any, device: torch.device, method: str
 
     Returns whether they were compiled. ``"on"`` without a compiler raises :class:`AudiostyleError`.
     """
-    mode = getattr(config, "compile", "off")
     pays = config.steps >= COMPILE_AUTO_STEPS and (device.type == "cuda" or config.amp != "none")
+    mode = config.compile
     if mode == "off" or (mode == "auto" and not pays):
         return False
     if not _compiler_available(device):
