@@ -7,12 +7,24 @@ import re
 from pathlib import Path
 
 import pytest
-import ray
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
-PIN = re.compile(r'"([A-Za-z0-9_.\-\[\],]+)==([^"]+)"')
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+PIN = re.compile(r'"?([A-Za-z0-9_.\-\[\],]+)==([0-9][^"\s]*)"?')
+LOCK_LINE = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", re.MULTILINE)
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    """`name==version` lines of a lock or constraints file, names canonicalised."""
+    return {canonicalize_name(n): v for n, v in LOCK_LINE.findall(path.read_text())}
+
+
+def locked_ray() -> str:
+    return lock_pins(ROOT / "requirements.lock")["ray"]
 
 
 def load(name: str) -> dict:
@@ -67,14 +79,14 @@ def test_gpu_yaml_uses_maintained_images_at_the_projects_ray_and_no_keys():
     config = prepared("gpu.yaml")
     docker = config["docker"]
     images = [docker["head_image"], docker["worker_image"]]
-    assert all(image.startswith(f"rayproject/ray:{ray.__version__}-py311-") for image in images)
+    assert all(image.startswith(f"rayproject/ray:{locked_ray()}-py311-") for image in images)
     assert "-cu" in docker["worker_image"] and "ray-ml" not in " ".join(images)
     text = all_text(config).lower()
     for secret in ("aws_access_key", "aws_secret", "secret_access_key", "akia"):
         assert secret not in text
     assert "/home/ray/audiostyle" in config["file_mounts"]
     assert any("pip install" in c and "-e /home/ray/audiostyle" in c for c in config["worker_setup_commands"])
-    assert any("cu12" in c and "torch==" in c for c in config["worker_setup_commands"])
+    assert any("cu12" in c and "constraints.txt torch" in c for c in config["worker_setup_commands"])
 
 
 def test_local_yaml_runs_on_listed_machines_over_ssh():
@@ -96,7 +108,7 @@ def test_kuberay_raycluster_fields():
     cluster, by_kind = kuberay()
     assert cluster["apiVersion"] == "ray.io/v1"
     spec = cluster["spec"]
-    assert spec["rayVersion"] == ray.__version__
+    assert spec["rayVersion"] == locked_ray()
     assert spec["authOptions"] == {"mode": "token"}
     assert spec["enableInTreeAutoscaling"] is True and spec["autoscalerOptions"]["idleTimeoutSeconds"] > 0
     head = spec["headGroupSpec"]
@@ -108,7 +120,7 @@ def test_kuberay_raycluster_fields():
     for pod in pods:
         assert pod["serviceAccountName"] == account["name"]
         for container in pod["containers"] + pod.get("initContainers", []):
-            assert container["image"].startswith(f"rayproject/ray:{ray.__version__}-py311-")
+            assert container["image"].startswith(f"rayproject/ray:{locked_ray()}-py311-")
             assert not any("AWS_" in e["name"] for e in container.get("env", []))
     gpus = set()
     for group in spec["workerGroupSpecs"]:
@@ -121,16 +133,55 @@ def test_kuberay_raycluster_fields():
     assert gpus == {1, 4}
 
 
-@pytest.mark.parametrize("name", ["gpu.yaml", "local.yaml", "kuberay.yaml"])
-def test_pins_match_the_tested_environment(name):
-    """Every `pkg==version` pinned for the nodes is what this test environment runs."""
-    from importlib.metadata import version
+def test_lock_satisfies_pyproject():
+    """Every requirement of pyproject.toml (and its test extra) holds at the locked version."""
+    import tomllib
 
-    pins = dict(PIN.findall((CLUSTER / name).read_text()))
-    assert {"torch", "optuna", "librosa", "pandas", "pyarrow"} <= {p.split("[")[0] for p in pins}
-    for package, pinned in pins.items():
-        installed = version(package.split("[")[0]).split("+")[0]
-        assert installed == pinned, f"{name} pins {package}=={pinned}, the project runs {installed}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {**lock_pins(ROOT / "requirements.lock"), **lock_pins(ROOT / "constraints.txt")}
+    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is in pyproject.toml but not in requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"requirements.lock has {name}=={locked[name]}, pyproject.toml asks {requirement}: run `make lock`")
+
+
+def test_cluster_lock_is_the_projects_lock():
+    """The nodes' lock is the runtime part of requirements.lock, version for version."""
+    dev, cluster = lock_pins(ROOT / "requirements.lock"), lock_pins(CLUSTER / "requirements.lock")
+    assert {"ray", "optuna", "librosa", "pandas", "pyarrow"} <= set(cluster)
+    assert "pytest" not in cluster, "cluster/requirements.lock must not carry the test extra: run `make lock`"
+    differ = {name: (version, dev.get(name)) for name, version in cluster.items() if dev.get(name) != version}
+    assert not differ, f"cluster/requirements.lock differs from requirements.lock {differ}: run `make lock`"
+
+
+def test_installed_environment_is_the_lock():
+    """What the tests run on is exactly what the lock says (torch: constraints.txt's version, any build)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = {**lock_pins(ROOT / "requirements.lock"), **lock_pins(ROOT / "constraints.txt")}
+    differ = {}
+    for name, pinned in wanted.items():
+        try:
+            installed = version(name).split("+")[0]
+        except PackageNotFoundError:
+            installed = None
+        if installed != pinned:
+            differ[name] = (pinned, installed)
+    assert not differ, f"installed versions differ from the lock (locked, installed) {differ}: run `make setup`"
+
+
+@pytest.mark.parametrize("name", ["gpu.yaml", "local.yaml", "kuberay.yaml"])
+def test_cluster_configs_install_the_lock_and_type_no_pin(name):
+    """Nodes read the pins from the copied locks; a version typed into a YAML would drift from them."""
+    text = (CLUSTER / name).read_text()
+    typed = [f"{p}=={v}" for p, v in PIN.findall(text)]
+    assert not typed, f"{name} types pins {typed}: install from cluster/requirements.lock instead"
+    assert "constraints.txt torch" in text, f"{name} must install torch at constraints.txt's version"
+    assert "requirements.lock" in text
+    assert text.count("rayproject/ray:") == text.count(f"rayproject/ray:{locked_ray()}-"), (
+        f"{name}'s images must carry the locked ray {locked_ray()}")
 
 
 @pytest.mark.slow
