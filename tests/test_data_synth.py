@@ -15,8 +15,8 @@ from audiostyle.errors import AudiostyleError
 
 @pytest.fixture(scope="module")
 def bench():
-    """16 melodies x 4 instruments, half the melodies held out."""
-    return synth.demo_dataset(n_melodies=16, seconds=3.0, val_fraction=0.5, seed=1)
+    """16 melodies x 4 instruments, half the melodies held out (as val)."""
+    return synth.demo_dataset(n_melodies=16, seconds=3.0, val_fraction=0.5, test_fraction=0.0, seed=1)
 
 
 def test_demo_shapes_pairs_and_splits(demo):
@@ -28,10 +28,13 @@ def test_demo_shapes_pairs_and_splits(demo):
         assert c.name == f"{c.domain}/{c.pair_key}"
     splits = {(c.pair_key, c.split) for c in demo.clips}
     assert len(splits) == 8  # every melody has one split on every instrument
-    assert sum(s == "val" for _, s in splits) == 2  # 25 % of 8 melodies
-    piano = demo.select("piano", "val")[0]
-    flute = demo.counterpart(piano, "flute")
-    assert flute.pair_key == piano.pair_key and flute.split == "val"
+    assert sorted(s for _, s in splits) == ["test"] * 2 + ["train"] * 4 + ["val"] * 2  # 25 % val, 25 % test
+    for split in ("val", "test"):
+        piano = demo.select("piano", split)[0]
+        flute = demo.counterpart(piano, "flute")
+        assert flute.pair_key == piano.pair_key == piano.group and flute.split == split
+    with pytest.raises(AudiostyleError, match="split='valid' is not supported"):
+        demo.select("piano", "valid")
 
 
 def test_demo_is_deterministic_under_seed():
@@ -87,6 +90,7 @@ def test_render_demo_writes_a_paired_tree_the_loader_reads(demo_dir):
     for c in ds.clips:
         assert np.abs(c.audio - by_name[c.name].audio).max() < 1e-4  # 16-bit PCM of the same rendering
     assert len({(c.pair_key, c.split) for c in ds.clips}) == 6  # paired split: per melody
+    assert {c.split for c in ds.clips} == {"train", "val", "test"}
 
 
 def test_cli_renders_and_prints(tmp_path, capsys):

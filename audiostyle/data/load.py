@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from audiostyle import audio, fsio
 from audiostyle.data.cache import FeatureCache, cache_key
-from audiostyle.data.dataset import AudioDataset, Clip
-from audiostyle.data.layouts import AudioFile, Listing, list_source, resolve_domains
+from audiostyle.data.dataset import AudioDataset, Clip, clip_key
+from audiostyle.data.layouts import PAIRED_MARKER, AudioFile, Listing, list_source, resolve_domains
+from audiostyle.data.splits import assign_splits, check_fractions
 from audiostyle.errors import AudiostyleError, check_range
 
 log = logging.getLogger(__name__)
 
 #: Bump when decoding or clipping changes, so cached clips are rebuilt.
-DECODE_VERSION = 1
+DECODE_VERSION = 2
 
 
 def default_cache_dir() -> str:
@@ -29,26 +29,34 @@ def default_cache_dir() -> str:
     return os.environ.get("AUDIOSTYLE_CACHE") or str(Path.home() / ".cache" / "audiostyle")
 
 
-def demo_root(cache_dir: str | None = None, sr: int = 22050) -> Path:
-    """Render the default demo set once into ``<cache>/demo-…`` (a local folder) and return its path.
+def rendered_root(name: str, render: Callable[[Path], object], cache_dir: str | None = None) -> Path:
+    """Render a built-in set once into ``<cache>/<name>`` (a local folder) and return its path.
 
-    The set is rendered into a temporary sibling folder and renamed into place, so a half-rendered set is never
-    used; concurrent callers both render and one rename wins.
+    ``render(folder)`` writes the set, paired marker last. It renders into a temporary sibling folder that is
+    renamed into place, so a half-rendered set is never used; concurrent callers both render and one rename wins.
+    A remote ``cache_dir`` (``s3://``) renders into :func:`default_cache_dir` instead.
     """
-    from audiostyle.data import synth  # lazily: `python -m audiostyle.data.synth` must not import it twice
-
     base = cache_dir if cache_dir and not fsio.is_remote(cache_dir) else default_cache_dir()
-    name = f"demo-v{synth.SYNTH_VERSION}-sr{sr}"
     root = Path(base) / name
-    if (root / synth.PAIRED_MARKER).exists():
+    if (root / PAIRED_MARKER).exists():
         return root
     tmp = Path(base) / f".{name}.{uuid.uuid4().hex}"
-    synth.render_demo(tmp, sr=sr)
     try:
+        render(tmp)
         os.replace(tmp, root)
     except OSError:  # another process got there first
+        if not (root / PAIRED_MARKER).exists():
+            raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def demo_root(cache_dir: str | None = None, sr: int = 22050) -> Path:
+    """The default demo set (:func:`audiostyle.data.synth.render_demo`), rendered once into the cache."""
+    from audiostyle.data import synth  # lazily: `python -m audiostyle.data.synth` must not import it twice
+
+    return rendered_root(f"demo-v{synth.SYNTH_VERSION}-sr{sr}", lambda tmp: synth.render_demo(tmp, sr=sr), cache_dir)
 
 
 def _decode_domain(files: Sequence[AudioFile], sr: int, clip_seconds: float) -> dict[str, np.ndarray]:
@@ -73,7 +81,7 @@ def _decode_domain(files: Sequence[AudioFile], sr: int, clip_seconds: float) -> 
         for k, piece in enumerate(pieces):
             clips.append(piece)
             stems.append(f.stem)
-            index.append(k if len(pieces) > 1 else -1)
+            index.append(k)
     n = int(round(clip_seconds * sr))
     return {
         "audio": np.stack(clips) if clips else np.zeros((0, n), np.float32),
@@ -81,16 +89,6 @@ def _decode_domain(files: Sequence[AudioFile], sr: int, clip_seconds: float) -> 
         "index": np.array(index, dtype=np.int64),
         "skipped": np.array(skipped, dtype=str),
     }
-
-
-def _val_groups(groups: Sequence[str], val_fraction: float, seed: int) -> set[str]:
-    """A deterministic ``val_fraction`` of ``groups`` (at least one, never all, when there are two or more)."""
-    groups = sorted(set(groups))
-    n_val = int(round(len(groups) * val_fraction))
-    if val_fraction > 0 and len(groups) > 1:
-        n_val = min(max(n_val, 1), len(groups) - 1)
-    ranked = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-    return set(ranked[:n_val])
 
 
 def _domain_arrays(
@@ -121,6 +119,7 @@ def load_dataset(
     sr: int = 22050,
     clip_seconds: float = 6.0,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     seed: int = 0,
     cache_dir: str | os.PathLike | FeatureCache | None = None,
     layout: str = "auto",
@@ -138,10 +137,12 @@ def load_dataset(
         Sample rate, Hz; files are resampled to it.
     clip_seconds : float
         Clip length, s. Longer files are cut into consecutive clips; a tail shorter than half a clip is dropped.
-    val_fraction : float
-        Fraction of files (of melodies, for paired data) held out as ``"val"``; clips of one file share a split.
+    val_fraction, test_fraction : float
+        Fractions of the groups held out as ``"val"`` and ``"test"`` (:mod:`audiostyle.data.splits`). A group is a
+        file stem: per domain for unpaired sources, shared by every domain for paired ones (a melody is in one split
+        on every instrument); clips of one file share a split.
     seed : int
-        Seed of the train/validation split.
+        Seed of the splits.
     cache_dir : str, PathLike, FeatureCache or None
         Feature cache (local folder, ``s3://`` URL, or a :class:`FeatureCache` whose counters you read): decoded clips are stored per (file names/sizes/mtimes or ETags,
         ``sr``, ``clip_seconds``) and reused by later calls. None: no clip cache (the demo set still renders into
@@ -152,18 +153,19 @@ def load_dataset(
     Returns
     -------
     AudioDataset
-        Clips of ``round(clip_seconds * sr)`` float32 samples, named ``"<domain>/<stem>"`` (plus ``"#<k>"`` when a
-        file gives several clips); ``pair_key`` is that stem (+ ``"#<k>"``) for paired sources, else None.
+        Clips of ``round(clip_seconds * sr)`` float32 samples, named ``"<domain>/<key>"`` with ``key`` =
+        :func:`~audiostyle.data.dataset.clip_key` (``"<stem>"`` for a file's first clip, ``"<stem>#<k>"`` for the
+        next); ``group`` is the stem; ``pair_key`` is ``key`` for paired sources, else None. Clip k of stem s pairs
+        with clip k of stem s in every domain; the extra clips of a longer file have no counterpart.
 
     Raises
     ------
     AudiostyleError
-        Missing path, unknown layout or domain, or a domain without usable audio. Unreadable, empty, silent or too
-        short files are skipped with one warning naming them.
+        Missing path, unknown layout or domain, or a domain without usable audio. Unreadable, empty, silent or too short files are skipped with one warning naming them.
     """
     check_range("sr", sr, 1000, 384_000, fix="Use a sample rate such as 22050.")
     check_range("clip_seconds", clip_seconds, 0.05, 3600.0)
-    check_range("val_fraction", val_fraction, 0.0, 0.9)
+    check_fractions(val_fraction, test_fraction)
     source = str(source)
     cache = cache_dir if isinstance(cache_dir, FeatureCache) or cache_dir is None else FeatureCache(str(cache_dir))
     root = str(demo_root(cache.root if cache else None, sr)) if source == "demo" else source
@@ -189,27 +191,28 @@ def load_dataset(
                 "or drop the domain."
             )
     all_stems = [s for d in chosen for s in arrays[d]["stem"].tolist()]
-    shared = _val_groups(all_stems, val_fraction, seed) if listing.paired else None
+    shared = assign_splits(all_stems, val_fraction, test_fraction, seed) if listing.paired else None
     clips: list[Clip] = []
     for d in chosen:
         a = arrays[d]
         stems = a["stem"].tolist()
-        val = shared if shared is not None else _val_groups(stems, val_fraction, seed)
+        split = shared if shared is not None else assign_splits(stems, val_fraction, test_fraction, seed)
         for y, stem, k in zip(a["audio"], stems, a["index"].tolist()):
-            key = stem if k < 0 else f"{stem}#{k}"
+            key = clip_key(stem, k)
             clips.append(
                 Clip(
                     domain=d,
                     name=f"{d}/{key}",
                     audio=np.ascontiguousarray(y, dtype=np.float32),
                     sr=sr,
-                    split="val" if stem in val else "train",
+                    split=split[stem],
                     pair_key=key if listing.paired else None,
+                    group=stem,
                 )
             )
     fp = cache_key(
         {"source": listing.fingerprint(chosen), "sr": sr, "clip_seconds": clip_seconds, "val_fraction": val_fraction,
-         "seed": seed, "version": DECODE_VERSION}
+         "test_fraction": test_fraction, "seed": seed, "version": DECODE_VERSION}
     )
     log.info("loaded %d clips of %s from %s (%s layout)", len(clips), ", ".join(chosen), root, listing.layout)
-    return AudioDataset(clips, sr, source="demo" if source == "demo" else source, fingerprint=fp)
+    return AudioDataset(clips, sr, source=source, fingerprint=fp)

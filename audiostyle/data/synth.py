@@ -28,6 +28,7 @@ from scipy import signal
 from audiostyle.data.cache import cache_key
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.data.layouts import PAIRED_MARKER  # written by render_demo
+from audiostyle.data.splits import assign_splits
 from audiostyle.errors import AudiostyleError, check_range
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ INSTRUMENTS: tuple[str, ...] = ("guitar", "piano", "violin", "flute")
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
-_PEAK = 0.9
+#: Peak level of every rendered clip (the demo set's and the benchmark's).
+PEAK = 0.9
 #: Bump when the rendering changes, so cached demo sets and features keyed on them are rebuilt.
 SYNTH_VERSION = 1
 
@@ -51,26 +53,60 @@ class Note:
     velocity: float
 
 
-def melody(rng: np.random.Generator, seconds: float) -> list[Note]:
+def melody(
+    rng: np.random.Generator,
+    seconds: float,
+    *,
+    pitch_range: tuple[int, int] = (57, 81),
+    beat_range: tuple[float, float] = (0.2, 0.3),
+    beats: Sequence[float] = (1, 1, 2, 2, 3),
+    velocity_range: tuple[float, float] = (0.7, 1.0),
+    chord_prob: float = 0.0,
+) -> list[Note]:
     """A random melody filling ``seconds``: a random key and mode, a scale-wise random walk with leaps and rests.
 
-    Pitches lie in MIDI 57–81 (A3–A5); note lengths 0.2–0.9 s at a random tempo; about one gap in eight is a rest.
+    Parameters
+    ----------
+    rng : np.random.Generator
+    seconds : float
+        Onsets lie in ``[0, seconds)``; the last note may ring past it.
+    pitch_range : (int, int)
+        Lowest and highest MIDI pitch, inclusive (default A3–A5). Chord tones stay in it too.
+    beat_range : (float, float)
+        The beat (tempo) is drawn uniformly from it, s.
+    beats : sequence of float
+        Note lengths in beats, drawn uniformly (repeat a value to weight it); about one gap in eight is a rest of
+        one or two beats.
+    velocity_range : (float, float)
+        Note velocities are drawn uniformly from it, in (0, 1].
+    chord_prob : float
+        Probability that a note carries the scale's third and fifth below it (a triad; fewer tones near the bottom
+        of the range). 0 draws no extra random numbers: the defaults give the demo set's melodies.
+
+    Returns
+    -------
+    list of Note
+        In onset order; the tones of a chord share onset and duration, melody tone first.
     """
     scale = _MAJOR if rng.random() < 0.5 else _MINOR
     root = int(rng.integers(0, 12))
-    pitches = np.array([p for p in range(57, 82) if (p - root) % 12 in scale])
+    low, high = pitch_range
+    pitches = np.array([p for p in range(low, high + 1) if (p - root) % 12 in scale])
     idx = int(rng.integers(len(pitches) // 4, 3 * len(pitches) // 4))
-    beat = rng.uniform(0.2, 0.3)
+    beat = rng.uniform(*beat_range)
     notes: list[Note] = []
     t = 0.0
     while t < seconds:
         if notes and rng.random() < 0.12:
             t += beat * rng.choice([1, 2])
             continue
-        dur = beat * float(rng.choice([1, 1, 2, 2, 3]))
+        dur = beat * float(rng.choice(beats))
         step = int(rng.choice([-4, -3, -2, -1, 1, 2, 3, 4, 5, -5]))
         idx = int(np.clip(idx + step, 0, len(pitches) - 1))
-        notes.append(Note(t, dur, int(pitches[idx]), float(rng.uniform(0.7, 1.0))))
+        velocity = float(rng.uniform(*velocity_range))
+        notes.append(Note(t, dur, int(pitches[idx]), velocity))
+        if chord_prob and rng.random() < chord_prob:
+            notes.extend(Note(t, dur, int(pitches[idx - k]), velocity) for k in (2, 4) if idx - k >= 0)
         t += dur
     return notes
 
@@ -210,22 +246,13 @@ def render(notes: Sequence[Note], instrument: str, seconds: float, sr: int, rng:
     if instrument == "violin":
         out = _violin_body(out, sr)
     peak = np.abs(out).max()
-    return (out * (_PEAK / peak) if peak > 0 else out).astype(np.float32)
+    return (out * (PEAK / peak) if peak > 0 else out).astype(np.float32)
 
 
-def _val_melodies(n_melodies: int, val_fraction: float, seed: int) -> set[int]:
-    n_val = int(round(n_melodies * val_fraction))
-    if val_fraction > 0 and n_melodies > 1:
-        n_val = min(max(n_val, 1), n_melodies - 1)
-    order = np.random.default_rng([seed, 7]).permutation(n_melodies)
-    return set(order[:n_val].tolist())
-
-
-def _check(n_melodies: int, seconds: float, sr: int, instruments: Sequence[str], val_fraction: float) -> None:
+def _check(n_melodies: int, seconds: float, sr: int, instruments: Sequence[str]) -> None:
     check_range("n_melodies", n_melodies, 1, 100_000)
     check_range("seconds", seconds, 0.5, 600.0)
     check_range("sr", sr, 8000, 192_000, fix="Use a sample rate such as 22050.")
-    check_range("val_fraction", val_fraction, 0.0, 0.9)
     for name in instruments:
         if name not in _RENDER:
             raise AudiostyleError(f"unknown instrument {name!r}: choose from {', '.join(INSTRUMENTS)}.")
@@ -254,6 +281,7 @@ def demo_dataset(
     seed: int = 0,
     instruments: Sequence[str] = INSTRUMENTS,
     val_fraction: float = 0.25,
+    test_fraction: float = 0.25,
 ) -> AudioDataset:
     """The demo set in memory: ``n_melodies`` random melodies, each rendered on every instrument.
 
@@ -269,29 +297,31 @@ def demo_dataset(
         Same seed, same audio (bit for bit).
     instruments : sequence of str
         Subset of :data:`INSTRUMENTS`.
-    val_fraction : float
-        Fraction of melodies held out; a melody is in the same split on every instrument.
+    val_fraction, test_fraction : float
+        Fractions of melodies held out as ``"val"`` and ``"test"`` (:func:`audiostyle.data.splits.assign_splits`:
+        the default 8 melodies give 4 train, 2 val, 2 test); a melody is in the same split on every instrument.
 
     Returns
     -------
     AudioDataset
         ``n_melodies * len(instruments)`` clips of ``round(seconds * sr)`` float32 samples; ``paired`` is True.
     """
-    _check(n_melodies, seconds, sr, instruments, val_fraction)
-    val = _val_melodies(n_melodies, val_fraction, seed)
+    _check(n_melodies, seconds, sr, instruments)
+    split = assign_splits([melody_name(i) for i in range(n_melodies)], val_fraction, test_fraction, seed)
     clips = [
         Clip(
             domain=inst,
             name=f"{inst}/{melody_name(i)}",
             audio=y,
             sr=sr,
-            split="val" if i in val else "train",
+            split=split[melody_name(i)],
             pair_key=melody_name(i),
+            group=melody_name(i),
         )
         for i, inst, y in _renders(n_melodies, seconds, sr, seed, instruments)
     ]
     params = dict(n_melodies=n_melodies, seconds=seconds, sr=sr, seed=seed, instruments=list(instruments),
-                  val_fraction=val_fraction, version=SYNTH_VERSION)
+                  val_fraction=val_fraction, test_fraction=test_fraction, version=SYNTH_VERSION)
     return AudioDataset(clips, sr, source=f"demo(n_melodies={n_melodies}, seconds={seconds}, seed={seed})",
                         fingerprint=cache_key({"demo": params}))
 
@@ -314,7 +344,7 @@ def render_demo(root: str | Path, n_melodies: int = 32, seconds: float = 6.0, sr
     """
     import soundfile as sf
 
-    _check(n_melodies, seconds, sr, INSTRUMENTS, 0.0)
+    _check(n_melodies, seconds, sr, INSTRUMENTS)
     root = Path(root)
     for inst in INSTRUMENTS:
         (root / inst).mkdir(parents=True, exist_ok=True)

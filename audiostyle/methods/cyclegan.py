@@ -301,7 +301,8 @@ class CycleGAN(DomainPairMethod):
                      for c in clips]
             train[side] = specs
             probe[side] = np.stack([s[:, : config.patch_frames] for s in specs[: config.val_clips]])
-            held = sorted(dataset.select(domain, "val") or clips, key=lambda c: c.name)[: config.val_clips]
+            held = sorted(dataset.prefer_paired(dataset.select(domain, "val") or clips, other),
+                          key=lambda c: c.name)[: config.val_clips]
             val[side] = [self._val_clip(dataset, c, other, config) for c in held]
         log.info("cyclegan: %d/%d training clips (%s/%s), %d validation clips per side",
                  len(train["x"]), len(train["y"]), config.domain_x, config.domain_y, len(val["x"]))

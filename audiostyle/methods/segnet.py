@@ -529,7 +529,8 @@ class SegNet(DomainPairMethod):
                 )
             train[side] = [_pad_frames(_logmel(A.resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
                            for c in clips]
-            held = sorted(dataset.select(domain, "val") or clips, key=lambda c: c.name)[: config.val_clips]
+            held = sorted(dataset.prefer_paired(dataset.select(domain, "val") or clips, other),
+                          key=lambda c: c.name)[: config.val_clips]
             val_audio[side] = [A.resample(c.audio, c.sr, config.sr) for c in held]
             val_patches[side] = np.stack([
                 A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]

@@ -269,8 +269,9 @@ class ShallowCNN(Method):
     def prepare(self, dataset: AudioDataset, config: ShallowCNNConfig) -> ShallowCNNData:
         """Choose ``config.pairs`` (content, style) pairs deterministically under ``config.seed``.
 
-        Content clips come from ``content_domain``, style clips from ``style_domain`` with another melody than
-        their content (on paired data), and the true target is the content's counterpart in the style domain.
+        Content clips come from ``content_domain`` (on paired data, those with a counterpart in the style domain),
+        style clips from ``style_domain`` with another melody (group) than their content (on paired data), and the
+        true target is the content's counterpart in the style domain.
 
         Raises
         ------
@@ -286,7 +287,7 @@ class ShallowCNN(Method):
         dst = config.style_domain or next(d for d in dataset.domains if d != src)
         if src == dst:
             raise AudiostyleError(f"content_domain and style_domain are both {src!r}: pick two different domains.")
-        content_pool, style_pool = dataset.select(src), dataset.select(dst)
+        content_pool, style_pool = dataset.prefer_paired(dataset.select(src), dst), dataset.select(dst)
         if len(content_pool) < config.pairs or not style_pool:
             raise AudiostyleError(
                 f"{self.name}: pairs={config.pairs} but {dataset.source or 'the dataset'} has {len(content_pool)} "
@@ -296,7 +297,7 @@ class ShallowCNN(Method):
         contents = [content_pool[i] for i in rng.permutation(len(content_pool))[: config.pairs]]
         styles = []
         for c in contents:
-            other = [s for s in style_pool if s.pair_key is None or s.pair_key != c.pair_key] or style_pool
+            other = [s for s in style_pool if s.pair_key is None or s.group != c.group] or style_pool
             styles.append(other[int(rng.integers(len(other)))])
         counterparts = [dataset.counterpart(c, dst) for c in contents]
         max_samples = int(config.max_seconds * config.sr)
