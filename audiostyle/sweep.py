@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from audiostyle import methods
+from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.data.load import default_cache_dir
 from audiostyle.errors import AudiostyleError, check_choice
@@ -127,10 +128,11 @@ def load_data(
     cache_dir: str | None = None,
     domains: Sequence[str] | None = None,
 ) -> AudioDataset:
-    """The sweep's dataset: an :class:`AudioDataset` as given, the demo set, or any source path/URL.
+    """The sweep's dataset: an :class:`AudioDataset` as given, the demo set, the benchmark, or any source path/URL.
 
     ``"demo"`` with ``smoke`` is the small in-memory demo set (8 melodies × 3 s, a few seconds to make);
-    otherwise ``audiostyle.data.load_dataset(data, domains=domains, ...)`` (which caches decoded audio under
+    otherwise ``audiostyle.data.load_dataset(data, domains=domains, ...)`` (``"bench"``: the paired benchmark of
+    :mod:`audiostyle.data.bench`, rendered once; every source caches decoded audio under
     ``cache_dir``); ``domains`` (None: all) keeps a sweep over two IRMAS instruments from decoding all eleven.
     """
     if isinstance(data, AudioDataset):
@@ -802,7 +804,8 @@ def build_parser(method: str, description: str, budget: Budget, variants: Mappin
         labels = list(variants)
         parser.add_argument("--variant", choices=labels, default=labels[0], help="method variant to sweep: "
                             + ", ".join(f"{k} = {v}" for k, v in variants.items()))
-    parser.add_argument("--data", default="demo", help="dataset: 'demo', a folder, or s3://bucket/prefix")
+    parser.add_argument("--data", default="demo", help="dataset: 'demo' (4 synthetic instruments), 'bench' (9 sampled "
+                        f"instruments rendered by FluidSynth; soundfont from ${SOUNDFONT_ENV}), a folder, or s3://bucket/prefix")
     parser.add_argument("--store", default="results", help="result store: folder or s3://bucket/prefix")
     parser.add_argument("--samples", type=int, default=None, help=f"number of trials (default {budget.samples}; smoke {budget.smoke_samples})")
     parser.add_argument("--steps", type=int, default=None, help="step budget per trial (default: the method's, or the smoke budget)")

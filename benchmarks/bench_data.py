@@ -1,6 +1,8 @@
 """Data preparation and inversion speed, side by side in one run; prints a markdown table.
 
 * the default demo set render (target: < 30 s);
+* the benchmark (``audiostyle.data.bench``: 32 melodies x 9 instruments through FluidSynth) rendered cold, then
+  ``load_dataset("bench")`` cold (render, decode, cache) against warm;
 * ``load_dataset("demo")`` cold (decode, cut, store in the feature cache) against warm (cache hit), target: the warm
   run costs ≤ 5 % of the cold one;
 * Griffin-Lim for a batch of 6 s clips: librosa one clip at a time against the batched torch version (CPU, and CUDA
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from audiostyle import audio
-from audiostyle.data import FeatureCache, load_dataset, synth
+from audiostyle.data import FeatureCache, bench, load_dataset, synth
 
 
 def _timed(fn):
@@ -46,6 +48,13 @@ def main() -> int:
         rows.append(("load_dataset at 16 kHz cold (decode, resample, cache write)", f"{t_cold:.3f} s", ""))
         rows.append(("load_dataset warm (cache hit)", f"{t_warm:.3f} s ({100 * t_warm / t_cold:.1f} % of cold)",
                      "≤ 5 %"))
+        _, t_bench = _timed(lambda: bench.render_bench(f"{tmp}/bench"))
+        rows.append((f"render the benchmark ({bench.N_MELODIES} melodies x {len(bench.INSTRUMENTS)} instruments, "
+                     "FluidSynth)", f"{t_bench:.2f} s", "once per soundfont"))
+        _, t_cold = _timed(lambda: load_dataset("bench", cache_dir=f"{tmp}/bench-cache"))
+        _, t_warm = _timed(lambda: load_dataset("bench", cache_dir=f"{tmp}/bench-cache"))
+        rows.append(('load_dataset("bench") cold (render, decode, cache write) / warm', f"{t_cold:.2f} s / "
+                     f"{t_warm:.2f} s", ""))
     params = audio.StftParams()
     ys = [c.audio for c in ds.clips[: args.batch]]
     mags = np.stack([np.abs(audio.stft(y, params)) for y in ys])

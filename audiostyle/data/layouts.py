@@ -6,9 +6,11 @@ Layouts (``layout="auto"`` tries them in this order):
   ``genres/<genre>/<genre>.000NN.au``; domains are genres.
 * ``irmas``: ``IRMAS-TrainingData/<code>/*.wav``; domains are the instrument codes (``pia``, ``gel``, …), and
   ``domains=`` also accepts names (``piano``, ``electric_guitar``).
-* ``folder``: ``<root>/<domain>/<files>``, one folder per domain. A marker ``audiostyle-paired.json`` at the root
-  (written by :func:`audiostyle.data.synth.render_demo`) says that files of the same stem in different domains
-  render the same content (``pair_key`` = file stem).
+* ``folder``: ``<root>/<domain>/<files>``, one folder per domain.
+
+A marker ``audiostyle-paired.json`` beside the domain folders (the folder root, or ``IRMAS-TrainingData/``; written
+by :func:`audiostyle.data.synth.render_demo` and :func:`audiostyle.data.bench.render_bench`) says that files of the
+same stem in different domains render the same content (paired: clip k of stem s pairs with clip k of stem s).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from audiostyle.audio import AUDIO_EXTENSIONS
 from audiostyle.errors import AudiostyleError
 
 LAYOUTS = ("auto", "gtzan", "irmas", "folder")
-#: Marker file at a folder-layout root that makes the tree paired (pair_key = file stem); see ``synth.render_demo``.
+#: Marker file beside the domain folders that makes the tree paired (pair keys from file stems); see ``render_demo``.
 PAIRED_MARKER = "audiostyle-paired.json"
 
 #: IRMAS instrument codes → names accepted in ``domains=``.
@@ -42,7 +44,7 @@ IRMAS_CODES: dict[str, str] = {
     "voi": "voice",
 }
 _GTZAN_DIRS = ("genres_original", "genres")
-_IRMAS_DIR = "IRMAS-TrainingData"
+IRMAS_DIR = "IRMAS-TrainingData"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def _scan(root: str) -> tuple[dict[str, dict], str]:
         what = "a file, not a folder" if fs.exists(path) else "nothing"
         raise AudiostyleError(
             f"data source {root} does not exist or is not a folder (found {what}). Pass a folder such as "
-            "<root>/<domain>/*.wav, a GTZAN or IRMAS folder, an s3:// URL, or 'demo' for the built-in demo set."
+            "<root>/<domain>/*.wav, a GTZAN or IRMAS folder, an s3:// URL, 'demo' for the built-in demo set or "
+            "'bench' for the built-in benchmark."
         )
     rel = {}
     for p, info in found.items():
@@ -175,9 +178,9 @@ def list_source(root: str, layout: str = "auto") -> Listing:
         if sub is not None:
             return Listing(root, "gtzan", _group(root, rel, sub))
     if layout in ("auto", "irmas"):
-        sub = _find_dir(rel, (_IRMAS_DIR,), name)
+        sub = _find_dir(rel, (IRMAS_DIR,), name)
         if sub is not None:
-            return Listing(root, "irmas", _group(root, rel, sub))
+            return Listing(root, "irmas", _group(root, rel, sub), _paired(root, rel, sub))
     if layout in ("gtzan", "irmas"):
         raise AudiostyleError(f"{root} is not a {layout.upper()} folder: found {_describe(rel)}. {expected}")
     files = _group(root, rel, "")
@@ -186,11 +189,16 @@ def list_source(root: str, layout: str = "auto") -> Listing:
             f"cannot tell the layout of {root}: found {_describe(rel)}, but no audio in <domain>/ subfolders. "
             f"{expected}"
         )
-    paired = False
-    if PAIRED_MARKER in rel:
-        with fsio.open(fsio.join(root, PAIRED_MARKER), "rb") as f:
-            paired = bool(json.loads(f.read().decode()).get("paired", False))
-    return Listing(root, "folder", files, paired)
+    return Listing(root, "folder", files, _paired(root, rel, ""))
+
+
+def _paired(root: str, rel: dict[str, dict], sub: str) -> bool:
+    """Whether the marker :data:`PAIRED_MARKER` in folder ``sub`` of ``root`` says the tree is paired."""
+    marker = posixpath.join(sub, PAIRED_MARKER)
+    if marker not in rel:
+        return False
+    with fsio.open(fsio.join(root, marker), "rb") as f:
+        return bool(json.loads(f.read().decode()).get("paired", False))
 
 
 def resolve_domains(listing: Listing, domains: Sequence[str] | None) -> list[str]:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when decoding or clipping changes, so cached clips are rebuilt.
 DECODE_VERSION = 2
+#: Built-in sources: ``source=`` names that render a set into the cache instead of reading a folder.
+BUILT_IN = ("demo", "bench")
 
 
 def default_cache_dir() -> str:
@@ -123,14 +125,17 @@ def load_dataset(
     seed: int = 0,
     cache_dir: str | os.PathLike | FeatureCache | None = None,
     layout: str = "auto",
+    soundfont: str | os.PathLike | None = None,
 ) -> AudioDataset:
     """Load a dataset of mono clips from any supported source.
 
     Parameters
     ----------
     source : str or PathLike
-        ``"demo"`` (the built-in paired demo set, rendered once into the cache), or a local folder or ``s3://`` URL
-        holding a GTZAN, IRMAS or folder-per-domain tree (see :mod:`audiostyle.data.layouts`).
+        ``"demo"`` (the built-in paired demo set of four synthetic instruments), ``"bench"`` (the built-in paired
+        benchmark of nine sampled instruments, :mod:`audiostyle.data.bench`; needs FluidSynth and a soundfont), both
+        rendered once into the cache; or a local folder or ``s3://`` URL holding a GTZAN, IRMAS or folder-per-domain
+        tree (see :mod:`audiostyle.data.layouts`).
     domains : sequence of str or None
         Domains to load (genres, IRMAS codes or names, folder names); None = all.
     sr : int
@@ -145,10 +150,13 @@ def load_dataset(
         Seed of the splits.
     cache_dir : str, PathLike, FeatureCache or None
         Feature cache (local folder, ``s3://`` URL, or a :class:`FeatureCache` whose counters you read): decoded clips are stored per (file names/sizes/mtimes or ETags,
-        ``sr``, ``clip_seconds``) and reused by later calls. None: no clip cache (the demo set still renders into
+        ``sr``, ``clip_seconds``) and reused by later calls. None: no clip cache (the built-in sets still render into
         :func:`default_cache_dir`).
     layout : str
         ``"auto"``, ``"gtzan"``, ``"irmas"`` or ``"folder"``.
+    soundfont : str, PathLike or None
+        The ``.sf2``/``.sf3`` that renders ``"bench"`` (default ``$AUDIOSTYLE_SOUNDFONT``, else MuseScore General);
+        ignored by other sources.
 
     Returns
     -------
@@ -161,14 +169,15 @@ def load_dataset(
     Raises
     ------
     AudiostyleError
-        Missing path, unknown layout or domain, or a domain without usable audio. Unreadable, empty, silent or too short files are skipped with one warning naming them.
+        Missing path, unknown layout or domain, a domain without usable audio, or (``"bench"``) no FluidSynth or
+        soundfont. Unreadable, empty, silent or too short files are skipped with one warning naming them.
     """
     check_range("sr", sr, 1000, 384_000, fix="Use a sample rate such as 22050.")
     check_range("clip_seconds", clip_seconds, 0.05, 3600.0)
     check_fractions(val_fraction, test_fraction)
     source = str(source)
     cache = cache_dir if isinstance(cache_dir, FeatureCache) or cache_dir is None else FeatureCache(str(cache_dir))
-    root = str(demo_root(cache.root if cache else None, sr)) if source == "demo" else source
+    root = _built_in_root(source, cache.root if cache else None, sr, soundfont) if source in BUILT_IN else source
     listing = list_source(root, layout)
     chosen = resolve_domains(listing, domains)
     if not chosen:
@@ -216,3 +225,12 @@ def load_dataset(
     )
     log.info("loaded %d clips of %s from %s (%s layout)", len(clips), ", ".join(chosen), root, listing.layout)
     return AudioDataset(clips, sr, source=source, fingerprint=fp)
+
+
+def _built_in_root(source: str, cache_dir: str | None, sr: int, soundfont: str | os.PathLike | None) -> str:
+    """The folder of a built-in source (``"demo"``, ``"bench"``), rendered into the cache on first use."""
+    if source == "bench":
+        from audiostyle.data import bench
+
+        return str(bench.bench_root(cache_dir, sr=sr, soundfont=soundfont))
+    return str(demo_root(cache_dir, sr))
