@@ -83,7 +83,8 @@ class AudioDataset:
 
     @property
     def paired(self) -> bool:
-        """True when every clip has a ``pair_key`` (a true target exists for every transfer)."""
+        """True when every clip has a ``pair_key`` (a paired source). A clip may still lack a :meth:`counterpart` in
+        some domain (the extra clips of a longer file): draw scored clips through :meth:`prefer_paired`."""
         return bool(self.clips) and all(c.pair_key is not None for c in self.clips)
 
     def select(self, domain: str | None = None, split: str | None = None) -> list[Clip]:
