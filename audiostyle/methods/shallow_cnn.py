@@ -35,7 +35,7 @@ from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.base import Method, Objective, TrialContext
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import _to_cpu, resolve_device
+from audiostyle.methods.trained import _to_cpu, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from audiostyle.methods.generative import (
 )
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import Amp, Parts
+from audiostyle.methods.trained import Amp, Parts
 
 
 class SpecGenerator(nn.Module):

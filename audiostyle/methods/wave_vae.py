@@ -38,7 +38,7 @@ from audiostyle.methods.generative import (
     stored_length,
 )
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import Amp, Parts, save_sample
+from audiostyle.methods.trained import Amp, Parts, save_sample
 
 Pooling = Literal["none", "max", "avg"]
 

@@ -11,7 +11,7 @@ How a method plugs in
 
     from dataclasses import dataclass
     import torch
-    from audiostyle.train import Amp, Parts, TrainConfig, TrainedMethod
+    from audiostyle.methods.trained import Amp, Parts, TrainConfig, TrainedMethod
 
     @dataclass
     class MyConfig(TrainConfig):           # inherits steps, batch_size, lr, report_every,
