@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from audiostyle import methods, sweep_space
+from audiostyle import methods
+from audiostyle.sweep import _space as sweep_space
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Dimension, Int, Space

@@ -16,7 +16,7 @@ from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Float, Int
-from audiostyle.sweep_space import (
+from audiostyle.sweep._space import (
     describe,
     from_description,
     parse_overrides,
@@ -165,7 +165,7 @@ def test_sweep_loads_only_the_domains_the_config_uses(tmp_path: Path) -> None:
 
 
 def test_store_links_the_output_wav_not_the_input_beside_it():
-    from audiostyle.sweep_callback import _first
+    from audiostyle.sweep._callback import _first
 
     uris = {n: f"s3://b/{n}" for n in ("a_input.wav", "transfer_x2y_input.wav", "transfer_x2y.wav", "transfer_x2y.png")}
     assert _first(uris, ".wav") == "s3://b/transfer_x2y.wav"

@@ -13,11 +13,11 @@ How a sweep runs (DESIGN.md, "How data flows")
 2. The driver loads the dataset and runs ``method.prepare(dataset, base_config)`` ONCE, through the
    feature cache (a second sweep on the same data and code reads the prepared data back), and hands it
    to the trials through Ray's object store (``tune.with_parameters``).
-3. A ``Tuner`` runs :func:`audiostyle.sweep_trial.run_trial`: Optuna proposes configs (TPE; NSGA-II for
+3. A ``Tuner`` runs :func:`audiostyle.sweep._trial.run_trial`: Optuna proposes configs (TPE; NSGA-II for
    multi-objective/Pareto sweeps; seeded with the method's ``best_known()`` configs), ASHA (or PBT, or
    nothing) stops poor trials early, ``max_concurrent`` trials run at once with actors reused,
    each with ``cpus_per_trial`` CPUs and ``gpus_per_trial`` of a GPU.
-4. :class:`audiostyle.sweep_callback.StoreCallback` writes every ended trial to the store.
+4. :class:`audiostyle.sweep._callback.StoreCallback` writes every ended trial to the store.
 5. ``resume=True`` restores the interrupted sweep from Ray's storage (searcher state, trials, callback
    state) and runs only what is unfinished.
 
@@ -31,7 +31,7 @@ Traps this module designs around
 - With a searcher, Tune runs trials one after another unless concurrency is limited explicitly: the
   Optuna searcher here limits itself to ``max_concurrent`` live trials (default: what the cluster's
   CPUs/GPUs hold), replacing Tune's ``ConcurrencyLimiter``, which loses trials after a restore (see
-  :mod:`audiostyle.sweep_search`). Tests check that trials overlap in time.
+  :mod:`audiostyle.sweep._search`). Tests check that trials overlap in time.
 - A restored sweep (``resume=True``) keeps its Optuna study; a trial that ended after Tune's last
   experiment snapshot runs again from its last checkpoint and its store row is replaced, not added.
 - Methods report some metrics only every few steps; the scheduler and searcher read
@@ -69,7 +69,7 @@ from audiostyle.errors import AudiostyleError, check_choice
 from audiostyle.methods.base import Method, Objective
 from audiostyle.space import Space
 from audiostyle.store import Store
-from audiostyle.sweep_space import (
+from audiostyle.sweep._space import (
     ClipToSpace,
     describe,
     from_description,
@@ -80,7 +80,7 @@ from audiostyle.sweep_space import (
     to_optuna,
     to_tune,
 )
-from audiostyle.sweep_trial import TRACKED
+from audiostyle.sweep._trial import TRACKED
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _searcher(
     """Optuna (TPE, NSGA-II or random sampler, seeded) limited to ``max_concurrent`` live trials."""
     import optuna
 
-    from audiostyle.sweep_search import RestorableOptunaSearch
+    from audiostyle.sweep._search import RestorableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = {
@@ -535,9 +535,9 @@ def run(
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from audiostyle.monitor import trial_name_creator
-    from audiostyle.sweep_callback import StoreCallback, status_of
-    from audiostyle.sweep_trial import TrialSpec, run_trial
+    from audiostyle.sweep._monitor import trial_name_creator
+    from audiostyle.sweep._callback import StoreCallback, status_of
+    from audiostyle.sweep._trial import TrialSpec, run_trial
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -675,7 +675,7 @@ def run(
                 points_to_evaluate=points or None, random_state=seed, max_concurrent=max_concurrent
             )
             param_space = to_tune(searched)
-        else:  # the searcher limits concurrency itself (see audiostyle.sweep_search)
+        else:  # the searcher limits concurrency itself (see audiostyle.sweep._search)
             search_alg, param_space = _searcher(search, searched, objs, points, seed, max_concurrent), None
         tuner = tune.Tuner(
             trainable,
@@ -723,8 +723,8 @@ def run(
 
 
 def _monitor(sweep_id: str, method: str, headline: Objective, status_of: Any) -> list[Any]:
-    """The dashboard metrics callback of :mod:`audiostyle.monitor` (trials running/ended, best, steps/s)."""
-    from audiostyle.monitor import MonitorCallback
+    """The dashboard metrics callback of :mod:`audiostyle.sweep._monitor` (trials running/ended, best, steps/s)."""
+    from audiostyle.sweep._monitor import MonitorCallback
 
     return [
         MonitorCallback(

@@ -33,7 +33,7 @@ from ray import tune
 
 from audiostyle.methods.base import Method, Objective
 from audiostyle.store import Store
-from audiostyle.sweep_trial import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP
+from audiostyle.sweep._trial import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP
 
 log = logging.getLogger(__name__)
 
