@@ -55,6 +55,15 @@ def ray_results(experiment_path: str) -> dict[str, list[dict]]:
     return out
 
 
+def saved_study(experiment_path: str):
+    """The Optuna study of the sweep's searcher, from the searcher state Ray Tune saved in the experiment folder."""
+    from audiostyle.sweep._search import RestorableOptunaSearch
+
+    searcher = RestorableOptunaSearch()
+    searcher.restore_from_dir(experiment_path)
+    return searcher._ot_study
+
+
 def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     """The toy sweep through the shared sweep CLI, in its own process (and its own local Ray), output to ``log``."""
     command = [sys.executable, "-m", "tests.toy_method", "--smoke", "--address", "local", "--no-dashboard", *args]
@@ -135,12 +144,18 @@ def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(
         assert [r["step"] for r in results] == [1, 2, 2] and sum(bool(r.get("trial.final")) for r in results) == 1
         assert list(Store(result.store).history("toy", result.sweep_id, rows[kind]["trial_id"])["step"]) == [1, 2]
     assert result.best["trial_id"] == rows["none"]["trial_id"]
+    # the searcher's own study (as Ray saved it) learnt the failures as failures, not as their last good score
+    study = saved_study(result.experiment_path)
+    states = {t.params["fail"]: (t.state.name, t.values) for t in study.trials}
+    assert states == {"none": ("COMPLETE", [pytest.approx(rows["none"]["metric.transfer_score"])]),
+                      "raise": ("FAIL", None), "nan": ("FAIL", None)}
 
 
 def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:
     result = toy_sweep(tmp_path, objectives=sweep.PARETO, samples=6, overrides={})
     manifest = Store(result.store).sweeps("toy")[0]
-    assert manifest["args"]["search"] == "nsga2"
+    assert manifest["args"]["search"] == "nsga2" and manifest["args"]["scheduler"] == "asha"
+    assert saved_study(result.experiment_path).sampler._population_size == 2  # a quarter of 6 trials, at least 2
     assert [o["metric"] for o in manifest["objectives"]] == ["content_corr", "style_dist"]
     front = result.pareto
     assert len(front) >= 1

@@ -49,7 +49,7 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_range
-from audiostyle.methods.base import Objective
+from audiostyle.objectives import HEADLINE
 from audiostyle.methods.nets import (
     ImagePool,
     PatchDiscriminator,
@@ -258,7 +258,7 @@ class CycleGAN(DomainPairMethod):
 
     name = "cyclegan"
     Config = CycleGANConfig
-    headline = Objective("transfer_score", "max")
+    headline = HEADLINE
     kind = "transfer"
 
     @classmethod

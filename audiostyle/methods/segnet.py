@@ -67,8 +67,8 @@ from torch import Tensor, nn
 from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset
-from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Objective
+from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
+from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
@@ -385,6 +385,7 @@ class SegNetConfig(TrainConfig):
         check_choice("recon_loss", self.recon_loss, ("l1", "l2"))
         check_range("critic_weight", self.critic_weight, 0.0, 1e6)
         check_range("critic_lr", self.critic_lr, 0.0, 1.0)
+        check_positive("critic_lr", self.critic_lr)
         check_range("critic_steps", self.critic_steps, 1, 100)
         check_choice("lipschitz", self.lipschitz, ("gp", "clip"))
         check_range("gp_weight", self.gp_weight, 0.0, 1e6)
@@ -491,7 +492,7 @@ class SegNet(DomainPairMethod):
 
     name: ClassVar[str] = "segnet"
     Config: ClassVar[type] = SegNetConfig
-    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    headline: ClassVar[Objective] = HEADLINE
     skips: ClassVar[bool] = False
     """True for the U-Net variant (skip connections instead of max-unpooling)."""
 

@@ -32,7 +32,8 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Method, Objective, TrialContext
+from audiostyle.methods.base import Method, TrialContext
+from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
 from audiostyle.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import _to_cpu, resolve_device
@@ -224,7 +225,7 @@ class ShallowCNN(Method):
 
     name: ClassVar[str] = "shallow_cnn"
     Config: ClassVar[type] = ShallowCNNConfig
-    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    headline: ClassVar[Objective] = HEADLINE
     kind: ClassVar[str] = "transfer"
 
     # -- declaration -------------------------------------------------------------------------------

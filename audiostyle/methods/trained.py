@@ -26,7 +26,7 @@ How a method plugs in
     class MyMethod(TrainedMethod):
         name = "my_method"
         Config = MyConfig
-        headline = Objective("transfer_score", "max")
+        headline = HEADLINE                      # audiostyle.objectives
 
         def prepare(self, dataset, config):            # once per sweep: arrays, picklable
             ...
@@ -111,7 +111,7 @@ import torch
 from torch import nn
 
 from audiostyle import audio as A
-from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
 from audiostyle.methods.base import Method, TrialContext
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 65_536)
-        check_range("lr", self.lr, 0.0, math.inf, fix="Use a positive learning rate, e.g. 2e-4.")
+        check_positive("lr", self.lr, fix="Use a positive learning rate, e.g. 2e-4.")
         check_range("report_every", self.report_every, 1, 10**9)
         check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
         if self.checkpoint_every % self.report_every:

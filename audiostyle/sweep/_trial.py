@@ -3,26 +3,16 @@
 A trial builds the method's config from the sweep's fixed overrides plus the values the searcher
 proposed, picks its device, restores from Tune's checkpoint when there is one, and calls
 ``method.train(config, data, ctx)``. Each ``ctx.report(step, metrics, state)`` becomes one
-``tune.report``:
-
-``step``                 the method's step counter (ASHA/PBT's time attribute)
-``metrics``              the metrics exactly as reported (a nested dict; the store's history)
-``tracked.<metric>``     the latest value of each objective metric reported so far, carried forward
-                         between reports that lack it (NaN before the first): what the scheduler and
-                         the searcher read, so every result carries them
-``trial.device``         ``cpu`` or ``cuda:N``
-``trial.artifacts``      JSON ``{relative name: URI}`` of the artifacts uploaded to the store so far
-and a report with ``state`` carries a Tune checkpoint: ``checkpoint.pt`` (the state, ``torch.save``)
-plus ``trial.json`` (step and tracked values).
-
-The trial ends with one more result marked ``trial.final`` holding the method's final metrics and
-``trial.status`` (``finished`` or ``failed``) plus ``trial.error``.
+``tune.report`` with the keys of :mod:`audiostyle.sweep._keys`; the trial ends with one more result
+marked ``trial.final`` holding the method's final metrics, its status and error.
 
 Failures are told apart on purpose: anything the *method* raises (a NaN loss as ``FloatingPointError``,
 an :class:`~audiostyle.errors.AudiostyleError` for a bad config, CUDA out of memory, a bug) is
 deterministic, so the trial ends normally with status ``failed`` and its reason, and Ray never retries
-it. Failures of the *platform* (a checkpoint that cannot be persisted, a lost node, a killed worker)
-propagate to Ray, whose ``FailureConfig(max_failures=...)`` retries the trial from its last checkpoint.
+it; its final result carries NaN objectives, and the searcher records it as failed. Failures of the
+*platform* (a checkpoint that cannot be persisted, a lost node, a killed worker) raise
+:class:`~audiostyle.errors.PlatformError` to Ray, whose ``FailureConfig(max_failures=...)`` retries the
+trial from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -37,21 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
+from audiostyle.objectives import FAILED, FINISHED
 from audiostyle.store import Store
+from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP,
+                                    TRIAL_FILE, tracked)
 
 log = logging.getLogger(__name__)
-
-STEP = "step"
-METRICS = "metrics"
-TRACKED = "tracked."
-STATUS = "trial.status"
-ERROR = "trial.error"
-DEVICE = "trial.device"
-ARTIFACTS = "trial.artifacts"
-FINAL = "trial.final"
-CHECKPOINT_FILE = "checkpoint.pt"
-TRIAL_FILE = "trial.json"
 
 
 @dataclass(frozen=True)
@@ -79,10 +62,6 @@ class TrialSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     tracked: tuple[str, ...] = ()
     seed: int = 0
-
-
-class PlatformError(RuntimeError):
-    """Reporting to Ray Tune failed (not the method's fault): re-raised so Ray retries the trial."""
 
 
 def pick_device() -> str:
@@ -142,6 +121,66 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= 2000 else text[:2000] + " …"
 
 
+class _Reporter:
+    """A trial's ``ctx.report``: each report becomes one ``tune.report`` (with a checkpoint when it has state)."""
+
+    def __init__(self, spec: TrialSpec, device: str, workdir: Path, artifacts: ArtifactSync,
+                 tracked_prev: Mapping[str, float], step: int) -> None:
+        self.device, self.workdir, self.artifacts, self.step = device, workdir, artifacts, step
+        self.tracked = {m: tracked_prev.get(m, math.nan) for m in spec.tracked}
+
+    def result(self, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """The Tune result of a report: metrics as given, objectives carried forward, device, artifacts."""
+        values = {k: float(v) for k, v in metrics.items()}
+        self.tracked.update({k: v for k, v in values.items() if k in self.tracked})
+        return {
+            STEP: int(step),
+            METRICS: values,
+            **{tracked(k): v for k, v in self.tracked.items()},
+            DEVICE: self.device,
+            ARTIFACTS: json.dumps(self.artifacts.sync(), sort_keys=True),
+        }
+
+    def __call__(self, step: int, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
+        from ray import tune
+
+        self.step = int(step)
+        out = self.result(step, metrics)
+        try:
+            if state is None:
+                tune.report(out)
+                return
+            import torch
+
+            folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.workdir))
+            torch.save(dict(state), folder / CHECKPOINT_FILE)
+            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": self.tracked}))
+            tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            shutil.rmtree(folder, ignore_errors=True)
+        except Exception as exc:  # noqa: BLE001 - persisting the result/checkpoint failed: Ray retries
+            raise PlatformError(f"reporting step {step} to Ray Tune failed: {_error_text(exc)}") from exc
+
+    def final(self, metrics: Mapping[str, Any], error: str | None) -> dict[str, Any]:
+        """The trial's last result: final metrics, status and error; a failed trial's objectives are NaN."""
+        if error is not None:
+            self.tracked = dict.fromkeys(self.tracked, math.nan)
+        out = self.result(self.step, metrics)
+        out.update({STATUS: FAILED if error is not None else FINISHED, ERROR: error or "", FINAL: True})
+        return out
+
+
+def _train(spec: TrialSpec, config: Mapping[str, Any], data: Any, ctx: TrialContext, trial_id: str) -> tuple[dict, str | None]:
+    """The method's final metrics and None, or ``({}, reason)`` when the method failed (never retried)."""
+    started = time.perf_counter()
+    try:
+        return spec.method.train(spec.method.make_config({**spec.overrides, **config}), data, ctx), None
+    except PlatformError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the method's own failure: recorded, never retried
+        log.warning("trial %s failed after %.1f s: %s", trial_id, time.perf_counter() - started, _error_text(exc))
+        return {}, _error_text(exc)
+
+
 def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None = None) -> None:
     """The function trainable (wrap with ``tune.with_parameters(run_trial, data=..., spec=...)``).
 
@@ -158,56 +197,15 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
     assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
     trial_id = tune.get_context().get_trial_id()
     device = pick_device()
-    store = Store(spec.store_root)
     state, tracked_prev, last_step = _restore(tune.get_checkpoint())
-    tracked = {m: tracked_prev.get(m, math.nan) for m in spec.tracked}
     workdir = Path(tempfile.mkdtemp(prefix=f"audiostyle-{trial_id}-"))
-    artifacts = ArtifactSync(store, spec, trial_id, workdir / "artifacts")
-    step_now = [last_step]
-
-    def result(step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        values = {k: float(v) for k, v in metrics.items()}
-        tracked.update({k: v for k, v in values.items() if k in tracked})
-        return {
-            STEP: int(step),
-            METRICS: values,
-            **{TRACKED + k: v for k, v in tracked.items()},
-            DEVICE: device,
-            ARTIFACTS: json.dumps(artifacts.sync(), sort_keys=True),
-        }
-
-    def report(step: int, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
-        step_now[0] = int(step)
-        out = result(step, metrics)
-        try:
-            if state is None:
-                tune.report(out)
-                return
-            import torch
-
-            folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=workdir))
-            torch.save(dict(state), folder / CHECKPOINT_FILE)
-            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": tracked}))
-            tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
-            shutil.rmtree(folder, ignore_errors=True)
-        except Exception as exc:  # noqa: BLE001 - persisting the result/checkpoint failed: Ray retries
-            raise PlatformError(f"reporting step {step} to Ray Tune failed: {_error_text(exc)}") from exc
-
-    ctx = TrialContext(report=report, resume_state=state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
-    started = time.perf_counter()
     try:
+        artifacts = ArtifactSync(Store(spec.store_root), spec, trial_id, workdir / "artifacts")
+        report = _Reporter(spec, device, workdir, artifacts, tracked_prev, last_step)
+        ctx = TrialContext(report=report, resume_state=state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
+        final, error = _train(spec, config, data, ctx, trial_id)
         try:
-            final = spec.method.train(spec.method.make_config({**spec.overrides, **config}), data, ctx)
-            status, error = "finished", None
-        except PlatformError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the method's own failure: recorded, never retried
-            log.warning("trial %s failed after %.1f s: %s", trial_id, time.perf_counter() - started, _error_text(exc))
-            final, status, error = {}, "failed", _error_text(exc)
-        out = result(step_now[0], final)
-        out.update({STATUS: status, ERROR: error or "", FINAL: True})
-        try:
-            tune.report(out)
+            tune.report(report.final(final, error))
         except Exception as exc:  # noqa: BLE001
             raise PlatformError(f"reporting the final result to Ray Tune failed: {_error_text(exc)}") from exc
     finally:
