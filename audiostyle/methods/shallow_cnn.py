@@ -36,7 +36,7 @@ from audiostyle.methods.base import Method, TrialContext
 from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import _to_cpu, resolve_device
+from audiostyle.methods.trained import to_cpu, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ class ShallowCNNConfig:
     optimizer : str
         ``"lbfgs"``, ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
     lr : float
-        Learning rate of adam/rmsprop/sgd. L-BFGS uses a strong-Wolfe line search from a unit step, like the
+        Learning rate of adam/rmsprop/sgd. sgd takes normalised steps (the gradient divided by its RMS over the
+        output), so its lr is a step in feature units like adam's: the loss is of order 1e4 on real recordings, and
+        plain gradient steps diverged at the first iteration for every lr of the search space. L-BFGS uses a strong-Wolfe line search from a unit step, like the
         scipy L-BFGS-B the reports ran (which has no learning rate: their "lr 0.001" did not act on it).
     init : str
         Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
@@ -400,6 +402,8 @@ class ShallowCNN(Method):
                     "lower lr (adam/rmsprop/sgd), use a bounded activation (tanh), or check the input audio."
                 )
             total.backward()
+            if config.optimizer == "sgd":  # normalised gradient descent (see ShallowCNNConfig.lr)
+                run.x.grad.div_(run.x.grad.pow(2).mean().sqrt().clamp_min(1e-12))
             run.evals += 1
             return total
 
@@ -423,7 +427,7 @@ class ShallowCNN(Method):
     def _state(self, config: ShallowCNNConfig, run: _Run) -> dict[str, Any]:
         opt_state = None
         if not isinstance(run.opt, torch.optim.LBFGS):
-            opt_state = _to_cpu(run.opt.state_dict())
+            opt_state = to_cpu(run.opt.state_dict())
         return {
             "format": STATE_FORMAT,
             "step": run.step,

@@ -304,14 +304,14 @@ def compile_modules(parts: Parts, config: Any, device: torch.device, method: str
 
 
 # -- state ---------------------------------------------------------------------------------------
-def _to_cpu(obj: Any) -> Any:
+def to_cpu(obj: Any) -> Any:
     """A deep copy of ``obj`` with every tensor detached and copied to the CPU."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: to_cpu(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
+        return type(obj)(to_cpu(v) for v in obj)
     return obj
 
 
@@ -353,10 +353,10 @@ def capture_state(
         "format": STATE_FORMAT,
         "step": step,
         "config": dataclasses.asdict(config),
-        "modules": {k: _to_cpu(m.state_dict()) for k, m in parts.modules.items()},
-        "optimizers": {k: _to_cpu(o.state_dict()) for k, o in parts.optimizers.items()},
-        "schedulers": {k: _to_cpu(s.state_dict()) for k, s in parts.schedulers.items()},
-        "stateful": {k: _to_cpu(s.state_dict()) for k, s in parts.stateful.items()},
+        "modules": {k: to_cpu(m.state_dict()) for k, m in parts.modules.items()},
+        "optimizers": {k: to_cpu(o.state_dict()) for k, o in parts.optimizers.items()},
+        "schedulers": {k: to_cpu(s.state_dict()) for k, s in parts.schedulers.items()},
+        "stateful": {k: to_cpu(s.state_dict()) for k, s in parts.stateful.items()},
         "scaler": amp.scaler.state_dict() if amp.scaler is not None else None,
         "rng": _rng_state(amp.device, batch_rng),
     }
