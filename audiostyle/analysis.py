@@ -14,23 +14,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from audiostyle import methods, sweep_space
+from audiostyle import methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import Objective
-from audiostyle.space import Choice, Dimension, Int, Space
-
-COMMON_METRICS: tuple[Objective, ...] = (
-    Objective("transfer_score", "max"),
-    Objective("content_corr", "max"),
-    Objective("style_dist", "min"),
-    Objective("target_prob", "max"),
-    Objective("lsd_db", "min"),
-    Objective("fad", "min"),
-)
-"""The metrics every trial reports, with their better direction (see ``audiostyle.metrics``)."""
-
-USABLE_STATUSES = ("finished", "stopped")
-"""Statuses whose final metrics are valid (``stopped`` = early-stopped by the scheduler)."""
+from audiostyle.objectives import COMMON_OBJECTIVES, USABLE_STATUSES, Objective
+from audiostyle.space import Choice, Dimension, Int, Space, from_description, to_optuna
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:
@@ -92,7 +79,8 @@ def best_per_method(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A store value as Python has it: numpy unwrapped, NaN as None, JSON strings of lists/dicts parsed."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -112,7 +100,7 @@ def config_of(row: Mapping[str, Any] | pd.Series, method: str | None = None) -> 
     ints for ``int`` fields, ``"True"``/``"False"`` back to bools for ``bool`` fields. Fields the method
     no longer has are dropped when ``method`` is given and installed.
     """
-    config = {k[len("config.") :]: _plain(v) for k, v in dict(row).items() if k.startswith("config.")}
+    config = {k[len("config.") :]: plain_value(v) for k, v in dict(row).items() if k.startswith("config.")}
     if method is None:
         return config
     try:
@@ -147,9 +135,9 @@ def comparison_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Best trial per method on the common metrics: one row per method, columns = common metric names."""
     best = best_per_method(trials)
     if best.empty:
-        return pd.DataFrame(columns=["method", "trial_id", *(o.metric for o in COMMON_METRICS)])
+        return pd.DataFrame(columns=["method", "trial_id", *(o.metric for o in COMMON_OBJECTIVES)])
     table = best[["method", "sweep_id", "trial_id"]].copy()
-    for objective in COMMON_METRICS:
+    for objective in COMMON_OBJECTIVES:
         column = f"metric.{objective.metric}"
         table[objective.metric] = best[column] if column in best else np.nan
     return table
@@ -161,7 +149,7 @@ def space_of(manifests: Sequence[Mapping[str, Any]], method: str) -> Space:
     space: Space = {}
     for manifest in sorted(manifests, key=lambda m: str(m.get("started_at", ""))):
         if manifest.get("method") == method and manifest.get("space"):
-            space.update(sweep_space.from_description(manifest["space"]))
+            space.update(from_description(manifest["space"]))
     return space or methods.get(method).default_space()
 
 
@@ -177,7 +165,7 @@ def require_trials(trials: pd.DataFrame, root: str) -> pd.DataFrame:
 
 def _param_value(dimension: Dimension, distribution: Any, value: Any) -> Any:
     """The store's value as the distribution's internal type, or None when it lies outside it."""
-    value = _plain(value)
+    value = plain_value(value)
     if value is None:
         return None
     if isinstance(dimension, Choice):
@@ -205,7 +193,7 @@ def study_from_trials(trials: pd.DataFrame, space: Space, objective: Objective) 
     import optuna
 
     study = optuna.create_study(direction="maximize" if objective.mode == "max" else "minimize")
-    distributions = sweep_space.to_optuna(space)
+    distributions = to_optuna(space)
     dims = {name: (dim, distributions[name]) for name, dim in space.items() if f"config.{name}" in trials}
     ranked = rank(trials, objective)
     values = {

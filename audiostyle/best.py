@@ -27,7 +27,8 @@ import yaml
 
 from audiostyle import analysis, methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import Objective
+from audiostyle.objectives import USABLE_STATUSES, Objective
+from audiostyle.objectives import objective as objective_of
 from audiostyle.store import Store
 
 DEFAULT_STORE = "./results"
@@ -95,7 +96,7 @@ def select(
         trials = trials[trials["sweep_id"] == sweep]
         if trials.empty:
             raise AudiostyleError(f"{method} has no sweep {sweep!r} in {store.root!r}; its sweeps: {', '.join(sweeps)}.")
-    usable = trials[trials["status"].isin(analysis.USABLE_STATUSES)]
+    usable = trials[trials["status"].isin(USABLE_STATUSES)]
     if usable.empty:
         raise AudiostyleError(_no_finished(method, store, trials, "no finished trial"))
     objective = _objective(method, trials, metric, mode)
@@ -126,8 +127,7 @@ def _objective(method: str, trials: pd.DataFrame, metric: str | None, mode: str 
         objective = Objective(objective.metric, mode or objective.mode)
     else:
         metric = metric.removeprefix("metric.")
-        common = {o.metric: o.mode for o in analysis.COMMON_METRICS}
-        objective = Objective(metric, mode or common.get(metric, "max"))
+        objective = Objective(metric, mode or objective_of(metric).mode)
     known = analysis.metric_names(trials)
     if objective.metric not in known:
         raise AudiostyleError(

@@ -21,3 +21,14 @@ def check_choice(name: str, value: Any, options: Iterable[Any]) -> None:
     options = tuple(options)
     if value not in options:
         raise AudiostyleError(f"{name}={value!r} is not supported: choose one of {', '.join(map(repr, options))}.")
+
+
+def check_positive(name: str, value: float, *, fix: str = "") -> None:
+    """Raise :class:`AudiostyleError` unless ``value > 0`` (a learning rate, a scale)."""
+    if not value > 0:
+        hint = f" {fix}" if fix else ""
+        raise AudiostyleError(f"{name}={value!r} is out of range: expected {name} > 0.{hint}")
+
+
+class PlatformError(RuntimeError):
+    """The platform failed a trial (reporting to Ray Tune, persisting a checkpoint), not the method: Ray retries it."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audiostyle import analysis
-from audiostyle.methods.base import Objective
+from audiostyle.objectives import COMMON_OBJECTIVES, PARETO, USABLE_STATUSES, Objective
 from audiostyle.space import Choice, Space
 from audiostyle.store import Store
 
@@ -87,10 +87,10 @@ def fig_spectrograms(store: Store, row: Mapping, title: str = ""):
 
 
 # -- comparisons ------------------------------------------------------------------------------------------
-def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = analysis.COMMON_METRICS):
+def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = COMMON_OBJECTIVES):
     """One panel per common metric: every usable trial as a dot per method, the method's best as a star."""
     plt = _pyplot()
-    usable = trials[trials["status"].isin(analysis.USABLE_STATUSES)]
+    usable = trials[trials["status"].isin(USABLE_STATUSES)]
     shown = [o for o in objectives if f"metric.{o.metric}" in usable and usable[f"metric.{o.metric}"].notna().any()]
     names = sorted(usable["method"].unique())
     cols = min(3, max(len(shown), 1))
@@ -114,14 +114,14 @@ def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = 
 
 def fig_pareto(
     trials: pd.DataFrame,
-    x: Objective = Objective("content_corr", "max"),
-    y: Objective = Objective("style_dist", "min"),
+    x: Objective = PARETO[0],
+    y: Objective = PARETO[1],
 ):
     """Every usable trial on ``x`` against ``y`` by method, with the Pareto front over all methods."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     cols = [f"metric.{x.metric}", f"metric.{y.metric}"]
-    usable = trials[trials["status"].isin(analysis.USABLE_STATUSES)].dropna(subset=[c for c in cols if c in trials])
+    usable = trials[trials["status"].isin(USABLE_STATUSES)].dropna(subset=[c for c in cols if c in trials])
     for method, group in usable.groupby("method") if all(c in usable for c in cols) else []:
         ax.scatter(group[cols[0]], group[cols[1]], label=method, alpha=0.7)
     front = analysis.pareto_front(trials, [x, y])

@@ -1,14 +1,20 @@
-"""Search-space primitives, independent of Ray and Optuna.
+"""Search spaces: the primitives a method declares its default space with, and everything about a space
+that needs no Ray (its Optuna distributions, its manifest description, restricting it, first points).
 
-A method declares its default space as ``{config_field: Dimension}``; ``audiostyle.sweep`` turns each
-dimension into the Ray Tune / Optuna distribution it names. Keeping this tiny layer lets methods stay
-free of Ray while sweeps, notebooks and ``best`` read the same declaration.
+A method declares its default space as ``{config_field: Dimension}``; :mod:`audiostyle.sweep` searches it, and
+the notebooks and ``best`` read the same declaration. Optuna is imported only by :func:`to_optuna`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Iterable, Mapping, Union
+
+from audiostyle.errors import AudiostyleError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,3 +44,91 @@ class Choice:
 
 Dimension = Union[Float, Int, Choice]
 Space = dict[str, Dimension]
+
+_TYPES: dict[str, type] = {"Float": Float, "Int": Int, "Choice": Choice}
+
+
+def to_optuna(space: Space) -> dict[str, Any]:
+    """Optuna distributions for a space (``{field: BaseDistribution}``), for ``OptunaSearch(space=...)``."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out: dict[str, Any] = {}
+    for name, dim in space.items():
+        if isinstance(dim, Float):
+            out[name] = FloatDistribution(float(dim.low), float(dim.high), log=dim.log)
+        elif isinstance(dim, Int):
+            out[name] = IntDistribution(int(dim.low), int(dim.high), log=dim.log)
+        elif isinstance(dim, Choice):
+            out[name] = CategoricalDistribution(list(dim.options))
+        else:
+            raise AudiostyleError(f"search dimension {name}={dim!r} is not a Float, Int or Choice.")
+    return out
+
+
+def contains(dim: Dimension, value: Any) -> bool:
+    """Whether ``value`` lies in ``dim`` (bounds inclusive; a Choice compares by equality)."""
+    if isinstance(dim, Choice):
+        return value in dim.options
+    try:
+        return dim.low <= value <= dim.high
+    except TypeError:
+        return False
+
+
+def restrict(space: Space, fixed: Mapping[str, Any]) -> Space:
+    """The space without the fields that ``fixed`` (the sweep's overrides) pins to one value."""
+    pinned = sorted(set(space) & set(fixed))
+    if pinned:
+        log.info("fixed by overrides, not searched: %s", ", ".join(pinned))
+    return {k: v for k, v in space.items() if k not in fixed}
+
+
+def seed_points(
+    points: Iterable[Mapping[str, Any]], space: Space, defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The reports' best configs as first points for the searcher, complete over the searched space.
+
+    Keys outside the space (fixed by overrides) and values outside a dimension's range are dropped
+    with a log line; a point left empty is skipped. Fields a point does not give take the config's
+    default (``defaults``) when it lies in the dimension, else the dimension's low end or first option:
+    Ray's OptunaSearch accepts only complete points.
+    """
+    defaults = defaults or {}
+    out: list[dict[str, Any]] = []
+    for point in points:
+        kept = {k: v for k, v in point.items() if k in space and contains(space[k], v)}
+        dropped = sorted(set(point) - set(kept))
+        if dropped:
+            log.info("best-known point %s: not searched here, dropped %s", dict(point), ", ".join(dropped))
+        if not kept:
+            continue
+        for name, dim in space.items():
+            if name not in kept:
+                default = defaults.get(name)
+                kept[name] = default if default is not None and contains(dim, default) else _fallback(dim)
+        if kept not in out:
+            out.append(kept)
+    return out
+
+
+def _fallback(dim: Dimension) -> Any:
+    return dim.options[0] if isinstance(dim, Choice) else dim.low
+
+
+def describe(space: Space) -> dict[str, dict[str, Any]]:
+    """A JSON-able description of a space (for the sweep manifest): ``{field: {"type": "Float", ...}}``."""
+    return {name: {"type": type(dim).__name__, **dataclasses.asdict(dim)} for name, dim in space.items()}
+
+
+def from_description(described: Mapping[str, Mapping[str, Any]]) -> Space:
+    """The inverse of :func:`describe` (Choice options come back as a tuple)."""
+    space: Space = {}
+    for name, spec in described.items():
+        spec = dict(spec)
+        kind = _TYPES.get(spec.pop("type", ""))
+        if kind is None:
+            raise AudiostyleError(f"sweep manifest: dimension {name}={spec!r} has no known type (Float, Int, Choice).")
+        if kind is Choice:
+            spec["options"] = tuple(spec["options"])
+        space[name] = kind(**spec)
+    return space

@@ -1,6 +1,6 @@
 """The Parquet result store: every trial of every sweep, local path or ``s3://bucket/prefix``.
 
-Layout under the root (see DESIGN.md, "Store")::
+Layout under the root::
 
     trials/method=<m>/sweep=<sweep_id>/<trial_id>.parquet    one row per trial
     history/method=<m>/sweep=<sweep_id>/<trial_id>.parquet   one row per report
@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 
 from audiostyle import fsio
 from audiostyle.errors import AudiostyleError
+from audiostyle.objectives import STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ HISTORY_COLUMNS: dict[str, pa.DataType] = {
 }
 """The fixed columns of a history row (``metric.*`` float64 columns come on top)."""
 
-STATUSES = ("finished", "failed", "stopped")
-"""Trial statuses; ``stopped`` = early-stopped by the scheduler, its metrics are valid."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|session_key", re.IGNORECASE)

@@ -290,7 +290,7 @@ def worker(args) -> dict:
             cpu.append(time.process_time() - c)
     else:
         from audiostyle.methods.cyclegan import CycleGAN
-        from audiostyle.train import Amp, compile_modules
+        from audiostyle.methods.trained import Amp, compile_modules
 
         method = CycleGAN()
         config = _our_config(args)
@@ -320,7 +320,7 @@ def _loop_overhead(method, config, parts, amp, device, step_s: float) -> dict:
     import numpy as np
 
     from audiostyle.data import synth
-    from audiostyle.train import capture_state, evaluation
+    from audiostyle.methods.trained import capture_state, evaluation
 
     data = method.prepare(synth.demo_dataset(), config)
     t = time.perf_counter()

@@ -45,7 +45,7 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
     import torch
 
     from audiostyle.methods import get
-    from audiostyle.train import Amp, resolve_device
+    from audiostyle.methods.trained import Amp, resolve_device
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -32,6 +32,7 @@ from audiostyle import methods, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
 from audiostyle.space import Choice  # noqa: E402
+from audiostyle.sweep._prepare import load_data, prepare_data  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
 
@@ -114,8 +115,8 @@ def bench_cache(work: Path, quick: bool) -> str:
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        dataset = sweep.load_data("demo", smoke=quick, cache_dir=cache)
-        prepared = sweep.prepare_data(method, dataset, method.make_config({}), cache)
+        dataset = load_data("demo", smoke=quick, cache_dir=cache)
+        prepared = prepare_data(method, dataset, method.make_config({}), cache)
         times.append((time.perf_counter() - t0, prepared.hit))
     rows = [[f"{i + 1}", f"{t:.2f}", "hit" if hit else "miss"] for i, (t, hit) in enumerate(times)]
     return _table([f"sweep ({name}, demo{' small' if quick else ''})", "data prep s", "prepared-data cache"], rows) + (

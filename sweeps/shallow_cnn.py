@@ -12,22 +12,7 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiostyle.space import Choice, Float, Int
 from audiostyle.sweep import Budget, main
-
-# 003_*'s hand grid (filters × widths) plus the optimiser, features and alpha of 003/004.
-SPACE = {
-    "filters": Choice((128, 256, 512, 1024, 2048, 4096)),
-    "width": Int(5, 30),
-    "alpha": Float(1e-4, 100.0, log=True),
-    "layers": Int(1, 2),
-    "activation": Choice(("relu", "tanh", "selu")),
-    "features": Choice(("stft", "mel", "mfcc")),
-    "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
-    "lr": Float(1e-4, 0.1, log=True),
-    "init": Choice(("content", "noise")),
-    "pooling": Choice(("none", "max", "avg")),
-}
 
 BUDGET = Budget(
     samples=48,
@@ -42,4 +27,5 @@ BUDGET = Budget(
 )
 
 if __name__ == "__main__":
-    sys.exit(main("shallow_cnn", __doc__.splitlines()[0], BUDGET, space=SPACE))
+    # the method's default space: 003_*'s hand grid (filters × widths) plus the optimiser, features and alpha
+    sys.exit(main("shallow_cnn", __doc__.splitlines()[0], BUDGET))

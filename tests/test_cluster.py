@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audiostyle.monitor import job_metadata, submission_id
+from audiostyle.sweep._monitor import job_metadata, submission_id
 from audiostyle.store import Store
 from tests.cluster_harness import REPO, Cluster, netns_skip_reason
 

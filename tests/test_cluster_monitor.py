@@ -1,4 +1,4 @@
-"""audiostyle.monitor: dashboard names and the Ray metrics a sweep publishes."""
+"""audiostyle.sweep._monitor: dashboard names and the Ray metrics a sweep publishes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ray import tune
 from ray.tune.experiment import Experiment
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.monitor import (
+from audiostyle.sweep._monitor import (
     MonitorCallback,
     SweepMetrics,
     job_metadata,
@@ -75,7 +75,7 @@ DRIVER = textwrap.dedent(
     import json, math, sys, time, urllib.request
     import ray
     from ray import tune
-    from audiostyle.monitor import MonitorCallback, name_trainable
+    from audiostyle.sweep._monitor import MonitorCallback, name_trainable
 
     ray.init(logging_level="ERROR")  # RAY_ADDRESS: the test cluster
 

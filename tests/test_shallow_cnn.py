@@ -263,3 +263,14 @@ def test_space_and_best_known_are_valid_configs(method):
     for b in best:
         method.make_config(b)
     assert method.headline.metric == "transfer_score" and method.headline.mode == "max"
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 100.0])
+def test_sgd_takes_normalised_steps_whatever_the_loss_scale(method, data, alpha):
+    # the loss is of order 1e4 on real recordings: plain gradient steps diverged at the first iteration for every
+    # lr of the space; a normalised step moves the output by lr (RMS) whatever the loss and its scale (alpha)
+    config = method.make_config({**SMALL, "optimizer": "sgd", "lr": 0.05, "alpha": alpha, "steps": 1, "report_every": 1})
+    device = torch.device("cpu")
+    start = method._start(config, data.contents[:2], data.styles[:2], device, None).x.detach().clone()
+    moved = method._optimise(config, data.contents[:2], data.styles[:2], device).x.detach() - start
+    assert float(moved.pow(2).mean().sqrt()) == pytest.approx(0.05, rel=1e-3)

@@ -11,20 +11,14 @@ import optuna
 import pandas as pd
 import pytest
 
-from audiostyle import methods, sweep
+from audiostyle import analysis, methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import Objective
-from audiostyle.space import Choice, Float, Int
-from audiostyle.sweep_space import (
-    describe,
-    from_description,
-    parse_overrides,
-    restrict,
-    seed_points,
-    to_optuna,
-    to_tune,
-)
+from audiostyle.objectives import PARETO, Objective, parse_objectives
+from audiostyle.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
+from audiostyle.sweep._cli import load_config_file, parse_overrides, split_config
+from audiostyle.sweep._prepare import load_data, prepare_data
+from audiostyle.sweep._search import to_tune
 
 REPO = Path(__file__).resolve().parents[1]
 methods.register("toy", "tests.toy_method:Toy")
@@ -59,20 +53,43 @@ def test_overrides_pin_fields_and_best_known_points_are_restricted() -> None:
     assert seed_points([{"y": 3}], searched, {"x": 50.0}) == [{"y": 3, "x": 1e-3}]
 
 
-def test_set_values_parse_as_python_literals() -> None:
-    assert parse_overrides(["alpha=0.006", "filters=512", "activation=tanh", "amp=True", "w=None", "l=[1, 2]"]) == {
-        "alpha": 0.006, "filters": 512, "activation": "tanh", "amp": True, "w": None, "l": [1, 2]
+def test_set_values_parse_by_the_config_field_types() -> None:
+    shallow = methods.get("shallow_cnn").Config
+    assert parse_overrides(["alpha=0.006", "filters=512", "activation=tanh", "pooling=none", "steps=5e2"], shallow) == {
+        "alpha": 0.006, "filters": 512, "activation": "tanh", "pooling": "none", "steps": 500
     }
+    assert methods.get("shallow_cnn").make_config(parse_overrides(["pooling=none"], shallow)).pooling == "none"
+    toy = methods.get("toy").Config  # label: str | None
+    assert parse_overrides(["label=none", "kind=b"], toy) == {"label": None, "kind": "b"}
+    assert parse_overrides(["label=x"], toy) == {"label": "x"}
     with pytest.raises(AudiostyleError, match="KEY=VALUE"):
-        parse_overrides(["alpha"])
+        parse_overrides(["alpha"], shallow)
+    with pytest.raises(AudiostyleError, match="unknown config key 'nope'"):
+        parse_overrides(["nope=1"], shallow)
+    for item, message in [("steps=abc", "steps='abc' is not an integer"), ("steps=1.5", "steps='1.5' is not an integer"),
+                          ("filters=True", "filters='True' is not an integer"), ("alpha=big", "not a number")]:
+        with pytest.raises(AudiostyleError, match=message):
+            parse_overrides([item], shallow)
+
+
+def test_config_values_of_the_wrong_type_or_range_raise_clear_errors() -> None:
+    shallow = methods.get("shallow_cnn")
+    for values, message in [({"steps": "abc"}, "steps='abc' is not an integer"), ({"steps": 1.5}, "is not an integer"),
+                            ({"filters": True}, "filters=True is not an integer"), ({"lr": 0.0}, "lr=0.0 is out of range")]:
+        with pytest.raises(AudiostyleError, match=message):
+            shallow.make_config(values)
+    with pytest.raises(AudiostyleError, match="lr=0.0 is out of range"):
+        methods.get("cyclegan").make_config({"lr": 0.0})
+    assert shallow.make_config({"steps": 50.0}).steps == 50  # an int-valued float from a store or YAML file
 
 
 def test_objectives_parse_and_reject_bad_modes() -> None:
     toy = methods.get("toy")
-    assert sweep.parse_objectives(None, toy) == [Objective("transfer_score", "max")]
-    assert sweep.parse_objectives(["content_corr:max", ("style_dist", "min")], toy) == list(sweep.PARETO)
+    assert parse_objectives(None, toy.headline) == [Objective("transfer_score", "max")]
+    assert parse_objectives(["content_corr:max", ("style_dist", "min")], toy.headline) == list(PARETO)
+    assert parse_objectives(["content_corr", "style_dist"], toy.headline) == list(PARETO)  # directions known
     with pytest.raises(AudiostyleError, match="mode"):
-        sweep.parse_objectives([("fad", "lowest")], toy)
+        parse_objectives([("fad", "lowest")], toy.headline)
 
 
 def test_rank_and_pareto_front() -> None:
@@ -84,9 +101,9 @@ def test_rank_and_pareto_front() -> None:
             "metric.style_dist": [2.0, 1.0, 1.5, 0.1, 2.5],
         }
     )
-    ranked = sweep.rank(trials, Objective("style_dist", "min"))
+    ranked = analysis.rank(trials, Objective("style_dist", "min"))
     assert list(ranked["trial_id"]) == ["b", "c", "a", "e"]  # failed trials never rank
-    front = sweep.pareto_front(trials, sweep.PARETO)
+    front = analysis.pareto_front(trials, PARETO)
     assert sorted(front["trial_id"]) == ["a", "b"]  # c dominated by b, e by a
 
 
@@ -94,12 +111,12 @@ def test_prepared_data_comes_from_the_cache_the_second_time(tmp_path: Path) -> N
     toy = methods.get("toy")
     data = demo_dataset(n_melodies=2, seconds=0.5)
     config = toy.make_config({})
-    first = sweep.prepare_data(toy, data, config, str(tmp_path))
-    second = sweep.prepare_data(toy, data, config, str(tmp_path))
+    first = prepare_data(toy, data, config, str(tmp_path))
+    second = prepare_data(toy, data, config, str(tmp_path))
     assert not first.hit and second.hit
     assert second.data["n_clips"] == len(data.clips)
     np.testing.assert_array_equal(second.data["first"], first.data["first"])
-    other = sweep.prepare_data(toy, demo_dataset(n_melodies=2, seconds=0.5, seed=1), config, str(tmp_path))
+    other = prepare_data(toy, demo_dataset(n_melodies=2, seconds=0.5, seed=1), config, str(tmp_path))
     assert not other.hit  # different audio, different key
 
 
@@ -138,17 +155,17 @@ def test_every_sweep_script_has_help_from_any_directory() -> None:
 def test_config_file_from_best_export_fixes_values(tmp_path: Path) -> None:
     path = tmp_path / "best.yaml"
     path.write_text("alpha: 0.01\nfilters: 512\nactivation: tanh\n")
-    values = sweep.load_config_file(str(path))
+    values = load_config_file(str(path))
     assert values == {"alpha": 0.01, "filters": 512, "activation": "tanh"}
     config = methods.get("shallow_cnn").make_config(values)
     assert (config.alpha, config.filters, config.activation) == (0.01, 512, "tanh")
-    fixed, start = sweep.split_config({**values, "steps": 50}, {"alpha": Float(1e-4, 100.0, log=True)})
+    fixed, start = split_config({**values, "steps": 50}, {"alpha": Float(1e-4, 100.0, log=True)})
     assert fixed == {"filters": 512, "activation": "tanh", "steps": 50} and start == {"alpha": 0.01}
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(AudiostyleError, match="mapping"):
-        sweep.load_config_file(str(tmp_path / "list.yaml"))
+        load_config_file(str(tmp_path / "list.yaml"))
     with pytest.raises(AudiostyleError, match="cannot read config file"):
-        sweep.load_config_file(str(tmp_path / "missing.yaml"))
+        load_config_file(str(tmp_path / "missing.yaml"))
 
 
 def test_sweep_loads_only_the_domains_the_config_uses(tmp_path: Path) -> None:
@@ -158,15 +175,133 @@ def test_sweep_loads_only_the_domains_the_config_uses(tmp_path: Path) -> None:
     cyclegan = methods.get("cyclegan")
     config = cyclegan.make_config({"domain_x": "piano", "domain_y": "violin"})
     assert cyclegan.data_domains(config) == ("piano", "violin")
-    dataset = sweep.load_data(str(root), cache_dir=str(tmp_path / "cache"), domains=cyclegan.data_domains(config))
+    dataset = load_data(str(root), cache_dir=str(tmp_path / "cache"), domains=cyclegan.data_domains(config))
     assert dataset.domains == ("piano", "violin")
     shallow = methods.get("shallow_cnn")
     assert shallow.data_domains(shallow.make_config()) is None  # unnamed domains: load all, pick two
 
 
 def test_store_links_the_output_wav_not_the_input_beside_it():
-    from audiostyle.sweep_callback import _first
+    from audiostyle.sweep._callback import _first
 
     uris = {n: f"s3://b/{n}" for n in ("a_input.wav", "transfer_x2y_input.wav", "transfer_x2y.wav", "transfer_x2y.png")}
     assert _first(uris, ".wav") == "s3://b/transfer_x2y.wav"
     assert _first({"reconstruction_0_input.wav": "r"}, ".wav") == "r"  # only an input: still linked
+
+
+def _plan_from_cli(tmp_path: Path, *argv: str):
+    """The plan a sweep script would run with these flags (the toy's script: steps budget 8 → 6 with --smoke)."""
+    from audiostyle.sweep._cli import build_parser, settings_from_args
+    from audiostyle.sweep._plan import Settings, new_plan
+
+    budget = sweep.Budget(samples=6, steps=8, smoke_samples=2, smoke_steps=6, smoke_overrides={"report_every": 2})
+    args = build_parser("toy", budget).parse_args(list(argv))
+    settings = settings_from_args(args, budget, "toy", methods.get("toy").default_space())
+    return new_plan("toy", Settings(**settings), str(tmp_path))
+
+
+def test_the_budget_never_replaces_steps_the_user_fixed(tmp_path: Path) -> None:
+    assert _plan_from_cli(tmp_path).budget_steps == 8 and _plan_from_cli(tmp_path, "--smoke").budget_steps == 6
+    assert _plan_from_cli(tmp_path, "--smoke", "--set", "steps=50").budget_steps == 50
+    (tmp_path / "best.yaml").write_text("steps: 40\nx: 0.3\n")
+    plan = _plan_from_cli(tmp_path, "--smoke", "--config", str(tmp_path / "best.yaml"))
+    assert plan.budget_steps == 40 and plan.points[0]["x"] == 0.3  # searched x: the first point, not fixed
+    assert _plan_from_cli(tmp_path, "--config", str(tmp_path / "best.yaml"), "--set", "steps=20").budget_steps == 20
+    assert _plan_from_cli(tmp_path, "--steps", "12").budget_steps == 12
+    with pytest.raises(AudiostyleError, match="--steps 12 and steps=50"):
+        _plan_from_cli(tmp_path, "--steps", "12", "--set", "steps=50")
+    with pytest.raises(AudiostyleError, match="disagree"):
+        sweep._plan.new_plan("toy", sweep._plan.Settings(steps=5, overrides={"steps": 7}), str(tmp_path))
+
+
+def test_resume_reads_the_plan_back_and_refuses_conflicting_flags_listed(tmp_path: Path, capsys) -> None:
+    from audiostyle.store import Store
+    from audiostyle.sweep._plan import Plan, Settings, resumed_plan
+
+    plan = _plan_from_cli(tmp_path, "--smoke", "--set", "kind=b", "--samples", "3")
+    Store(str(tmp_path)).write_sweep(plan.to_manifest())
+    back = resumed_plan(Store(str(tmp_path)), "toy", Settings(samples=3, overrides={"kind": "b", "steps": 6}))
+    assert back == plan and Plan.from_manifest(plan.to_manifest()) == plan
+    argv = ["--resume", "--store", str(tmp_path), "--samples", "9", "--gpus-per-trial", "1", "--set", "kind=a",
+            "--seed", "0"]
+    assert sweep.main("toy", "toy", sweep.Budget(), argv=argv) == 2
+    message = capsys.readouterr().err
+    assert "--samples: asked 9, the sweep ran with 3" in message
+    assert "--gpus-per-trial: asked 1.0, the sweep ran with 0.0" in message
+    assert "--set/--config kind: asked 'a', the sweep ran with 'b'" in message
+    assert "--seed" not in message  # equal to the plan's: compatible
+
+
+def test_failed_and_stopped_trials_reach_optuna_as_fail_and_pruned() -> None:
+    from optuna.trial import TrialState
+
+    from audiostyle.sweep._keys import FINAL, STATUS, STEP, tracked
+    from audiostyle.sweep._search import RestorableOptunaSearch
+
+    searcher = RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
+                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
+    score = tracked("transfer_score")
+    ends = {  # each trial's last result, as the trial function reports it
+        "finished": {STEP: 8, score: 0.9, FINAL: True, STATUS: "finished"},
+        "failed": {STEP: 3, score: float("nan"), FINAL: True, STATUS: "failed"},
+        "failed-old": {STEP: 3, score: 0.7, FINAL: True, STATUS: "failed"},  # last good value carried
+        "stopped": {STEP: 2, score: 0.2},
+        "ray-error": {STEP: 2, score: 0.5},
+    }
+    for trial_id, result in ends.items():
+        assert searcher.suggest(trial_id) is not None
+        searcher.on_trial_result(trial_id, {STEP: 1, score: 0.1, "training_iteration": 1})
+        searcher.on_trial_complete(trial_id, result, error=trial_id == "ray-error")
+    states = [(t.state, t.values) for t in searcher._ot_study.trials]
+    assert states == [(TrialState.COMPLETE, [0.9]), (TrialState.FAIL, None), (TrialState.FAIL, None),
+                      (TrialState.PRUNED, [0.1]), (TrialState.FAIL, None)]
+    # Optuna gives a pruned trial its last intermediate value (the rung's), not the result it was stopped with
+    assert searcher._ot_study.trials[3].intermediate_values == {1: 0.1}
+
+
+def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
+    from audiostyle.sweep._plan import Settings, new_plan
+    from audiostyle.sweep._search import make_searcher, population_size
+
+    assert [population_size(n) for n in (4, 6, 16, 48, 1000)] == [2, 2, 4, 12, 50]
+    assert population_size(16, 8) == 8
+    with pytest.raises(AudiostyleError, match="at least 2"):
+        population_size(16, 1)
+    plan = new_plan("toy", Settings(objectives=PARETO, samples=16), str(tmp_path))
+    plan.max_concurrent = 2
+    sampler = make_searcher(plan)._sampler
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler) and sampler._population_size == 4
+    plan.population = 6
+    assert make_searcher(plan)._sampler._population_size == 6
+
+
+def test_pareto_asha_stops_dominated_trials_and_keeps_the_front() -> None:
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from audiostyle.sweep._schedule import ParetoASHA, nondominated_ranks
+
+    costs = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.5, 0.5]])
+    assert list(nondominated_ranks(costs)) == [0, 0, 1, 2, 0]
+    scheduler = ParetoASHA(["cc", "sd"], ["max", "min"], time_attr="step", max_t=19, grace_period=2)
+    assert sorted(scheduler.rungs) == [2, 6, 18]
+    # (content_corr max, style_dist min) at the first rung; arrival order as listed
+    arrivals = {"a": (0.9, 0.5), "b": (0.5, 0.1), "c": (0.4, 0.6), "d": (0.7, 0.3), "e": (0.3, 0.9), "f": (0.95, 0.8)}
+    decisions = {t: scheduler.on_trial_result(None, SimpleNamespace(trial_id=t), {"step": 2, "cc": cc, "sd": sd})
+                 for t, (cc, sd) in arrivals.items()}
+    front = {"a", "b", "d", "f"}  # c is dominated by a, b and d; e by all but f
+    assert {t for t, d in decisions.items() if d == TrialScheduler.CONTINUE} == front
+    assert decisions["c"] == decisions["e"] == TrialScheduler.STOP
+    # between rungs nothing is decided; a NaN (no value yet) never stops a trial
+    assert scheduler.on_trial_result(None, SimpleNamespace(trial_id="a"), {"step": 3, "cc": 0.0, "sd": 9.0}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, SimpleNamespace(trial_id="g"), {"step": 2, "cc": np.nan, "sd": 1.0}) == "CONTINUE"
+
+
+def test_pbt_mutates_only_continuous_fields() -> None:
+    from audiostyle.sweep._schedule import mutable_space, pbt_mutations
+
+    space = methods.get("cyclegan").default_space()
+    mutable = mutable_space(space)
+    assert set(mutable) == {"lambda_adv", "lambda_fwd", "lambda_bwd", "lambda_id", "lr"}
+    assert set(pbt_mutations(space)) == set(mutable)  # n_blocks, ngf, d_layers, pool_size, ... stay per trial

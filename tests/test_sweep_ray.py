@@ -55,6 +55,15 @@ def ray_results(experiment_path: str) -> dict[str, list[dict]]:
     return out
 
 
+def saved_study(experiment_path: str):
+    """The Optuna study of the sweep's searcher, from the searcher state Ray Tune saved in the experiment folder."""
+    from audiostyle.sweep._search import RestorableOptunaSearch
+
+    searcher = RestorableOptunaSearch()
+    searcher.restore_from_dir(experiment_path)
+    return searcher._ot_study
+
+
 def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     """The toy sweep through the shared sweep CLI, in its own process (and its own local Ray), output to ``log``."""
     command = [sys.executable, "-m", "tests.toy_method", "--smoke", "--address", "local", "--no-dashboard", *args]
@@ -135,12 +144,18 @@ def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(
         assert [r["step"] for r in results] == [1, 2, 2] and sum(bool(r.get("trial.final")) for r in results) == 1
         assert list(Store(result.store).history("toy", result.sweep_id, rows[kind]["trial_id"])["step"]) == [1, 2]
     assert result.best["trial_id"] == rows["none"]["trial_id"]
+    # the searcher's own study (as Ray saved it) learnt the failures as failures, not as their last good score
+    study = saved_study(result.experiment_path)
+    states = {t.params["fail"]: (t.state.name, t.values) for t in study.trials}
+    assert states == {"none": ("COMPLETE", [pytest.approx(rows["none"]["metric.transfer_score"])]),
+                      "raise": ("FAIL", None), "nan": ("FAIL", None)}
 
 
 def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:
     result = toy_sweep(tmp_path, objectives=sweep.PARETO, samples=6, overrides={})
     manifest = Store(result.store).sweeps("toy")[0]
-    assert manifest["args"]["search"] == "nsga2"
+    assert manifest["args"]["search"] == "nsga2" and manifest["args"]["scheduler"] == "asha"
+    assert saved_study(result.experiment_path).sampler._population_size == 2  # a quarter of 6 trials, at least 2
     assert [o["metric"] for o in manifest["objectives"]] == ["content_corr", "style_dist"]
     front = result.pareto
     assert len(front) >= 1
@@ -159,6 +174,34 @@ def test_pbt_sweep_runs_and_stores_every_trial(tmp_path: Path, ray_session: None
     for _, row in trials.iterrows():  # the stored config is the one the trial ended with
         assert row["config.x"] == pytest.approx(logged[row["trial_id"]][-1]["config"]["x"])
         assert 0.0 <= row["config.x"] <= 1.0 and 0 <= row["config.y"] <= 10
+
+
+def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_lr(tmp_path: Path, ray_session: None) -> None:
+    from audiostyle.space import Float, Int
+    from tests.fixtures.stores import sweep_script
+
+    smoke = sweep_script("wave_vae").BUDGET.smoke_overrides
+    result = sweep.run(
+        "wave_vae", data="demo", smoke=True, store=str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"),
+        space={"lr": Float(1e-4, 3e-3, log=True), "width": Int(4, 8)},  # width shapes the network
+        overrides={**{k: v for k, v in smoke.items() if k != "width"}, "sr": 3150, "steps": 12},
+        scheduler="pbt", samples=4, max_concurrent=4, cpus_per_trial=0.5, grace_steps=2, dashboard=False, verbose=0,
+    )
+    trials = result.trials.set_index("trial_id")
+    assert set(trials["status"]) == {"finished"}, trials["error"].tolist()  # no donor checkpoint failed to load
+    logged = ray_results(result.experiment_path)
+    exploits = [(trial_id, after) for trial_id, results in logged.items() for before, after in zip(results, results[1:])
+                if after.get("trial.restored_from") not in (None, trial_id, before.get("trial.restored_from"))]
+    assert exploits, "PBT exploited no trial"
+    for trial_id, after in exploits:
+        donor = [r["config"] for r in logged[after["trial.restored_from"]]]
+        # the donor's network (its architecture came with its weights), a learning rate of its own
+        assert after["config"]["width"] in {c["width"] for c in donor}
+        assert after["config"]["lr"] not in {c["lr"] for c in donor}
+        # the mutated lr is the one the optimiser ran with: the trial's last checkpoint holds it
+        state = Store(result.store).load_checkpoint(trials.loc[trial_id, "artifact.checkpoint"])
+        assert state["optimizers"]["vae"]["param_groups"][0]["lr"] == pytest.approx(trials.loc[trial_id, "config.lr"])
+        assert state["config"]["width"] == trials.loc[trial_id, "config.width"]
 
 
 def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The shared training loop (audiostyle.train) driven by a small real method: a dropout MLP autoencoder."""
+"""The shared training loop (audiostyle.methods.trained) driven by a small real method: a dropout MLP autoencoder."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective, TrialContext
-from audiostyle.train import (
+from audiostyle.methods.trained import (
     Amp,
     Parts,
     TrainConfig,
@@ -203,7 +203,7 @@ def test_config_validation_names_the_fix():
 
 
 def test_fp16_is_ignored_on_cpu_with_a_log_line(caplog):
-    with caplog.at_level(logging.INFO, logger="audiostyle.train"):
+    with caplog.at_level(logging.INFO, logger="audiostyle.methods.trained"):
         amp = Amp("fp16", torch.device("cpu"))
     assert amp.mode == "none" and amp.scaler is None
     assert "ignored on cpu" in caplog.text

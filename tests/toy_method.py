@@ -36,6 +36,7 @@ class ToyConfig:
     fail: str = "none"
     fail_at: int = 3
     seed: int = 0
+    label: str | None = None
 
     def __post_init__(self) -> None:
         check_range("x", self.x, 0.0, 1.0)

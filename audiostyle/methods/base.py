@@ -1,4 +1,4 @@
-"""The contract every method implements (see DESIGN.md, "Contracts").
+"""The contract every method implements.
 
 A method is pure PyTorch/NumPy and knows nothing of Ray: ``audiostyle.sweep`` wraps it in a Ray Tune
 trainable, and tests drive it with plain Python. The life of one trial::
@@ -22,19 +22,13 @@ import numpy as np
 
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
+from audiostyle.methods.fields import check_values
+from audiostyle.objectives import Objective
 from audiostyle.space import Space
 
 Reporter = Callable[[int, Mapping[str, float], "Mapping[str, Any] | None"], None]
 """``report(step, metrics, state)``: metrics are plain floats keyed by name (no ``metric.`` prefix);
 ``state`` (optional) is a picklable dict (tensors allowed) from which the method can resume."""
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A metric name and the direction that is better (``"max"`` or ``"min"``)."""
-
-    metric: str
-    mode: Literal["max", "min"]
 
 
 @dataclass
@@ -101,7 +95,11 @@ class Method(ABC):
 
     @classmethod
     def make_config(cls, overrides: Mapping[str, Any] | None = None) -> Any:
-        """The default config with ``overrides`` applied; unknown keys raise :class:`AudiostyleError`."""
+        """The default config with ``overrides`` applied.
+
+        Unknown keys, and values of the wrong type for their field (:func:`~audiostyle.methods.fields.check_values`),
+        raise :class:`AudiostyleError`; the config's ``__post_init__`` then checks ranges.
+        """
         overrides = dict(overrides or {})
         known = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = sorted(set(overrides) - known)
@@ -109,7 +107,7 @@ class Method(ABC):
             raise AudiostyleError(
                 f"{cls.name}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}."
             )
-        return cls.Config(**overrides)
+        return cls.Config(**check_values(cls.Config, overrides))
 
     def data_domains(self, config: Any) -> tuple[str, ...] | None:
         """The dataset domains ``config`` uses, so a sweep decodes only those; None means all of them."""

@@ -22,7 +22,7 @@ and pooled fake batch in one forward (instance norm is per sample, so batching i
 are frozen while the generators train; tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has
 channels-last kernels); Adam is fused. Translation and identity take separate forwards: on AVX-512 CPUs two batch-2
 convolutions are faster than one batch-4. ``amp="bf16"`` autocasts on CUDA and the CPU, and long runs compile the
-networks (``compile``, see :class:`~audiostyle.train.TrainConfig`); with both, a 256 × 256 step takes half the
+networks (``compile``, see :class:`~audiostyle.methods.trained.TrainConfig`); with both, a 256 × 256 step takes half the
 reference's time on a 2-core CPU (BENCHMARKS.md).
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
@@ -49,7 +49,7 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_range
-from audiostyle.methods.base import Objective
+from audiostyle.objectives import HEADLINE
 from audiostyle.methods.nets import (
     ImagePool,
     PatchDiscriminator,
@@ -59,7 +59,7 @@ from audiostyle.methods.nets import (
     set_requires_grad,
 )
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import (
+from audiostyle.methods.trained import (
     Amp,
     DomainPairMethod,
     Parts,
@@ -258,7 +258,7 @@ class CycleGAN(DomainPairMethod):
 
     name = "cyclegan"
     Config = CycleGANConfig
-    headline = Objective("transfer_score", "max")
+    headline = HEADLINE
     kind = "transfer"
 
     @classmethod

@@ -35,8 +35,9 @@ from audiostyle import metrics
 from audiostyle.audio import StftParams, fit_length
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_range
-from audiostyle.methods.base import Objective, TrialContext
-from audiostyle.train import Parts, TrainConfig, TrainedMethod, save_sample
+from audiostyle.methods.base import TrialContext
+from audiostyle.objectives import objective
+from audiostyle.methods.trained import Parts, TrainConfig, TrainedMethod, save_sample
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ MIN_SAMPLES = 256
 
 @dataclass
 class DomainConfig(TrainConfig):
-    """Data and evaluation fields of every generator (on top of the loop's :class:`~audiostyle.train.TrainConfig`).
+    """Data and evaluation fields of every generator (on top of the loop's :class:`~audiostyle.methods.trained.TrainConfig`).
 
     Attributes
     ----------
@@ -303,7 +304,7 @@ class GenerativeMethod(TrainedMethod):
     """
 
     kind = "generate"
-    headline = Objective("fad", "min")
+    headline = objective("fad")
     artifact_samples: ClassVar[int] = 2
     """Samples written as ``sample_<i>.wav``/``.png`` by :meth:`write_artifacts`."""
 

@@ -1,4 +1,4 @@
-"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (METHODS.md §3, report 000_*).
+"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (report 000_*).
 
 One encoder and one decoder per domain (sides ``x`` = ``config.domain_x`` and ``y`` = ``config.domain_y``), trained
 like two independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,
@@ -33,7 +33,7 @@ Losses (the report's section 6)
 Inputs and normalisation
     Audio at ``sr`` 22.05 kHz, mel power spectrogram with 256 bands (``n_fft`` 2048, hop 512: 256 frames ≈ 5.9 s),
     cut into 256×256 patches (training: random crops; inference: half-overlapping patches cross-faded back by
-    :func:`audiostyle.train.translate_spectrogram`, so clips of any length work). Each clip is normalised on its own:
+    :func:`audiostyle.methods.trained.translate_spectrogram`, so clips of any length work). Each clip is normalised on its own:
     ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's loudest bin (at
     least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB below.
     ``recon_mse``/``recon_mae`` are per-pixel means on this [0, 1] scale over fixed validation patches of both
@@ -47,7 +47,7 @@ Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the vali
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
-paired), averaged by :func:`audiostyle.train.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
+paired), averaged by :func:`audiostyle.methods.trained.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
 ``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
 that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
 ``wasserstein`` (W).
@@ -67,11 +67,11 @@ from torch import Tensor, nn
 from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset
-from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Objective
+from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
+from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
+from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ class SegNetConfig(TrainConfig):
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
 
-    Inherited from :class:`~audiostyle.train.TrainConfig`: ``steps``, ``batch_size`` (8; the report gives none),
+    Inherited from :class:`~audiostyle.methods.trained.TrainConfig`: ``steps``, ``batch_size`` (8; the report gives none),
     ``lr`` (the autoencoders' Adam learning rate, 1e-3: the report gives none), ``report_every``,
     ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
@@ -385,6 +385,7 @@ class SegNetConfig(TrainConfig):
         check_choice("recon_loss", self.recon_loss, ("l1", "l2"))
         check_range("critic_weight", self.critic_weight, 0.0, 1e6)
         check_range("critic_lr", self.critic_lr, 0.0, 1.0)
+        check_positive("critic_lr", self.critic_lr)
         check_range("critic_steps", self.critic_steps, 1, 100)
         check_choice("lipschitz", self.lipschitz, ("gp", "clip"))
         check_range("gp_weight", self.gp_weight, 0.0, 1e6)
@@ -474,7 +475,7 @@ def transfer_audio(
     """Transfer a whole clip ``(samples,)`` at ``config.sr`` (any length) in ``direction`` (``"x2y"``/``"y2x"``).
 
     Normalised log-mel → half-overlapping patches through the source encoder and the target decoder
-    (:func:`audiostyle.train.translate_spectrogram`) → de-normalised with the input's own reference →
+    (:func:`audiostyle.methods.trained.translate_spectrogram`) → de-normalised with the input's own reference →
     :func:`audiostyle.audio.mel_to_audio`. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
     """
     src, dst = direction[0], direction[-1]
@@ -491,7 +492,7 @@ class SegNet(DomainPairMethod):
 
     name: ClassVar[str] = "segnet"
     Config: ClassVar[type] = SegNetConfig
-    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    headline: ClassVar[Objective] = HEADLINE
     skips: ClassVar[bool] = False
     """True for the U-Net variant (skip connections instead of max-unpooling)."""
 
@@ -606,7 +607,7 @@ class SegNet(DomainPairMethod):
         return {"loss_recon": loss_recon.detach(), "loss_critic": loss_critic.detach(), "wasserstein": w.detach()}
 
     def evaluate(self, parts: Parts, config: SegNetConfig, data: SegNetData, device: torch.device) -> dict[str, float]:
-        """Common metrics of both directions (:func:`~audiostyle.train.mean_over_directions`), ``recon_mse``,
+        """Common metrics of both directions (:func:`~audiostyle.methods.trained.mean_over_directions`), ``recon_mse``,
         ``recon_mae`` (per pixel, both autoencoders) and ``target_prob_input``."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []

@@ -1,4 +1,4 @@
-"""``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN (METHODS.md §1).
+"""``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN.
 
 After Ulyanov & Lebedev (2016) and Ustyuzhaninov et al. (2016), as swept by hand in the reports ``003_*``
 (DeepMix) and ``004_*`` (CS753 audio style transfer): the output's feature map (log-magnitude STFT, mel or
@@ -32,10 +32,11 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Method, Objective, TrialContext
+from audiostyle.methods.base import Method, TrialContext
+from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import _to_cpu, resolve_device
+from audiostyle.methods.trained import to_cpu, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ class ShallowCNNConfig:
     optimizer : str
         ``"lbfgs"``, ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
     lr : float
-        Learning rate of adam/rmsprop/sgd. L-BFGS uses a strong-Wolfe line search from a unit step, like the
+        Learning rate of adam/rmsprop/sgd. sgd takes normalised steps (the gradient divided by its RMS over the
+        output), so its lr is a step in feature units like adam's: the loss is of order 1e4 on real recordings, and
+        plain gradient steps diverged at the first iteration for every lr of the search space. L-BFGS uses a strong-Wolfe line search from a unit step, like the
         scipy L-BFGS-B the reports ran (which has no learning rate: their "lr 0.001" did not act on it).
     init : str
         Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
@@ -224,7 +227,7 @@ class ShallowCNN(Method):
 
     name: ClassVar[str] = "shallow_cnn"
     Config: ClassVar[type] = ShallowCNNConfig
-    headline: ClassVar[Objective] = Objective("transfer_score", "max")
+    headline: ClassVar[Objective] = HEADLINE
     kind: ClassVar[str] = "transfer"
 
     # -- declaration -------------------------------------------------------------------------------
@@ -400,6 +403,8 @@ class ShallowCNN(Method):
                     "lower lr (adam/rmsprop/sgd), use a bounded activation (tanh), or check the input audio."
                 )
             total.backward()
+            if config.optimizer == "sgd":  # normalised gradient descent (see ShallowCNNConfig.lr)
+                run.x.grad.div_(run.x.grad.pow(2).mean().sqrt().clamp_min(1e-12))
             run.evals += 1
             return total
 
@@ -423,7 +428,7 @@ class ShallowCNN(Method):
     def _state(self, config: ShallowCNNConfig, run: _Run) -> dict[str, Any]:
         opt_state = None
         if not isinstance(run.opt, torch.optim.LBFGS):
-            opt_state = _to_cpu(run.opt.state_dict())
+            opt_state = to_cpu(run.opt.state_dict())
         return {
             "format": STATE_FORMAT,
             "step": run.step,

@@ -1,4 +1,4 @@
-"""A GAN that generates mel spectrograms (METHODS.md §4, report 002_*): ``spec_gan``.
+"""A GAN that generates mel spectrograms (report 002_*): ``spec_gan``.
 
 The generator maps ``noise_dim``-d Gaussian noise through dense layers to a small ``(channels, h, w)`` map and
 through transposed convolutions (each doubling both axes) to a log-mel spectrogram of the data's shape
@@ -24,7 +24,7 @@ from torch import nn
 
 from audiostyle import audio as A
 from audiostyle.data.dataset import AudioDataset
-from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
 from audiostyle.methods.generative import (
     EVAL_NOISE_SEED,
     ClipGeometry,
@@ -40,7 +40,7 @@ from audiostyle.methods.generative import (
 )
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import Amp, Parts
+from audiostyle.methods.trained import Amp, Parts
 
 
 class SpecGenerator(nn.Module):
@@ -176,7 +176,7 @@ class SpecGANConfig(DomainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("lr_d", self.lr_d, 0.0, math.inf, fix="Use a positive learning rate, e.g. 2e-4.")
+        check_positive("lr_d", self.lr_d, fix="Use a positive learning rate, e.g. 2e-4.")
         check_range("beta1", self.beta1, 0.0, 0.999)
         check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("noise_dim", self.noise_dim, 1, 65_536)

@@ -1,4 +1,4 @@
-"""Convolutional VAEs on raw waveforms (METHODS.md §5, report 002_*): ``wave_vae`` and ``wave_vae_pool``.
+"""Convolutional VAEs on raw waveforms (report 002_*): ``wave_vae`` and ``wave_vae_pool``.
 
 Two registry entries share one network class and one method class:
 
@@ -38,7 +38,7 @@ from audiostyle.methods.generative import (
     stored_length,
 )
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.train import Amp, Parts, save_sample
+from audiostyle.methods.trained import Amp, Parts, save_sample
 
 Pooling = Literal["none", "max", "avg"]
 

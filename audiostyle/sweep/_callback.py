@@ -31,16 +31,17 @@ from typing import Any, Mapping
 
 from ray import tune
 
-from audiostyle.methods.base import Method, Objective
+from audiostyle.methods.base import Method
+from audiostyle.objectives import FAILED, FINISHED, STOPPED, Objective
 from audiostyle.store import Store
-from audiostyle.sweep_trial import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP
+from audiostyle.sweep._keys import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP, TIME_TOTAL
 
 log = logging.getLogger(__name__)
 
 
 def status_of(last_result: Mapping[str, Any] | None) -> str:
     """``finished``/``failed`` from a trial's final result, ``stopped`` when it ended without one."""
-    return (last_result or {}).get(STATUS) or "stopped"
+    return (last_result or {}).get(STATUS) or STOPPED
 
 
 class StoreCallback(tune.Callback):
@@ -99,8 +100,8 @@ class StoreCallback(tune.Callback):
             return
         # keyed by step: steps re-run after a restore replace the lost run's rows
         entry["history"][int(result[STEP])] = {
-            "step": int(result[STEP]),
-            "time_s": float(result.get("time_total_s", float("nan"))),
+            STEP: int(result[STEP]),
+            "time_s": float(result.get(TIME_TOTAL, float("nan"))),
             **result.get(METRICS, {}),
         }
 
@@ -110,7 +111,7 @@ class StoreCallback(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
-        self._write(trial, "failed", f"Ray: {error}" if error else "Ray: the trial's worker failed")
+        self._write(trial, FAILED, f"Ray: {error}" if error else "Ray: the trial's worker failed")
 
     # -- the row -------------------------------------------------------------------------------
     def _config(self, trial_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,14 +143,14 @@ class StoreCallback(tune.Callback):
         entry = self._entry(trial)
         result = trial.last_result or {}
         history = [entry["history"][k] for k in sorted(entry["history"])]
-        if result.get(FINAL) and status == "finished":
+        if result.get(FINAL) and status == FINISHED:
             metrics = dict(result.get(METRICS, {}))
         else:
             metrics = {}
             for row in history:
-                metrics.update({k: v for k, v in row.items() if k not in ("step", "time_s")})
+                metrics.update({k: v for k, v in row.items() if k not in (STEP, "time_s")})
         ended = time.time()
-        wall = float(result.get("time_total_s") or (ended - entry["started_at"]))
+        wall = float(result.get(TIME_TOTAL) or (ended - entry["started_at"]))
         artifacts = entry["artifacts"]
         row = {
             "trial_id": trial.trial_id,
@@ -160,7 +161,7 @@ class StoreCallback(tune.Callback):
             "started_at": dt.datetime.fromtimestamp(entry["started_at"], tz=dt.timezone.utc),
             "ended_at": dt.datetime.fromtimestamp(ended, tz=dt.timezone.utc),
             "wall_s": wall,
-            "steps": int(result.get(STEP, history[-1]["step"] if history else 0)),
+            "steps": int(result.get(STEP, history[-1][STEP] if history else 0)),
             "device": entry["device"] or result.get(DEVICE),
             "seed": self.seed,
             "config": self._config(trial.config),

@@ -11,7 +11,7 @@ How a method plugs in
 
     from dataclasses import dataclass
     import torch
-    from audiostyle.train import Amp, Parts, TrainConfig, TrainedMethod
+    from audiostyle.methods.trained import Amp, Parts, TrainConfig, TrainedMethod
 
     @dataclass
     class MyConfig(TrainConfig):           # inherits steps, batch_size, lr, report_every,
@@ -26,7 +26,7 @@ How a method plugs in
     class MyMethod(TrainedMethod):
         name = "my_method"
         Config = MyConfig
-        headline = Objective("transfer_score", "max")
+        headline = HEADLINE                      # audiostyle.objectives
 
         def prepare(self, dataset, config):            # once per sweep: arrays, picklable
             ...
@@ -111,7 +111,7 @@ import torch
 from torch import nn
 
 from audiostyle import audio as A
-from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
 from audiostyle.methods.base import Method, TrialContext
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 65_536)
-        check_range("lr", self.lr, 0.0, math.inf, fix="Use a positive learning rate, e.g. 2e-4.")
+        check_positive("lr", self.lr, fix="Use a positive learning rate, e.g. 2e-4.")
         check_range("report_every", self.report_every, 1, 10**9)
         check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
         if self.checkpoint_every % self.report_every:
@@ -304,14 +304,14 @@ def compile_modules(parts: Parts, config: Any, device: torch.device, method: str
 
 
 # -- state ---------------------------------------------------------------------------------------
-def _to_cpu(obj: Any) -> Any:
+def to_cpu(obj: Any) -> Any:
     """A deep copy of ``obj`` with every tensor detached and copied to the CPU."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: to_cpu(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
+        return type(obj)(to_cpu(v) for v in obj)
     return obj
 
 
@@ -353,10 +353,10 @@ def capture_state(
         "format": STATE_FORMAT,
         "step": step,
         "config": dataclasses.asdict(config),
-        "modules": {k: _to_cpu(m.state_dict()) for k, m in parts.modules.items()},
-        "optimizers": {k: _to_cpu(o.state_dict()) for k, o in parts.optimizers.items()},
-        "schedulers": {k: _to_cpu(s.state_dict()) for k, s in parts.schedulers.items()},
-        "stateful": {k: _to_cpu(s.state_dict()) for k, s in parts.stateful.items()},
+        "modules": {k: to_cpu(m.state_dict()) for k, m in parts.modules.items()},
+        "optimizers": {k: to_cpu(o.state_dict()) for k, o in parts.optimizers.items()},
+        "schedulers": {k: to_cpu(s.state_dict()) for k, s in parts.schedulers.items()},
+        "stateful": {k: to_cpu(s.state_dict()) for k, s in parts.stateful.items()},
         "scaler": amp.scaler.state_dict() if amp.scaler is not None else None,
         "rng": _rng_state(amp.device, batch_rng),
     }

@@ -29,9 +29,9 @@ from ray import tune
 from ray.util import metrics as ray_metrics
 
 from audiostyle.errors import AudiostyleError, check_choice
+from audiostyle.objectives import STATUSES
+from audiostyle.sweep._keys import STEP, TIME_THIS_ITER, tracked
 
-#: Trial statuses a sweep records (the store's ``status`` column).
-STATUSES = ("finished", "failed", "stopped")
 #: Prefix of every metric this module publishes.
 METRIC_PREFIX = "audiostyle_"
 #: How often :class:`MonitorCallback` re-sends the gauges (s); Ray forgets a gauge after 2 export intervals.
@@ -265,7 +265,7 @@ class MonitorCallback(tune.Callback):
         method: str,
         objective: str | None = None,
         mode: str = "max",
-        step_key: str = "step",
+        step_key: str = STEP,
         status_of: Callable[[Any], str] | None = None,
     ) -> None:
         self.sweep_id, self.method, self.objective, self.mode = sweep_id, method, objective, mode
@@ -303,7 +303,7 @@ class MonitorCallback(tune.Callback):
         else:
             done = 1.0
         if done > 0:
-            sweep.steps(int(round(done)), float(result.get("time_this_iter_s") or 0.0), trial.trial_id)
+            sweep.steps(int(round(done)), float(result.get(TIME_THIS_ITER) or 0.0), trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         status = self.status_of(trial) if self.status_of else "finished"
@@ -311,3 +311,23 @@ class MonitorCallback(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._sweep().trial_finished("failed", None, trial.trial_id)
+
+
+# ------------------------------------------------------------------------------------------- console
+def progress_reporter(objectives: list[Any], headline: Any, parameters: list[str]) -> Any:
+    """Ray Tune's console table: the objectives' latest values, the step, the first six searched fields.
+
+    The legacy table needs ``RAY_AIR_NEW_OUTPUT=0`` (set by :func:`audiostyle.sweep.run` unless set).
+    """
+    shown = {tracked(o.metric): o.metric for o in [headline, *objectives]}
+    shown[STEP] = STEP
+    return tune.CLIReporter(metric_columns=shown, parameter_columns=parameters[:6], max_report_frequency=15,
+                            max_progress_rows=12)
+
+
+def monitor_callback(sweep_id: str, method: str, headline: Any) -> MonitorCallback:
+    """The dashboard metrics of a sweep (trials running/ended, best headline, steps/s), statuses by the store's rule."""
+    from audiostyle.sweep._callback import status_of
+
+    return MonitorCallback(sweep_id, method, tracked(headline.metric), headline.mode,
+                           status_of=lambda trial: status_of(trial.last_result))

@@ -1,0 +1,33 @@
+"""Hyperparameter sweeps of one method on Ray Tune, Optuna as the searcher, every trial in the Parquet store.
+
+::
+
+    from audiostyle import sweep
+    result = sweep.run("shallow_cnn", samples=16, store="results")
+    print(result.summary())
+
+A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its space changes, and calls
+:func:`main`. The modules behind this face, one job each:
+
+``_plan``      the plan of a sweep (its manifest; resume reads it back)
+``_run``       :func:`run`: the plan's steps, top to bottom
+``_ray``       the Ray connection, storage and concurrency
+``_prepare``   the dataset and ``method.prepare``, once, through the feature cache
+``_search``    searchers (Optuna TPE / NSGA-II / random; failed trials are failed for Optuna)
+``_schedule``  schedulers (ASHA, Pareto ASHA, PBT on the continuous fields)
+``_trial``     the trainable: one trial of a method on a Ray worker
+``_callback``  the store callback: every ended trial's row and history
+``_monitor``   dashboard names and metrics, the console table
+``_result``    :class:`SweepResult`, ranked as ``python -m audiostyle.best`` ranks
+``_cli``       :class:`Budget`, the shared flags, :func:`main`
+``_keys``      the result keys trials report
+"""
+
+from audiostyle.objectives import PARETO, Objective
+from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.sweep._cli import Budget, main
+from audiostyle.sweep._plan import Plan
+from audiostyle.sweep._result import SweepResult
+from audiostyle.sweep._run import run
+
+__all__ = ["Budget", "Choice", "Float", "Int", "Objective", "PARETO", "Plan", "Space", "SweepResult", "main", "run"]

@@ -1,0 +1,41 @@
+"""The keys of a trial's results (what the trial reports to Ray Tune and what the driver reads back).
+
+Defined once, like ``ray.tune.result``: the trial (:mod:`._trial`) writes them, the searcher, the schedulers, the
+store callback, the monitor and the reporter read them.
+
+``step``                 the method's step counter (ASHA/PBT's time attribute)
+``metrics``              the metrics exactly as reported (a nested dict; the store's history)
+``tracked.<metric>``     the latest value of each objective metric reported so far, carried forward
+                         between reports that lack it (NaN before the first): what the schedulers and the
+                         searcher read, so every result carries them
+``trial.device``         ``cpu`` or ``cuda:N``
+``trial.artifacts``      JSON ``{relative name: URI}`` of the artifacts uploaded to the store so far
+``trial.final``          True on the one result a trial ends with (its final metrics)
+``trial.status``         on the final result: ``finished`` or ``failed``
+``trial.error``          on the final result: the failure's reason (empty when finished)
+``trial.restored_from``  the trial whose checkpoint this one continues (itself after a restore; the donor
+                         after a PBT exploit); absent when the trial started afresh
+
+A report with state carries a Tune checkpoint folder of :data:`CHECKPOINT_FILE` (the state, ``torch.save``)
+and :data:`TRIAL_FILE` (step and tracked values).
+"""
+
+STEP = "step"
+METRICS = "metrics"
+TRACKED = "tracked."
+DEVICE = "trial.device"
+ARTIFACTS = "trial.artifacts"
+FINAL = "trial.final"
+STATUS = "trial.status"
+ERROR = "trial.error"
+RESTORED_FROM = "trial.restored_from"
+TIME_TOTAL = "time_total_s"
+"""Ray Tune's running time of a trial, summed over restores."""
+TIME_THIS_ITER = "time_this_iter_s"
+CHECKPOINT_FILE = "checkpoint.pt"
+TRIAL_FILE = "trial.json"
+
+
+def tracked(metric: str) -> str:
+    """The result key carrying ``metric``'s latest value (``tracked.<metric>``)."""
+    return TRACKED + metric

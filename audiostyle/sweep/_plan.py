@@ -1,0 +1,294 @@
+"""The sweep's plan: everything a sweep is, decided once before Ray starts, written as its manifest.
+
+:class:`Settings` holds what the caller asked for (None: not asked, so the default applies). :func:`new_plan`
+turns settings into a :class:`Plan`; the manifest in the store is the plan (:meth:`Plan.to_manifest`), and
+``--resume`` is the plan read back (:func:`resumed_plan`). Ray restores a sweep exactly as it was (trials,
+searcher, scheduler, resources), so a setting given with ``--resume`` must equal the plan's: any that does not
+is refused, listed with the value the sweep ran with. What only the driver uses (Ray address, dashboard,
+feature cache, verbosity) is not part of the plan and applies to a resumed sweep as to a new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from audiostyle import methods
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError, check_choice
+from audiostyle.objectives import Objective, parse_objectives
+from audiostyle.space import Space, describe, from_description, restrict, seed_points
+from audiostyle.store import Store
+from audiostyle.sweep._ray import default_storage, experiment_path
+from audiostyle.sweep._schedule import SCHEDULERS
+from audiostyle.sweep._search import SEARCHERS
+
+
+@dataclass
+class Settings:
+    """What a caller asks of a sweep (:func:`audiostyle.sweep.run`'s keyword arguments); every field None (or
+    empty) means "not asked": its default applies.
+
+    ``space``: ``{config_field: Float|Int|Choice}``, default the method's ``default_space()``; fields in
+    ``overrides`` are not searched. ``overrides``: config values fixed for every trial. ``data``: ``"demo"``
+    (default), a dataset path or ``s3://`` URL, or an ``AudioDataset``. ``samples``: trials (16). ``steps``: step
+    budget per trial (the config's ``steps``; must agree with ``overrides``). ``grace_steps``: ASHA's first rung /
+    PBT's perturbation interval (a quarter of the budget). ``max_concurrent``: trials at once (what the cluster
+    holds). ``cpus_per_trial`` (1), ``gpus_per_trial`` (0; 0.25 lets four trials share a GPU). ``search``:
+    ``"tpe"``, ``"nsga2"`` or ``"random"`` (TPE; NSGA-II with several objectives). ``population``: NSGA-II's (a
+    quarter of the trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
+    ``objectives``: e.g. ``[("content_corr", "max"), ("style_dist", "min")]`` or ``"metric[:mode]"`` strings for a
+    Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA with several
+    objectives), ``"pbt"`` (mutates the continuous fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
+    checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a multi-node cluster use ``s3://``
+    or a shared path). ``smoke``: the small in-memory demo set with ``data="demo"``. ``max_failures``: Ray's
+    retries of a trial lost to the platform (2); failures of the method itself are recorded, never retried.
+    """
+
+    space: Space | None = None
+    overrides: Mapping[str, Any] | None = None
+    data: str | AudioDataset | None = None
+    samples: int | None = None
+    steps: int | None = None
+    grace_steps: int | None = None
+    max_concurrent: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    search: str | None = None
+    population: int | None = None
+    points: Iterable[Mapping[str, Any]] = ()
+    objectives: Iterable[Any] | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    storage: str | None = None
+    smoke: bool | None = None
+    max_failures: int | None = None
+
+
+@dataclass
+class Plan:
+    """One sweep, decided: what it searches, how, on what budget, where it writes.
+
+    Attributes
+    ----------
+    method, sweep_id, store : str
+    space : Space
+        The searched dimensions (the fields ``overrides`` fixes removed).
+    overrides : dict
+        Config values every trial shares, ``steps`` among them.
+    objectives : list of Objective
+        What the searcher optimises; the first ranks the trials. ``headline`` is the method's.
+    search, scheduler : str
+        Optuna sampler (``tpe``, ``nsga2``, ``random``) and early stopping (``asha``, ``pbt``, ``none``).
+    samples, seed, population : int
+        Trials, the seed of the sampler and the trials, NSGA-II's population (None: sized to ``samples``).
+    budget_steps, grace_steps : int
+        Steps per trial; ASHA's first rung and PBT's perturbation interval.
+    cpus_per_trial, gpus_per_trial : float
+    max_concurrent : int or None
+        Trials at once (None until Ray is connected: what the cluster holds).
+    max_failures : int
+        Ray's retries of a trial lost to the platform.
+    smoke : bool
+    data, storage : str
+        The dataset's source and Ray's storage (checkpoints, experiment state).
+    points : list of dict
+        The searcher's first configs (given points, then the method's best known), complete over ``space``.
+    started_at : str
+        ISO time the sweep started.
+    """
+
+    method: str
+    sweep_id: str
+    store: str
+    space: Space
+    overrides: dict[str, Any]
+    objectives: list[Objective]
+    headline: Objective
+    search: str
+    scheduler: str
+    samples: int
+    seed: int
+    budget_steps: int
+    grace_steps: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None
+    max_failures: int
+    smoke: bool
+    data: str
+    storage: str
+    population: int | None = None
+    points: list[dict[str, Any]] = field(default_factory=list)
+    started_at: str = ""
+
+    @property
+    def experiment_path(self) -> str:
+        """Ray's experiment folder of the sweep (``Tuner.restore`` reads it)."""
+        return experiment_path(self.storage, self.sweep_id)
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest the store keeps: identity and space at the top, the rest under ``args``."""
+        args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _TOP}
+        return {
+            "method": self.method,
+            "sweep_id": self.sweep_id,
+            "objectives": [dataclasses.asdict(o) for o in self.objectives],
+            "headline": dataclasses.asdict(self.headline),
+            "space": describe(self.space),
+            "storage": self.storage,
+            "experiment_path": self.experiment_path,
+            "started_at": self.started_at,
+            "args": args,
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> "Plan":
+        """The plan a manifest (:meth:`to_manifest`) holds."""
+        args = dict(manifest["args"])
+        return cls(
+            method=manifest["method"],
+            sweep_id=manifest["sweep_id"],
+            space=from_description(manifest["space"]),
+            objectives=[Objective(o["metric"], o["mode"]) for o in manifest["objectives"]],
+            headline=Objective(**manifest["headline"]),
+            storage=manifest["storage"],
+            started_at=manifest["started_at"],
+            **{k: v for k, v in args.items() if k in _ARGS},
+        )
+
+
+_TOP = ("method", "sweep_id", "space", "objectives", "headline", "storage", "started_at")
+_ARGS = tuple(f.name for f in dataclasses.fields(Plan) if f.name not in _TOP)
+
+
+def new_sweep_id(method: str) -> str:
+    """``<method>-<UTC time>-<pid>``."""
+    return f"{method}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{os.getpid() % 10000:04d}"
+
+
+def fixed_values(settings: Settings) -> dict[str, Any]:
+    """The config values the caller fixed: ``overrides``, with ``steps`` when given (they must agree)."""
+    overrides = dict(settings.overrides or {})
+    if settings.steps is not None:
+        if overrides.get("steps", settings.steps) != settings.steps:
+            raise AudiostyleError(
+                f"steps={settings.steps} and overrides steps={overrides['steps']} disagree: give the budget once."
+            )
+        overrides["steps"] = int(settings.steps)
+    return overrides
+
+
+def _data_label(data: str | AudioDataset | None) -> str:
+    if isinstance(data, AudioDataset):
+        return data.source or "in-memory"
+    return data or "demo"
+
+
+def new_plan(method: str, settings: Settings, store: str, name: str | None = None) -> Plan:
+    """A new sweep's plan: the settings checked, defaults filled in (see :func:`audiostyle.sweep.run`)."""
+    m = methods.get(method)
+    overrides = fixed_values(settings)
+    base = m.make_config(overrides)
+    budget = int(getattr(base, "steps", 0) or 0)
+    objectives = parse_objectives(settings.objectives, m.headline)
+    search = settings.search or ("nsga2" if len(objectives) > 1 else "tpe")
+    scheduler = settings.scheduler or "asha"
+    check_choice("search", search, SEARCHERS)
+    check_choice("scheduler", scheduler, SCHEDULERS)
+    samples = 16 if settings.samples is None else int(settings.samples)
+    if scheduler != "none" and budget < 1:
+        raise AudiostyleError(f"{method}: its config has no 'steps' budget, so {scheduler} cannot schedule: use scheduler='none'.")
+    if samples < 1:
+        raise AudiostyleError(f"samples={samples}: a sweep needs at least one trial.")
+    space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
+    if not space:
+        raise AudiostyleError(f"{method}: nothing left to search (every field of the space is fixed by overrides).")
+    return Plan(
+        method=method, sweep_id=name or new_sweep_id(method), store=store, space=space, overrides=overrides,
+        objectives=objectives, headline=m.headline, search=search, scheduler=scheduler, samples=samples,
+        seed=settings.seed or 0, budget_steps=budget, grace_steps=max(1, int(settings.grace_steps or budget // 4 or 1)),
+        cpus_per_trial=1.0 if settings.cpus_per_trial is None else settings.cpus_per_trial,
+        gpus_per_trial=settings.gpus_per_trial or 0.0, max_concurrent=settings.max_concurrent,
+        max_failures=2 if settings.max_failures is None else settings.max_failures, smoke=bool(settings.smoke),
+        data=_data_label(settings.data), storage=settings.storage or default_storage(store),
+        population=settings.population, started_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        points=seed_points([*settings.points, *m.best_known()], space, dataclasses.asdict(base)),
+    )
+
+
+def find_manifest(store: Store, method: str, name: str | None) -> dict[str, Any]:
+    """The latest (or ``name``d) manifest of ``method`` in ``store``."""
+    manifests = store.sweeps(method)
+    if name:
+        manifests = [m for m in manifests if m.get("sweep_id") == name]
+    if not manifests:
+        which = f"sweep {name!r}" if name else f"any {method} sweep"
+        raise AudiostyleError(
+            f"--resume: found no manifest of {which} in store {store.root!r}. "
+            "Pass the --store (and --name) the interrupted sweep used."
+        )
+    return max(manifests, key=lambda m: str(m.get("started_at", "")))
+
+
+FLAGS = {
+    "samples": "--samples", "steps": "--steps", "overrides": "--set/--config", "space": "the script's space",
+    "grace_steps": "grace_steps", "max_concurrent": "--max-concurrent", "cpus_per_trial": "--cpus-per-trial",
+    "gpus_per_trial": "--gpus-per-trial", "search": "--search", "population": "--population",
+    "points": "--config (first points)", "objectives": "--pareto", "scheduler": "--scheduler", "seed": "--seed",
+    "storage": "--storage", "smoke": "--smoke", "max_failures": "--max-failures", "data": "--data",
+}
+"""How each setting is given on a sweep script's command line (for the messages of :func:`conflicts`)."""
+
+
+_MISSING = object()
+
+
+def conflicts(plan: Plan, settings: Settings) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (asked, planned)}`` for each setting given that differs from the plan."""
+    asked: dict[str, tuple[Any, Any]] = {}
+    planned = {**plan.overrides, "steps": plan.budget_steps}
+    for name, value in dict(settings.overrides or {}).items():
+        if planned.get(name, _MISSING) != value:
+            asked[f"overrides.{name}"] = (value, planned.get(name, "unset"))
+    if settings.steps is not None and settings.steps != plan.budget_steps:
+        asked["steps"] = (settings.steps, plan.budget_steps)
+    if settings.space is not None and describe(restrict(dict(settings.space), plan.overrides)) != describe(plan.space):
+        asked["space"] = (sorted(settings.space), sorted(plan.space))
+    if settings.objectives and parse_objectives(settings.objectives, plan.headline) != plan.objectives:
+        asked["objectives"] = ([o.metric for o in parse_objectives(settings.objectives, plan.headline)],
+                               [o.metric for o in plan.objectives])
+    if list(settings.points):
+        asked["points"] = (list(settings.points), "the restored searcher's")
+    if isinstance(settings.data, str) and settings.data != plan.data:
+        asked["data"] = (settings.data, plan.data)
+    for name in ("samples", "grace_steps", "max_concurrent", "cpus_per_trial", "gpus_per_trial", "search",
+                 "population", "scheduler", "seed", "storage", "smoke", "max_failures"):
+        value = getattr(settings, name)
+        if value is not None and value != getattr(plan, name):
+            asked[name] = (value, getattr(plan, name))
+    return asked
+
+
+def resumed_plan(store: Store, method: str, settings: Settings, name: str | None = None) -> Plan:
+    """The plan of the latest (or ``name``d) sweep of ``method`` in ``store``, read back from its manifest.
+
+    Raises :class:`AudiostyleError` listing every setting given that differs from the plan (Ray restores the
+    sweep as it ran: its trials, searcher, scheduler and resources).
+    """
+    plan = Plan.from_manifest(find_manifest(store, method, name))
+    asked = conflicts(plan, settings)
+    if asked:
+        listed = "; ".join(
+            f"{FLAGS.get(k.split('.')[0], k)}{' ' + k.split('.', 1)[1] if '.' in k else ''}: asked {a!r}, "
+            f"the sweep ran with {p!r}" for k, (a, p) in asked.items()
+        )
+        raise AudiostyleError(
+            f"--resume {plan.sweep_id}: Ray continues a sweep exactly as it started, so these settings cannot "
+            f"change: {listed}. Resume without them, or start a new sweep (e.g. with --config from "
+            "`python -m audiostyle.best --export`)."
+        )
+    return plan

@@ -1,0 +1,95 @@
+"""What a sweep returns: its rows in the store, ranked by :func:`audiostyle.analysis.rank` (the ranking
+``python -m audiostyle.best`` uses), its Pareto front, and a printable summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from audiostyle import analysis
+from audiostyle.objectives import Objective
+from audiostyle.store import Store
+from audiostyle.sweep._plan import Plan
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced.
+
+    Attributes
+    ----------
+    plan : Plan
+        The sweep as planned (also its manifest in the store).
+    trials : pandas.DataFrame
+        The sweep's rows in the store (one per trial).
+    best : dict or None
+        The best usable trial by the first objective (:func:`audiostyle.analysis.rank`).
+    pareto : pandas.DataFrame
+        Non-dominated trials over the objectives (multi-objective sweeps; else the best row).
+    prep_seconds : float
+        Driver time to prepare the data (load + prepare, or a cache hit).
+    cache_hit : bool
+    """
+
+    plan: Plan
+    trials: pd.DataFrame
+    best: dict[str, Any] | None
+    pareto: pd.DataFrame
+    prep_seconds: float = math.nan
+    cache_hit: bool = False
+
+    @classmethod
+    def read(cls, plan: Plan, prep_seconds: float = math.nan, cache_hit: bool = False) -> "SweepResult":
+        """The result of ``plan``'s sweep as its store holds it now."""
+        trials = Store(plan.store).trials(plan.method, plan.sweep_id)
+        ranked = analysis.rank(trials, plan.objectives[0])
+        front = analysis.pareto_front(trials, plan.objectives) if len(plan.objectives) > 1 else ranked.head(1)
+        best = ranked.iloc[0].to_dict() if len(ranked) else None
+        return cls(plan, trials, best, front, prep_seconds, cache_hit)
+
+    sweep_id = property(lambda self: self.plan.sweep_id)
+    method = property(lambda self: self.plan.method)
+    store = property(lambda self: self.plan.store)
+    objectives = property(lambda self: self.plan.objectives)
+    experiment_path = property(lambda self: self.plan.experiment_path)
+
+    def summary(self, top: int = 5) -> str:
+        """A markdown table of the best ``top`` trials, then the best config."""
+        obj: Objective = self.objectives[0]
+        lines = [f"sweep {self.sweep_id} ({self.method}): {len(self.trials)} trials in {self.store}"]
+        if not len(self.trials):
+            return lines[0]
+        counts = self.trials["status"].value_counts().to_dict()
+        lines.append("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        lines += ["", *_table(analysis.rank(self.trials, obj).head(top), self.trials, self.objectives)]
+        if self.best is not None:
+            lines += [
+                "",
+                f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {_fmt(self.best.get('metric.' + obj.metric))}",
+                "best config: " + json.dumps(analysis.config_of(self.best), sort_keys=True, default=str),
+            ]
+            if isinstance(self.best.get("artifact.audio"), str):
+                lines.append(f"audio sample: {self.best['artifact.audio']}")
+        if len(self.objectives) > 1:
+            lines.append(f"Pareto front over {', '.join(o.metric for o in self.objectives)}: {len(self.pareto)} trials")
+        return "\n".join(lines)
+
+
+def _table(ranked: pd.DataFrame, trials: pd.DataFrame, objectives: list[Objective]) -> list[str]:
+    varying = [c for c in ranked.columns if c.startswith("config.") and trials[c].astype(str).nunique() > 1][:6]
+    metric_cols = [f"metric.{o.metric}" for o in objectives if f"metric.{o.metric}" in ranked]
+    cols = ["trial_id", "status", "steps", *metric_cols, *varying]
+    header = "| " + " | ".join(c.removeprefix("config.").removeprefix("metric.") for c in cols) + " |"
+    rows = ["| " + " | ".join(_fmt(row[c]) for c in cols) + " |" for _, row in ranked.iterrows()]
+    return [header, "|" + "---|" * len(cols), *rows]
+
+
+def _fmt(value: Any) -> str:
+    value = analysis.plain_value(value)
+    if value is None:
+        return "nan"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,206 @@
+"""``run``: one sweep, top to bottom, as named steps over its :class:`~audiostyle.sweep._plan.Plan`.
+
+1. :func:`_plan_of`: the plan from the caller's settings, or (``resume``) the stored plan read back.
+2. :func:`~audiostyle.sweep._ray.connect`: join a running cluster (``RAY_ADDRESS``, or the cluster ``ray start``
+   left on this machine, as under ``ray submit``) or start a local Ray; size the concurrency to it.
+3. :func:`_prepare`: the dataset loaded and ``method.prepare`` run ONCE in the driver, through the feature cache.
+4. :func:`_trainable`: the trial function with the prepared data (shared through Ray's object store) and its
+   resources.
+5. :func:`_new_tuner` (writing the plan as the manifest) or :func:`_restored_tuner`: Optuna proposes configs
+   (:mod:`._search`), ASHA/its Pareto form/PBT stops or mutates trials (:mod:`._schedule`), the store callback
+   writes every ended trial (:mod:`._callback`).
+6. ``tuner.fit()``, then the store's rows ranked as ``python -m audiostyle.best`` ranks them (:mod:`._result`).
+
+Notes
+-----
+- With a searcher, Tune runs trials one after another unless concurrency is limited explicitly: the Optuna
+  searcher limits itself to ``max_concurrent`` live trials (see :mod:`._search`).
+- A restored sweep keeps its Optuna study; a trial that ended after Tune's last experiment snapshot runs again
+  from its last checkpoint and its store row is replaced, not added.
+- The default logger callbacks include TensorBoard's, which imports torch in the driver: only the JSON and CSV
+  loggers run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from audiostyle import methods
+from audiostyle.errors import AudiostyleError
+from audiostyle.store import Store
+from audiostyle.sweep._plan import Plan, Settings, new_plan, resumed_plan
+from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
+from audiostyle.sweep._ray import connect, fit_concurrency, storage
+from audiostyle.sweep._result import SweepResult
+
+log = logging.getLogger(__name__)
+
+_RAY_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # the legacy progress table (CLIReporter)
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no TensorBoard logger (it imports torch in the driver)
+    # trials checkpoint at every stateful report: Tune then snapshots often, which is what resume wants
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def run(
+    method: str,
+    *,
+    store: str = "results",
+    resume: bool = False,
+    name: str | None = None,
+    address: str | None = None,
+    cache_dir: str | None = None,
+    dashboard: bool = True,
+    verbose: int = 1,
+    **settings: Any,
+) -> SweepResult:
+    """Run (or resume) a hyperparameter sweep of ``method`` and store every trial.
+
+    Parameters
+    ----------
+    method : str
+        A registered method name (``audiostyle.methods.names()``).
+    store : str
+        Result store root, local path or ``s3://bucket/prefix``.
+    resume : bool
+        Continue the latest (or ``name``d) interrupted sweep of ``method`` in ``store``: its manifest is its plan.
+        Settings given with it must equal the plan's; any that differ are refused, listed.
+    name : str, optional
+        Sweep id (default ``<method>-<UTC time>-<pid>``); with ``resume``, the sweep to resume.
+    address : str, optional
+        Ray address (see :func:`audiostyle.sweep._ray.connect`).
+    cache_dir : str, optional
+        Feature cache root (default :func:`audiostyle.data.load.default_cache_dir`).
+    dashboard : bool
+        Start the dashboard with a new local Ray.
+    verbose : int
+        Ray Tune's verbosity (1 = the live table).
+    **settings
+        What to sweep: the fields of :class:`~audiostyle.sweep._plan.Settings` (``space``, ``overrides``, ``data``,
+        ``samples``, ``steps``, ``objectives``, ``scheduler``, ...); unset ones take their defaults.
+
+    Returns
+    -------
+    SweepResult
+    """
+    for key, value in _RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    # trials run in Ray's per-trial working folders: a relative store path must be made absolute here
+    store = store if "://" in str(store) else str(Path(store).expanduser().absolute())
+    asked = _settings(settings)
+    plan = _plan_of(method, asked, store, resume, name)
+    mode = connect(address, dashboard=dashboard)
+    if plan.max_concurrent is None:
+        plan = dataclasses.replace(plan, max_concurrent=fit_concurrency(
+            plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode))
+    prepared = _prepare(plan, asked, cache_dir)
+    trainable = _trainable(plan, prepared)
+    tuner = _restored_tuner(plan, trainable) if resume else _new_tuner(plan, trainable, verbose)
+    started = time.perf_counter()
+    tuner.fit()
+    log.info("sweep %s ran in %.1f s", plan.sweep_id, time.perf_counter() - started)
+    return SweepResult.read(plan, prepared.seconds, prepared.hit)
+
+
+def _settings(settings: dict[str, Any]) -> Settings:
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise AudiostyleError(f"sweep.run: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    return Settings(**settings)
+
+
+def _plan_of(method: str, settings: Settings, store: str, resume: bool, name: str | None) -> Plan:
+    """Step 1: a new plan, or the interrupted sweep's plan read back from its manifest."""
+    if not resume:
+        return new_plan(method, settings, store, name)
+    plan = resumed_plan(Store(store), methods.get(method).name, settings, name)
+    log.info("resuming sweep %s of %s from %s", plan.sweep_id, method, plan.storage)
+    return dataclasses.replace(plan, store=store)
+
+
+def _prepare(plan: Plan, settings: Settings, cache_dir: str | None) -> Prepared:
+    """Step 3: the dataset (the given object, else the plan's source) prepared once, through the cache."""
+    m = methods.get(plan.method)
+    base = m.make_config(plan.overrides)
+    data = settings.data if settings.data is not None and not isinstance(settings.data, str) else plan.data
+    dataset = load_data(data, smoke=plan.smoke, seed=plan.seed, cache_dir=cache_dir, domains=m.data_domains(base))
+    prepared = prepare_data(m, dataset, base, cache_dir)
+    log.info("data prepared in %.2f s (%s)", prepared.seconds, "cache hit" if prepared.hit else "computed")
+    return prepared
+
+
+def _trainable(plan: Plan, prepared: Prepared) -> Any:
+    """Step 4: :func:`~audiostyle.sweep._trial.run_trial` with the shared data, the trial spec and resources."""
+    from ray import tune
+
+    from audiostyle.sweep._trial import TrialSpec, run_trial
+
+    objectives = [plan.headline.metric, *(o.metric for o in plan.objectives)]
+    spec = TrialSpec(method=methods.get(plan.method), sweep_id=plan.sweep_id, store_root=plan.store,
+                     overrides=plan.overrides, tracked=tuple(dict.fromkeys(objectives)), seed=plan.seed)
+    return tune.with_resources(tune.with_parameters(run_trial, data=prepared.data, spec=spec),
+                               {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+
+
+def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
+    """Step 5 of a new sweep: the manifest written, then the Tuner with searcher, scheduler and callbacks."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from audiostyle.sweep._callback import StoreCallback
+    from audiostyle.sweep._monitor import monitor_callback, progress_reporter, trial_name_creator
+    from audiostyle.sweep._schedule import make_scheduler
+    from audiostyle.sweep._search import make_searcher, to_tune
+
+    Store(plan.store).write_sweep(plan.to_manifest())
+    storage_path, storage_fs = storage(plan.storage)
+    name_trial = trial_name_creator(plan.method)
+    callbacks = [
+        StoreCallback(plan.store, methods.get(plan.method), plan.sweep_id, plan.objectives[0], plan.overrides, plan.seed),
+        JsonLoggerCallback(),
+        CSVLoggerCallback(),
+        monitor_callback(plan.sweep_id, plan.method, plan.headline),
+    ]
+    return tune.Tuner(
+        trainable,
+        param_space=to_tune(plan.space) if plan.scheduler == "pbt" else None,
+        tune_config=tune.TuneConfig(
+            search_alg=make_searcher(plan), scheduler=make_scheduler(plan), num_samples=plan.samples,
+            reuse_actors=True, trial_name_creator=name_trial, trial_dirname_creator=name_trial,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.sweep_id,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+            # PBT clones other trials' checkpoints: keep more of them
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 2),
+            callbacks=callbacks,
+            progress_reporter=progress_reporter(plan.objectives, plan.headline, list(plan.space)),
+            verbose=verbose,
+        ),
+    )
+
+
+def _restored_tuner(plan: Plan, trainable: Any) -> Any:
+    """Step 5 of a resumed sweep: the Tuner as Ray saved it (trials, searcher, scheduler, callbacks)."""
+    from ray.tune import Tuner
+
+    storage_path, storage_fs = storage(plan.storage)
+    path = f"{storage_path.rstrip('/')}/{plan.sweep_id}"
+    if not Tuner.can_restore(path, storage_filesystem=storage_fs):
+        raise AudiostyleError(
+            f"--resume: no Ray experiment state at {plan.experiment_path}: the sweep stopped before Ray saved it. "
+            "Start it again without --resume."
+        )
+    # A method's own failure (NaN, bad config) is a recorded result, never a Ray error; a trial Ray marked
+    # errored was lost to the platform (its worker died with the driver, say): continue it from its checkpoint.
+    return Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False,
+                         storage_filesystem=storage_fs)

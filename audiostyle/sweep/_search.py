@@ -1,0 +1,186 @@
+"""Searchers: Optuna (TPE, NSGA-II, random) made to see failures as failures and to survive a restore.
+
+:func:`make_searcher` builds the sweep's searcher from its plan. Ray Tune's ``OptunaSearch`` tells Optuna a
+trial is COMPLETE whenever its last result carries the metric, and the final result of a trial that failed
+(NaN loss, exception) still carries its last good ``tracked.*`` values: TPE would learn a diverged config at its
+pre-divergence score. :class:`RestorableOptunaSearch` tells Optuna FAIL for a failed trial and PRUNED for one
+the scheduler stopped early (its intermediate values stay in the study, as with Optuna's own pruners); only a
+trial that finished is COMPLETE, with its final values.
+
+Restores: Ray Tune snapshots its trial list and its searcher in separate files. When the driver is killed while
+a snapshot is being written (seen with storage on S3, where files are uploaded one by one), the restored trial
+list can hold trials the restored searcher never suggested. Ray's ``OptunaSearch`` then fails the whole sweep
+with a ``KeyError`` on the first result of such a trial, and Ray's ``ConcurrencyLimiter`` silently drops their
+completion (so Optuna never learns them). :class:`RestorableOptunaSearch` limits concurrency itself (so Tune adds
+no ``ConcurrencyLimiter``), ignores intermediate results of trials it does not know, and *adopts* their final
+results into the study (``create_trial`` + ``add_trial``), so the study ends with every trial of the sweep.
+After a restore it forgets which trials were live: a trial the snapshot thought running may no longer exist and
+must not hold a concurrency slot forever (Ray's resource limits still bound what runs at once).
+
+PBT searches by mutating running trials: its trials start from Ray's random search over the space
+(:func:`to_tune`), not from Optuna.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from audiostyle.errors import AudiostyleError
+from audiostyle.objectives import FAILED
+from audiostyle.space import Choice, Float, Int, Space, to_optuna
+from audiostyle.sweep._keys import FINAL, STATUS, tracked
+
+log = logging.getLogger(__name__)
+
+SEARCHERS = ("tpe", "nsga2", "random")
+MAX_POPULATION = 50
+"""NSGA-II's population is at most Optuna's default (the default otherwise: a quarter of the trials)."""
+
+
+def population_size(samples: int, population: int | None = None) -> int:
+    """NSGA-II's population: ``population`` when given, else a quarter of ``samples`` (2 to 50), so that a
+    sweep runs about four generations instead of one random first generation."""
+    size = population if population is not None else min(MAX_POPULATION, samples // 4)
+    if population is not None and population < 2:
+        raise AudiostyleError(f"population={population}: NSGA-II needs a population of at least 2.")
+    return max(2, int(size))
+
+
+def trial_state(result: Mapping[str, Any] | None, error: bool, values: list[Any]) -> TrialState:
+    """What Optuna should learn of an ended trial: FAIL (Ray error, the method failed, or a non-finite value),
+    PRUNED (stopped by the scheduler: no final result), else COMPLETE."""
+    result = result or {}
+    if error or result.get(STATUS) == FAILED:
+        return TrialState.FAIL
+    if not result.get(FINAL):
+        return TrialState.PRUNED
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return TrialState.FAIL
+    return TrialState.COMPLETE
+
+
+def _params(result: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """A trial's searched values from its result (``config`` dict or flattened ``config/<name>`` keys)."""
+    config = result.get("config") if isinstance(result.get("config"), Mapping) else {}
+    return {n: config[n] if n in config else result[f"config/{n}"] for n in names if n in config or f"config/{n}" in result}
+
+
+class RestorableOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` with its own concurrency limit and tolerance of trials it did not suggest."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_live: int | None = None
+        self._live: set[str] = set()
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Limit suggestions to ``max_concurrent`` live trials (Tune then adds no ConcurrencyLimiter)."""
+        self._max_live = int(max_concurrent)
+        return True
+
+    def suggest(self, trial_id: str) -> Any:
+        if self._max_live is not None and len(self._live) >= self._max_live:
+            return None
+        suggestion = super().suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self._live.add(trial_id)
+        return suggestion
+
+    def _metrics(self) -> list[str]:
+        return self._metric if isinstance(self._metric, list) else [self._metric]
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An intermediate value for Optuna (single objective), unless non-finite or the trial's final result."""
+        value = result.get(self._metrics()[0])
+        if trial_id in self._ot_trials and not result.get(FINAL) and value is not None and math.isfinite(value):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Tell Optuna the trial's :func:`trial_state` (values only when COMPLETE)."""
+        self._live.discard(trial_id)
+        if trial_id in self._completed_trials:
+            return
+        if trial_id not in self._ot_trials:
+            self._adopt(trial_id, result or {}, error)
+            return
+        values = [(result or {}).get(m) for m in self._metrics()]
+        state = trial_state(result, error, values)
+        complete = [float(v) for v in values] if state == TrialState.COMPLETE else None
+        self._ot_study.tell(self._ot_trials[trial_id], complete, state=state)
+        self._completed_trials.add(trial_id)
+
+    def _adopt(self, trial_id: str, result: Mapping[str, Any], error: bool) -> None:
+        """Add a trial this searcher never suggested (lost from its snapshot) to the study."""
+        names = list(self._space)
+        params = _params(result, names)
+        values = [result.get(m) for m in self._metrics()]
+        state = trial_state(result, error, values) if len(params) == len(names) else TrialState.FAIL
+        trial = optuna.trial.create_trial(
+            params=params,
+            distributions={n: self._space[n] for n in params},
+            values=[float(v) for v in values] if state == TrialState.COMPLETE else None,
+            state=state,
+        )
+        self._ot_study.add_trial(trial)
+        self._completed_trials.add(trial_id)
+        log.info("searcher adopted trial %s (not in its restored snapshot) into the Optuna study", trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._live = set()
+
+
+def _sampler(search: str, seed: int, population: int) -> Any:
+    if search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if search == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_searcher(plan: Any) -> Any:
+    """The plan's searcher: Ray's random search for PBT, else :class:`RestorableOptunaSearch` with the plan's
+    sampler (NSGA-II's population from :func:`population_size`), seeded, its first points the plan's, limited to
+    ``plan.max_concurrent`` live trials."""
+    if plan.scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=plan.points or None, random_state=plan.seed,
+                                     max_concurrent=plan.max_concurrent)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metrics = [tracked(o.metric) for o in plan.objectives]
+    modes = [o.mode for o in plan.objectives]
+    multi = len(metrics) > 1
+    searcher = RestorableOptunaSearch(
+        space=to_optuna(plan.space),
+        metric=metrics if multi else metrics[0],
+        mode=modes if multi else modes[0],
+        points_to_evaluate=plan.points or None,
+        sampler=_sampler(plan.search, plan.seed, population_size(plan.samples, plan.population)),
+    )
+    searcher.set_max_concurrency(plan.max_concurrent)
+    return searcher
+
+
+def to_tune(space: Space) -> dict[str, Any]:
+    """Ray Tune sampling domains for a space (PBT's random starting points and its mutations)."""
+    from ray import tune
+
+    out: dict[str, Any] = {}
+    for name, dim in space.items():
+        if isinstance(dim, Float):
+            out[name] = tune.loguniform(dim.low, dim.high) if dim.log else tune.uniform(dim.low, dim.high)
+        elif isinstance(dim, Int):
+            # Tune's integer upper bounds are exclusive; audiostyle's are inclusive.
+            out[name] = tune.lograndint(dim.low, dim.high + 1) if dim.log else tune.randint(dim.low, dim.high + 1)
+        elif isinstance(dim, Choice):
+            out[name] = tune.choice(list(dim.options))
+        else:
+            raise AudiostyleError(f"search dimension {name}={dim!r} is not a Float, Int or Choice.")
+    return out

@@ -1,0 +1,61 @@
+"""Every method's default search space offers only choices that can work: each option of each Choice dimension,
+with every continuous dimension at its riskiest end (the high one: largest learning rates and loss weights),
+trains one step to finite losses and metrics on the demo set, at the size of the method's smoke sweep."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import pytest
+
+from audiostyle import methods
+from audiostyle.data.synth import demo_dataset
+from audiostyle.methods.base import TrialContext
+from audiostyle.metrics import COMMON_METRICS
+from audiostyle.space import Choice, Float, contains
+from tests.fixtures.stores import SCRIPTS, sweep_script
+
+pytestmark = pytest.mark.slow
+
+
+def smoke_overrides(method: str) -> dict[str, Any]:
+    """The fixed values of ``method``'s smoke sweep (its script's budget), for one step with its report; a value the
+    smoke budget sets outside the default space (a smaller network) is replaced by the space's smallest."""
+    budget = sweep_script(SCRIPTS[method][0]).BUDGET
+    fixed = {**budget.overrides, **budget.demo_overrides, **budget.smoke_overrides, "steps": 1, "report_every": 1}
+    for name, dim in methods.get(method).default_space().items():
+        if name in fixed and not contains(dim, fixed[name]):
+            fixed[name] = dim.options[0] if isinstance(dim, Choice) else dim.low
+    if "checkpoint_every" in methods.get(method).make_config().__dataclass_fields__:
+        fixed["checkpoint_every"] = 1
+    return fixed
+
+
+@lru_cache(maxsize=None)
+def prepared(method: str) -> Any:
+    """The method's data prepared once with its smoke config (searched fields never change the prepared data)."""
+    m = methods.get(method)
+    return m.prepare(demo_dataset(), m.make_config(smoke_overrides(method)))
+
+
+def cases() -> list[tuple[str, str, Any]]:
+    out = []
+    for method in methods.names():
+        for name, dim in methods.get(method).default_space().items():
+            if isinstance(dim, Choice):
+                out += [(method, name, option) for option in dim.options]
+    return out
+
+
+@pytest.mark.parametrize(("method", "field", "option"), cases(), ids=lambda v: str(v))
+def test_each_choice_of_the_default_space_trains_one_step_finitely(method: str, field: str, option: Any) -> None:
+    m = methods.get(method)
+    high = {name: dim.high for name, dim in m.default_space().items() if isinstance(dim, Float)}
+    config = m.make_config({**smoke_overrides(method), **high, field: option})
+    ctx = TrialContext()
+    final = m.train(config, prepared(method), ctx)
+    losses = [v for row in ctx.history for k, v in row.items() if k not in COMMON_METRICS]  # step, losses, extras
+    assert len(losses) > 1 and all(math.isfinite(v) for v in losses), ctx.history
+    assert math.isfinite(final[m.headline.metric]), final
