@@ -16,6 +16,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # torch is imported lazily: data loading does not need it
 log = logging.getLogger(__name__)
 
 DEFAULT_SR = 22050
+MEL_NNLS_ITERS = 128
+"""Projected-gradient iterations of :func:`mel_to_stft_torch` (``benchmarks/results/mel_inversion.md``)."""
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".au", ".snd", ".aiff", ".aif", ".mp3", ".m4a")
 
 
@@ -311,18 +314,37 @@ def mel(y: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftPara
 
 def mel_to_audio(
     M: np.ndarray, sr: int, params: StftParams = StftParams(), n_iter: int = 32, length: int | None = None,
-    power: float = 2.0, seed: int = 0,
+    power: float = 2.0, seed: int = 0, device: "str | torch.device" = "cpu",
 ) -> np.ndarray:
-    """Invert a mel spectrogram from :func:`mel`: NNLS to a linear magnitude, then :func:`griffin_lim`.
+    """Invert mel spectrograms from :func:`mel` with :func:`mel_to_audio_torch` (NNLS + Griffin-Lim) on ``device``.
 
-    Deterministic: Griffin-Lim's initial phase is drawn from ``seed``. Returns float32 ``(samples,)``.
+    Parameters
+    ----------
+    M : np.ndarray
+        Mel spectrogram ``(n_mels, T)`` or a batch ``(B, n_mels, T)`` (power ``power``, Slaney filters).
+    params : StftParams
+        The STFT the mel was computed with (Hann window only).
+    n_iter : int
+        Griffin-Lim iterations.
+    device : str or torch.device
+        Where the inversion runs (``"cuda"``: on the GPU; a batch is one call either way).
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(samples,)`` (``(B, samples)`` for a batch). Deterministic: the initial phase comes from ``seed``.
     """
-    import librosa
+    import torch
 
-    stft_power = librosa.feature.inverse.mel_to_stft(
-        np.asarray(M, dtype=np.float32), sr=sr, n_fft=params.n_fft, power=power
-    )
-    return griffin_lim(stft_power, params, n_iter=n_iter, length=length, seed=seed)
+    if params.window != "hann":
+        raise AudiostyleError(f"mel inversion supports the Hann window only, not {params.window!r}.")
+    M = np.asarray(M, dtype=np.float32)
+    single = M.ndim == 2
+    y = mel_to_audio_torch(torch.from_numpy(M[None] if single else M).to(device), sr, params.n_fft,
+                           params.hop_length, n_iter=n_iter, length=length, power=power, win_length=params.win_length,
+                           seed=seed)
+    out = y.cpu().numpy()
+    return out[0] if single else out
 
 
 def mfcc(
@@ -538,3 +560,103 @@ def griffin_lim_torch(
             angles *= angles.abs().add_(1e-16).reciprocal_()  # real scale: cheaper than a complex division
         y = istft_torch(mag * angles, n_fft, hop_length, win_length, length, window)
     return y[0] if squeeze else y
+
+
+@lru_cache(maxsize=8)
+def _mel_inverse_constants(sr: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mel filters ``(n_mels, n_bins)`` (librosa's Slaney bank, as :func:`mel` uses), their pseudo-inverse
+    ``(n_bins, n_mels)`` and ``1 / ‖filters‖₂²`` (the projected-gradient step of :func:`mel_to_stft_torch`)."""
+    import librosa
+
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float64)
+    step = 1.0 / float(np.linalg.norm(basis, 2) ** 2)
+    return basis.astype(np.float32), np.linalg.pinv(basis).astype(np.float32), step
+
+
+def mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """The mel filter bank of :func:`mel`: float32 ``(n_mels, n_fft // 2 + 1)``; rows weight STFT bins."""
+    return _mel_inverse_constants(sr, n_fft, n_mels)[0]
+
+
+def mel_to_stft_torch(
+    M: "torch.Tensor", sr: int, n_fft: int, power: float = 2.0, n_iter: int = MEL_NNLS_ITERS
+) -> "torch.Tensor":
+    """Batched non-negative least squares from mel to a linear STFT magnitude, on ``M``'s device.
+
+    Solves ``min_{X ≥ 0} ‖B X − M‖²`` per frame (``B`` the mel filters), librosa's ``mel_to_stft`` problem, by
+    accelerated projected gradient (FISTA, step ``1 / ‖B‖₂²``) started from the clipped pseudo-inverse
+    ``max(B⁺ M, 0)``; then ``X ** (1 / power)``.
+
+    Parameters
+    ----------
+    M : Tensor
+        Mel spectrograms ``(B, n_mels, T)`` or ``(n_mels, T)``, power ``power`` (2 = power, 1 = magnitude), ≥ 0.
+    sr : int
+        Sample rate of the mel, Hz.
+    n_fft : int
+        FFT size of the mel, samples.
+    n_iter : int
+        Projected-gradient iterations (0 = the clipped pseudo-inverse alone).
+
+    Returns
+    -------
+    Tensor
+        float32 magnitudes ``(B, n_fft // 2 + 1, T)`` (no batch dim for 2-D input), ≥ 0, no grad.
+    """
+    import torch
+
+    basis_np, pinv_np, step = _mel_inverse_constants(sr, n_fft, M.shape[-2])
+    with torch.no_grad():
+        frames = M.float().transpose(-1, -2)  # (…, T, n_mels): every frame of the batch is one row of one GEMM
+        rows = frames.reshape(-1, frames.shape[-1])
+        basis, pinv = torch.from_numpy(basis_np).to(M.device), torch.from_numpy(pinv_np).to(M.device)
+        x = torch.clamp(rows @ pinv.T, min=0)
+        y, t = x, 1.0
+        for _ in range(n_iter):
+            x_next = torch.clamp(y - step * ((y @ basis.T - rows) @ basis), min=0)
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            y = x_next + ((t - 1.0) / t_next) * (x_next - x)
+            x, t = x_next, t_next
+        mag = x if power == 1.0 else x.pow(1.0 / power)
+        return mag.reshape(*frames.shape[:-1], -1).transpose(-1, -2)
+
+
+def mel_to_audio_torch(
+    M: "torch.Tensor",
+    sr: int,
+    n_fft: int,
+    hop_length: int,
+    n_iter: int = 32,
+    length: int | None = None,
+    power: float = 2.0,
+    win_length: int | None = None,
+    seed: int = 0,
+    nnls_iter: int = MEL_NNLS_ITERS,
+) -> "torch.Tensor":
+    """Batched mel inversion on ``M``'s device: :func:`mel_to_stft_torch`, then :func:`griffin_lim_torch`.
+
+    The torch counterpart of ``librosa.feature.inverse.mel_to_audio`` (the same NNLS problem and Griffin-Lim
+    update), for a whole batch at once on the CPU or the GPU; ``benchmarks/bench_mel_inversion.py`` compares the two.
+
+    Parameters
+    ----------
+    M : Tensor
+        Mel spectrograms ``(B, n_mels, T)`` (or ``(n_mels, T)``) of power ``power`` from a centred Hann STFT.
+    n_fft, hop_length, win_length : int
+        The STFT the mel was computed with, samples.
+    n_iter : int
+        Griffin-Lim iterations.
+    length : int or None
+        Output samples.
+    seed : int
+        Seed of Griffin-Lim's random initial phase.
+    nnls_iter : int
+        Projected-gradient iterations of :func:`mel_to_stft_torch`.
+
+    Returns
+    -------
+    Tensor
+        float32 waveforms ``(B, samples)`` (``(samples,)`` for 2-D input), no grad.
+    """
+    mag = mel_to_stft_torch(M, sr, n_fft, power, nnls_iter)
+    return griffin_lim_torch(mag, n_fft, hop_length, n_iter=n_iter, length=length, win_length=win_length, seed=seed)

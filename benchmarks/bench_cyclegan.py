@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
@@ -263,6 +264,7 @@ def _our_config(args):
     n_fft = 2 * args.size - 1  # args.size frequency bins
     return CycleGANConfig(n_blocks=args.blocks, ngf=64, ndf=64, n_fft=n_fft, hop_length=n_fft // 4,
                           patch_frames=args.size, lambda_id=4.0, amp=args.amp, compile=args.compile,
+                          steps=CycleGANConfig.steps,  # the default run length, which compile="auto" looks at
                           channels_last=not args.no_channels_last)
 
 
@@ -275,44 +277,58 @@ def worker(args) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    batches = _batches(args.size, args.warmup + args.steps, device)
-    times, cpu = [], []
+    batches = _batches(args.size, args.warmup + args.steps + 1, device)
     extra: dict = {}
     if args.worker == "reference":
         model = _reference_classes()(64, args.blocks, device)
-        for i in range(args.warmup + args.steps):
+
+        def step(i: int) -> None:
             model.set_input(batches[2 * i], batches[2 * i + 1])
-            _sync(device)
-            t, c = time.perf_counter(), time.process_time()
             model.optimize_parameters()
-            _sync(device)
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
     else:
         from audiostyle.methods.cyclegan import CycleGAN
-        from audiostyle.methods.trained import Amp, compile_modules
+        from audiostyle.methods.trained import Amp, compile_modules, trial_amp
 
         method = CycleGAN()
         config = _our_config(args)
+        config = dataclasses.replace(config, amp=trial_amp(config, method.auto_amp, device))  # as the loop does
         parts = method.build(config, None, device)
         parts.config = config
-        compile_modules(parts, config, device, method.name)  # the warm-up step compiles
+        extra["amp_resolved"] = config.amp
+        extra["compiled"] = compile_modules(parts, config, device, method.name)  # the warm-up step compiles
         amp = Amp(config.amp, device, config.grad_clip)
-        for i in range(args.warmup + args.steps):
-            _sync(device)
-            t, c = time.perf_counter(), time.process_time()
+
+        def step(i: int) -> None:
             losses = method.train_step(parts, (batches[2 * i], batches[2 * i + 1]), i + 1, amp)
             amp.update()
             [float(v) for v in losses.values()]  # the loop's per-step NaN check syncs once
-            _sync(device)
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-        extra["peak_step_mb"] = _peak_mb(device)
-        if args.overhead:
-            extra.update(_loop_overhead(method, config, parts, amp, device, statistics.median(times[args.warmup:])))
+
+    times, cpu = [], []
+    for i in range(args.warmup + args.steps):
+        _sync(device)
+        t, c = time.perf_counter(), time.process_time()
+        step(i)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    peak = _peak_mb(device)  # before the profiled step, whose recording costs memory
+    if args.worker == "ours" and args.overhead:
+        extra.update(_loop_overhead(method, config, parts, amp, device, statistics.median(times[args.warmup:])))
+    if args.profile:
+        extra["profile"] = _profile(lambda: step(args.warmup + args.steps), args.profile)
     return {"worker": args.worker, "median_s": statistics.median(times[args.warmup:]), "times": times,
-            "median_cpu_s": statistics.median(cpu[args.warmup:]),
-            "peak_mb": extra.pop("peak_step_mb", None) or _peak_mb(device), **extra}
+            "median_cpu_s": statistics.median(cpu[args.warmup:]), "peak_mb": peak, **extra}
+
+
+def _profile(step, top: int) -> list[tuple[str, float, float]]:
+    """One profiled step: the ``top`` operators by self CPU time as (name, ms, share of the step's self time)."""
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [(e.key, e.self_cpu_time_total / 1e3, e.self_cpu_time_total / total) for e in events[:top]]
 
 
 def _loop_overhead(method, config, parts, amp, device, step_s: float) -> dict:
@@ -346,6 +362,8 @@ def run_one(args, worker_name: str, size: int, blocks: int, amp: str, compiled: 
         cmd.append("--overhead")
     if args.no_channels_last:
         cmd.append("--no-channels-last")
+    if args.profile:
+        cmd += ["--profile", str(args.profile)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "PYTHONPATH": str(ROOT)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -362,11 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--amp", nargs="+", default=["none"], help="amp modes of ours to run (none bf16 fp16; fp16 CUDA only)")
-    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
-                   help="torch.compile settings of ours to run (the warm-up step includes compilation)")
+    p.add_argument("--amp", nargs="+", default=["none"], help="amp modes of ours to run (auto none bf16 fp16; auto = the default, resolved as the loop does; "
+                        "fp16 CUDA only)")
+    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on", "auto"],
+                   help="torch.compile settings of ours to run (the warm-up step includes compilation; auto = the "
+                        "config's default, which compiles runs of the default 15 000 steps)")
     p.add_argument("--overhead", action="store_true", help="also measure the loop overhead (evaluate + checkpoint)")
     p.add_argument("--no-channels-last", action="store_true", help="ours in contiguous (NCHW) format")
+    p.add_argument("--profile", type=int, default=0, metavar="K",
+                   help="profile one extra step of each variant and print its K costliest operators side by side")
     p.add_argument("--sizes", default=None, help="comma list of SIZExBLOCKS, e.g. 256x9,128x6")
     p.add_argument("--worker", choices=["reference", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=256, help=argparse.SUPPRESS)
@@ -383,23 +405,34 @@ def main(argv: list[str] | None = None) -> int:
         grid = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     else:
         grid = [(128, 6)] if args.quick else [(256, 9), (256, 6), (128, 6)]
-    import platform
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import machine
 
-    print(f"# CycleGAN step, reference vs ours ({platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, device {args.device}, {time.strftime('%Y-%m-%d')})\n")
+    print(f"# CycleGAN step, reference vs ours ({args.threads} threads per variant, device {args.device})\n\n"
+          f"Machine: {machine.describe(args.device)}.\n")
     print("| generator, size | amp, compile | ref s/step | ours s/step | time ratio | CPU-time ratio | ref peak MB | ours peak MB |"
           " mem ratio | loop overhead |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    profiles = []
     for size, blocks in grid:
         ref = run_one(args, "reference", size, blocks, "none")
         for amp, compiled in itertools.product(args.amp, args.compile):
             ours = run_one(args, "ours", size, blocks, amp, compiled)
             over = f"{100 * ours['overhead']:.2f} % (eval {ours['eval_s']:.1f} s / {ours['report_every']} steps)" \
                 if "overhead" in ours else "–"
-            print(f"| resnet_{blocks}blocks, {size} × {size} | {amp}, {compiled} | {ref['median_s']:.2f} | {ours['median_s']:.2f} | "
+            mode = f"{amp} → {ours['amp_resolved']}, {compiled} → {'on' if ours['compiled'] else 'off'}"
+            profiles.append((f"resnet_{blocks}blocks {size} × {size}, ours {mode}", ref.get("profile"),
+                             ours.get("profile")))
+            print(f"| resnet_{blocks}blocks, {size} × {size} | {mode} | {ref['median_s']:.2f} | {ours['median_s']:.2f} | "
                   f"{ours['median_s'] / ref['median_s']:.2f} | {ours['median_cpu_s'] / ref['median_cpu_s']:.2f} | "
                   f"{ref['peak_mb']:.0f} | {ours['peak_mb']:.0f} | "
                   f"{ours['peak_mb'] / ref['peak_mb']:.2f} | {over} |", flush=True)
+    for title, ref_prof, ours_prof in profiles if args.profile else ():
+        print(f"\nProfile of one step, {title}: self CPU time per operator (ms, share of the step)\n\n"
+              "| reference operator | ms | share | ours operator | ms | share |\n|---|---|---|---|---|---|")
+        for (rn, rms, rs), (on, oms, os_) in zip(ref_prof, ours_prof):
+            print(f"| {rn} | {rms:.0f} | {100 * rs:.1f} % | {on} | {oms:.0f} | {100 * os_:.1f} % |")
+    print(f"\nLoad at the end: {machine.describe(args.device).split('load average ')[1]}.")
     return 0
 
 

@@ -22,7 +22,9 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("bench_data.py", [], []),
     ("bench_shallow_cnn.py", ["--quick"], []),
+    ("bench_mel_inversion.py", ["--quick"], []),
     ("bench_cyclegan.py", ["--quick"], []),
+    ("bench_amp_quality.py", ["--steps", "20"], []),
     ("bench_segnet.py", ["--steps", "2"], []),
     ("bench_sweep.py", ["--quick"], []),
 ]

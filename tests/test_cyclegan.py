@@ -16,6 +16,7 @@ from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
 from audiostyle.methods.cyclegan import CycleGAN, denormalise, normalise
+from audiostyle.methods.trained import AMP_METRIC
 
 TINY = dict(
     ngf=8, ndf=8, n_blocks=1, n_down=2, d_layers=2, n_fft=127, hop_length=64, patch_frames=64, sr=22050,
@@ -68,8 +69,10 @@ def test_training_lowers_cycle_loss_and_reports_every_metric(run):
     assert last["cycle_rel_fwd_x_train"] < first["cycle_rel_fwd_x_train"]
     expected = {"content_corr", "style_dist", "target_prob", "lsd_db", "fad", "transfer_score", "transfer_score_x2y",
                 "transfer_score_y2x", "cycle_rel_fwd_x_train", "cycle_rel_fwd_x_val", "cycle_rel_fwd_y_train",
-                "cycle_rel_fwd_y_val", "g_adv_xy", "g_adv_yx", "cycle_fwd", "cycle_bwd", "idt_x", "idt_y", "d_x", "d_y"}
+                "cycle_rel_fwd_y_val", "g_adv_xy", "g_adv_yx", "cycle_fwd", "cycle_bwd", "idt_x", "idt_y", "d_x", "d_y",
+                AMP_METRIC}
     assert set(run.final) == expected
+    assert run.final[AMP_METRIC] == 0.0  # amp="auto" trains cyclegan in float32 (benchmarks/results/amp_quality.md)
     assert all(np.isfinite(v) for v in run.final.values())  # demo data is paired: lsd_db is defined
     assert 0.0 <= run.final["transfer_score"] <= 1.0
 

@@ -14,13 +14,17 @@ import torch
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective, TrialContext
 from audiostyle.methods.trained import (
+    AMP_METRIC,
+    NATIVE_BF16_CPU_FLAGS,
     Amp,
     Parts,
     TrainConfig,
     TrainedMethod,
     compile_modules,
     mean_over_directions,
+    resolve_amp,
     translate_spectrogram,
+    trial_amp,
 )
 
 
@@ -123,7 +127,7 @@ def test_reports_at_cadence_with_checkpoints_and_final_metrics():
     assert [h["step"] for h in ctx.history] == [3, 6, 9, 12]
     assert sorted(states) == [6, 12]
     assert final == {k: v for k, v in ctx.history[-1].items() if k != "step"}
-    assert set(final) == {"val_mse", "recon", "count"}
+    assert set(final) == {"val_mse", "recon", "count", AMP_METRIC}
     # losses are means over the steps since the last report: the counter went 1..3, 4..6, ...
     assert [h["count"] for h in ctx.history] == [2.0, 5.0, 8.0, 11.0]
     assert states[12]["step"] == 12 and states[12]["stateful"]["counter"]["n"] == 12
@@ -217,6 +221,46 @@ def test_bf16_autocasts_on_cpu_and_trains():
     _, _, final = _run(Toy.make_config({"amp": "bf16", "steps": 30, "report_every": 10, "checkpoint_every": 30}))
     _, _, first = _run(Toy.make_config({"amp": "bf16", "steps": 1, "report_every": 1, "checkpoint_every": 1}))
     assert final["val_mse"] < 0.7 * first["val_mse"]
+
+
+def test_amp_auto_is_bf16_only_on_native_hardware_for_methods_that_allow_it():
+    avx512_bf16, amx, plain = {"avx2", "avx512f", "avx512_bf16"}, {"amx_bf16", "amx_tile"}, {"avx2", "avx512f"}
+    assert resolve_amp("auto", "bf16", "cpu", avx512_bf16, False) == "bf16"
+    assert resolve_amp("auto", "bf16", "cpu", amx, False) == "bf16"
+    assert resolve_amp("auto", "bf16", "cpu", plain, False) == "none"  # emulated bf16 is slower than float32
+    assert resolve_amp("auto", "bf16", "cuda", plain, True) == "bf16"
+    assert resolve_amp("auto", "bf16", "cuda", avx512_bf16, False) == "none"  # the GPU decides on CUDA
+    assert resolve_amp("auto", "none", "cpu", avx512_bf16, False) == "none"  # the method keeps float32
+    for explicit in ("none", "bf16", "fp16"):
+        assert resolve_amp(explicit, "none", "cpu", plain, False) == explicit
+
+
+def test_amp_auto_on_this_cpu_follows_its_flags():
+    flags = next((set(line.split(":", 1)[1].split()) for line in open("/proc/cpuinfo") if line.startswith("flags")),
+                 set())
+    native = bool(flags & NATIVE_BF16_CPU_FLAGS)
+    config = Toy.make_config({})
+    assert config.amp == "auto"
+    assert trial_amp(config, "bf16", torch.device("cpu")) == ("bf16" if native else "none")
+    assert trial_amp(config, "none", torch.device("cpu")) == "none"
+    if native:  # torch's own check agrees with the flags
+        assert torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+class AutoBf16Toy(Toy):
+    auto_amp = "bf16"
+
+
+def test_the_resolved_precision_reaches_the_checkpoint_and_every_report(tmp_path):
+    """Every report carries AMP_METRIC (so the store row has it as a metric column) and the checkpoint the value."""
+    expected = trial_amp(Toy.make_config({}), "bf16", torch.device("cpu"))
+    states: dict[int, Any] = {}
+    ctx = TrialContext(report=lambda step, metrics, state=None: states.setdefault(step, state))
+    config = AutoBf16Toy.make_config({"steps": 3, "report_every": 3, "checkpoint_every": 3})
+    final = AutoBf16Toy().train(config, Toy().prepare(None, config), ctx)
+    assert final[AMP_METRIC] == float(expected == "bf16")
+    assert all(h[AMP_METRIC] == final[AMP_METRIC] for h in ctx.history)
+    assert states[3]["config"]["amp"] == expected
 
 
 class Traced(torch.nn.Linear):

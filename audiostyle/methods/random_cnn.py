@@ -68,14 +68,6 @@ class FeatureSpec:
         return {"stft": self.n_fft // 2 + 1, "mel": N_MELS, "mfcc": N_MFCC}[self.kind]
 
 
-@lru_cache(maxsize=8)
-def _mel_matrices(sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    import librosa
-
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)
-    return basis, np.linalg.pinv(basis).astype(np.float32)
-
-
 @lru_cache(maxsize=1)
 def _dct_matrix() -> np.ndarray:
     import scipy.fft
@@ -104,7 +96,7 @@ def features(y: Tensor, spec: FeatureSpec) -> Tensor:
     mag = A.stft_torch(y, spec.n_fft, spec.hop_length).abs()
     if spec.kind == "stft":
         return torch.log1p(mag)
-    basis, _ = _mel_matrices(spec.sr, spec.n_fft)
+    basis = A.mel_filters(spec.sr, spec.n_fft, N_MELS)
     if spec.kind == "mel":
         return torch.log1p(_const(basis, mag) @ mag)
     power_db = 10 * torch.log10(torch.clamp(_const(basis, mag) @ mag**2, min=1e-10))
@@ -114,17 +106,16 @@ def features(y: Tensor, spec: FeatureSpec) -> Tensor:
 def magnitude(x: Tensor, spec: FeatureSpec) -> Tensor:
     """The linear STFT magnitude ``(B, n_fft // 2 + 1, T)`` a feature batch ``(B, C, T)`` stands for.
 
-    ``stft`` inverts exactly (``expm1``); ``mel`` and ``mfcc`` go back through the mel basis' pseudo-inverse,
-    clipped at 0 (the MFCC's lost high quefrencies stay lost). Always >= 0.
+    ``stft`` inverts exactly (``expm1``); ``mel`` and ``mfcc`` go back through the shared non-negative least
+    squares of :func:`audiostyle.audio.mel_to_stft_torch` (the MFCC's lost high quefrencies stay lost). Always >= 0.
     """
     x = x.float()
     if spec.kind == "stft":
         return torch.clamp(torch.expm1(x), min=0)
-    _, pinv = _mel_matrices(spec.sr, spec.n_fft)
     if spec.kind == "mel":
-        return torch.clamp(_const(pinv, x) @ torch.clamp(torch.expm1(x), min=0), min=0)
+        return A.mel_to_stft_torch(torch.clamp(torch.expm1(x), min=0), spec.sr, spec.n_fft, power=1.0)
     power = 10 ** ((_const(_dct_matrix(), x).T @ x) / 10)
-    return torch.sqrt(torch.clamp(_const(pinv, x) @ power, min=0))
+    return A.mel_to_stft_torch(power, spec.sr, spec.n_fft, power=2.0)
 
 
 def to_audio(x: Tensor, spec: FeatureSpec, n_iter: int, length: int) -> Tensor:

@@ -42,8 +42,8 @@ Inputs and normalisation
     to the digit: an MAE of 0.10 here is 8 dB.
 Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the validation metrics)
     The source side's encoder, the other side's decoder, de-normalised with the input's own ``ref``, inverted by
-    :func:`audiostyle.audio.mel_to_audio` (NNLS to a linear magnitude, then ``griffin_lim_iters`` Griffin-Lim
-    iterations); output length = input length.
+    :func:`audiostyle.audio.mel_to_audio` (batched torch NNLS to a linear magnitude, then ``griffin_lim_iters``
+    Griffin-Lim iterations, on the model's device); output length = input length.
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
@@ -476,14 +476,14 @@ def transfer_audio(
 
     Normalised log-mel → half-overlapping patches through the source encoder and the target decoder
     (:func:`audiostyle.methods.trained.translate_spectrogram`) → de-normalised with the input's own reference →
-    :func:`audiostyle.audio.mel_to_audio`. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
+    :func:`audiostyle.audio.mel_to_audio` on ``device``. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
     """
     src, dst = direction[0], direction[-1]
     x, ref = _logmel(y, config)
     out = translate_spectrogram(lambda t: ae.transfer(t, src, dst), x, config.patch_frames, device,
                                 batch=config.batch_size)
     power = denormalise_mel(out, ref, config.top_db)
-    return A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=len(y))
+    return A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=len(y), device=device)
 
 
 # -- the methods ---------------------------------------------------------------------------------------

@@ -376,12 +376,11 @@ class SpecGAN(GenerativeMethod):
         """``n`` spectrograms from noise, un-scaled to mel power and inverted (NNLS + Griffin-Lim) to waveforms."""
         gen = modules["G"]
         length, db_max = int(gen.clip_length), float(gen.db_max)
-        out = []
-        for x in self._spectrograms(gen, n, seed):
-            power = 10.0 ** (((x + 1.0) / 2.0 * config.top_db + db_max - config.top_db) / 10.0)
-            y = A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=length)
-            out.append(np.nan_to_num(y))
-        return np.stack(out).astype(np.float32)
+        x = self._spectrograms(gen, n, seed)
+        power = 10.0 ** (((x + 1.0) / 2.0 * config.top_db + db_max - config.top_db) / 10.0)
+        y = A.mel_to_audio(power, config.sr, config.stft, n_iter=config.griffin_lim_iters, length=length,
+                           device=next(gen.parameters()).device)  # the whole batch in one call
+        return np.nan_to_num(y).astype(np.float32)
 
     def evaluate(self, parts: Parts, config: SpecGANConfig, data: SpecGANData, device: torch.device) -> dict[str, float]:
         """Samples from fixed noise against the domain, and their spectrograms' diversity."""

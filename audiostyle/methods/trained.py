@@ -63,8 +63,10 @@ Contract of the loop
   Python's global generators and the batch generator passed to :meth:`TrainedMethod.sample`.
 - Device: ``ctx.device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); batches are moved there (ndarrays become
   tensors). On CUDA ``torch.backends.cudnn.benchmark`` is switched on.
-- Mixed precision: ``config.amp`` is ``"none"``, ``"bf16"`` (autocast, CUDA or CPU) or ``"fp16"`` (autocast
-  plus a ``GradScaler``; CUDA only, ignored elsewhere with a log line). Steps use :class:`Amp`.
+- Mixed precision: ``config.amp`` is ``"auto"``, ``"none"``, ``"bf16"`` (autocast, CUDA or CPU) or ``"fp16"``
+  (autocast plus a ``GradScaler``; CUDA only, ignored elsewhere with a log line). ``"auto"`` is resolved first
+  (:func:`trial_amp`), so ``parts.config.amp`` and the checkpoint hold the precision used, and every report
+  carries it as the metric :data:`AMP_METRIC`. Steps use :class:`Amp`.
 - Compilation: ``config.compile`` (``"auto"``, ``"on"``, ``"off"``) compiles the modules for training with
   ``torch.compile`` (see :func:`compile_modules`); evaluation and rendering stay eager.
 - Steps ``1 … config.steps``; after each :meth:`TrainedMethod.train_step` the loop steps every scheduler
@@ -120,6 +122,16 @@ COMPILE_AUTO_STEPS = 2000
 """``compile="auto"`` compiles runs of at least this many steps (where compiling's minute or two is noise)
 on CUDA or with mixed precision (on the CPU in float32 compiling saves memory, not time)."""
 
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+"""``TrainConfig.amp`` values; ``"auto"`` is resolved per trial by :func:`resolve_amp`."""
+
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""``/proc/cpuinfo`` flags of CPUs that multiply bfloat16 natively (AVX-512 BF16, AMX)."""
+
+AMP_METRIC = "amp_bf16"
+"""Metric every report carries: 1.0 when the trial's forward passes ran under bf16 autocast, 0.0 in float32 (or
+fp16, which only an explicit ``amp="fp16"`` selects); the store's trial row keeps it as ``metric.amp_bf16``."""
+
 STATE_FORMAT = 1
 """Version of the checkpoint dict layout written by :func:`capture_state`."""
 
@@ -146,8 +158,10 @@ class TrainConfig:
         Steps between reports that carry the checkpoint ``state``; a multiple of ``report_every``,
         0 = only at the last step.
     amp : str
-        ``"none"``, ``"bf16"`` or ``"fp16"`` mixed precision. bf16 runs on CUDA and on the CPU (twice the
-        convolution speed on CPUs with AVX512-BF16 or AMX); fp16 runs on CUDA only (float32 elsewhere).
+        ``"auto"`` (default), ``"none"``, ``"bf16"`` or ``"fp16"`` mixed precision. bf16 runs on CUDA and on the
+        CPU (twice the convolution speed on CPUs with AVX512-BF16 or AMX); fp16 runs on CUDA only (float32
+        elsewhere). ``"auto"`` is bf16 where the hardware runs it natively and the method's
+        :attr:`TrainedMethod.auto_amp` allows it, else float32 (:func:`resolve_amp`; the loop resolves it per trial).
     compile : str
         ``"on"``: compile the modules with ``torch.compile`` for training (fused kernels: with bf16 a cyclegan
         step on the CPU takes 0.9× the eager time and 0.7× the memory; in float32 only the memory drops);
@@ -165,7 +179,7 @@ class TrainConfig:
     lr: float = 1e-3
     report_every: int = 500
     checkpoint_every: int = 500
-    amp: str = "none"
+    amp: str = "auto"
     compile: str = "auto"
     grad_clip: float = 0.0
     seed: int = 0
@@ -181,7 +195,7 @@ class TrainConfig:
                 f"checkpoint_every={self.checkpoint_every} is not a multiple of report_every={self.report_every}: "
                 "checkpoints ride on reports; use e.g. checkpoint_every=report_every or 0 (only at the end)."
             )
-        check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        check_choice("amp", self.amp, AMP_MODES)
         check_choice("compile", self.compile, ("auto", "on", "off"))
         check_range("grad_clip", self.grad_clip, 0.0, math.inf, fix="Use 0 for no clipping.")
 
@@ -272,6 +286,55 @@ class Amp:
         """End of a training step (the loop calls it): updates the fp16 loss scale."""
         if self.scaler is not None:
             self.scaler.update()
+
+
+def resolve_amp(requested: str, method_auto: str, device_type: str, cpu_flags: frozenset[str] | set[str],
+                cuda_bf16: bool) -> str:
+    """The precision a trial trains in: a pure function of the request, the method and the hardware.
+
+    Parameters
+    ----------
+    requested : str
+        ``config.amp``; anything but ``"auto"`` is returned unchanged.
+    method_auto : str
+        The method's :attr:`TrainedMethod.auto_amp`: ``"bf16"`` (bf16 shown to train as well as float32) or
+        ``"none"``.
+    device_type : str
+        ``"cpu"`` or ``"cuda"``.
+    cpu_flags : set of str
+        The CPU's ``/proc/cpuinfo`` flags (:func:`cpu_flags`); bf16 is native with any of
+        :data:`NATIVE_BF16_CPU_FLAGS`.
+    cuda_bf16 : bool
+        ``torch.cuda.is_bf16_supported()`` on the trial's GPU (False without one).
+
+    Returns
+    -------
+    str
+        ``"bf16"`` when ``"auto"`` meets a method that allows it on hardware that runs it natively, else
+        ``"none"`` for ``"auto"``; otherwise ``requested``.
+    """
+    if requested != "auto":
+        return requested
+    native = cuda_bf16 if device_type == "cuda" else bool(NATIVE_BF16_CPU_FLAGS & set(cpu_flags))
+    return "bf16" if method_auto == "bf16" and native else "none"
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def trial_amp(config: Any, method_auto: str, device: torch.device) -> str:
+    """:func:`resolve_amp` of ``config.amp`` on ``device`` (reads this machine's flags and GPU)."""
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return resolve_amp(config.amp, method_auto, device.type, cpu_flags(), cuda_bf16)
 
 
 def _compiler_available(device: torch.device) -> bool:
@@ -619,6 +682,10 @@ class TrainedMethod(Method):
     """
 
     Config: ClassVar[type] = TrainConfig
+    auto_amp: ClassVar[str] = "none"
+    """What ``amp="auto"`` becomes on hardware with native bf16: ``"bf16"`` once ``benchmarks/bench_amp_quality.py``
+    shows bf16 training reaches float32's quality for this method and is faster, else ``"none"`` (every method
+    today: ``benchmarks/results/amp_quality.md``)."""
 
     # -- hooks ---------------------------------------------------------------------------------
     @abstractmethod
@@ -667,6 +734,7 @@ class TrainedMethod(Method):
         device = resolve_device(ctx.device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        config = dataclasses.replace(config, amp=trial_amp(config, self.auto_amp, device))  # "auto" resolved
         seeds = np.random.SeedSequence([int(config.seed), int(ctx.seed)]).generate_state(4)
         torch.manual_seed(int(seeds[0]))
         np.random.seed(int(seeds[1]))
@@ -723,6 +791,7 @@ class TrainedMethod(Method):
         except FloatingPointError as exc:  # e.g. translate_spectrogram saw a non-finite output
             raise FloatingPointError(f"{self.name}: evaluating step {step}: {exc}") from exc
         metrics.update({k: v / count for k, v in sums.items()} if count else {})
+        metrics[AMP_METRIC] = float(config.amp == "bf16")
         final = step == config.steps
         due = final or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
         state = capture_state(parts, step, config, amp, batch_rng) if due else None

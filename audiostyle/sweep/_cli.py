@@ -97,7 +97,8 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     if variants:
         p.add_argument("--variant", choices=list(variants), default=next(iter(variants)),
                        help="method variant to sweep: " + ", ".join(f"{k} = {v}" for k, v in variants.items()))
-    p.add_argument("--data", default=None, help="dataset: 'demo', a folder, or s3://bucket/prefix (default demo)")
+    p.add_argument("--data", default=None, help="dataset: 'demo' (4 synthetic instruments), 'bench' (9 sampled instruments "
+                   "rendered by FluidSynth; soundfont from $AUDIOSTYLE_SOUNDFONT), a folder, or s3://bucket/prefix (default demo)")
     p.add_argument("--store", default="results", help="result store: folder or s3://bucket/prefix")
     p.add_argument("--samples", type=int, default=None, help=f"number of trials (default {budget.samples}; smoke {budget.smoke_samples})")
     p.add_argument("--steps", type=int, default=None, help="step budget per trial (default: --set/--config steps, else the script's budget, else the method's)")

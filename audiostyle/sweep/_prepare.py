@@ -34,7 +34,7 @@ def load_data(
     cache_dir: str | None = None,
     domains: Sequence[str] | None = None,
 ) -> AudioDataset:
-    """The sweep's dataset: an :class:`AudioDataset` as given, the demo set, or any source path/URL.
+    """The sweep's dataset: an :class:`AudioDataset` as given, the demo set, the benchmark, or any source path/URL.
 
     ``"demo"`` with ``smoke`` is the small in-memory demo set (8 melodies × 3 s, a few seconds to make);
     otherwise ``audiostyle.data.load_dataset(data, domains=domains, ...)`` (which caches decoded audio under

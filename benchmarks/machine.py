@@ -1,0 +1,43 @@
+"""One line naming the machine a benchmark ran on: CPU model and flags that matter, load, torch, date.
+
+Every results table starts with it (BENCHMARKS.md: a figure states its machine), and ratios taken side by side
+in one run are the headline because the load on a shared machine changes absolute seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+"""``/proc/cpuinfo`` flags that decide which kernels torch can use (bf16 runs natively with avx512_bf16 or amx)."""
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and which of :data:`FLAGS` it has (Linux; the platform's string elsewhere)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return model, [f for f in FLAGS if f in flags]
+
+
+def describe(device: str = "cpu") -> str:
+    """``<CPU or GPU>, N cores, flags …, torch …, load average a / b / c (1/5/15 min), <UTC date>``."""
+    import torch
+
+    model, flags = cpu_model_and_flags()
+    where = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else model
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"{where}, {os.cpu_count()} cores, flags {' '.join(flags) or 'none of ' + ' '.join(FLAGS)}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
