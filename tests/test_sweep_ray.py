@@ -176,6 +176,34 @@ def test_pbt_sweep_runs_and_stores_every_trial(tmp_path: Path, ray_session: None
         assert 0.0 <= row["config.x"] <= 1.0 and 0 <= row["config.y"] <= 10
 
 
+def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_lr(tmp_path: Path, ray_session: None) -> None:
+    from audiostyle.space import Float, Int
+    from tests.fixtures.stores import sweep_script
+
+    smoke = sweep_script("wave_vae").BUDGET.smoke_overrides
+    result = sweep.run(
+        "wave_vae", data="demo", smoke=True, store=str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"),
+        space={"lr": Float(1e-4, 3e-3, log=True), "width": Int(4, 8)},  # width shapes the network
+        overrides={**{k: v for k, v in smoke.items() if k != "width"}, "sr": 3150, "steps": 12},
+        scheduler="pbt", samples=4, max_concurrent=4, cpus_per_trial=0.5, grace_steps=2, dashboard=False, verbose=0,
+    )
+    trials = result.trials.set_index("trial_id")
+    assert set(trials["status"]) == {"finished"}, trials["error"].tolist()  # no donor checkpoint failed to load
+    logged = ray_results(result.experiment_path)
+    exploits = [(trial_id, after) for trial_id, results in logged.items() for before, after in zip(results, results[1:])
+                if after.get("trial.restored_from") not in (None, trial_id, before.get("trial.restored_from"))]
+    assert exploits, "PBT exploited no trial"
+    for trial_id, after in exploits:
+        donor = [r["config"] for r in logged[after["trial.restored_from"]]]
+        # the donor's network (its architecture came with its weights), a learning rate of its own
+        assert after["config"]["width"] in {c["width"] for c in donor}
+        assert after["config"]["lr"] not in {c["lr"] for c in donor}
+        # the mutated lr is the one the optimiser ran with: the trial's last checkpoint holds it
+        state = Store(result.store).load_checkpoint(trials.loc[trial_id, "artifact.checkpoint"])
+        assert state["optimizers"]["vae"]["param_groups"][0]["lr"] == pytest.approx(trials.loc[trial_id, "config.lr"])
+        assert state["config"]["width"] == trials.loc[trial_id, "config.width"]
+
+
 def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str, tmp_path: Path) -> None:
     """Store and Ray storage on a real S3 server; the driver (and its local Ray) SIGKILLed mid-sweep;
     ``--resume`` restores from S3, runs only the unfinished trials and keeps Optuna's history."""

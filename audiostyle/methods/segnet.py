@@ -1,4 +1,4 @@
-"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (METHODS.md §3, report 000_*).
+"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (report 000_*).
 
 One encoder and one decoder per domain (sides ``x`` = ``config.domain_x`` and ``y`` = ``config.domain_y``), trained
 like two independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,

@@ -1,4 +1,4 @@
-"""``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN (METHODS.md §1).
+"""``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN.
 
 After Ulyanov & Lebedev (2016) and Ustyuzhaninov et al. (2016), as swept by hand in the reports ``003_*``
 (DeepMix) and ``004_*`` (CS753 audio style transfer): the output's feature map (log-magnitude STFT, mel or

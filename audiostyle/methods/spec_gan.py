@@ -1,4 +1,4 @@
-"""A GAN that generates mel spectrograms (METHODS.md §4, report 002_*): ``spec_gan``.
+"""A GAN that generates mel spectrograms (report 002_*): ``spec_gan``.
 
 The generator maps ``noise_dim``-d Gaussian noise through dense layers to a small ``(channels, h, w)`` map and
 through transposed convolutions (each doubling both axes) to a log-mel spectrogram of the data's shape

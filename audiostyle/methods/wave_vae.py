@@ -1,4 +1,4 @@
-"""Convolutional VAEs on raw waveforms (METHODS.md §5, report 002_*): ``wave_vae`` and ``wave_vae_pool``.
+"""Convolutional VAEs on raw waveforms (report 002_*): ``wave_vae`` and ``wave_vae_pool``.
 
 Two registry entries share one network class and one method class:
 

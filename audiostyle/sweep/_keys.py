@@ -13,6 +13,8 @@ store callback, the monitor and the reporter read them.
 ``trial.final``          True on the one result a trial ends with (its final metrics)
 ``trial.status``         on the final result: ``finished`` or ``failed``
 ``trial.error``          on the final result: the failure's reason (empty when finished)
+``trial.restored_from``  the trial whose checkpoint this one continues (itself after a restore; the donor
+                         after a PBT exploit); absent when the trial started afresh
 
 A report with state carries a Tune checkpoint folder of :data:`CHECKPOINT_FILE` (the state, ``torch.save``)
 and :data:`TRIAL_FILE` (step and tracked values).
@@ -26,6 +28,7 @@ ARTIFACTS = "trial.artifacts"
 FINAL = "trial.final"
 STATUS = "trial.status"
 ERROR = "trial.error"
+RESTORED_FROM = "trial.restored_from"
 TIME_TOTAL = "time_total_s"
 """Ray Tune's running time of a trial, summed over restores."""
 TIME_THIS_ITER = "time_this_iter_s"

@@ -82,24 +82,8 @@ def run(
     verbose : int
         Ray Tune's verbosity (1 = the live table).
     **settings
-        What to sweep (:class:`~audiostyle.sweep._plan.Settings`; unset ones take the defaults below):
-
-        ``space``: ``{config_field: Float|Int|Choice}``, default the method's ``default_space()``; fields in
-        ``overrides`` are not searched. ``overrides``: config values fixed for every trial. ``data``:
-        ``"demo"`` (default), a dataset path or ``s3://`` URL, or an ``AudioDataset``. ``samples``: trials
-        (16). ``steps``: step budget per trial (the config's ``steps``; must agree with ``overrides``).
-        ``grace_steps``: ASHA's first rung / PBT's perturbation interval (a quarter of the budget).
-        ``max_concurrent``: trials at once (what the cluster holds). ``cpus_per_trial`` (1),
-        ``gpus_per_trial`` (0; 0.25 lets four trials share a GPU). ``search``: ``"tpe"``, ``"nsga2"`` or
-        ``"random"`` (TPE; NSGA-II with several objectives). ``population``: NSGA-II's (a quarter of the
-        trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
-        ``objectives``: e.g. ``[("content_corr", "max"), ("style_dist", "min")]`` or ``"metric:mode"``
-        strings for a Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA
-        with several objectives), ``"pbt"`` (mutates the continuous fields only) or ``"none"``. ``seed`` (0).
-        ``storage``: Ray's checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a
-        multi-node cluster use ``s3://`` or a shared path). ``smoke``: the small in-memory demo set with
-        ``data="demo"``. ``max_failures``: Ray's retries of a trial lost to the platform (2); failures of the
-        method itself are recorded, never retried.
+        What to sweep: the fields of :class:`~audiostyle.sweep._plan.Settings` (``space``, ``overrides``, ``data``,
+        ``samples``, ``steps``, ``objectives``, ``scheduler``, ...); unset ones take their defaults.
 
     Returns
     -------

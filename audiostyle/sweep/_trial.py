@@ -31,8 +31,8 @@ from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.objectives import FAILED, FINISHED
 from audiostyle.store import Store
-from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP,
-                                    TRIAL_FILE, tracked)
+from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, RESTORED_FROM, STATUS,
+                                    STEP, TRIAL_FILE, tracked)
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +103,28 @@ class ArtifactSync:
         return self.uris
 
 
-def _restore(checkpoint: Any) -> tuple[Mapping[str, Any] | None, dict[str, float], int]:
-    """The method state, tracked values and step saved in a Tune checkpoint (or nothing)."""
+@dataclass(frozen=True)
+class _Resumed:
+    """What a Tune checkpoint gave a trial: the method state, tracked values and step, and the trial that wrote
+    it (another trial's after a PBT exploit)."""
+
+    state: Mapping[str, Any] | None = None
+    tracked: Mapping[str, float] = field(default_factory=dict)
+    step: int = 0
+    writer: str | None = None
+
+
+def _restore(checkpoint: Any) -> _Resumed:
+    """The :class:`_Resumed` of a Tune checkpoint (or nothing)."""
     if checkpoint is None:
-        return None, {}, 0
+        return _Resumed()
     import torch
 
     with checkpoint.as_directory() as folder:
         meta = json.loads((Path(folder) / TRIAL_FILE).read_text())
         state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-    log.info("trial resumes from its checkpoint at step %d", meta["step"])
-    return state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"])
+    log.info("trial resumes from the checkpoint of trial %s at step %d", meta.get("trial_id"), meta["step"])
+    return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -124,10 +135,11 @@ def _error_text(exc: BaseException) -> str:
 class _Reporter:
     """A trial's ``ctx.report``: each report becomes one ``tune.report`` (with a checkpoint when it has state)."""
 
-    def __init__(self, spec: TrialSpec, device: str, workdir: Path, artifacts: ArtifactSync,
-                 tracked_prev: Mapping[str, float], step: int) -> None:
-        self.device, self.workdir, self.artifacts, self.step = device, workdir, artifacts, step
-        self.tracked = {m: tracked_prev.get(m, math.nan) for m in spec.tracked}
+    def __init__(self, spec: TrialSpec, trial_id: str, device: str, workdir: Path, artifacts: ArtifactSync,
+                 resumed: _Resumed) -> None:
+        self.trial_id, self.device, self.workdir, self.artifacts = trial_id, device, workdir, artifacts
+        self.step, self.restored_from = resumed.step, resumed.writer
+        self.tracked = {m: resumed.tracked.get(m, math.nan) for m in spec.tracked}
 
     def result(self, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         """The Tune result of a report: metrics as given, objectives carried forward, device, artifacts."""
@@ -139,6 +151,7 @@ class _Reporter:
             **{tracked(k): v for k, v in self.tracked.items()},
             DEVICE: self.device,
             ARTIFACTS: json.dumps(self.artifacts.sync(), sort_keys=True),
+            **({RESTORED_FROM: self.restored_from} if self.restored_from else {}),
         }
 
     def __call__(self, step: int, metrics: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> None:
@@ -154,7 +167,7 @@ class _Reporter:
 
             folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.workdir))
             torch.save(dict(state), folder / CHECKPOINT_FILE)
-            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": self.tracked}))
+            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id}))
             tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
             shutil.rmtree(folder, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - persisting the result/checkpoint failed: Ray retries
@@ -197,12 +210,12 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
     assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
     trial_id = tune.get_context().get_trial_id()
     device = pick_device()
-    state, tracked_prev, last_step = _restore(tune.get_checkpoint())
+    resumed = _restore(tune.get_checkpoint())
     workdir = Path(tempfile.mkdtemp(prefix=f"audiostyle-{trial_id}-"))
     try:
         artifacts = ArtifactSync(Store(spec.store_root), spec, trial_id, workdir / "artifacts")
-        report = _Reporter(spec, device, workdir, artifacts, tracked_prev, last_step)
-        ctx = TrialContext(report=report, resume_state=state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
+        report = _Reporter(spec, trial_id, device, workdir, artifacts, resumed)
+        ctx = TrialContext(report=report, resume_state=resumed.state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
         final, error = _train(spec, config, data, ctx, trial_id)
         try:
             tune.report(report.final(final, error))
