@@ -26,8 +26,8 @@ ROLES = ("content", "style", "output", "target")
 """The roles of an example's audio, in the figure's column order."""
 FIGURE = "spectrogram.png"
 INDEX = "examples.json"
-HOP = 512
-"""STFT hop of the figure (``n_fft`` 2048)."""
+FIGURE_FFT = 2048
+"""The figure's STFT size at 22050 Hz; other rates scale it (the window stays about 93 ms), hop a quarter."""
 DB_RANGE = 80.0
 """The figure's colour scale spans the loudest bin's level down to this many dB below it."""
 
@@ -85,6 +85,7 @@ def figure(examples: Sequence[Example], sr: int, title: str = ""):
     from matplotlib.figure import Figure
 
     roles = [r for r in ROLES if any(r in e.audio for e in examples)]
+    n_fft = figure_fft(sr)
     fig = Figure(figsize=(3.6 * len(roles) + 1, 2.8 * len(examples) + 0.6), layout="constrained")
     axes = fig.subplots(len(examples), len(roles), squeeze=False, sharey=True)
     for row, example in zip(axes, examples):
@@ -92,16 +93,21 @@ def figure(examples: Sequence[Example], sr: int, title: str = ""):
             if role not in example.audio:
                 ax.set_axis_off()
                 continue
-            db = librosa.amplitude_to_db(np.abs(librosa.stft(example.audio[role], n_fft=2048, hop_length=HOP)),
+            db = librosa.amplitude_to_db(np.abs(librosa.stft(example.audio[role], n_fft=n_fft, hop_length=n_fft // 4)),
                                          ref=np.max, top_db=DB_RANGE)
-            image = librosa.display.specshow(db, sr=sr, hop_length=HOP, x_axis="s", y_axis="log", ax=ax,
-                                             cmap="magma", vmin=-DB_RANGE, vmax=0.0)
+            image = librosa.display.specshow(db, sr=sr, n_fft=n_fft, hop_length=n_fft // 4, x_axis="s", y_axis="log",
+                                             ax=ax, cmap="magma", vmin=-DB_RANGE, vmax=0.0)
             name = example.clips.get(role)
             ax.set_title(f"{example.stem} {role}" + (f": {name}" if name else ""), fontsize=9)
             fig.colorbar(image, ax=ax, format="%+2.0f dB")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def figure_fft(sr: int) -> int:
+    """The figure's STFT size at ``sr``: :data:`FIGURE_FFT` scaled to the rate, a power of two (256 at 3150 Hz)."""
+    return int(2 ** round(np.log2(FIGURE_FFT * sr / 22050)))
 
 
 def clips_of(index_text: str | bytes | None) -> str | None:

@@ -182,7 +182,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         store.write_trial(
             {"trial_id": f"r{i}", "sweep_id": "real", "method": "unet", "status": "finished", "steps": 4,
              "device": "cpu", "seed": i, "config": dataclasses.asdict(config), "metrics": final,
-             "artifact.dir": store.artifact_dir("unet", "real", f"r{i}"), "artifact.audio": uris["transfer_x2y.wav"],
+             "artifact.dir": store.artifact_dir("unet", "real", f"r{i}"), "artifact.audio": uris["x2y_output.wav"],
              "artifact.checkpoint": uris["checkpoint.pt"], "objective.metric": "transfer_score", "objective.mode": "max"},
             ctx.history,
         )
