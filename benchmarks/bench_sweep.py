@@ -32,6 +32,7 @@ from audiostyle import methods, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
 from audiostyle.space import Choice  # noqa: E402
+from audiostyle.sweep._prepare import load_data, prepare_data  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
 
