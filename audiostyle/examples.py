@@ -63,6 +63,13 @@ class Example:
         return f"{self.stem}_{role}.wav"
 
 
+def parse_wav_name(name: str) -> tuple[str, str] | None:
+    """``(stem, role)`` of a file named by :meth:`Example.wav_name`, else None."""
+    stem, _, rest = Path(name).name.rpartition("_")
+    role, dot, suffix = rest.partition(".")
+    return (stem, role) if stem and role in ROLES and dot and suffix == "wav" else None
+
+
 def write_examples(out_dir: str | Path, examples: Sequence[Example], sr: int, title: str = "") -> Path:
     """Write every example's wavs (16-bit PCM, clipped to ±1), :data:`INDEX` and :data:`FIGURE`; the figure's path."""
     import soundfile as sf

@@ -612,7 +612,7 @@ class SegNet(DomainPairMethod):
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []
         for side in SIDES:
-            x = torch.from_numpy(data.val_patches[side])[:, None].to(device)
+            x = torch.tensor(data.val_patches[side])[:, None].to(device)  # a copy: Ray's shared arrays are read-only
             errors.append((ae.transfer(x, side, side).float() - x).flatten())
         err = torch.cat(errors)
         per_direction = {}

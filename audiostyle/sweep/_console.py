@@ -72,12 +72,13 @@ class ProgressCallback(tune.Callback):
         The sweep's number of trials.
     status_of : callable
         ``status_of(last_result) -> str``: the store's status rule.
-    echo : callable
-        Where lines go (``print``).
+    echo : callable, optional
+        Where lines go (default ``print`` at the time of the line: the callback is pickled with Tune's
+        experiment state, and a captured ``print`` does not pickle).
     """
 
     def __init__(self, headline: Objective, total: int, status_of: Callable[[Mapping[str, Any] | None], str],
-                 echo: Callable[[str], None] = print) -> None:
+                 echo: Callable[[str], None] | None = None) -> None:
         self.headline, self.total, self.status_of, self.echo = headline, total, status_of, echo
         self.ended: set[str] = set()
 
@@ -88,7 +89,7 @@ class ProgressCallback(tune.Callback):
         result = trial.last_result or {}
         final = result.get(METRICS, {}) if result.get(FINAL) else {}
         value = final.get(self.headline.metric, result.get(tracked(self.headline.metric)))
-        self.echo(progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
+        (self.echo or print)(progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
                                 self.headline, None if value is None else float(value)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
