@@ -15,7 +15,6 @@ backend (a path or URL) and replays the journal when loaded, so a resumed sweep 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Mapping
@@ -26,8 +25,6 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 from audiostyle import fsio
-
-log = logging.getLogger(__name__)
 
 JOURNAL = "optuna/journal.log"
 """The store's Optuna journal (every sweep's study), relative to the store root."""
