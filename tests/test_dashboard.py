@@ -17,7 +17,8 @@ import optuna
 import pytest
 
 from audiostyle import dashboard
-from audiostyle.sweep._study import RAY_TRIAL_ID, journal_storage
+from audiostyle.sweep._keys import RAY_TRIAL_ID
+from audiostyle.sweep._study import journal_storage
 from tests.fixtures.console import REPO, console_sweep  # noqa: F401 - the session fixture
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -35,7 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 from audiostyle.errors import AudiostyleError
 from audiostyle.objectives import FAILED
 from audiostyle.space import Choice, Float, Int, Space, to_optuna
-from audiostyle.sweep._keys import ARTIFACTS, FINAL, STATUS, tracked
+from audiostyle.sweep._keys import ARTIFACTS, FINAL, RAY_TRIAL_ID, STATUS, tracked
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class RestorableOptunaSearch(OptunaSearch):
             distributions={n: self._space[n] for n in params},
             values=[float(v) for v in values] if state == TrialState.COMPLETE else None,
             state=state,
+            user_attrs={RAY_TRIAL_ID: trial_id},
         )
         self._ot_study.add_trial(trial)
         self._completed_trials.add(trial_id)

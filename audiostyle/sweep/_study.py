@@ -25,6 +25,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 from audiostyle import fsio
+from audiostyle.sweep._keys import RAY_TRIAL_ID
 
 JOURNAL = "optuna/journal.log"
 """The store's Optuna journal (every sweep's study), relative to the store root."""
@@ -32,8 +33,6 @@ ARTIFACTS = "optuna/artifacts"
 """The store's Optuna artifact folder, relative to the store root."""
 MIMETYPES = {".wav": "audio/wav", ".png": "image/png"}
 """The artifacts uploaded for the dashboard, by suffix (checkpoints and indexes stay in the store only)."""
-RAY_TRIAL_ID = "ray_trial_id"
-"""The Optuna trial's user attribute naming its Ray trial (the store row's ``trial_id``)."""
 
 
 class FsspecJournalBackend(BaseJournalBackend):
