@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==$(TORCH_VERSION)
 # Both locks: CPython 3.11 on Linux (the cluster images' Python), every wheel's sha256, torch left to TORCH_SPEC.
 # Debian packages the project runs (the benchmark's renderer and soundfont): installed by `make setup` when it runs as
 # root and one is missing; otherwise listed with the command that installs them.
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small chromium chromium-driver
 LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform linux --no-emit-package torch \
               -c constraints.txt
 

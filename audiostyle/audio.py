@@ -82,7 +82,12 @@ def _decode(src: str | io.BytesIO, suffix: str, sr: int | None, label: str) -> t
 
 
 def load(path_or_url: str | os.PathLike, sr: int | None = DEFAULT_SR) -> np.ndarray:
-    """Decode an audio file to mono float32 at ``sr``.
+    """Decode an audio file to mono float32 at ``sr`` (:func:`load_with_rate` without the rate)."""
+    return load_with_rate(path_or_url, sr)[0]
+
+
+def load_with_rate(path_or_url: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file to mono float32 at ``sr``, and that rate.
 
     Parameters
     ----------
@@ -93,8 +98,8 @@ def load(path_or_url: str | os.PathLike, sr: int | None = DEFAULT_SR) -> np.ndar
 
     Returns
     -------
-    np.ndarray
-        float32, shape ``(samples,)``.
+    (np.ndarray, int)
+        float32 audio of shape ``(samples,)`` and its sample rate in Hz.
 
     Raises
     ------
@@ -111,12 +116,10 @@ def load(path_or_url: str | os.PathLike, sr: int | None = DEFAULT_SR) -> np.ndar
                 data = io.BytesIO(f.read())
         except FileNotFoundError as e:
             raise AudiostyleError(f"audio file {label} does not exist. Check the URL.") from e
-        y, _ = _decode(data, suffix, sr, label)
-        return y
+        return _decode(data, suffix, sr, label)
     if not os.path.isfile(label):
         raise AudiostyleError(f"audio file {label} does not exist. Check the path.")
-    y, _ = _decode(label, suffix, sr, label)
-    return y
+    return _decode(label, suffix, sr, label)
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from audiostyle import analysis, methods
+from audiostyle.cli_help import HelpFormatter
 from audiostyle.errors import AudiostyleError
 from audiostyle.objectives import USABLE_STATUSES, Objective
 from audiostyle.objectives import objective as objective_of
@@ -120,11 +121,21 @@ def _no_finished(method: str, store: Store, trials: pd.DataFrame, what: str) -> 
 
 
 def _objective(method: str, trials: pd.DataFrame, metric: str | None, mode: str | None) -> Objective:
+    """What to rank by: ``metric`` in ``mode`` (default the metric's own direction), else the method's headline.
+
+    ``mode`` alone keeps the headline, whose direction is fixed: a contradicting ``mode`` is refused (ranking the
+    headline the other way round would show the worst trial as the best).
+    """
     if mode is not None and mode not in ("max", "min"):
         raise AudiostyleError(f"--mode={mode!r} is not supported: choose max or min.")
     if metric is None:
         objective = methods.get(method).headline
-        objective = Objective(objective.metric, mode or objective.mode)
+        if mode is not None and mode != objective.mode:
+            raise AudiostyleError(
+                f"--mode {mode} contradicts {method}'s headline metric {objective.metric}, which is better when "
+                f"{'higher' if objective.mode == 'max' else 'lower'} ({objective.mode}): drop --mode, or rank by "
+                f"another metric with --metric NAME --mode {mode}."
+            )
     else:
         metric = metric.removeprefix("metric.")
         objective = Objective(metric, mode or objective_of(metric).mode)
@@ -249,15 +260,6 @@ def export_config(row: pd.Series, method: str, path: str | Path) -> Path:
     return path
 
 
-def _sample_rate(config: Any) -> int:
-    from audiostyle.audio import DEFAULT_SR
-
-    for name in ("sr", "sample_rate"):
-        if isinstance(getattr(config, name, None), int):
-            return int(getattr(config, name))
-    return DEFAULT_SR
-
-
 def render_audio(
     store: Store,
     row: pd.Series,
@@ -267,21 +269,27 @@ def render_audio(
     *,
     style_path: str | None = None,
     device: str = "cpu",
+    sr: int | None = None,
+    direction: str | None = None,
 ) -> np.ndarray:
     """Apply the trial to new audio: load its checkpoint (if any) and call the method's ``render``.
 
-    Optimisation methods (the shallow CNN) re-optimise from the config and need ``style_path``.
-    Writes ``out_path`` as a float wav at the method's sample rate and returns the audio (float32,
-    ``(samples,)``, same length as the input).
+    Optimisation methods (the shallow CNN) re-optimise from the config and need ``style_path``; domain-pair
+    methods (cyclegan, segnet, unet) translate ``direction`` (``"x2y"``, the default, or ``"y2x"``). The method
+    resamples to its own rate inside; the output is written as a float wav at ``sr``, default the input's rate.
+    Returns the audio (float32, ``(samples,)``, as long as the input at ``sr``).
     """
     import soundfile as sf
 
     from audiostyle import audio as audio_io
+    from audiostyle.methods.trained import DIRECTIONS, DomainPairMethod
 
     impl = methods.get(method)
+    pair = isinstance(impl, DomainPairMethod)
+    if direction is not None and not pair:
+        raise AudiostyleError(f"--direction is for the domain-pair methods (cyclegan, segnet, unet), not {method}.")
     config = impl.make_config(analysis.config_of(row, method))
-    sr = _sample_rate(config)
-    content = audio_io.load(in_path, sr=sr)
+    content, sr = audio_io.load_with_rate(in_path, sr)
     style = audio_io.load(style_path, sr=sr) if style_path else None
     uri = row.get("artifact.checkpoint")
     state = store.load_checkpoint(uri) if isinstance(uri, str) and uri else None
@@ -290,7 +298,11 @@ def render_audio(
             f"trial {row['trial_id']} of {method} has no checkpoint to render with: pass --style STYLE.wav "
             "for an optimisation method, or pick a trial with a checkpoint (--sweep, --metric)."
         )
-    out = np.asarray(impl.render(config, state, content, sr, style=style, device=device), dtype=np.float32)
+    if pair:
+        out = impl.transfer(config, state, content, sr, direction or DIRECTIONS[0], device=device)
+    else:
+        out = impl.render(config, state, content, sr, style=style, device=device)
+    out = np.asarray(out, dtype=np.float32)
     try:
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         sf.write(out_path, out, sr, subtype="FLOAT")
@@ -312,22 +324,29 @@ def seed_everything(seed: int) -> None:
 
 # -- CLI ----------------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
+    """The flags of ``python -m audiostyle.best``."""
+    from audiostyle.methods.trained import DIRECTIONS
+
     p = argparse.ArgumentParser(
         prog="python -m audiostyle.best",
         description="Pick the best trial of a method from the result store; show, export or render with it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--method", required=True, help=f"method name ({', '.join(methods.names())})")
     p.add_argument("--store", default=DEFAULT_STORE, help="store root: a local path or s3://bucket/prefix")
     p.add_argument("--sweep", help="only trials of this sweep id")
     p.add_argument("--metric", help="rank by this metric instead of the method's headline (e.g. fad, content_corr)")
-    p.add_argument("--mode", choices=("max", "min"), help="direction of --metric (default: the metric's own)")
+    p.add_argument("--mode", choices=("max", "min"), help="direction of --metric (default: the metric's own); "
+                   "alone, it must agree with the headline's")
     p.add_argument("--top", type=int, default=1, help="show the K best trials as a ranked table")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
     p.add_argument("--export", metavar="FILE", help="write the best config to FILE (.yaml or .json)")
     p.add_argument("--render", metavar="IN.wav", help="apply the best trial to this audio file")
     p.add_argument("--out", metavar="OUT.wav", help="where --render writes its output")
     p.add_argument("--style", metavar="STYLE.wav", help="style reference for --render (shallow_cnn)")
+    p.add_argument("--sr", type=int, metavar="HZ", help="sample rate --render writes (default: the input's)")
+    p.add_argument("--direction", choices=DIRECTIONS, help="what --render translates with a domain-pair method "
+                   "(cyclegan, segnet, unet): domain_x to domain_y or back (default x2y)")
     p.add_argument("--device", default="cpu", help="device for --render (cpu, cuda, cuda:0)")
     p.add_argument("--seed", type=int, default=0, help="seed of --render's random choices (e.g. Griffin-Lim's phase)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -351,8 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"config written to {path}", file=sys.stderr)
         if args.render:
             seed_everything(args.seed)
-            out = render_audio(store, selection.best, args.method, args.render, args.out,
-                               style_path=args.style, device=args.device)
+            out = render_audio(store, selection.best, args.method, args.render, args.out, style_path=args.style,
+                               device=args.device, sr=args.sr, direction=args.direction)
             print(f"rendered {len(out)} samples to {args.out}", file=sys.stderr)
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ Data logic (ranking, fronts, importance) lives in :mod:`audiostyle.analysis`.
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from audiostyle import analysis
+from audiostyle.examples import Example, figure, parse_wav_name
 from audiostyle.objectives import COMMON_OBJECTIVES, PARETO, USABLE_STATUSES, Objective
 from audiostyle.space import Choice, Space
 from audiostyle.store import Store
@@ -59,30 +61,31 @@ def read_wav(store: Store, uri: str) -> tuple[np.ndarray, int]:
     return y.mean(axis=1), int(sr)
 
 
-def spectrogram(ax, y: np.ndarray, sr: int, title: str = "") -> None:
-    """Draw the log-mel spectrogram (dB, 128 bands) of ``y`` on ``ax``, time in seconds, mel band index."""
-    from audiostyle import audio
-
-    S = audio.mel(y, sr, n_mels=128)
-    db = 10 * np.log10(np.maximum(S, 1e-10))
-    db = np.maximum(db, db.max() - 80)
-    ax.imshow(db, origin="lower", aspect="auto", extent=(0, len(y) / sr, 0, S.shape[0]), cmap="magma")
-    ax.set(xlabel="time (s)", ylabel="mel band", title=title)
+def trial_examples(store: Store, row: Mapping) -> tuple[list[Example], int]:
+    """A trial's examples read back from its wavs (``<stem>_<role>.wav``, :mod:`audiostyle.examples`) with the
+    clip names of its ``artifact.clips``, and their sample rate (0 without any)."""
+    clips = json.loads(row["artifact.clips"]) if isinstance(row.get("artifact.clips"), str) else {}
+    found: dict[str, Example] = {}
+    sr = 0
+    for name, uri in artifact_wavs(store, row).items():
+        parsed = parse_wav_name(name)
+        if parsed is None:
+            continue
+        stem, role = parsed
+        y, sr = read_wav(store, uri)
+        found.setdefault(stem, Example(stem, {}, dict(clips.get(stem, {})))).audio[role] = y
+    return [found[stem] for stem in sorted(found)], sr
 
 
 def fig_spectrograms(store: Store, row: Mapping, title: str = ""):
-    """One log-mel panel per wav artifact of a trial (content, style, output…)."""
-    plt = _pyplot()
-    wavs = artifact_wavs(store, row)
-    fig, axes = plt.subplots(1, max(len(wavs), 1), figsize=(4.5 * max(len(wavs), 1), 3.2), squeeze=False)
-    for ax, (name, uri) in zip(axes[0], wavs.items()):
-        y, sr = read_wav(store, uri)
-        spectrogram(ax, y, sr, name)
-    if not wavs:
-        axes[0, 0].text(0.5, 0.5, "no audio artifacts", ha="center", va="center")
-        axes[0, 0].set_axis_off()
+    """The trial's figure (:func:`audiostyle.examples.figure`): a row per example, a panel per role."""
+    found, sr = trial_examples(store, row)
+    if found:
+        return figure(found, sr, title)
+    fig, ax = _pyplot().subplots(figsize=(4.5, 3.2))
+    ax.text(0.5, 0.5, "no audio artifacts", ha="center", va="center")
+    ax.set_axis_off()
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 import yaml
 
 from audiostyle import best, methods
+from audiostyle.audio import resample
+from audiostyle.errors import AudiostyleError
 from audiostyle.data import synth
 from audiostyle.methods.base import TrialContext
 from audiostyle.store import Store
@@ -75,6 +78,22 @@ def test_ranking_by_headline_and_filters(store: Store) -> None:
     by_fad = best.select(store, "unet", metric="fad")  # a common metric: its own direction (min)
     assert by_fad.objective.mode == "min" and by_fad.best["trial_id"] == "t0"
     assert best.select(store, "unet", metric="fad", mode="max").best["trial_id"] == "t7"
+
+
+def test_mode_alone_keeps_the_headline_and_refuses_to_flip_it(store: Store) -> None:
+    assert best.select(store, "unet", mode="max").best["trial_id"] == "t5"  # agrees with the headline: the same
+    code, out, err = run_best("--method", "unet", "--store", store.root, "--mode", "min")
+    assert code == 2 and out == ""
+    assert "--mode min contradicts unet's headline metric transfer_score" in err and "--metric NAME" in err
+    code, out, _ = run_best("--method", "unet", "--store", store.root, "--metric", "fad", "--mode", "min")
+    assert code == 0 and "by fad (min): t0" in out
+
+
+def test_help_states_each_default_once_and_none_for_required_flags() -> None:
+    text = best.parser().format_help()
+    assert "(default: None)" not in text and "(default: 0)" in text  # --seed's 0 is a default worth stating
+    method = " ".join(text.split("--method METHOD", 2)[2].split("--store")[0].split())
+    assert "default" not in method  # required: no default
 
 
 def test_pareto_front_of_a_multi_objective_sweep(store: Store) -> None:
@@ -163,7 +182,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         store.write_trial(
             {"trial_id": f"r{i}", "sweep_id": "real", "method": "unet", "status": "finished", "steps": 4,
              "device": "cpu", "seed": i, "config": dataclasses.asdict(config), "metrics": final,
-             "artifact.dir": store.artifact_dir("unet", "real", f"r{i}"), "artifact.audio": uris["transfer_x2y.wav"],
+             "artifact.dir": store.artifact_dir("unet", "real", f"r{i}"), "artifact.audio": uris["x2y_output.wav"],
              "artifact.checkpoint": uris["checkpoint.pt"], "objective.metric": "transfer_score", "objective.mode": "max"},
             ctx.history,
         )
@@ -183,6 +202,36 @@ def test_render_with_the_winners_checkpoint(trained_store: Store, tmp_path: Path
     y, sr = sf.read(out_wav, dtype="float32")
     x, sr_in = sf.read(in_wav, dtype="float32")
     assert sr == sr_in and y.shape == x.shape and np.isfinite(y).all() and np.abs(y).max() > 0
+
+
+@pytest.mark.slow
+def test_render_writes_at_the_inputs_rate_or_sr_in_either_direction(trained_store: Store, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    content = synth.demo_dataset().select("guitar", "val")[0]
+    in_wav = tmp_path / "in16k.wav"
+    sf.write(in_wav, resample(content.audio[: content.sr], content.sr, 16000), 16000)
+    unet = type(methods.get("unet"))
+    asked: list[tuple[int, str]] = []
+    transfer = unet.transfer
+
+    def spy(self, config, state, audio, sr, direction="x2y", **kw):
+        asked.append((sr, direction))
+        return transfer(self, config, state, audio, sr, direction, **kw)
+
+    monkeypatch.setattr(unet, "transfer", spy)
+    rendered = {}
+    for args, name in (((), "default"), (("--direction", "y2x"), "y2x"), (("--sr", "8000"), "8k")):
+        out_wav = tmp_path / f"{name}.wav"
+        code, _, err = run_best("--method", "unet", "--store", trained_store.root, "--render", str(in_wav),
+                                "--out", str(out_wav), *args)
+        assert code == 0, err
+        rendered[name] = sf.read(out_wav, dtype="float32")
+    assert asked == [(16000, "x2y"), (16000, "y2x"), (8000, "x2y")]  # the method resamples to its own rate inside
+    assert rendered["default"][1] == rendered["y2x"][1] == 16000 and rendered["8k"][1] == 8000
+    assert rendered["default"][0].shape == (16000,) and rendered["8k"][0].shape == (8000,)
+    with pytest.raises(AudiostyleError, match="--direction is for the domain-pair methods"):
+        best.render_audio(trained_store, pd.Series({"trial_id": "t"}), "shallow_cnn", str(in_wav), "o.wav",
+                          direction="y2x")
 
 
 @pytest.mark.slow

@@ -80,11 +80,13 @@ def test_training_lowers_cycle_loss_and_reports_every_metric(run):
 def test_artifacts_are_decodable_audio_and_figures(run, config):
     out = run.ctx.artifact_dir
     for direction in ("x2y", "y2x"):
-        y, sr = sf.read(out / f"transfer_{direction}.wav")
+        y, sr = sf.read(out / f"{direction}_output.wav")
         assert sr == config.sr and len(y) == 3 * 22050 and np.abs(y).max() > 1e-3
-        heard, _ = sf.read(out / f"transfer_{direction}_input.wav")  # the input, to listen side by side
+        heard, _ = sf.read(out / f"{direction}_content.wav")  # the input, to listen side by side
         assert heard.shape == y.shape and not np.allclose(heard, y, atol=1e-3)
-        assert (out / f"transfer_{direction}.png").stat().st_size > 1000
+        target, _ = sf.read(out / f"{direction}_target.wav")  # demo data is paired: the true rendering too
+        assert target.shape == y.shape
+    assert (out / "spectrogram.png").stat().st_size > 1000
 
 
 def test_checkpoint_restored_mid_training_continues_bit_identically(method, config, data, run):

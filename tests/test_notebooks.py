@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from audiostyle import analysis
+from audiostyle import analysis, plots
 from audiostyle.store import Store
 
 ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
@@ -64,8 +64,14 @@ def test_notebook_runs_and_writes_figures(name: str, smoke_store: str, tmp_path:
         image = mpimg.imread(png)
         assert image.shape[0] > 100 and image.shape[1] > 100 and float(np.std(image)) > 0.01, png
     html = "".join(o.get("data", {}).get("text/html", "") for c in code for o in c.outputs)
-    if name == "best_configs":
-        assert html.count("<audio") >= len(expected_figures(name, trials)), "no audio player per method"
+    if name == "best_configs":  # a player per wav the best trials wrote (outputs, inputs, targets), figures inline
+        store = Store(smoke_store)
+        wavs = [n for _, row in analysis.best_per_method(trials).iterrows() for n in plots.artifact_wavs(store, row)]
+        assert html.count("<audio") == len(wavs) and "clip0_content.wav" in wavs and "clip0_target.wav" in wavs
+        shown = "".join(o.get("data", {}).get("text/markdown", "") for c in code for o in c.outputs)
+        assert "`clip0` content (piano/" in shown and "`clip0` target" in shown
+        pngs = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+        assert len(pngs) >= len(expected_figures(name, trials)), "no figure inline per method"
     if name == "importance":
         assert "<table" in html, "no method got importances"
 

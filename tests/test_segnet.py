@@ -207,9 +207,11 @@ def test_weight_clipping_holds_through_training(trained):
 def test_artifacts_are_a_decodable_transfer_and_a_figure(trained, data):
     _, config, ctx, _, _ = trained["unet"]
     for direction in ("x2y", "y2x"):
-        y, sr = sf.read(ctx.artifact_dir / f"transfer_{direction}.wav", dtype="float32")
+        y, sr = sf.read(ctx.artifact_dir / f"{direction}_output.wav", dtype="float32")
         assert sr == config.sr and y.shape == data.val_audio[direction[0]][0].shape and np.abs(y).max() > 1e-4
-        assert (ctx.artifact_dir / f"transfer_{direction}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        heard, _ = sf.read(ctx.artifact_dir / f"{direction}_content.wav", dtype="float32")
+        assert np.abs(heard - data.val_audio[direction[0]][0]).max() < 1e-3  # the input beside its transfer
+    assert (ctx.artifact_dir / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_render_keeps_the_length_of_any_clip(trained, demo):

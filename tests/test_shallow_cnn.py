@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 
 import numpy as np
@@ -88,8 +89,15 @@ def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, unt
     _check_transfer(final, base)
     assert [h["step"] for h in ctx.history] == [5.0, 10.0]
     assert ctx.history[-1]["loss"] < ctx.history[0]["loss"]
-    y, sr = sf.read(tmp_path / "output_0.wav", dtype="float32")
+    y, sr = sf.read(tmp_path / "clip0_output.wav", dtype="float32")
     assert sr == 22050 and y.shape == (3 * 22050,) and np.isfinite(y).all() and np.abs(y).max() > 1e-3
+    # beside the output: the inputs it was made from and the true target, named to sort together
+    assert sorted(p.name for p in tmp_path.glob("clip0_*.wav")) == [
+        "clip0_content.wav", "clip0_output.wav", "clip0_style.wav", "clip0_target.wav"]
+    heard, _ = sf.read(tmp_path / "clip0_content.wav", dtype="float32")
+    assert np.abs(heard - data.contents[0]).max() < 1e-3  # 16-bit PCM of the content clip
+    clips = json.loads((tmp_path / "examples.json").read_text())["clip0"]
+    assert clips == {"content": data.names[0][0], "style": data.names[0][1]}
     assert (tmp_path / "spectrogram.png").stat().st_size > 1000
 
 

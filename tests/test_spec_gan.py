@@ -79,9 +79,9 @@ def test_trains_and_samples_decode_to_audio(demo, method, prepared, tmp_path):
     assert specs.shape[1:] == (1, *prepared.specs.shape[1:])  # the data's shape
     samples = method.generate(modules, config, 2)
     assert samples.shape == (2, prepared.length) and np.all(np.isfinite(samples)) and samples.std() > 0
-    y, sr = sf.read(tmp_path / "sample_0.wav")
+    y, sr = sf.read(tmp_path / "sample0_output.wav")
     assert sr == 3150 and y.shape == (prepared.length,) and np.abs(y).max() > 0
-    assert (tmp_path / "sample_0.png").stat().st_size > 0
+    assert (tmp_path / "spectrogram.png").stat().st_size > 0
 
     audio = demo.clips[0].audio[: int(0.7 * 22050)]
     out = method.render(config, ctx.last_state, audio, 22050)

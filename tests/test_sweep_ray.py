@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import soundfile as sf
 
@@ -22,6 +23,8 @@ from audiostyle import methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.space import Choice
 from audiostyle.store import Store
+from audiostyle.sweep._keys import RAY_TRIAL_ID
+from audiostyle.sweep._study import journal_storage
 from tests.fixtures.stores import SCRIPTS, smoke_sweep
 from tests.toy_method import ToyConfig, quality
 
@@ -239,6 +242,10 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     rerun = (kept["ended_at"].to_numpy() != before["ended_at"].to_numpy()).sum()
     assert rerun <= 2, f"{rerun} of {len(before)} finished trials ran again"
     assert "best config" in output
+    # the sweep's Optuna study (in the store's journal on S3) went on with the sweep: every trial told once
+    study = optuna.load_study(study_name="killed", storage=journal_storage(root))
+    told = [t.user_attrs.get(RAY_TRIAL_ID) for t in study.trials if t.state.is_finished()]
+    assert set(after["trial_id"]) <= set(told) and len(told) == len(set(told))
 
     # rows, history, artifacts and checkpoints all live on S3
     finished = after.iloc[0]

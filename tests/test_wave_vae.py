@@ -85,10 +85,10 @@ def test_trains_on_demo_and_reconstruction_loss_falls(demo, prepared, tmp_path, 
     assert set(COMMON_METRICS) | {"recon_mse", "kl", "recon_content_corr", "fad_real"} <= set(final)
     assert math.isnan(final["content_corr"]) and math.isnan(final["transfer_score"])
     assert final["fad"] > 0 and 0 <= final["target_prob"] <= 1 and final["kl"] >= 0
-    for stem in ("sample_0", "sample_1", "reconstruction_0"):
-        y, sr = sf.read(tmp_path / f"{stem}.wav")
+    for name in ("sample0_output", "sample1_output", "reconstruction0_output", "reconstruction0_content"):
+        y, sr = sf.read(tmp_path / f"{name}.wav")
         assert sr == 3150 and y.shape == (630,) and np.abs(y).max() > 0
-        assert (tmp_path / f"{stem}.png").stat().st_size > 0
+    assert (tmp_path / "spectrogram.png").stat().st_size > 0
 
     audio = demo.select("violin", "val")[0].audio[: int(1.3 * 22050)]  # 6.5 chunks of 0.2 s at 3150 Hz
     out = method.render(config, ctx.last_state, audio, 22050)

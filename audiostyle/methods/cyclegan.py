@@ -49,6 +49,7 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_range
+from audiostyle.examples import Example, write_examples
 from audiostyle.objectives import HEADLINE
 from audiostyle.methods.nets import (
     ImagePool,
@@ -65,7 +66,6 @@ from audiostyle.methods.trained import (
     Parts,
     TrainConfig,
     mean_over_directions,
-    save_sample,
     translate_spectrogram,
 )
 
@@ -444,13 +444,15 @@ class CycleGAN(DomainPairMethod):
         return A.istft_with_phase(denormalise(out, config), phase, config.stft, length=length)
 
     def write_artifacts(self, parts: Parts, config: CycleGANConfig, data: CycleGANData, out_dir: Path) -> None:
-        """``transfer_x2y.wav``/``.png`` and ``transfer_y2x.wav``/``.png`` of the first validation clip of each side."""
+        """``x2y_*.wav`` and ``y2x_*.wav`` (content, output, true target on paired data) of the first validation
+        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
         device = next(parts.modules["G_xy"].parameters()).device
+        examples = []
         for direction, side, g in (("x2y", "x", parts.modules["G_xy"]), ("y2x", "y", parts.modules["G_yx"])):
             c = data.val[side][0]
             out = self._translate(g, c.spec, c.phase, len(c.audio), config, device)
-            save_sample(out_dir, f"transfer_{direction}", out, config.sr, content=c.audio,
-                        title=f"{c.name} {direction}", params=config.stft)
+            examples.append(Example.of(direction, out, content=c.audio, target=c.target, clips={"content": c.name}))
+        write_examples(out_dir, examples, config.sr, f"{self.name}: {config.domain_x} ↔ {config.domain_y}")
 
     # -- inference ------------------------------------------------------------------------------------
     def translate(self, modules: Mapping[str, nn.Module], config: CycleGANConfig, y: np.ndarray,

@@ -32,12 +32,13 @@ from torch import nn
 
 from audiostyle import audio as A
 from audiostyle import metrics
-from audiostyle.audio import StftParams, fit_length
+from audiostyle.audio import fit_length
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_range
 from audiostyle.methods.base import TrialContext
 from audiostyle.objectives import objective
-from audiostyle.methods.trained import Parts, TrainConfig, TrainedMethod, save_sample
+from audiostyle.examples import Example, write_examples
+from audiostyle.methods.trained import Parts, TrainConfig, TrainedMethod
 
 log = logging.getLogger(__name__)
 
@@ -284,9 +285,6 @@ def render_in_chunks(
     return np.clip(fit_length(A.resample(out, model_sr, sr), y.size), -1.0, 1.0).astype(np.float32)
 
 
-FIGURE_STFT = StftParams(n_fft=512, hop_length=128)
-"""STFT of the artifact spectrogram pngs (at 3150 Hz: 6 Hz bins, 41 ms hop)."""
-
 EVAL_NOISE_SEED = 20_240_601
 """Seed of the fixed latent noise every evaluation and artifact decodes (so reports compare like with like)."""
 
@@ -306,7 +304,7 @@ class GenerativeMethod(TrainedMethod):
     kind = "generate"
     headline = objective("fad")
     artifact_samples: ClassVar[int] = 2
-    """Samples written as ``sample_<i>.wav``/``.png`` by :meth:`write_artifacts`."""
+    """Samples written as ``sample<i>_output.wav`` by :meth:`write_artifacts`."""
 
     def prepare(self, dataset: AudioDataset, config: DomainConfig) -> Any:
         """One domain's clips at ``config.sr``, cut and halved (:func:`prepare_domain_clips`)."""
@@ -326,7 +324,11 @@ class GenerativeMethod(TrainedMethod):
     ) -> np.ndarray:
         """``n`` new waveforms ``(n, length)`` at ``config.sr`` from noise drawn with ``seed`` (no grad)."""
 
+    def examples(self, parts: Parts, config: Any, data: Any) -> list[Example]:
+        """What :meth:`write_artifacts` writes: the first evaluation samples, ``sample<i>``."""
+        return [Example.of(f"sample{i}", y) for i, y in enumerate(self.generate(parts.modules, config,
+                                                                               self.artifact_samples))]
+
     def write_artifacts(self, parts: Parts, config: Any, data: Any, out_dir: Path) -> None:
-        """``sample_<i>.wav`` and ``.png``: the first evaluation samples."""
-        for i, y in enumerate(self.generate(parts.modules, config, self.artifact_samples)):
-            save_sample(out_dir, f"sample_{i}", y, config.sr, title=f"{self.name} sample {i}", params=FIGURE_STFT)
+        """:meth:`examples` as ``<stem>_<role>.wav`` and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        write_examples(out_dir, self.examples(parts, config, data), config.sr, self.name)

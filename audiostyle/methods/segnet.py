@@ -68,10 +68,11 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
+from audiostyle.examples import Example, write_examples
 from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions, save_sample,
+from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -612,7 +613,7 @@ class SegNet(DomainPairMethod):
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []
         for side in SIDES:
-            x = torch.from_numpy(data.val_patches[side])[:, None].to(device)
+            x = torch.tensor(data.val_patches[side])[:, None].to(device)  # a copy: Ray's shared arrays are read-only
             errors.append((ae.transfer(x, side, side).float() - x).flatten())
         err = torch.cat(errors)
         per_direction = {}
@@ -631,15 +632,17 @@ class SegNet(DomainPairMethod):
         }
 
     def write_artifacts(self, parts: Parts, config: SegNetConfig, data: SegNetData, out_dir: Path) -> None:
-        """``transfer_x2y.wav``/``.png`` and ``transfer_y2x.wav``/``.png`` of the first validation clip of each side."""
+        """``x2y_*.wav`` and ``y2x_*.wav`` (content, output, true target on paired data) of the first validation
+        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         device = next(ae.parameters()).device
+        examples = []
         for direction in DIRECTIONS:
             y = data.val_audio[direction[0]][0]
-            out = transfer_audio(ae, config, y, direction, device)
-            save_sample(out_dir, f"transfer_{direction}", out, config.sr, content=y,
-                        title=f"{self.name} {config.domain(direction[0])}→{config.domain(direction[-1])}",
-                        params=config.stft)
+            targets = data.val_targets[direction[0]]
+            examples.append(Example.of(direction, transfer_audio(ae, config, y, direction, device), content=y,
+                                       target=None if targets is None else targets[0]))
+        write_examples(out_dir, examples, config.sr, f"{self.name}: {config.domain('x')} ↔ {config.domain('y')}")
 
     # -- inference ---------------------------------------------------------------------------------
     def translate(self, modules: Mapping[str, nn.Module], config: SegNetConfig, y: np.ndarray,

@@ -32,6 +32,7 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
+from audiostyle.examples import Example, write_examples
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.objectives import HEADLINE, Objective
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
@@ -467,8 +468,8 @@ class ShallowCNN(Method):
         (``griffin_lim_iters``): the common metrics plus ``loss``, ``content_loss``, ``style_loss`` (per pair) and
         ``evals`` (loss evaluations so far), each with ``state`` = ``{"format", "step", "evals", "x" (the output
         features (pairs, C, T)), "optimizer" (adam/rmsprop/sgd statistics; None for L-BFGS, whose curvature
-        memory is rebuilt after a resume), "config"}``. Writes ``output_<i>.wav`` and ``spectrogram.png`` to
-        ``ctx.artifact_dir`` before the final report. Returns the final metrics.
+        memory is rebuilt after a resume), "config"}``. Writes each pair's content, style, output and true target
+        (``clip<i>_<role>.wav``) and ``spectrogram.png`` to ``ctx.artifact_dir`` before the final report. Returns the final metrics.
 
         Raises
         ------
@@ -497,7 +498,7 @@ class ShallowCNN(Method):
                                       styles=list(styles), true_targets=None if targets is None else list(targets))
             values.update(self._losses(config, run))
             if last and ctx.artifact_dir is not None:
-                self._write_artifacts(config, run, outputs, contents, styles, Path(ctx.artifact_dir))
+                self._write_artifacts(config, data, outputs, targets, Path(ctx.artifact_dir))
             ctx.report(run.step, values, self._state(config, run))
             final.clear()
             final.update(values)
@@ -505,27 +506,15 @@ class ShallowCNN(Method):
         self._optimise(config, contents, styles, device, ctx.resume_state, on_report)
         return final
 
-    def _write_artifacts(
-        self, config: ShallowCNNConfig, run: _Run, outputs: np.ndarray, contents: np.ndarray, styles: np.ndarray,
-        out_dir: Path,
-    ) -> None:
-        """``output_<i>.wav`` per pair and ``spectrogram.png`` (content, style, output features of pair 0)."""
-        import soundfile as sf
-        from matplotlib.figure import Figure
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for i, y in enumerate(outputs):
-            sf.write(out_dir / f"output_{i}.wav", y, config.sr)
-        with torch.no_grad():
-            panels = [features(torch.from_numpy(a[:1]), config.spec)[0].numpy() for a in (contents, styles)]
-        panels.append(run.x[0].detach().float().cpu().numpy())
-        fig = Figure(figsize=(12, 3.5))
-        for ax, img, title in zip(fig.subplots(1, 3), panels, ("content", "style", "output")):
-            ax.imshow(img, origin="lower", aspect="auto", cmap="magma")
-            ax.set_title(f"{title} ({config.features})")
-            ax.set_xlabel("frame")
-        fig.tight_layout()
-        fig.savefig(out_dir / "spectrogram.png", dpi=80)
+    def _write_artifacts(self, config: ShallowCNNConfig, data: ShallowCNNData, outputs: np.ndarray,
+                         targets: np.ndarray | None, out_dir: Path) -> None:
+        """Per pair ``clip<i>_{content,style,output,target}.wav``, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        write_examples(out_dir, [
+            Example.of(f"clip{i}", y, content=data.contents[i], style=data.styles[i],
+                       target=None if targets is None else targets[i],
+                       clips={"content": data.names[i][0], "style": data.names[i][1]})
+            for i, y in enumerate(outputs)
+        ], config.sr, f"{self.name}: {data.content_domain} → {data.style_domain}")
 
     def render(
         self,

@@ -90,7 +90,7 @@ Contract of the loop
 Helpers for spectrogram methods, so segnet/spec_gan do not rewrite them: :func:`translate_spectrogram` (apply a
 patch-to-patch network to a spectrogram of any length: overlapping patches in, cross-faded out),
 :func:`mean_over_directions` (the common metrics of several transfer directions as one row), :func:`resample` and
-:func:`save_sample` (a wav plus a spectrogram png in the artifact folder).
+:func:`audiostyle.examples.write_examples` (each output beside its inputs, one figure).
 """
 
 from __future__ import annotations
@@ -617,62 +617,6 @@ def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]]) -> di
     return out
 
 
-def save_sample(
-    out_dir: str | Path,
-    stem: str,
-    audio: np.ndarray,
-    sr: int,
-    *,
-    content: np.ndarray | None = None,
-    title: str = "",
-    params: A.StftParams = A.StftParams(),
-) -> tuple[Path, Path]:
-    """Write ``<stem>.wav`` (16-bit PCM), ``<stem>.png`` (dB spectrogram of ``content`` and ``audio``) and, when
-    ``content`` is given, ``<stem>_input.wav`` beside them, so input and output can be heard side by side.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        The trial's artifact folder.
-    stem : str
-        File name without extension (name it ``transfer_*``/``output*``/``sample*``: the store links the first
-        such wav and png as ``artifact.audio`` and ``artifact.spectrogram``).
-    audio, content : np.ndarray
-        Output and (optional) input waveforms ``(samples,)`` at ``sr``.
-    params : audiostyle.audio.StftParams
-        STFT of the figure.
-
-    Returns
-    -------
-    (Path, Path)
-        The wav and png paths.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import soundfile as sf
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    wav, png = out_dir / f"{stem}.wav", out_dir / f"{stem}.png"
-    sf.write(wav, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16")
-    if content is not None:
-        sf.write(out_dir / f"{stem}_input.wav", np.clip(content, -1.0, 1.0), sr, subtype="PCM_16")
-    panels = ([("input", content)] if content is not None else []) + [("output", audio)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
-    for ax, (label, y) in zip(axes[0], panels):
-        db = 20 * np.log10(np.abs(A.stft(y, params)) + 1e-6)
-        ax.imshow(db, origin="lower", aspect="auto", vmin=db.max() - 80, vmax=db.max())
-        ax.set_title(f"{title} {label}".strip())
-        ax.set_xlabel("frame")
-    axes[0][0].set_ylabel("frequency bin")
-    fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-    return wav, png
-
-
 # -- the method base -----------------------------------------------------------------------------
 class TrainedMethod(Method):
     """A method trained by gradient steps; :meth:`train` is the shared loop (see the module docstring).
@@ -717,7 +661,7 @@ class TrainedMethod(Method):
         """Write audio samples (wav) and figures (png) of the model to ``out_dir`` (optional).
 
         Called with every checkpoint, before its report (files of the same name are overwritten), under
-        :func:`evaluation`. :func:`save_sample` writes a wav and its spectrogram png.
+        :func:`evaluation`. :func:`audiostyle.examples.write_examples` writes the wavs and the figure.
         """
 
     # -- the loop ------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -27,7 +26,6 @@ from audiostyle import metrics
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.generative import (
     EVAL_NOISE_SEED,
-    FIGURE_STFT,
     ClipGeometry,
     DomainClips,
     DomainConfig,
@@ -38,7 +36,8 @@ from audiostyle.methods.generative import (
     stored_length,
 )
 from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import Amp, Parts, save_sample
+from audiostyle.examples import Example
+from audiostyle.methods.trained import Amp, Parts
 
 Pooling = Literal["none", "max", "avg"]
 
@@ -319,13 +318,11 @@ class WaveVAE(GenerativeMethod):
         ]))
         return out
 
-    def write_artifacts(self, parts: Parts, config: WaveVAEConfig, data: DomainClips, out_dir: Path) -> None:
-        """Prior samples (``sample_<i>``) and the first validation clip's reconstruction (``reconstruction_0``)."""
-        super().write_artifacts(parts, config, data, out_dir)
+    def examples(self, parts: Parts, config: WaveVAEConfig, data: DomainClips) -> list[Example]:
+        """Prior samples (``sample<i>``) and the first validation clip's reconstruction (``reconstruction0``)."""
         device = next(parts.modules["vae"].parameters()).device
         recon, _, _ = self._reconstruct(parts.modules["vae"], data.val[:1], device)
-        save_sample(out_dir, "reconstruction_0", recon[0], config.sr, content=data.val[0],
-                    title=f"{self.name} reconstruction", params=FIGURE_STFT)
+        return [*super().examples(parts, config, data), Example.of("reconstruction0", recon[0], content=data.val[0])]
 
     def render(
         self,

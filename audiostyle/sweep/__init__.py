@@ -18,6 +18,8 @@ A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its 
 ``_trial``     the trainable: one trial of a method on a Ray worker
 ``_callback``  the store callback: every ended trial's row and history
 ``_monitor``   dashboard names and metrics, the console table
+``_console``   the quiet console: one line per ended trial, Ray's detail with ``-v``
+``_study``     the sweep's Optuna study and its trials' artifacts in the store (``python -m audiostyle.dashboard``)
 ``_result``    :class:`SweepResult`, ranked as ``python -m audiostyle.best`` ranks
 ``_cli``       :class:`Budget`, the shared flags, :func:`main`
 ``_keys``      the result keys trials report

@@ -15,6 +15,7 @@ Row rules
 ``metric.*`` a finished trial's final metrics (the method's return value); otherwise the latest value
              of each metric over its reports.
 ``wall_s``   Tune's ``time_total_s`` (running time summed over restores).
+``artifact.clips`` the dataset clips behind the trial's examples (:mod:`audiostyle.examples`), JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Mapping
 
 from ray import tune
 
+from audiostyle.examples import INDEX, clips_of
 from audiostyle.methods.base import Method
 from audiostyle.objectives import FAILED, FINISHED, STOPPED, Objective
 from audiostyle.store import Store
@@ -121,6 +123,14 @@ class StoreCallback(tune.Callback):
         except Exception:  # noqa: BLE001 - an invalid config is recorded as given (the trial failed on it)
             return values
 
+    def _clips(self, artifacts: Mapping[str, str]) -> str | None:
+        """The clip names behind the trial's examples (:data:`audiostyle.examples.INDEX`), as JSON, or None."""
+        uri = artifacts.get(INDEX)
+        if uri is None:
+            return None
+        with self.store.fs.open(uri.removeprefix("s3://"), "rb") as fh:
+            return clips_of(fh.read())
+
     def _checkpoint_uri(self, trial: Any) -> str | None:
         """Copy the trial's last Tune checkpoint state into its artifact folder; its URI."""
         checkpoint = trial.checkpoint
@@ -169,6 +179,7 @@ class StoreCallback(tune.Callback):
             "artifact.dir": self.store.artifact_dir(self.method.name, self.sweep_id, trial.trial_id),
             "artifact.audio": _first(artifacts, ".wav"),
             "artifact.spectrogram": _first(artifacts, ".png"),
+            "artifact.clips": self._clips(artifacts),
             "artifact.checkpoint": self._checkpoint_uri(trial),
             "objective.metric": self.objective.metric,
             "objective.mode": self.objective.mode,

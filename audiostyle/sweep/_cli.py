@@ -13,16 +13,17 @@ for something other than the plan is refused, listed (see :mod:`audiostyle.sweep
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from audiostyle import methods
+from audiostyle.cli_help import HelpFormatter, config_epilog
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.fields import field_types, parse_text
 from audiostyle.objectives import PARETO
 from audiostyle.space import Space
+from audiostyle.sweep._console import configure_logging
 from audiostyle.sweep._schedule import SCHEDULERS
 from audiostyle.sweep._search import SEARCHERS
 
@@ -89,11 +90,14 @@ def parse_overrides(items: Iterable[str], config_cls: type) -> dict[str, Any]:
     return out
 
 
-def build_parser(description: str, budget: Budget, variants: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+def build_parser(description: str, budget: Budget, variants: Mapping[str, str] | None = None,
+                 epilog: str = "") -> argparse.ArgumentParser:
     """The argument parser every ``sweeps/<method>.py`` shares (``variants``: ``--variant`` label → method name,
-    the first being the default, e.g. ``{"plain": "wave_vae", "pool": "wave_vae_pool"}``)."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                epilog="Runs locally, or on a cluster: ray submit cluster/gpu.yaml sweeps/<script>.py -- --flags")
+    the first being the default, e.g. ``{"plain": "wave_vae", "pool": "wave_vae_pool"}``; ``epilog``: text
+    before the closing line, e.g. :func:`audiostyle.cli_help.config_epilog`)."""
+    closing = "Runs locally, or on a cluster: ray submit cluster/gpu.yaml sweeps/<script>.py -- --flags"
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter,
+                                epilog=f"{epilog}\n\n{closing}" if epilog else closing)
     if variants:
         p.add_argument("--variant", choices=list(variants), default=next(iter(variants)),
                        help="method variant to sweep: " + ", ".join(f"{k} = {v}" for k, v in variants.items()))
@@ -118,10 +122,12 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
                    "other flags must match the sweep's (a conflicting one is refused, listed)")
     p.add_argument("--storage", default=None, help="Ray storage for checkpoints/experiment state (default <store>/_ray)")
     p.add_argument("--address", default=None, help="Ray address: default a running cluster if any, else local; 'local' forces a new one")
-    p.add_argument("--smoke", action="store_true", help="tiny sweep on the small demo set (about a minute here)")
+    p.add_argument("--smoke", action="store_true", help="tiny sweep: few trials and steps, on the small demo set unless --data is given (about a minute here)")
     p.add_argument("--max-failures", type=int, default=None, help="retries of a trial lost to a node failure (default 2)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard with a local Ray")
     p.add_argument("--top", type=int, default=5, help="rows in the final summary")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="Ray Tune's live table and every INFO line of Ray and audiostyle (default: one line per trial)")
     return p
 
 
@@ -179,14 +185,18 @@ def main(
     """
     from audiostyle.sweep._run import run
 
-    args = build_parser(description, budget, variants).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    default = next(iter(variants.values())) if variants else method
+    epilog = config_epilog(methods.get(default), {**methods.get(default).default_space(), **(space or {})})
+    if variants:
+        epilog = f"{epilog}\n(for --variant {next(iter(variants))}; the other variants' keys: --variant V --help)"
+    args = build_parser(description, budget, variants, epilog).parse_args(argv)
+    configure_logging(args.verbose)
     chosen = (variants or {}).get(getattr(args, "variant", None), method)
     try:
         searched = {**methods.get(chosen).default_space(), **(space or {})}
         settings = settings_from_args(args, budget, chosen, searched)
         result = run(chosen, store=args.store, resume=args.resume, name=args.name, address=args.address,
-                     dashboard=not args.no_dashboard, **settings)
+                     dashboard=not args.no_dashboard, verbose=args.verbose, **settings)
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,8 @@ RESTORED_FROM = "trial.restored_from"
 TIME_TOTAL = "time_total_s"
 """Ray Tune's running time of a trial, summed over restores."""
 TIME_THIS_ITER = "time_this_iter_s"
+RAY_TRIAL_ID = "ray_trial_id"
+"""The user attribute of a sweep's Optuna trial naming its Ray trial (the store row's ``trial_id``)."""
 CHECKPOINT_FILE = "checkpoint.pt"
 TRIAL_FILE = "trial.json"
 

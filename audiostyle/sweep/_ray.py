@@ -12,7 +12,8 @@ from audiostyle.errors import AudiostyleError
 log = logging.getLogger(__name__)
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True) -> str:
+def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True,
+            runtime_env: dict[str, Any] | None = None) -> str:
     """Join a Ray cluster or start a local one; returns ``"existing"``, ``"cluster"`` or ``"local"``.
 
     Parameters
@@ -25,6 +26,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
         CPUs of a new local Ray (default: the machine's).
     dashboard : bool
         Start the dashboard of a new local Ray (on 127.0.0.1).
+    runtime_env : dict, optional
+        The job's runtime environment (e.g. the workers' logging level, :mod:`audiostyle.sweep._console`).
     """
     import ray
     from ray._private.services import canonicalize_bootstrap_address
@@ -33,11 +36,12 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
         return "existing"
     found = None if address == "local" else canonicalize_bootstrap_address(address)
     if found is not None or address not in (None, "local"):
-        ray.init(address=found or address, logging_level=logging.WARNING)
+        ray.init(address=found or address, logging_level=logging.WARNING, runtime_env=runtime_env or None)
         log.info("connected to the Ray cluster at %s", found or address)
         return "cluster"
     ray.init(
         address="local",
+        runtime_env=runtime_env or None,
         num_cpus=num_cpus or os.cpu_count(),
         include_dashboard=dashboard,
         dashboard_host="127.0.0.1",

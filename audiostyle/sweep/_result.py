@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from audiostyle import analysis
+from audiostyle.metrics import COMMON_METRICS
 from audiostyle.objectives import Objective
 from audiostyle.store import Store
 from audiostyle.sweep._plan import Plan
@@ -58,7 +59,8 @@ class SweepResult:
     experiment_path = property(lambda self: self.plan.experiment_path)
 
     def summary(self, top: int = 5) -> str:
-        """A markdown table of the best ``top`` trials, then the best config."""
+        """A markdown table of the best ``top`` trials, then the best trial: config, common metrics, the paths of
+        its audio (the output; its inputs and target lie beside it) and its figure."""
         obj: Objective = self.objectives[0]
         lines = [f"sweep {self.sweep_id} ({self.method}): {len(self.trials)} trials in {self.store}"]
         if not len(self.trials):
@@ -72,8 +74,11 @@ class SweepResult:
                 f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {_fmt(self.best.get('metric.' + obj.metric))}",
                 "best config: " + json.dumps(analysis.config_of(self.best), sort_keys=True, default=str),
             ]
-            if isinstance(self.best.get("artifact.audio"), str):
-                lines.append(f"audio sample: {self.best['artifact.audio']}")
+            found = analysis.metrics_of(self.best)
+            lines.append("best metrics: " + ", ".join(f"{m} {_fmt(found[m])}" for m in COMMON_METRICS if m in found))
+            for label, key in (("best audio", "artifact.audio"), ("best figure", "artifact.spectrogram")):
+                if isinstance(self.best.get(key), str):
+                    lines.append(f"{label}: {self.best[key]}")
         if len(self.objectives) > 1:
             lines.append(f"Pareto front over {', '.join(o.metric for o in self.objectives)}: {len(self.pareto)} trials")
         return "\n".join(lines)

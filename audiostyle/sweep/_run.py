@@ -33,6 +33,7 @@ from typing import Any
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import Store
+from audiostyle.sweep._console import quiet_env, worker_env
 from audiostyle.sweep._plan import Plan, Settings, new_plan, resumed_plan
 from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
 from audiostyle.sweep._ray import connect, fit_concurrency, storage
@@ -80,7 +81,8 @@ def run(
     dashboard : bool
         Start the dashboard with a new local Ray.
     verbose : int
-        Ray Tune's verbosity (1 = the live table).
+        0: one line per ended trial, Ray's INFO lines off (:mod:`._console`); 1: Ray Tune's live table and
+        Ray's INFO lines too.
     **settings
         What to sweep: the fields of :class:`~audiostyle.sweep._plan.Settings` (``space``, ``overrides``, ``data``,
         ``samples``, ``steps``, ``objectives``, ``scheduler``, ...); unset ones take their defaults.
@@ -91,11 +93,12 @@ def run(
     """
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
+    quiet = quiet_env(verbose)
     # trials run in Ray's per-trial working folders: a relative store path must be made absolute here
     store = store if "://" in str(store) else str(Path(store).expanduser().absolute())
     asked = _settings(settings)
     plan = _plan_of(method, asked, store, resume, name)
-    mode = connect(address, dashboard=dashboard)
+    mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
     if plan.max_concurrent is None:
         plan = dataclasses.replace(plan, max_concurrent=fit_concurrency(
             plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode))
@@ -154,7 +157,8 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from audiostyle.sweep._callback import StoreCallback
+    from audiostyle.sweep._callback import StoreCallback, status_of
+    from audiostyle.sweep._console import ProgressCallback
     from audiostyle.sweep._monitor import monitor_callback, progress_reporter, trial_name_creator
     from audiostyle.sweep._schedule import make_scheduler
     from audiostyle.sweep._search import make_searcher, to_tune
@@ -167,6 +171,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
         JsonLoggerCallback(),
         CSVLoggerCallback(),
         monitor_callback(plan.sweep_id, plan.method, plan.headline),
+        ProgressCallback(plan.headline, plan.samples, status_of),
     ]
     return tune.Tuner(
         trainable,

@@ -23,6 +23,7 @@ PBT searches by mutating running trials: its trials start from Ray's random sear
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any, Mapping
@@ -34,7 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 from audiostyle.errors import AudiostyleError
 from audiostyle.objectives import FAILED
 from audiostyle.space import Choice, Float, Int, Space, to_optuna
-from audiostyle.sweep._keys import FINAL, STATUS, tracked
+from audiostyle.sweep._keys import ARTIFACTS, FINAL, RAY_TRIAL_ID, STATUS, tracked
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,15 @@ def _params(result: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 class RestorableOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` with its own concurrency limit and tolerance of trials it did not suggest."""
+    """``OptunaSearch`` with its own concurrency limit and tolerance of trials it did not suggest.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    With ``store_root``, each trial's artifacts go into its study trial before Optuna is told
+    (:func:`audiostyle.sweep._study.record_trial`).
+    """
+
+    def __init__(self, *args: Any, store_root: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._store_root = store_root
         self._max_live: int | None = None
         self._live: set[str] = set()
 
@@ -109,11 +115,22 @@ class RestorableOptunaSearch(OptunaSearch):
         if trial_id not in self._ot_trials:
             self._adopt(trial_id, result or {}, error)
             return
+        if self._store_root is not None:
+            self._record(trial_id, result or {})
         values = [(result or {}).get(m) for m in self._metrics()]
         state = trial_state(result, error, values)
         complete = [float(v) for v in values] if state == TrialState.COMPLETE else None
         self._ot_study.tell(self._ot_trials[trial_id], complete, state=state)
         self._completed_trials.add(trial_id)
+
+    def _record(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """The trial's Ray id and artifacts into its study trial (a failed upload is logged, the sweep goes on)."""
+        from audiostyle.sweep._study import record_trial
+
+        try:
+            record_trial(self._store_root, self._ot_trials[trial_id], trial_id, json.loads(result.get(ARTIFACTS) or "{}"))
+        except Exception as exc:  # noqa: BLE001 - the dashboard's copy is a convenience; the store has the files
+            log.warning("trial %s: its artifacts did not reach the Optuna study: %s", trial_id, exc)
 
     def _adopt(self, trial_id: str, result: Mapping[str, Any], error: bool) -> None:
         """Add a trial this searcher never suggested (lost from its snapshot) to the study."""
@@ -126,6 +143,7 @@ class RestorableOptunaSearch(OptunaSearch):
             distributions={n: self._space[n] for n in params},
             values=[float(v) for v in values] if state == TrialState.COMPLETE else None,
             state=state,
+            user_attrs={RAY_TRIAL_ID: trial_id},
         )
         self._ot_study.add_trial(trial)
         self._completed_trials.add(trial_id)
@@ -147,7 +165,10 @@ def _sampler(search: str, seed: int, population: int) -> Any:
 def make_searcher(plan: Any) -> Any:
     """The plan's searcher: Ray's random search for PBT, else :class:`RestorableOptunaSearch` with the plan's
     sampler (NSGA-II's population from :func:`population_size`), seeded, its first points the plan's, limited to
-    ``plan.max_concurrent`` live trials."""
+    ``plan.max_concurrent`` live trials, its study (named by the sweep id) in the store's Optuna journal
+    (:mod:`audiostyle.sweep._study`)."""
+    from audiostyle.sweep._study import journal_storage
+
     if plan.scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -163,6 +184,9 @@ def make_searcher(plan: Any) -> Any:
         mode=modes if multi else modes[0],
         points_to_evaluate=plan.points or None,
         sampler=_sampler(plan.search, plan.seed, population_size(plan.samples, plan.population)),
+        study_name=plan.sweep_id,
+        storage=journal_storage(plan.store),
+        store_root=plan.store,
     )
     searcher.set_max_concurrency(plan.max_concurrent)
     return searcher

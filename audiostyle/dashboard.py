@@ -1,0 +1,69 @@
+"""``python -m audiostyle.dashboard --store results``: optuna-dashboard over the store's sweeps.
+
+Every sweep keeps its Optuna study in the store (:mod:`audiostyle.sweep._study`); this serves them all with
+optuna-dashboard: per sweep (a study named by its sweep id) the optimisation history, parallel coordinates,
+hyperparameter importances, the Pareto front of a multi-objective sweep, and per trial its audio (content,
+style, output, true target) with players, and its spectrogram figure. Binds 127.0.0.1 unless ``--host`` says
+otherwise (the dashboard can delete artifacts and write notes: keep it off shared networks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from audiostyle.cli_help import HelpFormatter
+from audiostyle.errors import AudiostyleError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def app(store: str) -> Any:
+    """optuna-dashboard's WSGI application over ``store``'s Optuna journal and artifacts."""
+    from optuna_dashboard import wsgi
+
+    from audiostyle import fsio
+    from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
+
+    if not fsio.exists(fsio.join(store, JOURNAL)):
+        raise AudiostyleError(
+            f"the store {store!r} has no Optuna journal ({JOURNAL}): run a sweep into it first, e.g. "
+            f"`python sweeps/shallow_cnn.py --smoke --store {store}`."
+        )
+    return wsgi(journal_storage(store), artifact_store=artifact_store(store))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The flags of ``python -m audiostyle.dashboard``."""
+    p = argparse.ArgumentParser(prog="python -m audiostyle.dashboard", formatter_class=HelpFormatter,
+                                description="Serve optuna-dashboard over the sweeps in a result store: history, "
+                                            "parallel coordinates, importances, Pareto front, each trial's audio.")
+    p.add_argument("--store", default="results", help="store root: a local path or s3://bucket/prefix")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until interrupted; the exit status (2 on a store without sweeps)."""
+    from wsgiref.simple_server import make_server
+
+    args = parser().parse_args(argv)
+    try:
+        application = app(args.store)
+    except AudiostyleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with make_server(args.host, args.port, application) as server:
+        print(f"optuna-dashboard over {args.store} at http://{args.host}:{server.server_port}/dashboard", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The sweep's console: quiet by default, Ray's detail with ``-v``.
+
+Quiet (``verbose=0``, what ``make sweep`` shows): one line per ended trial (:class:`ProgressCallback`) and the
+summary the caller prints; Ray's live table, its per-checkpoint INFO lines ("Checkpoint successfully created
+at …", logged by every trial worker) and the log-deduplication hint are off. Verbose (``verbose=1``): Ray Tune's
+table and every INFO line of Ray and audiostyle.
+
+Ray's workers read their logging level from ``RAY_LOGGER_LEVEL`` when they start: a local Ray's workers inherit
+the driver's environment, a cluster's get it through the job's ``runtime_env`` (:func:`worker_env`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Callable, Mapping
+
+from ray import tune
+
+from audiostyle.objectives import Objective
+from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked
+
+QUIET_ENV = {
+    "RAY_LOGGER_LEVEL": "warning",  # the workers' "ray" logger: no per-checkpoint INFO line
+    "RAY_DEDUP_LOGS": "0",  # no deduplication, hence no hint about it (quiet workers print next to nothing)
+}
+"""The environment of a quiet sweep (driver and workers); each variable the user set wins."""
+QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+"""Driver loggers a quiet sweep raises to ERROR: Ray's notice that a new local Ray enables token authentication
+(its secure default, which the sweep keeps)."""
+
+
+def configure_logging(verbose: int) -> None:
+    """A command's logging: stderr, ``levelname name: message``, at WARNING (quiet) or INFO (``verbose``)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def quiet_env(verbose: int) -> dict[str, str]:
+    """Unless ``verbose``: :data:`QUIET_ENV` set in the driver (a value the user set wins) and
+    :data:`QUIET_LOGGERS` raised; returns the environment the workers need."""
+    if verbose:
+        return {}
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    env = {key: os.environ.get(key, value) for key, value in QUIET_ENV.items()}
+    os.environ.update(env)
+    return env
+
+
+def worker_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """A ``runtime_env`` passing ``env`` to the workers of a cluster (empty when there is nothing to pass)."""
+    return {"env_vars": dict(env)} if env else {}
+
+
+def progress_line(done: int, total: int, trial_id: str, status: str, steps: int, headline: Objective,
+                  value: float | None) -> str:
+    """``[2/4] trial 59bf6502 finished at step 12: transfer_score 0.8777`` (``nan`` when it has no value)."""
+    shown = f"{value:.4g}" if value is not None and math.isfinite(value) else "nan"
+    return f"[{done}/{total}] trial {trial_id} {status} at step {steps}: {headline.metric} {shown}"
+
+
+class ProgressCallback(tune.Callback):
+    """Print :func:`progress_line` when a trial ends (finished, stopped early, failed).
+
+    Parameters
+    ----------
+    headline : Objective
+        The metric each line shows (the final metrics' value, else the latest tracked one).
+    total : int
+        The sweep's number of trials.
+    status_of : callable
+        ``status_of(last_result) -> str``: the store's status rule.
+    echo : callable, optional
+        Where lines go (default ``print`` at the time of the line: the callback is pickled with Tune's
+        experiment state, and a captured ``print`` does not pickle).
+    """
+
+    def __init__(self, headline: Objective, total: int, status_of: Callable[[Mapping[str, Any] | None], str],
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.headline, self.total, self.status_of, self.echo = headline, total, status_of, echo
+        self.ended: set[str] = set()
+
+    def _line(self, trial: Any, status: str) -> None:
+        if trial.trial_id in self.ended:
+            return
+        self.ended.add(trial.trial_id)
+        result = trial.last_result or {}
+        final = result.get(METRICS, {}) if result.get(FINAL) else {}
+        value = final.get(self.headline.metric, result.get(tracked(self.headline.metric)))
+        (self.echo or print)(progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
+                                self.headline, None if value is None else float(value)))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, self.status_of(trial.last_result))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, "failed")

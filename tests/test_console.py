@@ -1,0 +1,84 @@
+"""The sweep's console: ``make sweep`` reads (few lines, no warning, the best trial at the end), ``--help``
+states each default once and lists the method's config keys and search space."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from audiostyle import methods
+from audiostyle.metrics import COMMON_METRICS
+from audiostyle.objectives import Objective
+from audiostyle.sweep._cli import Budget, build_parser
+from audiostyle.sweep._console import ProgressCallback
+from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked
+from tests.fixtures.console import REPO, console_sweep  # noqa: F401 - the session fixture
+
+MAX_LINES = 40
+
+
+@pytest.mark.slow
+def test_smoke_sweep_prints_a_short_quiet_console_ending_with_the_best_trial(console_sweep) -> None:  # noqa: F811
+    text = "\n".join(console_sweep.lines)
+    assert console_sweep.returncode == 0, text
+    assert len(console_sweep.lines) < MAX_LINES, text
+    assert not [line for line in console_sweep.lines if re.search("warn", line, re.IGNORECASE)], text
+    assert "Checkpoint successfully created" not in text and "RAY_DEDUP_LOGS" not in text
+    progress = [line for line in console_sweep.lines if re.match(r"\[\d/4\] trial \w+ (finished|stopped|failed)", line)]
+    assert len(progress) == 4 and all("transfer_score" in line for line in progress), text
+    summary = console_sweep.lines[console_sweep.lines.index(progress[-1]) + 1:]
+    config = next(line for line in summary if line.startswith("best config: "))
+    assert '"filters": 512' in config  # the smoke budget's fixed value is in the best config
+    metrics_line = next(line for line in summary if line.startswith("best metrics: "))
+    assert all(m in metrics_line for m in COMMON_METRICS)
+    audio = Path(next(line for line in summary if line.startswith("best audio: ")).removeprefix("best audio: "))
+    figure = Path(next(line for line in summary if line.startswith("best figure: ")).removeprefix("best figure: "))
+    assert audio.name == "clip0_output.wav" and audio.is_file() and figure.suffix == ".png" and figure.is_file()
+    assert {p.name for p in audio.parent.glob("clip0_*.wav")} == {f"clip0_{r}.wav" for r in
+                                                                   ("content", "style", "output", "target")}
+
+
+def _help(budget: Budget = Budget()) -> str:
+    return build_parser("d", budget).format_help()
+
+
+def test_help_states_each_default_once_and_required_flags_none() -> None:
+    text = _help(Budget(samples=48, smoke_samples=4))
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for flag in ("--samples", "--steps", "--max-concurrent", "--search"):
+        entry = re.search(rf"  {flag} .*?(?=\n  -)", text, re.DOTALL).group(0)
+        assert entry.count("default") == 1, entry
+    assert "number of trials (default 48; smoke 4)" in " ".join(text.split())
+
+
+@pytest.mark.slow
+def test_script_help_lists_the_methods_config_keys_with_defaults_and_the_search_space() -> None:
+    out = subprocess.run([sys.executable, "sweeps/shallow_cnn.py", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    m = methods.get("shallow_cnn")
+    for field, value in (("filters", 4096), ("alpha", 0.006), ("features", "'stft'"), ("weights_path", None)):
+        assert f"  {field} = {value}" in out
+    for name in m.default_space():
+        assert re.search(rf"^  {name}: ", out, re.MULTILINE), name
+    assert "alpha: real 0.0001 … 100 (log scale)" in out and "features: one of stft | mel | mfcc" in out
+
+
+def test_progress_line_per_ended_trial_shows_the_final_headline_once() -> None:
+    lines: list[str] = []
+    cb = ProgressCallback(Objective("transfer_score", "max"), 3, lambda r: "finished" if r.get(FINAL) else "stopped",
+                          lines.append)
+    done = SimpleNamespace(trial_id="a", last_result={FINAL: True, STEP: 12, METRICS: {"transfer_score": 0.5},
+                                                       tracked("transfer_score"): 0.4})
+    stopped = SimpleNamespace(trial_id="b", last_result={STEP: 4, tracked("transfer_score"): 0.25})
+    cb.on_trial_complete(0, [], done)
+    cb.on_trial_complete(0, [], done)  # once per trial
+    cb.on_trial_complete(0, [], stopped)
+    cb.on_trial_error(0, [], SimpleNamespace(trial_id="c", last_result=None))
+    assert lines == ["[1/3] trial a finished at step 12: transfer_score 0.5",
+                     "[2/3] trial b stopped at step 4: transfer_score 0.25",
+                     "[3/3] trial c failed at step 0: transfer_score nan"]
