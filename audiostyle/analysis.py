@@ -14,20 +14,15 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from audiostyle import methods, sweep_space
+from audiostyle import methods, metrics, sweep_space
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import Objective
 from audiostyle.space import Choice, Dimension, Int, Space
 
-COMMON_METRICS: tuple[Objective, ...] = (
-    Objective("transfer_score", "max"),
-    Objective("content_corr", "max"),
-    Objective("style_dist", "min"),
-    Objective("target_prob", "max"),
-    Objective("lsd_db", "min"),
-    Objective("fad", "min"),
-)
-"""The metrics every trial reports, with their better direction (see ``audiostyle.metrics``)."""
+COMMON_METRICS: tuple[Objective, ...] = tuple(Objective(m, d) for m, d in metrics.METRIC_DIRECTIONS.items())
+"""The ranked metrics every trial reports, with their better direction (:data:`audiostyle.metrics.METRIC_DIRECTIONS`)."""
+PARETO: tuple[Objective, Objective] = (Objective(*metrics.PARETO[0]), Objective(*metrics.PARETO[1]))
+"""Melody kept against timbre moved (:data:`audiostyle.metrics.PARETO`)."""
 
 USABLE_STATUSES = ("finished", "stopped")
 """Statuses whose final metrics are valid (``stopped`` = early-stopped by the scheduler)."""

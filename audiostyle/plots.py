@@ -114,8 +114,8 @@ def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = 
 
 def fig_pareto(
     trials: pd.DataFrame,
-    x: Objective = Objective("content_corr", "max"),
-    y: Objective = Objective("style_dist", "min"),
+    x: Objective = analysis.PARETO[0],
+    y: Objective = analysis.PARETO[1],
 ):
     """Every usable trial on ``x`` against ``y`` by method, with the Pareto front over all methods."""
     plt = _pyplot()

@@ -23,8 +23,8 @@ How a sweep runs (DESIGN.md, "How data flows")
 
 Traps this module designs around
 --------------------------------
-- Ray Tune's schedulers rank on ONE metric. A multi-objective sweep (``objectives=[content_corr max,
-  style_dist min]``) gives Optuna both objectives (NSGA-II, a Pareto front) but ASHA schedules on the
+- Ray Tune's schedulers rank on ONE metric. A multi-objective sweep (``objectives=[melody max,
+  timbre_dist min]``) gives Optuna both objectives (NSGA-II, a Pareto front) but ASHA schedules on the
   method's declared scalar headline (``transfer_score`` / ``fad``): a trial is stopped early for a poor
   headline even if it sits on the Pareto front of the two objectives. Pass ``scheduler="none"`` for an
   unpruned front. Optuna gets no intermediate values in multi-objective mode.
@@ -62,7 +62,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from audiostyle import methods
+from audiostyle import methods, metrics
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.data.load import default_cache_dir
 from audiostyle.errors import AudiostyleError, check_choice
@@ -114,7 +114,7 @@ def parse_objectives(objectives: Iterable[Any] | None, method: Method) -> list[O
     return out
 
 
-PARETO = (Objective("content_corr", "max"), Objective("style_dist", "min"))
+PARETO = (Objective(*metrics.PARETO[0]), Objective(*metrics.PARETO[1]))
 """The default multi-objective pair: content preservation against style match."""
 
 
@@ -500,7 +500,7 @@ def run(
     points : list of dict
         Configs to try first (e.g. a previous sweep's best), before the method's ``best_known()``.
     objectives : list, optional
-        ``[("content_corr", "max"), ("style_dist", "min")]`` (or ``"metric:mode"`` strings) for a
+        ``[("melody", "max"), ("timbre_dist", "min")]`` (or ``"metric:mode"`` strings) for a
         Pareto sweep; default the method's headline.
     scheduler : {"asha", "pbt", "none"}
         Early stopping on the method's headline (see the module notes on multi-objective sweeps).
@@ -811,7 +811,7 @@ def build_parser(method: str, description: str, budget: Budget, variants: Mappin
     parser.add_argument("--max-concurrent", type=int, default=budget.max_concurrent, help="trials at once (default: what the cluster holds)")
     parser.add_argument("--search", choices=SEARCHERS, default=None, help="Optuna sampler (default tpe; nsga2 with --pareto)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping on the headline metric")
-    parser.add_argument("--pareto", action="store_true", help="multi-objective: content_corr (max) vs style_dist (min), NSGA-II")
+    parser.add_argument("--pareto", action="store_true", help="multi-objective: melody (max) vs timbre_dist (min), NSGA-II")
     parser.add_argument("--config", default=None, metavar="FILE", help="a YAML/JSON config (e.g. from `audiostyle.best --export`): its searched fields are the first trial, the rest are fixed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a config value (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials")
