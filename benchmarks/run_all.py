@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("bench_cyclegan.py", ["--quick"], []),
     ("bench_segnet.py", ["--steps", "2"], []),
     ("bench_sweep.py", ["--quick"], []),
+    ("bench_calibration.py", ["--quick"], []),
 ]
 
 

@@ -70,7 +70,7 @@ def test_set_values_parse_as_python_literals() -> None:
 def test_objectives_parse_and_reject_bad_modes() -> None:
     toy = methods.get("toy")
     assert sweep.parse_objectives(None, toy) == [Objective("transfer_score", "max")]
-    assert sweep.parse_objectives(["content_corr:max", ("style_dist", "min")], toy) == list(sweep.PARETO)
+    assert sweep.parse_objectives(["melody:max", ("timbre_dist", "min")], toy) == list(sweep.PARETO)
     with pytest.raises(AudiostyleError, match="mode"):
         sweep.parse_objectives([("fad", "lowest")], toy)
 
