@@ -80,11 +80,11 @@ def test_rank_and_pareto_front() -> None:
         {
             "trial_id": list("abcde"),
             "status": ["finished", "stopped", "finished", "failed", "finished"],
-            "metric.content_corr": [0.9, 0.5, 0.4, 0.99, 0.8],
-            "metric.style_dist": [2.0, 1.0, 1.5, 0.1, 2.5],
+            "metric.melody": [0.9, 0.5, 0.4, 0.99, 0.8],
+            "metric.timbre_dist": [2.0, 1.0, 1.5, 0.1, 2.5],
         }
     )
-    ranked = sweep.rank(trials, Objective("style_dist", "min"))
+    ranked = sweep.rank(trials, Objective("timbre_dist", "min"))
     assert list(ranked["trial_id"]) == ["b", "c", "a", "e"]  # failed trials never rank
     front = sweep.pareto_front(trials, sweep.PARETO)
     assert sorted(front["trial_id"]) == ["a", "b"]  # c dominated by b, e by a
