@@ -335,7 +335,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help=f"method name ({', '.join(methods.names())})")
     p.add_argument("--store", default=DEFAULT_STORE, help="store root: a local path or s3://bucket/prefix")
     p.add_argument("--sweep", help="only trials of this sweep id")
-    p.add_argument("--metric", help="rank by this metric instead of the method's headline (e.g. fad, content_corr)")
+    p.add_argument("--metric", help="rank by this metric instead of the method's headline (e.g. fad, melody, lsd_db)")
     p.add_argument("--mode", choices=("max", "min"), help="direction of --metric (default: the metric's own); "
                    "alone, it must agree with the headline's")
     p.add_argument("--top", type=int, default=1, help="show the K best trials as a ranked table")

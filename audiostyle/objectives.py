@@ -11,17 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping
 
 from audiostyle.errors import AudiostyleError, check_choice
-from audiostyle.metrics import COMMON_METRICS as _COMMON_NAMES
+from audiostyle import metrics
 
 MODES = ("max", "min")
 
-_MINIMISED = frozenset({"style_dist", "lsd_db", "fad"})
-"""The common metrics where lower is better (the rest are maximised)."""
+DIRECTIONS: dict[str, str] = dict(metrics.METRIC_DIRECTIONS)
+"""``{ranked common metric: "max" | "min"}`` (:data:`audiostyle.metrics.METRIC_DIRECTIONS`)."""
 
-DIRECTIONS: dict[str, str] = {name: "min" if name in _MINIMISED else "max" for name in _COMMON_NAMES}
-"""``{common metric: "max" | "min"}``, the better direction of each column every trial reports."""
-
-HEADLINE_METRIC = "transfer_score"
+HEADLINE_METRIC = metrics.HEADLINE
 """The headline of every transfer method: the one scalar a sweep ranks and early-stops on."""
 
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
@@ -48,14 +45,14 @@ def objective(metric: str) -> Objective:
     return Objective(metric, DIRECTIONS.get(metric, "max"))  # type: ignore[arg-type]
 
 
-COMMON_OBJECTIVES: tuple[Objective, ...] = tuple(objective(name) for name in _COMMON_NAMES)
-"""The common metrics as objectives, in :data:`audiostyle.metrics.COMMON_METRICS` order."""
+COMMON_OBJECTIVES: tuple[Objective, ...] = tuple(objective(name) for name in DIRECTIONS)
+"""The ranked common metrics as objectives, in :data:`audiostyle.metrics.METRIC_DIRECTIONS` order."""
 
 HEADLINE = objective(HEADLINE_METRIC)
 """The headline of every transfer method."""
 
-PARETO = (objective("content_corr"), objective("style_dist"))
-"""The default multi-objective pair: content preservation against style match."""
+PARETO = tuple(Objective(name, mode) for name, mode in metrics.PARETO)
+"""The default multi-objective pair: melody kept against timbre moved (:data:`audiostyle.metrics.PARETO`)."""
 
 
 def parse_objectives(objectives: Iterable[Any] | None, headline: Objective) -> list[Objective]:
@@ -78,5 +75,5 @@ def parse_objectives(objectives: Iterable[Any] | None, headline: Objective) -> l
             try:
                 out.append(Objective(*item))
             except TypeError as exc:
-                raise AudiostyleError(f"objective {item!r}: give (metric, mode), e.g. ('style_dist', 'min').") from exc
+                raise AudiostyleError(f"objective {item!r}: give (metric, mode), e.g. ('timbre_dist', 'min').") from exc
     return out

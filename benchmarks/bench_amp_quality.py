@@ -70,7 +70,7 @@ def compare(name: str, runs: dict[str, dict]) -> tuple[list[str], str]:
     rows, failed = [], []
     for q in quantities:
         a, b, spread = f32[q], bf16[q], abs(f32b[q] - f32[q])
-        if not math.isfinite(a):  # not defined for this method (e.g. content_corr of a generator)
+        if not math.isfinite(a):  # not defined for this method (e.g. melody of a generator)
             continue
         tol = max(REL_TOL * abs(a), spread)
         ok = math.isfinite(b) and abs(b - a) <= tol

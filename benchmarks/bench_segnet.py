@@ -89,7 +89,7 @@ def run_one(method_name: str, overrides: dict, device: str, amp: str, batch: int
 
 QUALITY_CONFIG = dict(n_mels=64, patch_frames=64, n_down=3, base_channels=16, latent_channels=16, critic_hidden=64,
                       val_clips=4, checkpoint_every=0)
-QUALITY_COLUMNS = ("recon_mse", "recon_mae", "target_prob", "target_prob_input", "content_corr", "transfer_score",
+QUALITY_COLUMNS = ("recon_mse", "recon_mae", "target_prob", "target_prob_input", "melody", "transfer_score",
                    "lsd_db", "fad")
 
 

@@ -164,10 +164,10 @@ def metrics_times() -> dict:
     ref = metrics.build_reference(ds)
     t_ref = time.perf_counter() - t0
     by = {(c.domain, c.pair_key): c.audio for c in ds.clips}
-    out, content, style, target = by["violin", "m000"], by["piano", "m000"], by["violin", "m001"], by["violin", "m000"]
-    metrics.evaluate([out], [content], ds.sr, ref, "violin", styles=[style], true_targets=[target])  # warm-up
+    out, content, target = by["violin", "m000"], by["piano", "m000"], by["violin", "m000"]
+    metrics.evaluate([out], [content], ds.sr, ref, "violin", true_targets=[target])  # warm-up; inputs now cached
     t0 = time.perf_counter()
-    metrics.evaluate([out], [content], ds.sr, ref, "violin", styles=[style], true_targets=[target])
+    metrics.evaluate([out * 0.5], [content], ds.sr, ref, "violin", true_targets=[target])
     return {"reference_s": t_ref, "evaluate_s": time.perf_counter() - t0, "clips": len(ds.clips)}
 
 

@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("bench_amp_quality.py", ["--steps", "20"], []),
     ("bench_segnet.py", ["--steps", "2"], []),
     ("bench_sweep.py", ["--quick"], []),
+    ("bench_calibration.py", ["--quick"], []),
 ]
 
 

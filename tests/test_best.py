@@ -46,7 +46,7 @@ def _row(i: int, score: float, *, sweep: str = "s1", status: str = "finished", *
         "error": "FloatingPointError: loss is nan at step 3" if status == "failed" else None,
         "steps": 100, "device": "cpu", "seed": 0, "wall_s": 1.0,
         "config": {"lr": 1e-3 * (i + 1), "critic_weight": float(10 * i + 1), "recon_loss": "l1" if i % 2 else "l2"},
-        "metrics": {"transfer_score": score, "content_corr": 0.1 * i, "style_dist": 5.0 - i % 3, "fad": 10.0 + i},
+        "metrics": {"transfer_score": score, "melody": 0.1 * i, "timbre_dist": 5.0 - i % 3, "fad": 10.0 + i},
         "artifact.dir": f"/x/t{i}", "artifact.audio": f"/x/t{i}/transfer.wav",
         "objective.metric": "transfer_score", "objective.mode": "max", **extra,
     }
@@ -54,7 +54,7 @@ def _row(i: int, score: float, *, sweep: str = "s1", status: str = "finished", *
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    """Hand-written rows of unet: sweep s1 (single objective) and s2 (content_corr vs style_dist)."""
+    """Hand-written rows of unet: sweep s1 (single objective) and s2 (melody vs timbre_dist)."""
     s = Store(tmp_path / "results")
     scores = [0.30, 0.55, 0.10, 0.55, float("nan")]
     for i, score in enumerate(scores):
@@ -62,10 +62,10 @@ def store(tmp_path: Path) -> Store:
     s.write_trial(_row(5, 0.9, status="stopped"))
     s.write_trial(_row(6, 0.2, sweep="s2"))
     s.write_trial(_row(7, 0.1, sweep="s2"))
-    s.write_trial(_row(8, 0.4, sweep="s2", **{"metrics": {"transfer_score": 0.4, "content_corr": 0.05, "style_dist": 1.0}}))
+    s.write_trial(_row(8, 0.4, sweep="s2", **{"metrics": {"transfer_score": 0.4, "melody": 0.05, "timbre_dist": 1.0}}))
     s.write_sweep({"method": "unet", "sweep_id": "s1", "objectives": [{"metric": "transfer_score", "mode": "max"}]})
     s.write_sweep({"method": "unet", "sweep_id": "s2", "objectives": [
-        {"metric": "content_corr", "mode": "max"}, {"metric": "style_dist", "mode": "min"}]})
+        {"metric": "melody", "mode": "max"}, {"metric": "timbre_dist", "mode": "min"}]})
     return s
 
 
@@ -102,7 +102,7 @@ def test_pareto_front_of_a_multi_objective_sweep(store: Store) -> None:
     # s2: t6 (cc .6, sd 5), t7 (cc .7, sd 4), t8 (cc .05, sd 1): t6 is dominated by t7
     assert list(sel.pareto["s2"]["trial_id"]) == ["t7", "t8"]
     code, out, _ = run_best("--method", "unet", "--store", store.root)
-    assert code == 0 and "Pareto front of sweep s2 over content_corr (max), style_dist (min): 2 trial(s)" in out
+    assert code == 0 and "Pareto front of sweep s2 over melody (max), timbre_dist (min): 2 trial(s)" in out
 
 
 def test_table_json_yaml_formats(store: Store) -> None:
@@ -136,7 +136,7 @@ def test_export_loads_back_into_make_config(store: Store, tmp_path: Path, suffix
     "args, message",
     [
         (["--method", "nope"], "unknown method 'nope': choose one of"),
-        (["--method", "unet", "--metric", "bogus"], "metric 'bogus' is not in the store for unet: choose one of content_corr, fad, style_dist, transfer_score"),
+        (["--method", "unet", "--metric", "bogus"], "metric 'bogus' is not in the store for unet: choose one of fad, melody, timbre_dist, transfer_score"),
         (["--method", "unet", "--sweep", "zz"], "unet has no sweep 'zz'"),
         (["--method", "segnet"], "has no trials of 'segnet'; it has trials of: unet"),
         (["--method", "unet", "--top", "0"], "--top=0 must be at least 1"),

@@ -24,7 +24,7 @@ def expected_figures(name: str, trials) -> set[str]:
         "best_configs": {f"best_{m}_spectrograms" for m in analysis.best_per_method(trials)["method"]},
         "compare_methods": {"compare_methods"},
         "pareto": {"pareto"},
-        "learning_curves": {"learning_curves", "learning_curves_content_corr"},
+        "learning_curves": {"learning_curves", "learning_curves_melody"},
         "parallel_coordinates": {f"parallel_{m}" for m in methods},
         "importance": {"importance"},
     }[name]

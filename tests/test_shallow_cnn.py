@@ -49,22 +49,25 @@ def data(method: ShallowCNN, demo: AudioDataset) -> ShallowCNNData:
 def untouched(data: ShallowCNNData) -> dict[str, float]:
     """The metrics of the content clips themselves (no transfer at all)."""
     return metrics.evaluate(list(data.contents), list(data.contents), data.sr, data.reference, data.style_domain,
-                            styles=list(data.styles), true_targets=list(data.targets))
+                            true_targets=data.targets)
 
 
 def _check_transfer(final: dict[str, float], untouched: dict[str, float]) -> None:
+    """A transfer beats copying the content on the headline, moved the timbre and kept some of the melody."""
     assert set(metrics.COMMON_METRICS) <= set(final)
-    assert final["style_dist"] < untouched["style_dist"] - 0.3
-    assert final["target_prob"] > untouched["target_prob"] + 0.3
-    assert final["fad"] < untouched["fad"]
-    assert final["content_corr"] > 0.45
-    assert final["transfer_score"] > untouched["transfer_score"] + 0.2
+    assert final["paired_frac"] == 1.0 and np.isfinite(final["lsd_db"])
+    assert final["timbre_dist"] < untouched["timbre_dist"] - 1.0
+    # Ten iterations and 32 Griffin-Lim iterations keep part of the melody (another melody scores about 0.1).
+    assert final["melody"] > 0.2
+    assert final["transfer_score"] > untouched["transfer_score"] + 0.05
 
 
 def test_prepare_pairs_contents_with_other_melodies_and_true_targets(method, demo, data):
-    assert data.contents.shape == data.targets.shape == (2, 3 * 22050)
+    assert data.contents.shape == (2, 3 * 22050) and all(t.shape == (3 * 22050,) for t in data.targets)
     assert data.styles.shape[0] == 2 and data.contents.dtype == np.float32
+    held = {c.name for c in demo.clips if c.split == "val"}  # the sweep's split, never the references' train split
     for (content_name, style_name), target in zip(data.names, data.targets):
+        assert content_name in held and style_name in held
         assert content_name.startswith("piano/") and style_name.startswith("violin/")
         assert content_name.split("/")[1] != style_name.split("/")[1]  # another melody: no leak of the content
         truth = next(c for c in demo.clips if c.name == f"violin/{content_name.split('/')[1]}")
@@ -83,7 +86,7 @@ def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, unt
         1, 4096, 11, "lbfgs", 0.006, "relu")
     data = method.prepare(demo, config)
     base = metrics.evaluate(list(data.contents), list(data.contents), data.sr, data.reference, "violin",
-                            styles=list(data.styles), true_targets=list(data.targets))
+                            true_targets=data.targets)
     ctx = TrialContext(artifact_dir=tmp_path)
     final = method.train(config, data, ctx)
     _check_transfer(final, base)
@@ -117,7 +120,7 @@ def test_raising_alpha_raises_content_preservation(method, data):
     corr = {}
     for alpha in (0.001, 10.0):
         config = method.make_config({**SMALL, "alpha": alpha, "init": "noise", "steps": 15, "report_every": 15})
-        corr[alpha] = method.train(config, data, TrialContext())["content_corr"]
+        corr[alpha] = method.train(config, data, TrialContext())["melody"]
     assert corr[10.0] > corr[0.001] + 0.3, corr
 
 

@@ -86,8 +86,8 @@ def test_config_values_of_the_wrong_type_or_range_raise_clear_errors() -> None:
 def test_objectives_parse_and_reject_bad_modes() -> None:
     toy = methods.get("toy")
     assert parse_objectives(None, toy.headline) == [Objective("transfer_score", "max")]
-    assert parse_objectives(["content_corr:max", ("style_dist", "min")], toy.headline) == list(PARETO)
-    assert parse_objectives(["content_corr", "style_dist"], toy.headline) == list(PARETO)  # directions known
+    assert parse_objectives(["melody:max", ("timbre_dist", "min")], toy.headline) == list(PARETO)
+    assert parse_objectives(["melody", "timbre_dist"], toy.headline) == list(PARETO)  # directions known
     with pytest.raises(AudiostyleError, match="mode"):
         parse_objectives([("fad", "lowest")], toy.headline)
 
@@ -97,11 +97,11 @@ def test_rank_and_pareto_front() -> None:
         {
             "trial_id": list("abcde"),
             "status": ["finished", "stopped", "finished", "failed", "finished"],
-            "metric.content_corr": [0.9, 0.5, 0.4, 0.99, 0.8],
-            "metric.style_dist": [2.0, 1.0, 1.5, 0.1, 2.5],
+            "metric.melody": [0.9, 0.5, 0.4, 0.99, 0.8],
+            "metric.timbre_dist": [2.0, 1.0, 1.5, 0.1, 2.5],
         }
     )
-    ranked = analysis.rank(trials, Objective("style_dist", "min"))
+    ranked = analysis.rank(trials, Objective("timbre_dist", "min"))
     assert list(ranked["trial_id"]) == ["b", "c", "a", "e"]  # failed trials never rank
     front = analysis.pareto_front(trials, PARETO)
     assert sorted(front["trial_id"]) == ["a", "b"]  # c dominated by b, e by a
@@ -286,7 +286,7 @@ def test_pareto_asha_stops_dominated_trials_and_keeps_the_front() -> None:
     assert list(nondominated_ranks(costs)) == [0, 0, 1, 2, 0]
     scheduler = ParetoASHA(["cc", "sd"], ["max", "min"], time_attr="step", max_t=19, grace_period=2)
     assert sorted(scheduler.rungs) == [2, 6, 18]
-    # (content_corr max, style_dist min) at the first rung; arrival order as listed
+    # (melody max, timbre_dist min) at the first rung; arrival order as listed
     arrivals = {"a": (0.9, 0.5), "b": (0.5, 0.1), "c": (0.4, 0.6), "d": (0.7, 0.3), "e": (0.3, 0.9), "f": (0.95, 0.8)}
     decisions = {t: scheduler.on_trial_result(None, SimpleNamespace(trial_id=t), {"step": 2, "cc": cc, "sd": sd})
                  for t, (cc, sd) in arrivals.items()}

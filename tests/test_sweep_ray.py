@@ -159,11 +159,11 @@ def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Pat
     manifest = Store(result.store).sweeps("toy")[0]
     assert manifest["args"]["search"] == "nsga2" and manifest["args"]["scheduler"] == "asha"
     assert saved_study(result.experiment_path).sampler._population_size == 2  # a quarter of 6 trials, at least 2
-    assert [o["metric"] for o in manifest["objectives"]] == ["content_corr", "style_dist"]
+    assert [o["metric"] for o in manifest["objectives"]] == ["melody", "timbre_dist"]
     front = result.pareto
     assert len(front) >= 1
-    values = result.trials[["metric.content_corr", "metric.style_dist"]].to_numpy()
-    for cc, sd in front[["metric.content_corr", "metric.style_dist"]].to_numpy():
+    values = result.trials[["metric.melody", "metric.timbre_dist"]].to_numpy()
+    for cc, sd in front[["metric.melody", "metric.timbre_dist"]].to_numpy():
         assert not np.any((values[:, 0] >= cc) & (values[:, 1] <= sd) & ((values[:, 0] > cc) | (values[:, 1] < sd)))
 
 

@@ -84,8 +84,8 @@ class Toy(Method):
         score = quality(config) * step / config.steps
         return {
             "transfer_score": score,
-            "content_corr": 1.0 - config.x,
-            "style_dist": config.x + 0.1 * abs(config.y - 5),
+            "melody": 1.0 - config.x,
+            "timbre_dist": config.x + 0.1 * abs(config.y - 5),
             "target_prob": score,
             "lsd_db": 10.0 * (1.0 - score),
             "fad": 1.0 - score,

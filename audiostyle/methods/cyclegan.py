@@ -26,7 +26,7 @@ networks (``compile``, see :class:`~audiostyle.methods.trained.TrainConfig`); wi
 reference's time on a 2-core CPU (BENCHMARKS.md).
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
-directions (``transfer_score`` recomputed from the averaged ``content_corr`` and ``target_prob``), the per-direction
+directions (``transfer_score`` recomputed from the averaged components), the per-direction
 ``transfer_score_x2y`` / ``transfer_score_y2x``, and the report's mean relative forward-cycle loss
 ``‖G_yx(G_xy(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes per direction and split: ``cycle_rel_fwd_x_train``,
 ``cycle_rel_fwd_x_val``, ``cycle_rel_fwd_y_train``, ``cycle_rel_fwd_y_val`` (report after 27 h: piano 0.031/0.028,
@@ -412,7 +412,7 @@ class CycleGAN(DomainPairMethod):
             targets = [c.target for c in clips]
             per_direction[direction] = metrics.evaluate(
                 outputs, [c.audio for c in clips], config.sr, data.reference, target,
-                true_targets=targets if all(t is not None for t in targets) else None,
+                true_targets=targets,
             )
         out = mean_over_directions(per_direction)
         for side, (fwd, back) in (("x", (m["G_xy"], m["G_yx"])), ("y", (m["G_yx"], m["G_xy"]))):

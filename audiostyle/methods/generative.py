@@ -6,9 +6,9 @@ into two halves (twice the training examples). All three are config fields. Clip
 set's are 3–6 s) are used as they are: the clip length becomes the shortest clip's, and a log line says so.
 
 Metrics: generators have no content clip, so their samples are judged as a set against the domain's real clips:
-``fad``, ``style_dist`` (to the domain's mean timbre statistics) and ``target_prob`` (the dataset's domain
-classifier) from :func:`audiostyle.metrics.evaluate`; ``content_corr`` and ``transfer_score`` are NaN (a sample has
-no content to preserve). The metrics reference is fitted on the dataset as the model hears it: every clip
+``fad``, ``timbre_dist`` (to the domain's train clips in the timbre embedding) and ``target_prob`` (the dataset's
+domain classifier) from :func:`audiostyle.metrics.evaluate`; the melody columns and ``transfer_score`` are NaN (a
+sample has no content to preserve). The metrics reference is fitted on the dataset as the model hears it: every clip
 band-limited to ``sr / 2`` (resampled to ``sr`` and back). Against the full-band dataset, band-limiting alone
 dominates every timbre statistic at 3150 Hz (on the demo set the real violin clips at 3150 Hz score a ``fad`` of
 48, worse than an untrained VAE's quiet noise). Hence ``sr`` is chosen per sweep, not per trial, and ``fad`` is
@@ -229,7 +229,7 @@ def _derive(
         val_clips = train_clips
     train, val = _cut(train_clips, length, config.halves), _cut(val_clips, length, config.halves)
     features = [metrics.clip_features(y, config.sr) for y in val[: config.eval_samples]]
-    fad_real = metrics.evaluate(features, features, config.sr, reference, config.domain)["fad"]
+    fad_real = metrics.evaluate(features, None, config.sr, reference, config.domain)["fad"]
     log.info("%s: %d training and %d validation examples of %d samples at %d Hz; fad_real %.3f",
              config.domain, len(train), len(val), train.shape[1], config.sr, fad_real)
     return DomainClips(train, val, config.sr, config.domain, reference, features, fad_real, source, splits,
@@ -239,11 +239,10 @@ def _derive(
 def sample_metrics(samples: list[np.ndarray], data: DomainClips) -> dict[str, float]:
     """The common metric columns of generated ``samples`` (each ``(length,)`` at ``data.sr``) against the domain.
 
-    ``content_corr`` and ``transfer_score`` are NaN (no content clip); ``fad_real`` is added (see the module doc).
+    The melody columns and the headline are NaN (no content clip); ``fad_real`` is added (see the module doc).
     """
-    features = [metrics.clip_features(y, data.sr) for y in samples]
-    out = metrics.evaluate(features, features, data.sr, data.reference, data.domain)
-    out.update(content_corr=math.nan, transfer_score=math.nan, fad_real=data.fad_real)
+    out = metrics.evaluate(samples, None, data.sr, data.reference, data.domain)
+    out["fad_real"] = data.fad_real
     return out
 
 

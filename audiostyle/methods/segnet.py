@@ -440,7 +440,7 @@ class SegNetData:
     train: dict[str, list[np.ndarray]]
     val_patches: dict[str, np.ndarray]
     val_audio: dict[str, list[np.ndarray]]
-    val_targets: dict[str, list[np.ndarray] | None]
+    val_targets: dict[str, list[np.ndarray | None]]
     reference: metrics.Reference
     target_prob_input: float
 
@@ -539,8 +539,9 @@ class SegNet(DomainPairMethod):
                 for y in val_audio[side]
             ])
             twins = [dataset.counterpart(c, other) for c in held]
-            val_targets[side] = None if any(t is None for t in twins) else [
-                A.fit_length(A.resample(t.audio, t.sr, config.sr), len(y)) for t, y in zip(twins, val_audio[side])
+            val_targets[side] = [
+                None if t is None else A.fit_length(A.resample(t.audio, t.sr, config.sr), len(y))
+                for t, y in zip(twins, val_audio[side])
             ]
         reference = metrics.build_reference(dataset)
         tp_input = float(np.mean([

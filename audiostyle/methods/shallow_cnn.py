@@ -98,6 +98,10 @@ class ShallowCNNConfig:
         Domains of the content and style clips; None = the dataset's first domain and the next one.
     pairs : int
         (content, style) pairs optimised together in one batch.
+    split : str
+        The split whose clips are transferred and scored: ``"val"`` while sweeping (hyperparameters are chosen on
+        it), ``"test"`` for final numbers on melodies nothing was chosen on. Metrics references always come from
+        the train split.
     max_seconds : float
         Clips are cut to at most this long (``003_*`` used 10 s).
     sr : int
@@ -134,6 +138,7 @@ class ShallowCNNConfig:
     content_domain: str | None = None
     style_domain: str | None = None
     pairs: int = 2
+    split: str = "val"
     max_seconds: float = 10.0
     sr: int = 22050
     n_fft: int = 2048
@@ -160,6 +165,7 @@ class ShallowCNNConfig:
         check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
         check_range("report_griffin_lim_iters", self.report_griffin_lim_iters, 1, 10_000)
         check_range("pairs", self.pairs, 1, 1024)
+        check_choice("split", self.split, ("val", "test"))
         check_range("max_seconds", self.max_seconds, 0.1, 3600.0)
         check_range("sr", self.sr, 4000, 192_000)
         check_range("n_fft", self.n_fft, 64, 16384)
@@ -187,8 +193,9 @@ class ShallowCNNData:
     ----------
     contents, styles : np.ndarray
         float32 ``(pairs, samples)`` and ``(pairs, style samples)`` at ``sr``.
-    targets : np.ndarray or None
-        The true rendering of each content in the style domain ``(pairs, samples)`` (paired data), else None.
+    targets : list of (np.ndarray or None)
+        The true rendering of each content in the style domain, float32 ``(samples,)`` (paired data), None for a
+        content without one (unpaired data, a trailing clip without a partner).
     names : list of (str, str)
         (content clip, style clip) names.
     content_domain, style_domain : str
@@ -198,7 +205,7 @@ class ShallowCNNData:
 
     contents: np.ndarray
     styles: np.ndarray
-    targets: np.ndarray | None
+    targets: list[np.ndarray | None]
     names: list[tuple[str, str]]
     content_domain: str
     style_domain: str
@@ -273,9 +280,9 @@ class ShallowCNN(Method):
     def prepare(self, dataset: AudioDataset, config: ShallowCNNConfig) -> ShallowCNNData:
         """Choose ``config.pairs`` (content, style) pairs deterministically under ``config.seed``.
 
-        Content clips come from ``content_domain`` (on paired data, those with a counterpart in the style domain),
-        style clips from ``style_domain`` with another melody (group) than their content (on paired data), and the
-        true target is the content's counterpart in the style domain.
+        Content and style clips come from ``config.split`` (never the train split the metrics reference is fitted
+        on): contents from ``content_domain``, style clips from ``style_domain`` with another melody than their
+        content (on paired data; contents with a counterpart in the style domain first); the true target is the content's counterpart in the style domain.
 
         Raises
         ------
@@ -291,11 +298,13 @@ class ShallowCNN(Method):
         dst = config.style_domain or next(d for d in dataset.domains if d != src)
         if src == dst:
             raise AudiostyleError(f"content_domain and style_domain are both {src!r}: pick two different domains.")
-        content_pool, style_pool = dataset.prefer_paired(dataset.select(src), dst), dataset.select(dst)
+        content_pool = dataset.prefer_paired(dataset.select(src, config.split), dst)
+        style_pool = dataset.select(dst, config.split)
         if len(content_pool) < config.pairs or not style_pool:
             raise AudiostyleError(
                 f"{self.name}: pairs={config.pairs} but {dataset.source or 'the dataset'} has {len(content_pool)} "
-                f"{src!r} and {len(style_pool)} {dst!r} clips; lower pairs or add clips."
+                f"{src!r} and {len(style_pool)} {dst!r} clips in its {config.split!r} split; lower pairs, choose "
+                "another split or hold out more melodies."
             )
         rng = np.random.default_rng([config.seed, 3])
         contents = [content_pool[i] for i in rng.permutation(len(content_pool))[: config.pairs]]
@@ -306,10 +315,8 @@ class ShallowCNN(Method):
         counterparts = [dataset.counterpart(c, dst) for c in contents]
         max_samples = int(config.max_seconds * config.sr)
         content_audio = _stack(contents, config.sr, max_samples)
-        targets = None
-        if all(t is not None for t in counterparts):
-            targets = _stack(counterparts, config.sr, content_audio.shape[1])  # type: ignore[arg-type]
-            content_audio = content_audio[:, : targets.shape[1]]
+        targets = [None if t is None else A.fit_length(A.resample(t.audio, t.sr, config.sr), content_audio.shape[1])
+                   for t in counterparts]
         reference = metrics.build_reference(dataset)
         return ShallowCNNData(
             contents=content_audio,
@@ -488,14 +495,14 @@ class ShallowCNN(Method):
             )
         device = resolve_device(ctx.device)
         contents, styles = data.contents[: config.pairs], data.styles[: config.pairs]
-        targets = data.targets[: config.pairs] if data.targets is not None else None
+        targets = data.targets[: config.pairs]
         final: dict[str, float] = {}
 
         def on_report(run: _Run, last: bool) -> None:
             n_iter = config.griffin_lim_iters if last else config.report_griffin_lim_iters
             outputs = to_audio(run.x, config.spec, n_iter, contents.shape[1]).cpu().numpy()
             values = metrics.evaluate(list(outputs), list(contents), config.sr, data.reference, data.style_domain,
-                                      styles=list(styles), true_targets=None if targets is None else list(targets))
+                                      true_targets=targets)
             values.update(self._losses(config, run))
             if last and ctx.artifact_dir is not None:
                 self._write_artifacts(config, data, outputs, targets, Path(ctx.artifact_dir))

@@ -231,7 +231,7 @@ class WaveVAE(GenerativeMethod):
 
     Reports the common generator metrics of prior samples (:func:`~audiostyle.methods.generative.sample_metrics`)
     plus ``recon_mse`` (waveform MSE of the fixed validation clips decoded from their means), ``kl`` (nats per
-    clip) and ``recon_content_corr`` (:func:`audiostyle.metrics.content_correlation` of those reconstructions).
+    clip) and ``recon_chroma_sim`` (:func:`audiostyle.metrics.chroma_similarity` of those reconstructions).
     Training losses appear as ``loss``, ``loss_mse`` and ``loss_kl``.
     """
 
@@ -312,8 +312,8 @@ class WaveVAE(GenerativeMethod):
         out = sample_metrics(list(self.generate(parts.modules, config, config.eval_samples)), data)
         probe = data.val[: config.eval_samples]
         recon, out["recon_mse"], out["kl"] = self._reconstruct(parts.modules["vae"], probe, device)
-        out["recon_content_corr"] = float(np.mean([
-            metrics.content_correlation(metrics.clip_features(r, data.sr), f)
+        out["recon_chroma_sim"] = float(np.mean([
+            metrics.chroma_similarity(metrics.clip_features(r, data.sr), f)
             for r, f in zip(recon, data.val_features)
         ]))
         return out

@@ -40,7 +40,7 @@ class Settings:
     holds). ``cpus_per_trial`` (1), ``gpus_per_trial`` (0; 0.25 lets four trials share a GPU). ``search``:
     ``"tpe"``, ``"nsga2"`` or ``"random"`` (TPE; NSGA-II with several objectives). ``population``: NSGA-II's (a
     quarter of the trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
-    ``objectives``: e.g. ``[("content_corr", "max"), ("style_dist", "min")]`` or ``"metric[:mode]"`` strings for a
+    ``objectives``: e.g. ``[("melody", "max"), ("timbre_dist", "min")]`` or ``"metric[:mode]"`` strings for a
     Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA with several
     objectives), ``"pbt"`` (mutates the continuous fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
     checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a multi-node cluster use ``s3://``

@@ -1,0 +1,162 @@
+"""The headline and :func:`evaluate`: every common metric of a set of outputs in one call."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from audiostyle.errors import AudiostyleError
+from audiostyle.metrics._distribution import CovMode, frechet_distance, gaussian
+from audiostyle.metrics._features import Audio, cached_features, features
+from audiostyle.metrics._melody import melody_metrics
+from audiostyle.metrics._names import COMMON_METRICS, HEADLINE, MELODY_METRICS
+from audiostyle.metrics._paired import log_mel_distance
+from audiostyle.metrics._reference import Reference
+from audiostyle.metrics._timbre import timbre_stats
+
+log = logging.getLogger(__name__)
+
+TIMBRE_WIDTH = 2.0
+"""Width (unseen-clip spreads) of the headline's timbre kernel ``exp(-timbre_dist² / (2 w²))``: an unseen clip of
+the target domain (distance about 1) keeps 0.88, a clip three widths away (another instrument) about 0.01."""
+LSD_SCALE_DB = 5.0
+"""Scale (dB) of the headline's target term ``exp(-lsd_db / s)``: 10 dB of log-mel distance (about what separates
+two instruments playing one melody) costs a factor e."""
+
+
+def headline_parts(row: Mapping[str, float]) -> dict[str, float]:
+    """The headline's components in [0, 1] from a metrics row: ``melody``, ``timbre`` and (paired) ``target``.
+
+    ``melody`` is clipped to [0, 1]; ``timbre = exp(-timbre_dist² / (2 TIMBRE_WIDTH²))``;
+    ``target = exp(-lsd_db / LSD_SCALE_DB)``, NaN when ``lsd_db`` is (no true target).
+    """
+    lsd = float(row["lsd_db"])
+    return {
+        "melody": float(np.clip(row["melody"], 0.0, 1.0)),
+        "timbre": math.exp(-0.5 * (float(row["timbre_dist"]) / TIMBRE_WIDTH) ** 2),
+        "target": math.exp(-lsd / LSD_SCALE_DB) if math.isfinite(lsd) else math.nan,
+    }
+
+
+def headline(row: Mapping[str, float]) -> float:
+    """``transfer_score``: the geometric mean of the defined :func:`headline_parts` (see the package docstring).
+
+    Parameters
+    ----------
+    row : mapping of str to float
+        At least ``melody``, ``timbre_dist`` and ``lsd_db`` (NaN on unpaired data).
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when ``melody`` is NaN (a generator's samples have no content).
+    """
+    parts = [v for v in headline_parts(row).values() if math.isfinite(v)]
+    if not math.isfinite(float(row["melody"])):
+        return math.nan
+    return float(np.prod(parts) ** (1.0 / len(parts)))
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def evaluate(
+    outputs: Sequence[Audio],
+    contents: Sequence[Audio] | None,
+    sr: int,
+    reference: Reference,
+    target_domain: str,
+    *,
+    true_targets: Sequence[Audio | None] | None = None,
+    fad_cov: CovMode = "shrunk",
+) -> dict[str, float]:
+    """All common metrics (:data:`COMMON_METRICS`) of a set of outputs, averaged over the set.
+
+    Parameters
+    ----------
+    outputs : sequence of np.ndarray or ClipFeatures
+        Output waveforms, each ``(samples,)`` at ``sr``, or their :func:`clip_features`.
+    contents : sequence of np.ndarray or ClipFeatures, or None
+        The content clip of each output (same order). Their features and pitch tracks are computed once per
+        process (:func:`cached_features`). None for generated samples: the melody columns and the headline are NaN.
+    sr : int
+        Sample rate of every waveform, Hz.
+    reference : Reference
+        From :func:`build_reference` on the dataset (train split).
+    target_domain : str
+        The domain the outputs should sound like.
+    true_targets : sequence of (np.ndarray or ClipFeatures or None), optional
+        The true rendering of each content in the target domain (paired data), None where an output has none (an
+        unpaired trailing clip): ``lsd_db`` is the mean over the outputs that have one, ``paired_frac`` says how
+        many did, and the headline is the paired one as long as one did. Absent: ``lsd_db`` NaN, ``paired_frac`` 0.
+    fad_cov : {"shrunk", "full", "diag"}
+        Covariance mode of ``fad`` (:func:`frechet_distance`), which pools the standardised frame-level MFCC 1–19
+        of every output into one Gaussian, so it is defined for any set size (even one short clip).
+
+    Returns
+    -------
+    dict of str to float
+        Every name of :data:`COMMON_METRICS`; per-output metrics are means over the set (melody ones over the
+        outputs where they are defined), the headline is computed from those means.
+
+    Raises
+    ------
+    AudiostyleError
+        Mismatched lengths, an unknown target domain, or audio that is not mono and finite.
+    """
+    n = len(outputs)
+    if n == 0 or (contents is not None and len(contents) != n):
+        raise AudiostyleError(
+            f"evaluate needs one content clip per output: got {n} outputs, {len(contents or ())} contents.")
+    if true_targets is not None and len(true_targets) != n:
+        raise AudiostyleError(f"evaluate: true_targets has {len(true_targets)} clips for {n} outputs; give one per "
+                              "output (None where an output has no true target).")
+    k = reference.domain_index(target_domain)
+    f_out = [features(y, sr) for y in outputs]
+    stats = np.stack([timbre_stats(f) for f in f_out])
+    distances = reference.timbre.distances(stats)
+    row = {name: math.nan for name in COMMON_METRICS}
+    row["timbre_dist"] = float(distances[:, k].mean())
+    row["target_prob"] = float(reference.predict_proba(stats)[:, k].mean())
+    if contents is not None:
+        per = [melody_metrics(f, cached_features(c, sr)) for f, c in zip(f_out, contents)]
+        row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
+    pairs = [(f, t) for f, t in zip(f_out, true_targets or ()) if t is not None]
+    row["paired_frac"] = len(pairs) / n
+    if pairs:
+        row["lsd_db"] = float(np.mean([log_mel_distance(f, cached_features(t, sr)) for f, t in pairs]))
+        if len(pairs) < n:
+            log.warning("%d of %d outputs have no true target: lsd_db is the mean over the other %d "
+                        "(paired_frac %.2f)", n - len(pairs), n, len(pairs), row["paired_frac"])
+    mu, cov = gaussian(np.concatenate([reference.frames(f) for f in f_out]))
+    row["fad"] = frechet_distance(mu, cov, reference.frame_mean[target_domain], reference.frame_cov[target_domain],
+                                  cov=fad_cov)
+    row[HEADLINE] = headline(row)
+    return row
+
+
+def target_probability(output: Audio, reference: Reference, target_domain: str, sr: int) -> float:
+    """``target_prob`` of one clip: the domain classifier's probability of ``target_domain`` (reject class aside).
+
+    Parameters
+    ----------
+    output : np.ndarray or ClipFeatures
+        Waveform ``(samples,)`` at ``sr`` or its features.
+    reference : Reference
+    target_domain : str
+        One of ``reference.domains``.
+    sr : int
+        Sample rate of a waveform, Hz.
+
+    Returns
+    -------
+    float
+        In [0, 1]; low for inputs like no domain (noise, silence).
+    """
+    k = reference.domain_index(target_domain)
+    return float(reference.predict_proba(timbre_stats(features(output, sr))[None])[0, k])

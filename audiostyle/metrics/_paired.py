@@ -1,0 +1,39 @@
+"""Distance to the true target (paired data): log-mel spectral distance after loudness matching."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audiostyle.metrics._features import ClipFeatures
+
+LSD_FLOOR_DB = 80.0
+"""Both spectra are floored this far (dB) below the target's peak, so that silence does not dominate."""
+
+
+def _level_db(f: ClipFeatures) -> float:
+    return float(10 * np.log10(np.mean(10 ** (f.logmel / 10)) + 1e-30))
+
+
+def log_mel_distance(output: ClipFeatures, target: ClipFeatures) -> float:
+    """``lsd_db``: log-spectral distance (dB) on the 64-band log-mel spectrogram, loudness-normalised.
+
+    The output is first scaled to the target's mean power (a method's output gain is not its timbre; silence is
+    left as it is), then per frame ``sqrt(mean_band (O_dB - T_dB)²)`` with both floored :data:`LSD_FLOOR_DB` below
+    the target's peak, averaged over the frames of the shorter clip. The mel bands follow the ear's frequency
+    resolution, as in Cífka et al. 2021 (ss-VQ-VAE), whose table this reproduces in form.
+
+    Parameters
+    ----------
+    output, target : ClipFeatures
+
+    Returns
+    -------
+    float
+        >= 0 dB; 0 for the target itself at any gain.
+    """
+    n = min(output.frames, target.frames)
+    gain = 0.0 if output.silent else _level_db(target) - _level_db(output)
+    o, t = output.logmel[:, :n] + gain, target.logmel[:, :n]
+    floor = t.max() - LSD_FLOOR_DB
+    diff = np.maximum(o, floor) - np.maximum(t, floor)
+    return float(np.sqrt((diff.astype(np.float64) ** 2).mean(axis=0)).mean())

@@ -1,0 +1,174 @@
+"""The dataset's reference: timbre embedding, domain classifier and frame statistics, fitted on the train split."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError
+from audiostyle.metrics._classifier import domain_probabilities
+from audiostyle.metrics._distribution import gaussian
+from audiostyle.metrics._features import ClipFeatures, clip_features
+from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_stats
+
+log = logging.getLogger(__name__)
+
+REFERENCE_VERSION = 3
+"""Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
+ignored. 3: train split only, discriminant timbre embedding, reject class."""
+TRAIN_SPLIT = "train"
+"""The only split references, classifiers and statistics are fitted on."""
+MEMO_SIZE = 4
+"""References kept in memory per process (by dataset hash)."""
+
+_MEMO: dict[str, "Reference"] = {}
+
+
+@dataclass
+class Reference:
+    """Per-dataset statistics the metrics compare against (picklable, numpy only), from train clips only.
+
+    Attributes
+    ----------
+    domains : tuple of str
+        Domain names, in classifier output order.
+    timbre : TimbreSpace
+        The timbre embedding and the domains' centres in it.
+    frame_center, frame_scale : np.ndarray
+        Mean and std of train frame-level MFCC 1–19, ``(19,)`` each: frames are standardised by them (``fad``).
+    frame_mean, frame_cov : dict of str to np.ndarray
+        Per domain, mean ``(19,)`` and covariance ``(19, 19)`` of standardised train frames (``fad``).
+    holdout_accuracy : float
+        Classifier accuracy on the dataset's clips outside the train split (NaN when there are none).
+    dataset_hash : str
+        Content hash of the dataset the reference was built from.
+    version : int
+        :data:`REFERENCE_VERSION` at build time.
+    """
+
+    domains: tuple[str, ...]
+    timbre: TimbreSpace
+    frame_center: np.ndarray
+    frame_scale: np.ndarray
+    frame_mean: dict[str, np.ndarray]
+    frame_cov: dict[str, np.ndarray]
+    holdout_accuracy: float
+    dataset_hash: str
+    version: int = REFERENCE_VERSION
+
+    def domain_index(self, domain: str) -> int:
+        """Index of ``domain`` in :attr:`domains`; unknown names raise :class:`AudiostyleError`."""
+        if domain not in self.domains:
+            raise AudiostyleError(
+                f"target domain {domain!r} is not in the metrics reference (domains: {', '.join(self.domains)}); "
+                "pick one of those or rebuild the reference on a dataset that has it."
+            )
+        return self.domains.index(domain)
+
+    def predict_proba(self, stats: np.ndarray) -> np.ndarray:
+        """Domain probabilities for timbre statistics ``(n, 61)``: ``(n, n_domains)``, rows summing to <= 1."""
+        return domain_probabilities(self.timbre.distances(stats))
+
+    def frames(self, features: ClipFeatures) -> np.ndarray:
+        """Standardised frame-level MFCC 1–19 of the active frames, ``(frames, 19)``."""
+        return (features.timbre_frames - self.frame_center) / self.frame_scale
+
+
+def dataset_hash(dataset: AudioDataset) -> str:
+    """SHA-256 over the dataset's sample rate and every clip's name, domain, split, pair key and samples."""
+    h = hashlib.sha256(f"sr={dataset.sr};v={REFERENCE_VERSION}".encode())
+    for c in sorted(dataset.clips, key=lambda c: c.name):
+        h.update(f"|{c.name}|{c.domain}|{c.split}|{c.pair_key}|{c.sr}|".encode())
+        h.update(np.ascontiguousarray(c.audio, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
+    where = dataset.source or "the dataset"
+    if len(dataset.domains) < 2:
+        raise AudiostyleError(
+            f"metrics need at least two domains to train the domain classifier; {where} has "
+            f"{', '.join(dataset.domains) or 'none'}. Add clips of another domain."
+        )
+    train = dataset.select(split=TRAIN_SPLIT)
+    missing = [d for d in dataset.domains if not any(c.domain == d for c in train)]
+    if missing:
+        raise AudiostyleError(
+            f"metrics references are fitted on the {TRAIN_SPLIT!r} split only, and {where} has no {TRAIN_SPLIT} "
+            f"clip of {', '.join(missing)}; give every domain training clips (a smaller val_fraction)."
+        )
+    feats = [clip_features(c.audio, c.sr) for c in train]
+    stats = np.stack([timbre_stats(f) for f in feats])
+    labels = np.array([dataset.domains.index(c.domain) for c in train])
+    groups = np.array([c.pair_key if c.pair_key is not None else c.name for c in train])
+    space = fit_timbre_space(stats, labels, groups, len(dataset.domains))
+    held = [c for c in dataset.clips if c.split != TRAIN_SPLIT]
+    acc = float("nan")
+    if held:
+        held_stats = np.stack([timbre_stats(clip_features(c.audio, c.sr)) for c in held])
+        guess = np.argmax(domain_probabilities(space.distances(held_stats)), axis=1)
+        acc = float(np.mean([dataset.domains[g] == c.domain for g, c in zip(guess, held)]))
+    all_frames = np.concatenate([f.timbre_frames for f in feats])
+    center, scale = all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-6
+    frame_mean, frame_cov = {}, {}
+    for k, d in enumerate(dataset.domains):
+        frames = (np.concatenate([feats[i].timbre_frames for i in np.flatnonzero(labels == k)]) - center) / scale
+        frame_mean[d], frame_cov[d] = gaussian(frames)
+    log.info("metrics reference for %s: %d train clips, unseen-clip spread %.3f, held-out accuracy %.3f",
+             where, len(train), space.spread, acc)
+    return Reference(dataset.domains, space, center, scale, frame_mean, frame_cov, acc, digest)
+
+
+def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None = None) -> Reference:
+    """Fit the metrics reference of a dataset on its train split, cached by content hash.
+
+    Parameters
+    ----------
+    dataset : AudioDataset
+        At least two domains, each with ``train`` clips. The embedding, the classifier and the ``fad`` statistics
+        see only those; the accuracy is measured on the other splits' clips.
+    cache_dir : str or PathLike, optional
+        Local folder; the reference is stored as ``reference-<hash>.pkl`` there and reused by any later call on a
+        dataset with the same content. Within one process the last :data:`MEMO_SIZE` references are also kept in
+        memory (same hash, same object).
+
+    Returns
+    -------
+    Reference
+
+    Raises
+    ------
+    AudiostyleError
+        Fewer than two domains, or a domain without train clips.
+    """
+    digest = dataset_hash(dataset)
+    ref = _MEMO.get(digest)
+    path = Path(cache_dir) / f"reference-{digest[:24]}.pkl" if cache_dir is not None else None
+    if ref is None and path is not None and path.exists():
+        try:
+            with open(path, "rb") as fh:
+                cached = pickle.load(fh)
+            if isinstance(cached, Reference) and cached.version == REFERENCE_VERSION and cached.dataset_hash == digest:
+                ref = cached
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+            log.warning("ignoring unreadable metrics reference cache %s (%s)", path, exc)
+    if ref is None:
+        ref = _fit_reference(dataset, digest)
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reference-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(ref, fh)
+        os.replace(tmp, path)
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[ref.dataset_hash] = ref
+    return ref

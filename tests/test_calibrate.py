@@ -1,0 +1,65 @@
+"""The calibration rule on a few directions of the demo set, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audiostyle import calibrate, metrics
+from audiostyle.data.dataset import AudioDataset
+from audiostyle.errors import AudiostyleError
+
+
+@pytest.fixture(scope="module")
+def reference(demo: AudioDataset) -> metrics.Reference:
+    return metrics.build_reference(demo)
+
+
+# A sustained and a plucked target each way, and the closest pair of the demo set (violin, flute).
+@pytest.mark.parametrize("content,style", [("piano", "violin"), ("violin", "guitar"), ("flute", "violin")])
+def test_the_rule_holds(demo, reference, content, style):
+    result = calibrate.calibrate(demo, content, style, reference=reference)
+    assert result.split == "val" and len(result.melodies) == 2
+    assert result.violations == [], calibrate.format_table(result)
+    h = {a: row[metrics.HEADLINE] for a, row in result.rows.items()}
+    assert max(h, key=h.get) == "target"
+    assert all(h[a] < calibrate.DEGENERATE_THRESHOLD for a in calibrate.DEGENERATE)
+
+
+def test_anchors_are_what_they_say(demo):
+    c, t, s = (demo.clips[i].audio for i in range(3))
+    a = calibrate.make_anchors(c, t, s, demo.sr)
+    assert tuple(a) == calibrate.ANCHORS and all(y.shape == c.shape and y.dtype == np.float32 for y in a.values())
+    rms = lambda y: float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))  # noqa: E731
+    for snr in calibrate.SNRS_DB:
+        assert 20 * np.log10(rms(c) / rms(a[f"white_{snr}db"] - c)) == pytest.approx(snr, abs=0.01)
+    assert 20 * np.log10(rms(a["quiet_noise"])) == pytest.approx(calibrate.QUIET_DBFS, abs=0.01)
+    np.testing.assert_array_equal(a["reversed"], t[::-1])
+    assert not a["silence"].any()
+
+
+def test_check_rule_names_what_fails(demo, reference):
+    rows = calibrate.calibrate(demo, "piano", "violin", reference=reference).rows
+    rows["copy_content"] = {**rows["copy_content"], metrics.HEADLINE: 2.0}
+    bad = calibrate.check_rule(rows)
+    assert any("copy_content" in b and "ranks first" in b for b in bad)
+    assert any("degenerate copy_content" in b for b in bad)
+
+
+def test_errors(demo, reference):
+    with pytest.raises(AudiostyleError, match="two different"):
+        calibrate.calibrate(demo, "piano", "piano", reference=reference)
+
+
+def test_cli_help_and_json(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        calibrate.main(["--help"])
+    assert exit_.value.code == 0 and "--content" in capsys.readouterr().out
+    code = calibrate.main(["--data", "demo", "--content", "guitar", "--style", "flute", "--melodies", "1",
+                           "--format", "json", "--cache", str(tmp_path)])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == (0 if not payload["violations"] else 1)
+    assert set(payload["rows"]) == set(calibrate.ANCHORS) and payload["seconds_per_output"] > 0
+    assert calibrate.main(["--data", "demo", "--content", "tuba", "--style", "flute", "--cache", str(tmp_path)]) == 2
