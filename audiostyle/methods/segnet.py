@@ -374,7 +374,8 @@ class SegNetConfig(TrainConfig):
         check_range("sr", self.sr, 1000, 192_000)
         check_range("n_mels", self.n_mels, 8, 1024)
         check_range("n_fft", self.n_fft, 64, 16384)
-        check_range("hop_length", self.hop_length, 1, self.n_fft)
+        # Griffin-Lim's overlap-add needs frames that overlap: a hop of n_fft leaves Hann-window gaps.
+        check_range("hop_length", self.hop_length, 1, self.n_fft // 2, fix="Raise n_fft or lower hop_length.")
         check_range("patch_frames", self.patch_frames, 8, 4096)
         check_range("top_db", self.top_db, 10.0, 200.0)
         check_range("base_channels", self.base_channels, 1, 1024)

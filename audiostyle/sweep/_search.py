@@ -29,6 +29,7 @@ import math
 from typing import Any, Mapping
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -105,7 +106,10 @@ class RestorableOptunaSearch(OptunaSearch):
         """An intermediate value for Optuna (single objective), unless non-finite or the trial's final result."""
         value = result.get(self._metrics()[0])
         if trial_id in self._ot_trials and not result.get(FINAL) and value is not None and math.isfinite(value):
-            super().on_trial_result(trial_id, result)
+            try:
+                super().on_trial_result(trial_id, result)
+            except UpdateFinishedTrialError:  # a resumed sweep replays a trial its restored study already closed
+                pass
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Tell Optuna the trial's :func:`trial_state` (values only when COMPLETE)."""
@@ -120,7 +124,10 @@ class RestorableOptunaSearch(OptunaSearch):
         values = [(result or {}).get(m) for m in self._metrics()]
         state = trial_state(result, error, values)
         complete = [float(v) for v in values] if state == TrialState.COMPLETE else None
-        self._ot_study.tell(self._ot_trials[trial_id], complete, state=state)
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], complete, state=state)
+        except UpdateFinishedTrialError:  # told before the driver was killed; the restored study has it
+            pass
         self._completed_trials.add(trial_id)
 
     def _record(self, trial_id: str, result: Mapping[str, Any]) -> None:
