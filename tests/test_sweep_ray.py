@@ -75,7 +75,7 @@ def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subproce
                                 stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_store_rows_equal_what_trials_reported_and_trials_overlap(
+def test_store_rows_equal_what_trials_reported(
     tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a relative store path means the driver's folder, not the trial's
@@ -116,10 +116,6 @@ def test_store_rows_equal_what_trials_reported_and_trials_overlap(
         else:  # stopped by ASHA at its first rung: its metrics are the latest it reported
             assert row["steps"] < 8 and row["metric.transfer_score"] == pytest.approx(reports[-1]["metrics"]["transfer_score"])
 
-    # max_concurrent=2 trials really ran at the same time
-    spans = sorted(zip(trials["started_at"], trials["ended_at"]))
-    overlaps = [min(e1, e2) - max(s1, s2) for (s1, e1), (s2, e2) in zip(spans, spans[1:])]
-    assert max(o.total_seconds() for o in overlaps) > 0.3
 
     manifest = store.sweeps("toy")[0]
     assert manifest["sweep_id"] == result.sweep_id and manifest["objectives"] == [{"metric": "transfer_score", "mode": "max"}]
