@@ -61,6 +61,7 @@ REJECTS: dict[str, tuple[str, ...]] = {
     "target_prob": ("copy_content", *_NOISES, "silence", "quiet_noise"),
     "fad": ("copy_content", "silence", "quiet_noise"),
     "lsd_db": tuple(a for a in ANCHORS if a != "target"),
+    "lsd_rel": tuple(a for a in ANCHORS if a != "target"),
 }
 """Per metric, the anchors the true target must beat on it (rule 4)."""
 
@@ -249,7 +250,7 @@ def check_rule(rows: dict[str, dict[str, float]]) -> list[str]:
 
 # -- CLI ------------------------------------------------------------------------------------------------------
 _TABLE_COLUMNS = (metrics.HEADLINE, "melody", "pitch_acc", "chroma_sim", "onset_f1", "timbre_dist", "target_prob",
-                  "lsd_db", "fad")
+                  "lsd_db", "lsd_rel", "fad")
 
 
 def format_table(result: Calibration) -> str:

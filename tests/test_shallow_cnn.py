@@ -78,8 +78,6 @@ def test_prepare_pairs_contents_with_other_melodies_and_true_targets(method, dem
     np.testing.assert_array_equal(restored.styles, data.styles)
 
 
-@pytest.mark.xfail(strict=True, reason="at 10 iterations on the demo's val melodies the reports' config scores "
-                   "0.20 on the headline, below copy-content's 0.22")
 def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, untouched, tmp_path):
     # 003_*'s best: 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (ReLU); iterations shortened.
     config = method.make_config({**PAIR, "pairs": 1, "steps": 10, "report_every": 5, "griffin_lim_iters": 32,

@@ -88,6 +88,7 @@ class Toy(Method):
             "timbre_dist": config.x + 0.1 * abs(config.y - 5),
             "target_prob": score,
             "lsd_db": 10.0 * (1.0 - score),
+            "lsd_rel": 1.0 - score,
             "fad": 1.0 - score,
         }
 

@@ -603,8 +603,8 @@ def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]]) -> di
     """One metrics row for a method that transfers in several directions (e.g. ``{"x2y": …, "y2x": …}``).
 
     Each common column (:data:`audiostyle.metrics.COMMON_METRICS`) is the mean over the directions (NaN ones
-    skipped; NaN when all are), the headline (``transfer_score``) is recomputed from those means
-    (:func:`audiostyle.metrics.headline`), and each direction's own score is kept as ``transfer_score_<direction>``.
+    skipped; NaN when all are), the headline (``transfer_score``) among them: a method scores the mean of its
+    directions' scores. Each direction's own score is kept as ``transfer_score_<direction>``.
     """
     from audiostyle import metrics
 
@@ -612,7 +612,6 @@ def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]]) -> di
     for key in metrics.COMMON_METRICS:
         values = [float(m[key]) for m in per_direction.values() if math.isfinite(float(m[key]))]
         out[key] = float(np.mean(values)) if values else float("nan")
-    out[metrics.HEADLINE] = metrics.headline(out)
     out.update({f"{metrics.HEADLINE}_{d}": float(m[metrics.HEADLINE]) for d, m in per_direction.items()})
     return out
 

@@ -5,8 +5,8 @@ Module map (private modules, one job each; import from here):
 ``_names``         metric names, their directions (:data:`METRIC_DIRECTIONS`), :data:`COMMON_METRICS`, :data:`HEADLINE`
 ``_features``      one STFT at 22.05 kHz → log-mel, MFCC, chroma, onset envelope, flatness; the input-clip cache
 ``_melody``        pitch accuracy (pYIN, 50 cents), chroma similarity, onset F1 (mir_eval, 50 ms)
-``_timbre``        clip timbre statistics and the discriminant timbre embedding fitted on the train split
-``_classifier``    the domain classifier on that embedding, with a reject class
+``_timbre``        clip timbre statistics and the Gaussian timbre model fitted on the train split
+``_classifier``    the domain classifier of that model, with a reject class
 ``_paired``        the distance to the true target (log-mel LSD, loudness-normalised)
 ``_distribution``  the Fréchet distance of frame statistics (``fad``)
 ``_reference``     :class:`Reference`: everything fitted on the dataset's train split, cached by content hash
@@ -22,22 +22,30 @@ The columns (direction: better is):
 ``onset_f1`` (max, [0, 1])
     ``mir_eval.onset.f_measure`` of the output's onsets against the content's, 50 ms window.
 ``melody`` (max, [0, 1])
-    Mean of ``pitch_acc``, ``max(chroma_sim, 0)`` and ``onset_f1``.
+    Mean of ``pitch_acc`` and ``max(chroma_sim, 0)`` (``onset_f1`` is reported, not averaged in: see
+    :func:`melody_metrics`).
 ``timbre_dist`` (min, >= 0)
-    Distance of the output to the target domain's train clips in the timbre embedding, in units of the distance
-    of an unseen clip of a domain to its own centre (so about 1 for a real clip of the target instrument).
+    Mahalanobis distance of the output's timbre statistics to the target domain's train clips (shared
+    within-instrument covariance, every direction of the statistics), in units of the distance of an unseen clip of
+    a domain to its own centre (so about 1 for a real clip of the target instrument).
 ``target_prob`` (max, [0, 1])
-    The domain classifier's probability of the target domain; a reject class keeps it low on noise, silence and
-    anything far from every domain.
+    The domain classifier's probability of the target domain: a Gaussian classifier on those distances with a
+    reject class at a radius measured on the dataset's unseen clips, so it is low on noise, silence and anything
+    far from every domain.
 ``lsd_db`` (min, dB)
     Log-mel spectral distance to the true target after matching loudness; NaN when no output has a true target.
+``lsd_rel`` (min, >= 0)
+    ``lsd_db`` over what copying the content scores on it (per output, :func:`relative_distance`): 1 for the
+    content, 0 for the target; the figure that compares across instrument pairs and datasets.
 ``fad`` (min, >= 0)
     Fréchet distance between the outputs' pooled frame MFCC 1–19 and the target domain's train frames.
 ``paired_frac`` (diagnostic)
     Fraction of the outputs that had a true target (``lsd_db`` is their mean; a batch is never NaN-ed by a few).
 ``transfer_score`` (max, [0, 1], :data:`HEADLINE`)
-    The geometric mean of the headline's components (:func:`headline_parts`):
-    ``melody``; ``timbre = exp(-timbre_dist² / (2 · 2²))``; and on paired data ``target = exp(-lsd_db / 5 dB)``.
+    The geometric mean of the headline's components (:func:`headline_parts`): ``melody``; ``timbre =
+    max(target_prob, TIMBRE_FLOOR)`` (recognised as the target instrument); and on paired data ``target =
+    exp(-lsd_rel)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
+    (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an output.
 
 Which headline, and why. On paired data the true target exists, and the distance to it is the only measure that a
 degenerate output cannot approach from one side: copying the content keeps the melody perfectly, copying a style
@@ -45,8 +53,14 @@ clip has the timbre perfectly, but both are far from the target. Melody and timb
 LSD alone forgives an output that is near the target spectrally but loses the notes (reversal keeps the spectrum's
 statistics), and because they are what the user asked for. On unpaired data there is no target: melody (kept from
 the content) and timbre (moved to the target domain) are the whole definition of a transfer, so the headline is
-``sqrt(melody · timbre)``. A geometric mean is high only when every component is; a degenerate output fails at
+``sqrt(melody · timbre)``. The timbre term is the probability of being recognised as the target instrument rather
+than a kernel of ``timbre_dist``: a kernel gives copying the content of a neighbouring instrument (flute → violin)
+half the credit of a true transfer, while the classifier gives it almost none; its floor keeps outputs that
+nothing recognises ranked by their other components. A geometric mean is high only when every component is; a degenerate output fails at
 least one, which is what ``python -m audiostyle.calibrate`` checks (its ``DEGENERATE_THRESHOLD`` is 0.5).
+No constant of the headline is fitted to a dataset by hand: the timbre distance unit and the acceptance radii are
+measured on each dataset's train split when its reference is built, and the target term's unit is the content's
+own distance to its target.
 
 Leakage: the embedding, the classifier, the ``fad`` statistics and every scale are fitted on the train split
 only (:data:`TRAIN_SPLIT`); methods score val melodies while sweeping and test melodies for final numbers.
@@ -54,11 +68,15 @@ Everything that depends only on the inputs (content pitch and onsets, target spe
 process (:func:`cached_features`); nothing here downloads anything.
 """
 
-from audiostyle.metrics._classifier import REJECT_RADIUS, domain_probabilities
+from audiostyle.metrics._classifier import (
+    DISCRIMINANT_REJECT,
+    REJECT_SIGMAS,
+    acceptance_radius,
+    domain_probabilities,
+)
 from audiostyle.metrics._distribution import FAD_SHRINKAGE, CovMode, frechet_distance
 from audiostyle.metrics._evaluate import (
-    LSD_SCALE_DB,
-    TIMBRE_WIDTH,
+    TIMBRE_FLOOR,
     evaluate,
     headline,
     headline_parts,
@@ -83,6 +101,6 @@ from audiostyle.metrics._names import (
     PARETO,
     Direction,
 )
-from audiostyle.metrics._paired import log_mel_distance
+from audiostyle.metrics._paired import log_mel_distance, relative_distance
 from audiostyle.metrics._reference import REFERENCE_VERSION, TRAIN_SPLIT, Reference, build_reference, dataset_hash
 from audiostyle.metrics._timbre import TimbreSpace, timbre_stats

@@ -13,31 +13,29 @@ from audiostyle.metrics._distribution import CovMode, frechet_distance, gaussian
 from audiostyle.metrics._features import Audio, cached_features, features
 from audiostyle.metrics._melody import melody_metrics
 from audiostyle.metrics._names import COMMON_METRICS, HEADLINE, MELODY_METRICS
-from audiostyle.metrics._paired import log_mel_distance
+from audiostyle.metrics._paired import log_mel_distance, relative_distance
 from audiostyle.metrics._reference import Reference
 from audiostyle.metrics._timbre import timbre_stats
 
 log = logging.getLogger(__name__)
 
-TIMBRE_WIDTH = 2.0
-"""Width (unseen-clip spreads) of the headline's timbre kernel ``exp(-timbre_dist² / (2 w²))``: an unseen clip of
-the target domain (distance about 1) keeps 0.88, a clip three widths away (another instrument) about 0.01."""
-LSD_SCALE_DB = 5.0
-"""Scale (dB) of the headline's target term ``exp(-lsd_db / s)``: 10 dB of log-mel distance (about what separates
-two instruments playing one melody) costs a factor e."""
+TIMBRE_FLOOR = 1e-3
+"""Least value of the headline's timbre term (``target_prob``): an output that no classifier recognises still
+ranks by its melody and its distance to the target, so a sweep whose early trials are all unrecognised can tell
+them apart."""
 
 
 def headline_parts(row: Mapping[str, float]) -> dict[str, float]:
     """The headline's components in [0, 1] from a metrics row: ``melody``, ``timbre`` and (paired) ``target``.
 
-    ``melody`` is clipped to [0, 1]; ``timbre = exp(-timbre_dist² / (2 TIMBRE_WIDTH²))``;
-    ``target = exp(-lsd_db / LSD_SCALE_DB)``, NaN when ``lsd_db`` is (no true target).
+    ``melody`` is clipped to [0, 1]; ``timbre = max(target_prob, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel)``
+    (copying the content keeps ``exp(-1)``, the true target 1), NaN when ``lsd_rel`` is (no true target).
     """
-    lsd = float(row["lsd_db"])
+    rel = float(row["lsd_rel"])
     return {
         "melody": float(np.clip(row["melody"], 0.0, 1.0)),
-        "timbre": math.exp(-0.5 * (float(row["timbre_dist"]) / TIMBRE_WIDTH) ** 2),
-        "target": math.exp(-lsd / LSD_SCALE_DB) if math.isfinite(lsd) else math.nan,
+        "timbre": max(float(row["target_prob"]), TIMBRE_FLOOR),
+        "target": math.exp(-rel) if math.isfinite(rel) else math.nan,
     }
 
 
@@ -47,16 +45,16 @@ def headline(row: Mapping[str, float]) -> float:
     Parameters
     ----------
     row : mapping of str to float
-        At least ``melody``, ``timbre_dist`` and ``lsd_db`` (NaN on unpaired data).
+        At least ``melody``, ``target_prob`` and ``lsd_rel`` (NaN on unpaired data).
 
     Returns
     -------
     float
         In [0, 1]; NaN when ``melody`` is NaN (a generator's samples have no content).
     """
-    parts = [v for v in headline_parts(row).values() if math.isfinite(v)]
     if not math.isfinite(float(row["melody"])):
         return math.nan
+    parts = [v for v in headline_parts(row).values() if math.isfinite(v)]
     return float(np.prod(parts) ** (1.0 / len(parts)))
 
 
@@ -126,13 +124,17 @@ def evaluate(
     if contents is not None:
         per = [melody_metrics(f, cached_features(c, sr)) for f, c in zip(f_out, contents)]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
-    pairs = [(f, t) for f, t in zip(f_out, true_targets or ()) if t is not None]
-    row["paired_frac"] = len(pairs) / n
-    if pairs:
-        row["lsd_db"] = float(np.mean([log_mel_distance(f, cached_features(t, sr)) for f, t in pairs]))
-        if len(pairs) < n:
+    paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
+    row["paired_frac"] = len(paired) / n
+    if paired:
+        targets = {i: cached_features(true_targets[i], sr) for i in paired}  # type: ignore[index]
+        row["lsd_db"] = float(np.mean([log_mel_distance(f_out[i], targets[i]) for i in paired]))
+        if contents is not None:
+            row["lsd_rel"] = float(np.mean([relative_distance(f_out[i], cached_features(contents[i], sr), targets[i])
+                                            for i in paired]))
+        if len(paired) < n:
             log.warning("%d of %d outputs have no true target: lsd_db is the mean over the other %d "
-                        "(paired_frac %.2f)", n - len(pairs), n, len(pairs), row["paired_frac"])
+                        "(paired_frac %.2f)", n - len(paired), n, len(paired), row["paired_frac"])
     mu, cov = gaussian(np.concatenate([reference.frames(f) for f in f_out]))
     row["fad"] = frechet_distance(mu, cov, reference.frame_mean[target_domain], reference.frame_cov[target_domain],
                                   cov=fad_cov)

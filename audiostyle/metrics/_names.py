@@ -18,6 +18,7 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
     "timbre_dist": "min",
     "target_prob": "max",
     "lsd_db": "min",
+    "lsd_rel": "min",
     "fad": "min",
 }
 """Every ranked metric and the direction in which it gets better."""

@@ -14,16 +14,17 @@ import numpy as np
 
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics._classifier import domain_probabilities
+from audiostyle.metrics._classifier import acceptance_radius, domain_probabilities
 from audiostyle.metrics._distribution import gaussian
 from audiostyle.metrics._features import ClipFeatures, clip_features
 from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_stats
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 3
+REFERENCE_VERSION = 4
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
-ignored. 3: train split only, discriminant timbre embedding, reject class."""
+ignored. 4: two-view timbre model with band level ranges, per-domain acceptance radii from the unseen-clip
+distances."""
 TRAIN_SPLIT = "train"
 """The only split references, classifiers and statistics are fitted on."""
 MEMO_SIZE = 4
@@ -75,7 +76,9 @@ class Reference:
 
     def predict_proba(self, stats: np.ndarray) -> np.ndarray:
         """Domain probabilities for timbre statistics ``(n, 61)``: ``(n, n_domains)``, rows summing to <= 1."""
-        return domain_probabilities(self.timbre.distances(stats))
+        t = self.timbre
+        return domain_probabilities(t.discriminant_distances(stats), t.full_distances(stats), t.spread,
+                                    acceptance_radius(t.domain_rms, t.domain_std))
 
     def frames(self, features: ClipFeatures) -> np.ndarray:
         """Standardised frame-level MFCC 1–19 of the active frames, ``(frames, 19)``."""
@@ -114,7 +117,7 @@ def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
     acc = float("nan")
     if held:
         held_stats = np.stack([timbre_stats(clip_features(c.audio, c.sr)) for c in held])
-        guess = np.argmax(domain_probabilities(space.distances(held_stats)), axis=1)
+        guess = np.argmin(space.distances(held_stats), axis=1)
         acc = float(np.mean([dataset.domains[g] == c.domain for g, c in zip(guess, held)]))
     all_frames = np.concatenate([f.timbre_frames for f in feats])
     center, scale = all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-6
@@ -125,6 +128,7 @@ def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
     log.info("metrics reference for %s: %d train clips, unseen-clip spread %.3f, held-out accuracy %.3f",
              where, len(train), space.spread, acc)
     return Reference(dataset.domains, space, center, scale, frame_mean, frame_cov, acc, digest)
+
 
 
 def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None = None) -> Reference:

@@ -1,11 +1,23 @@
-"""Timbre: clip statistics, a discriminant embedding fitted on the train split, distances in it.
+"""Timbre: clip statistics, a Gaussian model of each instrument fitted on the train split, two distances to it.
 
-The embedding is linear discriminant analysis with melody as the nuisance: clip statistics
-(:func:`timbre_stats`) are whitened by their within-instrument covariance (which is what changes with the melody on
-one instrument: same-instrument, other-melody clips are the positives), shrunk to its diagonal, then projected on
-the ``n_domains - 1`` directions along which the instruments' means differ most. Distances there are in units of
-``spread``: the RMS distance of an unseen clip to its own instrument's centre, measured by leaving whole melodies
-out of the fit (grouped cross-validation), so an unseen clip of the instrument sits about 1 from it.
+Every domain is modelled as a Gaussian over clip statistics (:func:`timbre_stats`) with one covariance shared by
+all domains: the within-domain covariance, which is what changes with the melody on one instrument
+(same-instrument, other-melody clips are the positives), shrunk towards its diagonal. Statistics are whitened by
+it and seen two ways:
+
+- the **discriminant** view (linear discriminant analysis): the ``n_domains - 1`` whitened directions along which
+  the train instruments' means differ most. It tells instruments apart regardless of the melody, but an input
+  unlike any of them (an instrument plus hiss) can land next to some domain there, since every other direction is
+  projected away;
+- the **full** view: the Mahalanobis distance in every whitened direction. It sees such an input as far from every
+  domain, but tells close instruments apart less sharply, because the melody's variation in all the other
+  directions is counted too.
+
+Each distance is in units of its unseen-clip spread, the RMS distance of an unseen clip to its own domain's centre,
+measured by leaving whole melodies out of the fit (grouped cross-validation), so an unseen clip of the instrument
+sits about 1 from it in both. ``timbre_dist`` is the larger of the two: near a domain only when both views agree.
+Each domain's own RMS and standard deviation of unseen full-view distances set its acceptance radius in the
+classifier (:mod:`audiostyle.metrics._classifier`).
 """
 
 from __future__ import annotations
@@ -17,17 +29,24 @@ import numpy as np
 from audiostyle.metrics._features import ClipFeatures
 
 STYLE_SHRINKAGE = 0.5
-"""Weight of the diagonal in the shrunk within-domain covariance (few clips estimate a 61 × 61 covariance)."""
+"""Weight of the diagonal in the shrunk within-domain covariance (few clips estimate a 72 × 72 covariance)."""
 CV_FOLDS = 4
 """Folds (of melodies, or clips on unpaired data) that estimate the unseen-clip spread."""
+LEVEL_BANDS = 8
+"""Groups of adjacent mel bands whose level range :func:`timbre_stats` measures."""
+PRIOR_CLIPS = 8
+"""Weight, in clips, of the pooled unseen-clip distances in each domain's own estimate (:attr:`TimbreSpace.domain_rms`,
+:attr:`TimbreSpace.domain_std`): a domain with few train melodies leans on the pool."""
 
 
 def timbre_stats(f: ClipFeatures) -> np.ndarray:
     """Clip-level timbre statistics over the active frames, independent of the clip's gain.
 
-    Mean and std of MFCC 1–19, std of their frame-to-frame deltas, mean and std of the spectral flatness (dB),
-    the std of the frame level (dB) and its mean absolute frame-to-frame change (dB): the spectral envelope, its
-    movement, how noise-like the sound is and how its loudness moves (notes against a steady noise).
+    Mean and std of MFCC 1–19 and std of their frame-to-frame deltas (the spectral envelope and its movement);
+    mean and std of the spectral flatness (dB) and its 10th, 50th and 90th percentiles (how noise-like the sound
+    is, at its most tonal and its noisiest); the std of the frame level (dB) and its mean absolute frame-to-frame
+    change (dB); and in each of :data:`LEVEL_BANDS` groups of mel bands the range (dB) between the 95th and 10th
+    percentile of the band's level (how far each band decays between notes: a noise floor fills it in).
 
     Parameters
     ----------
@@ -36,7 +55,7 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        float64 ``(61,)``.
+        float64 ``(72,)``.
     """
     act = f.active
     frames = f.mfcc[1:]
@@ -46,42 +65,63 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
     delta = np.diff(frames, axis=1) if frames.shape[1] > 1 else np.zeros_like(frames)
     energy = f.energy_db
     d_energy = np.abs(np.diff(energy)) if energy.size > 1 else np.zeros(1)
+    flat = f.flatness_db[act]
+    bands = np.stack([b.mean(axis=0) for b in np.array_split(f.logmel[:, act], LEVEL_BANDS)])
     parts = (
         frames[:, act].mean(axis=1), frames[:, act].std(axis=1), delta[:, both].std(axis=1),
-        [f.flatness_db[act].mean(), f.flatness_db[act].std(), energy[act].std(), d_energy[both].mean()],
+        [flat.mean(), flat.std(), *np.percentile(flat, [10, 50, 90]), energy[act].std(), d_energy[both].mean()],
+        np.percentile(bands, 95, axis=1) - np.percentile(bands, 10, axis=1),
     )
     return np.concatenate(parts).astype(np.float64)
 
 
 @dataclass
 class TimbreSpace:
-    """The fitted timbre embedding (numpy only, picklable).
+    """The fitted timbre model (numpy only, picklable); ``d`` = 72 statistics.
 
     Attributes
     ----------
     mean : np.ndarray
-        Mean of the train statistics, ``(61,)``.
-    projection : np.ndarray
-        ``(61, n_domains - 1)``: ``(stats - mean) @ projection`` is the embedding.
+        Mean of the train statistics, ``(d,)``.
+    whitening : np.ndarray
+        ``(d, d)``: ``(stats - mean) @ whitening`` has identity within-domain covariance.
     centres : np.ndarray
-        Each domain's mean train embedding, ``(n_domains, n_domains - 1)``.
-    spread : float
-        RMS distance of an unseen clip to its own domain's centre (grouped cross-validation), embedding units.
+        Each domain's mean train statistics in the whitened space, ``(n_domains, d)``.
+    axes : np.ndarray
+        The discriminant directions of the whitened space, orthonormal columns ``(d, n_domains - 1)``.
+    spread, discriminant_spread : float
+        RMS distance of an unseen clip to its own domain's centre in the full and the discriminant view, whitened
+        units (grouped cross-validation).
+    domain_rms, domain_std : np.ndarray
+        Per domain, the RMS and the standard deviation of its unseen clips' full-view distances, in units of
+        ``spread``, ``(n_domains,)`` each (blended with the pooled ones, :data:`PRIOR_CLIPS`): instruments whose
+        clips vary less (a bowed note) accept less around them.
     """
 
     mean: np.ndarray
-    projection: np.ndarray
+    whitening: np.ndarray
     centres: np.ndarray
+    axes: np.ndarray
     spread: float
+    discriminant_spread: float
+    domain_rms: np.ndarray
+    domain_std: np.ndarray
 
-    def embed(self, stats: np.ndarray) -> np.ndarray:
-        """Embeddings of statistics ``(n, 61)``: ``(n, n_domains - 1)``."""
-        return (stats - self.mean) @ self.projection
+    def _offsets(self, stats: np.ndarray) -> np.ndarray:
+        """Whitened offset of each clip from each domain's centre, ``(n, n_domains, d)``."""
+        return ((stats - self.mean) @ self.whitening)[:, None, :] - self.centres[None]
+
+    def full_distances(self, stats: np.ndarray) -> np.ndarray:
+        """Full-view distance of statistics ``(n, d)`` to each domain, in unseen-clip spreads, ``(n, n_domains)``."""
+        return np.linalg.norm(self._offsets(stats), axis=2) / self.spread
+
+    def discriminant_distances(self, stats: np.ndarray) -> np.ndarray:
+        """Discriminant-view distance to each domain, in unseen-clip spreads, ``(n, n_domains)``."""
+        return np.linalg.norm(self._offsets(stats) @ self.axes, axis=2) / self.discriminant_spread
 
     def distances(self, stats: np.ndarray) -> np.ndarray:
-        """Distance of each clip to each domain's centre in units of :attr:`spread`, ``(n, n_domains)``."""
-        e = self.embed(stats)
-        return np.linalg.norm(e[:, None, :] - self.centres[None], axis=2) / self.spread
+        """``timbre_dist`` to each domain: the larger of the two views' distances, ``(n, n_domains)``."""
+        return np.maximum(self.full_distances(stats), self.discriminant_distances(stats))
 
 
 def _within_domain_whitening(stats: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -95,25 +135,39 @@ def _within_domain_whitening(stats: np.ndarray, labels: np.ndarray) -> np.ndarra
     return v / np.sqrt(w)
 
 
-def _fit_projection(stats: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean ``(d,)``, discriminant projection ``(d, n_domains - 1)`` and domain centres of one fit."""
+def _fit(stats: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, ...]:
+    """Mean ``(d,)``, whitening ``(d, d)``, whitened centres ``(n_domains, d)`` and axes ``(d, n_domains - 1)``."""
     mean = stats.mean(axis=0)
-    whiten = _within_domain_whitening(stats, labels)
-    z = (stats - mean) @ whiten
+    whitening = _within_domain_whitening(stats, labels)
+    z = (stats - mean) @ whitening
     centres = np.stack([z[labels == k].mean(axis=0) for k in range(n_domains)])
-    between = np.cov(centres, rowvar=False)
-    _, vectors = np.linalg.eigh(between)
-    projection = whiten @ vectors[:, ::-1][:, : n_domains - 1]
-    return mean, projection, centres @ vectors[:, ::-1][:, : n_domains - 1]
+    _, vectors = np.linalg.eigh(np.cov(centres, rowvar=False))
+    return mean, whitening, centres, vectors[:, ::-1][:, : n_domains - 1]
+
+
+def _unseen_offsets(stats: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_domains: int) -> list[tuple]:
+    """(whitened offsets of held-out clips from their own centre ``(m, d)``, that fold's axes, their labels) per
+    fold."""
+    unique = np.unique(groups)
+    fold_of = {g: i % CV_FOLDS for i, g in enumerate(np.random.default_rng(0).permutation(unique))}
+    folds = np.array([fold_of[g] for g in groups])
+    out = []
+    for k in range(min(CV_FOLDS, len(unique))):
+        held, kept = folds == k, folds != k
+        if len(np.unique(labels[kept])) < n_domains:
+            continue
+        m, w, c, axes = _fit(stats[kept], labels[kept], n_domains)
+        out.append(((stats[held] - m) @ w - c[labels[held]], axes, labels[held]))
+    return out
 
 
 def fit_timbre_space(stats: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_domains: int) -> TimbreSpace:
-    """Fit the embedding on train statistics and measure the unseen-clip spread by grouped cross-validation.
+    """Fit the model on train statistics and measure the unseen-clip spreads by grouped cross-validation.
 
     Parameters
     ----------
     stats : np.ndarray
-        :func:`timbre_stats` of the train clips, ``(n, 61)``.
+        :func:`timbre_stats` of the train clips, ``(n, d)``.
     labels : np.ndarray
         Domain index of each clip, int ``(n,)``; every domain present.
     groups : np.ndarray
@@ -125,19 +179,26 @@ def fit_timbre_space(stats: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
     -------
     TimbreSpace
     """
-    mean, projection, centres = _fit_projection(stats, labels, n_domains)
-    unique = np.unique(groups)
-    fold_of = {g: i % CV_FOLDS for i, g in enumerate(np.random.default_rng(0).permutation(unique))}
-    folds = np.array([fold_of[g] for g in groups])
-    sq = []
-    for k in range(min(CV_FOLDS, len(unique))):
-        held, kept = folds == k, folds != k
-        if len(np.unique(labels[kept])) < n_domains:
-            continue
-        m, p, c = _fit_projection(stats[kept], labels[kept], n_domains)
-        e = (stats[held] - m) @ p
-        sq.extend(np.sum((e - c[labels[held]]) ** 2, axis=1))
-    if not sq:  # too few clips to hold any out: the train spread (optimistic)
-        e = (stats - mean) @ projection
-        sq = list(np.sum((e - centres[labels]) ** 2, axis=1))
-    return TimbreSpace(mean, projection, centres, float(np.sqrt(np.mean(sq))) + 1e-9)
+    mean, whitening, centres, axes = _fit(stats, labels, n_domains)
+    folds = _unseen_offsets(stats, labels, groups, n_domains)
+    if not folds:  # too few clips to hold any out: the train spread (optimistic)
+        folds = [((stats - mean) @ whitening - centres[labels], axes, labels)]
+    full = np.concatenate([np.linalg.norm(o, axis=1) for o, _, _ in folds])
+    discriminant = np.concatenate([np.linalg.norm(o @ a, axis=1) for o, a, _ in folds])
+    held_labels = np.concatenate([lab for _, _, lab in folds])
+    spread = float(np.sqrt(np.mean(full**2))) + 1e-9
+    rms, std = _per_domain(full / spread, held_labels, n_domains)
+    return TimbreSpace(mean, whitening, centres, axes, spread, float(np.sqrt(np.mean(discriminant**2))) + 1e-9,
+                       rms, std)
+
+
+def _per_domain(distances: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each domain's RMS and std of unseen-clip distances ``(n_domains,)``, blended with the pool's (RMS 1)."""
+    pooled_var = float(np.var(distances))
+    rms, std = np.ones(n_domains), np.full(n_domains, np.sqrt(pooled_var))
+    for k in range(n_domains):
+        d = distances[labels == k]
+        w = d.size / (d.size + PRIOR_CLIPS)
+        rms[k] = np.sqrt(w * np.mean(d**2) + (1 - w)) if d.size else 1.0
+        std[k] = np.sqrt(w * np.var(d) + (1 - w) * pooled_var) if d.size else std[k]
+    return rms, std
