@@ -36,7 +36,6 @@ methods.register("toy", "tests.toy_method:Toy")
 def test_a_tenth_of_a_gpu_fits_ten_trials():
     assert 1 // 0.1 == 9.0  # why a plain floor division is wrong
     assert [trials_fitting(1, 0.1), trials_fitting(1, 0.3), trials_fitting(4, 0.25), trials_fitting(2, 3)] == [10, 3, 16, 0]
-    assert trials_fitting(8, 0) >= 2**31 - 1
 
 
 @pytest.mark.parametrize("share", [2, 1.5, -0.5])

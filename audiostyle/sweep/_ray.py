@@ -95,8 +95,8 @@ def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, 
                 "or submit to a GPU cluster (ray submit cluster/gpu.yaml sweeps/<method>.py -- ...)."
             )
         log.warning("no GPU in the Ray cluster yet: trials wait until the autoscaler adds GPU nodes")
-    by_cpu = trials_fitting(resources.get("CPU", 0), cpus_per_trial) if resources.get("CPU") else samples
-    by_gpu = trials_fitting(resources.get("GPU", 0), gpus_per_trial) if resources.get("GPU") else samples
+    by_cpu = trials_fitting(resources["CPU"], cpus_per_trial) if cpus_per_trial and resources.get("CPU") else samples
+    by_gpu = trials_fitting(resources["GPU"], gpus_per_trial) if gpus_per_trial and resources.get("GPU") else samples
     return max(1, min(by_cpu, by_gpu, samples))
 
 
@@ -105,10 +105,8 @@ SHARE_TOLERANCE = 1e-9
 
 
 def trials_fitting(total: float, share: float) -> int:
-    """How many trials asking ``share`` of a resource fit in ``total`` of it (``share`` 0: no limit, a huge number).
+    """How many trials asking ``share > 0`` of a resource fit in ``total`` of it.
 
     ``trials_fitting(1, 0.1) == 10`` although ``1 // 0.1 == 9.0``.
     """
-    if not share:
-        return 2**31
     return math.floor(total / share * (1 + SHARE_TOLERANCE))
