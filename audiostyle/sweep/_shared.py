@@ -80,6 +80,11 @@ def _blind_nodes(folder: Path, nodes: list[dict[str, Any]]) -> list[str]:
         refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(str(marker))
                 for n in nodes]
         seen = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError as exc:
+        raise AudiostyleError(
+            f"the cluster's nodes did not say within {PROBE_TIMEOUT_S:.0f} s whether they see {folder}: check them "
+            "with `ray status`, or use an s3:// store and storage (they need no such check)."
+        ) from exc
     finally:
         marker.unlink(missing_ok=True)
     return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
