@@ -58,6 +58,7 @@ def test_a_shared_gpu_caps_each_trial_at_its_share_of_the_memory():
 
 def test_gpu_failures_are_the_platforms_and_the_methods_own_are_not():
     assert is_gpu_platform_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_gpu_platform_failure(torch.AcceleratorError("device-side assert triggered"))  # sticky: typed by torch
     assert is_gpu_platform_failure(RuntimeError("CUDA error: an illegal memory access was encountered"))
     assert is_gpu_platform_failure(RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"))
     for own in (FloatingPointError("loss became nan"), AudiostyleError("bad config"), RuntimeError("shape mismatch"),
