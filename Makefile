@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 # The installer, from the package registry like everything else.
 UV_SPEC ?= uv==0.13.9
 # torch's version is written once, in constraints.txt; its build (CPU, CUDA) is the only thing a machine chooses:
-# e.g. `make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
+# e.g. `make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130"` (cluster/README.md).
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 # Both locks: CPython 3.11 on Linux (the cluster images' Python), every wheel's sha256, torch left to TORCH_SPEC.

@@ -31,4 +31,5 @@ def check_positive(name: str, value: float, *, fix: str = "") -> None:
 
 
 class PlatformError(RuntimeError):
-    """The platform failed a trial (reporting to Ray Tune, persisting a checkpoint), not the method: Ray retries it."""
+    """The platform failed a trial (reporting to Ray Tune, persisting a checkpoint, a GPU that torch cannot use or
+    that failed: :mod:`audiostyle.sweep._gpu`), not the method: Ray retries it."""

@@ -86,7 +86,8 @@ def test_gpu_yaml_uses_maintained_images_at_the_projects_ray_and_no_keys():
         assert secret not in text
     assert "/home/ray/audiostyle" in config["file_mounts"]
     assert any("pip install" in c and "-e /home/ray/audiostyle" in c for c in config["worker_setup_commands"])
-    assert any("cu12" in c and "constraints.txt torch" in c for c in config["worker_setup_commands"])
+    (torch,) = [c for c in config["worker_setup_commands"] if "constraints.txt torch" in c]
+    assert "--index-url" not in torch, "GPU workers install PyPI's default torch build, the GPU stack's CUDA 13.0"
 
 
 def test_local_yaml_runs_on_listed_machines_over_ssh():
@@ -184,6 +185,62 @@ def test_cluster_configs_install_the_lock_and_type_no_pin(name):
         f"{name}'s images must carry the locked ray {locked_ray()}")
 
 
+# The one supported GPU stack, as cluster/README.md ("GPU stack") states it.
+STACK_CUDA, STACK_DRIVER, STACK_IMAGE_TAG = "13.0", 580, "-py311-cu130"
+GPU_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+STALE = re.compile(r"cu1[12]\d|CUDA 1[12]\.\d|(?:>=|≥) ?5[0-7]\d|ImageId: latest_dlami")
+"""Another CUDA build, an older driver floor, or Ray's default (Ubuntu 18.04, CUDA 11) AMI."""
+
+
+def test_readme_states_the_one_gpu_stack_and_how_to_check_a_node():
+    from audiostyle.sweep._gpu import GPU_CHECK
+
+    text = (CLUSTER / "README.md").read_text()
+    stack = text[text.index("## GPU stack"):text.index("## AWS: the whole path")]
+    for fact in (f"CUDA {STACK_CUDA}", f"≥ {STACK_DRIVER}", f"rayproject/ray:{locked_ray()}{STACK_IMAGE_TAG}",
+                 GPU_AMI_PARAMETER, "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)"):
+        assert fact in stack, fact
+    assert GPU_CHECK.removeprefix("python -c ") in stack
+    assert lock_pins(ROOT / "constraints.txt")["torch"] in stack
+
+
+@pytest.mark.parametrize("name", ["gpu.yaml", "kuberay.yaml", "local.yaml", "README.md"])
+def test_every_cluster_file_asks_for_the_one_gpu_stack(name):
+    text = (CLUSTER / name).read_text()
+    assert not STALE.findall(text), f"{name} names another CUDA build, driver or image: {STALE.findall(text)}"
+    images = re.findall(r"rayproject/ray:[\w.\-]+", text)
+    gpu_images = [i for i in images if not i.endswith("-cpu")]
+    assert all(i == f"rayproject/ray:{locked_ray()}{STACK_IMAGE_TAG}" for i in gpu_images), gpu_images
+    assert "download.pytorch.org/whl/cu" not in text, "GPU nodes install PyPI's default (CUDA 13.0) torch build"
+    assert (f"≥ {STACK_DRIVER}" if name == "README.md" else f">= {STACK_DRIVER}") in text
+
+
+def test_gpu_yaml_launches_every_node_from_the_gpu_stacks_image():
+    config = prepared("gpu.yaml")
+    assert {t["node_config"]["ImageId"] for t in config["available_node_types"].values()} == {
+        f"resolve:ssm:{GPU_AMI_PARAMETER}"}
+
+
+def iam_documents(account: str, bucket: str) -> dict[str, str]:
+    """cluster/iam/*.json with the placeholders filled, as cluster/README.md's commands fill them."""
+    return {p.stem: p.read_text().replace("ACCOUNT_ID", account).replace("YOUR-BUCKET", bucket)
+            for p in sorted((CLUSTER / "iam").glob("*.json"))}
+
+
+def test_head_policy_passes_the_workers_role_and_resolves_the_gpu_image():
+    import json
+
+    config = load("gpu.yaml")
+    statements = json.loads(iam_documents("123456789012", "b")["head-policy"])["Statement"]
+    allowed = {(a, r) for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+               for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
+    workers = {t["node_config"]["IamInstanceProfile"]["Name"] for n, t in config["available_node_types"].items()
+               if n != config["head_node_type"]}
+    assert {("iam:PassRole", f"arn:aws:iam::123456789012:role/{w}") for w in workers} <= allowed
+    assert ("ssm:GetParameters", f"arn:aws:ssm:*::parameter{GPU_AMI_PARAMETER}") in allowed
+    assert ("ec2:RunInstances", "*") in allowed
+
+
 @pytest.mark.slow
 def test_gpu_yaml_bootstraps_against_a_mock_aws(s3_server, monkeypatch, tmp_path):
     """`ray up`'s AWS bootstrap (IAM, key pair, subnets, security group, AMI) run against moto on 127.0.0.1."""
@@ -198,22 +255,27 @@ def test_gpu_yaml_bootstraps_against_a_mock_aws(s3_server, monkeypatch, tmp_path
     config["cluster_name"] = f"audiostyle-{tmp_path.name[-12:]}"
     region = config["provider"]["region"]
     iam = boto3.client("iam", region_name=region)
-    # The account as cluster/README.md leaves it: the worker profile exists; Ray's own head profile too
-    # (Ray creates it on first use, then waits 15 s for IAM to propagate).
-    for name in ("audiostyle-worker", "ray-autoscaler-v1"):
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-        iam.create_instance_profile(InstanceProfileName=name)
-        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    # The account as cluster/README.md's commands leave it: both roles and profiles, their policies from
+    # cluster/iam/ (moto validates the policy documents). Ray then creates no role of its own.
+    account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+    documents = iam_documents(account, "audiostyle-results")
+    for name in ("head", "worker"):
+        role = f"audiostyle-{name}"
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=documents["ec2-trust"])
+        iam.put_role_policy(RoleName=role, PolicyName=role, PolicyDocument=documents[f"{name}-policy"])
+        iam.create_instance_profile(InstanceProfileName=role)
+        iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
 
     booted = bootstrap_aws(copy.deepcopy(config))
 
-    assert booted["head_node"]["IamInstanceProfile"]["Arn"].endswith("instance-profile/ray-autoscaler-v1")
+    assert "ray-autoscaler-v1" not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
     groups = set()
     for name, node_type in booted["available_node_types"].items():
         node = node_type["node_config"]
-        assert node["ImageId"].startswith("ami-") and node["SubnetIds"] and node["KeyName"]
-        if name != booted["head_node_type"]:
-            assert node["IamInstanceProfile"] == {"Name": "audiostyle-worker"}
+        # the GPU stack's image, resolved by EC2 at launch: not replaced by Ray's Ubuntu 18.04 default
+        assert node["ImageId"] == f"resolve:ssm:{GPU_AMI_PARAMETER}" and node["SubnetIds"] and node["KeyName"]
+        profile = "head" if name == booted["head_node_type"] else "worker"
+        assert node["IamInstanceProfile"] == {"Name": f"audiostyle-{profile}"}
         groups.update(node["SecurityGroupIds"])
     assert Path(booted["auth"]["ssh_private_key"]).is_file()
     (group,) = boto3.client("ec2", region_name=region).describe_security_groups(GroupIds=sorted(groups))[

@@ -126,3 +126,29 @@ def test_a_trial_cannot_change_the_domain(method, prepared):
         method.train(config, prepared, TrialContext())
     with pytest.raises(AudiostyleError, match="render needs the trained state"):
         method.render(config, {"modules": {}}, np.zeros(100, np.float32), 22050)
+
+
+@pytest.mark.parametrize("d_steps", [2, 5])
+def test_fp16_loss_scaling_steps_each_critic_update_once_per_scale_update(method, prepared, d_steps):
+    """Several critic steps per training step under a real (CPU) GradScaler: each optimiser step is unscaled by
+    the factor its loss was scaled with, and the scale is updated between steps of the same optimiser."""
+    from audiostyle.methods.trained import Amp
+
+    config = method.make_config({**TINY, "d_steps": d_steps, "loss": "wgan_gp"})
+    parts = method.build(config, prepared, torch.device("cpu"))
+    parts.config = config
+    amp = Amp("none", torch.device("cpu"))
+    amp.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)  # grows at every update
+    updates = []
+    update = amp.scaler.update
+    amp.scaler.update = lambda *a: (updates.append(amp.scaler.get_scale()), update(*a))[1]
+    rng = np.random.default_rng(0)
+    before = {k: p.detach().clone() for k, p in parts.modules["D"].named_parameters()}
+    for step in (1, 2):
+        losses = method.train_step(parts, torch.from_numpy(method.sample(config, prepared, rng)), step, amp)
+        amp.update()  # what the loop does after every step
+        assert all(math.isfinite(float(v)) for v in losses.values())
+    # d_steps critic updates and one generator update per step, each followed by one scale update
+    assert len(updates) == 2 * (d_steps + 1)
+    assert updates == [2.0**10 * 2**i for i in range(len(updates))]
+    assert any(not torch.equal(before[k], p) for k, p in parts.modules["D"].named_parameters())

@@ -133,3 +133,14 @@ def test_bad_data_and_state_raise_audiostyle_error(demo, prepared):
         method.train(config, prepared, TrialContext())
     with pytest.raises(AudiostyleError, match="render needs the trained state"):
         method.render(method.make_config(), None, np.zeros(100, np.float32), 22050)
+
+
+def test_kl_of_fp16_statistics_is_computed_in_float32():
+    """fp16 ``exp(log σ²)`` overflows above 11; the encoder's clamp allows 20: the KL must stay finite and exact."""
+    mu = torch.zeros(2, 4, dtype=torch.float16)
+    logvar = torch.full((2, 4), 15.0, dtype=torch.float16)
+    x = torch.zeros(2, 1, 8)
+    mse, kl = vae_losses(x, x.half(), mu, logvar)
+    assert kl.dtype == torch.float32 and math.isfinite(float(kl))
+    assert float(kl) == pytest.approx(4 * -0.5 * (1 + 15.0 - math.exp(15.0)), rel=1e-6)
+    assert float(mse) == 0.0

@@ -5,7 +5,8 @@
 y = 5, kind = b. It reports ``loss`` every step and the common metrics every ``report_every`` steps
 (with a resumable state), sleeps ``sleep_s`` per step (so trials overlap measurably), writes a wav and
 a png at the end, and fails on demand: ``fail="raise"`` raises AudiostyleError, ``fail="nan"`` lets
-the loss diverge to NaN (FloatingPointError), both at ``fail_at``.
+the loss diverge to NaN (FloatingPointError), ``fail="oom"`` raises torch's CUDA out-of-memory error (as a
+co-tenant on a shared GPU causes), all at ``fail_at``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ToyConfig:
         check_choice("kind", self.kind, ("a", "b"))
         check_range("steps", self.steps, 1, 10**6)
         check_range("report_every", self.report_every, 1, 10**6)
-        check_choice("fail", self.fail, ("none", "raise", "nan"))
+        check_choice("fail", self.fail, ("none", "raise", "nan", "oom"))
 
 
 def quality(config: ToyConfig) -> float:
@@ -102,6 +103,10 @@ class Toy(Method):
                 time.sleep(config.sleep_s)
             if config.fail == "raise" and step == config.fail_at:
                 raise AudiostyleError(f"toy: asked to fail at step {step} (fail='raise')")
+            if config.fail == "oom" and step == config.fail_at:
+                import torch
+
+                raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB (toy, step {step})")
             loss = 1.0 / step if not (config.fail == "nan" and step >= config.fail_at) else math.nan
             if not math.isfinite(loss):
                 raise FloatingPointError(f"toy: loss became nan at step {step}; lower lr")

@@ -259,6 +259,7 @@ class Amp:
         self.grad_clip = grad_clip
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
         self.scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+        self._stepped = False  # an optimiser stepped since the scale was last updated
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes: ``torch.autocast`` when amp is on, else a no-op."""
@@ -267,7 +268,14 @@ class Amp:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
-        """``loss.backward()``, scaled when fp16."""
+        """``loss.backward()``, scaled when fp16.
+
+        A backward pass after an optimiser step (spec_gan's ``d_steps`` critic updates, the generator's after the
+        critic's) first updates the loss scale: a ``GradScaler`` steps each optimiser at most once per update,
+        and the gradients of this loss are then scaled and unscaled by the same factor.
+        """
+        if self._stepped:
+            self.update()
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -279,13 +287,15 @@ class Amp:
             nn.utils.clip_grad_norm_(params, self.grad_clip)
         if self.scaler is not None:
             self.scaler.step(optimizer)
+            self._stepped = True
         else:
             optimizer.step()
 
     def update(self) -> None:
-        """End of a training step (the loop calls it): updates the fp16 loss scale."""
-        if self.scaler is not None:
+        """End of a training step (the loop calls it): updates the fp16 loss scale after the step's optimiser steps."""
+        if self.scaler is not None and self._stepped:
             self.scaler.update()
+            self._stepped = False
 
 
 def resolve_amp(requested: str, method_auto: str, device_type: str, cpu_flags: frozenset[str] | set[str],

@@ -134,9 +134,14 @@ class WaveVAENet(nn.Module):
 def vae_losses(
     x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(recon_mse, kl)``: waveform MSE per sample, and KL(q(z|x) ‖ N(0, I)) in nats per clip (batch mean)."""
+    """``(recon_mse, kl)``: waveform MSE per sample, and KL(q(z|x) ‖ N(0, I)) in nats per clip (batch mean).
+
+    Both in float32 whatever the inputs' precision: under fp16 autocast ``exp(logvar)`` overflows above
+    ``log σ² ≈ 11`` (fp16's largest value is 65504), well inside the encoder's clamp.
+    """
     mse = nn.functional.mse_loss(recon.float(), x.float())
-    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).float().sum(dim=1).mean()
+    mu, logvar = mu.float(), logvar.float()
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(dim=1).mean()
     return mse, kl
 
 

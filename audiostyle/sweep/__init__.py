@@ -16,6 +16,9 @@ A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its 
 ``_search``    searchers (Optuna TPE / NSGA-II / random; failed trials are failed for Optuna)
 ``_schedule``  schedulers (ASHA, Pareto ASHA, PBT on the continuous fields)
 ``_trial``     the trainable: one trial of a method on a Ray worker
+``_gpu``       a trial's device and GPU memory cap; GPU failures that are the platform's
+``_shared``    on a cluster, refuse a local store or storage the trial nodes do not share
+``_wait``      the warning when trials wait long for resources
 ``_callback``  the store callback: every ended trial's row and history
 ``_monitor``   dashboard names and metrics, the console table
 ``_console``   the quiet console: one line per ended trial, Ray's detail with ``-v``

@@ -112,7 +112,7 @@ class StoreCallback(tune.Callback):
         self._write(trial, status_of(result), result.get(ERROR) or None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = trial.get_error()
+        error = ray_error(trial)
         self._write(trial, FAILED, f"Ray: {error}" if error else "Ray: the trial's worker failed")
 
     # -- the row -------------------------------------------------------------------------------
@@ -187,6 +187,18 @@ class StoreCallback(tune.Callback):
         self.store.write_trial(row, history)
         self.trials.pop(trial.trial_id, None)  # driver memory stays flat however many trials end
         log.info("stored trial %s (%s)%s", trial.trial_id, status, f": {error}" if error else "")
+
+
+def ray_error(trial: Any) -> str | None:
+    """Ray's text of the trial's last failure: from the driver's own error file (written as the failure is handled),
+    else from the trial's storage (``trial.get_error()``, which sees the file only once Ray has synced it there)."""
+    local = Path(trial.error_file) if trial.error_file else None
+    text = local.read_text() if local is not None and local.is_file() else trial.get_error()
+    if not text:
+        return None
+    if "Failure # " in text:  # "Failure # <n> (occurred at <time>)\n<error>" for each failure: the last one
+        text = text.rsplit("Failure # ", 1)[1].split("\n", 1)[-1]
+    return text.strip()
 
 
 def _first(uris: Mapping[str, str], suffix: str) -> str | None:

@@ -37,8 +37,9 @@ class Settings:
     (default), a dataset path or ``s3://`` URL, or an ``AudioDataset``. ``samples``: trials (16). ``steps``: step
     budget per trial (the config's ``steps``; must agree with ``overrides``). ``grace_steps``: ASHA's first rung /
     PBT's perturbation interval (a quarter of the budget). ``max_concurrent``: trials at once (what the cluster
-    holds). ``cpus_per_trial`` (1), ``gpus_per_trial`` (0; 0.25 lets four trials share a GPU). ``search``:
-    ``"tpe"``, ``"nsga2"`` or ``"random"`` (TPE; NSGA-II with several objectives). ``population``: NSGA-II's (a
+    holds). ``cpus_per_trial`` (1), ``gpus_per_trial`` (0 to 1; 0.25 lets four trials share a GPU, each capped at a
+    quarter of its memory). ``search``: ``"tpe"``, ``"nsga2"`` or ``"random"`` (TPE; NSGA-II with several
+    objectives). ``population``: NSGA-II's (a
     quarter of the trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
     ``objectives``: e.g. ``[("melody", "max"), ("timbre_dist", "min")]`` or ``"metric[:mode]"`` strings for a
     Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA with several
@@ -188,6 +189,18 @@ def _data_label(data: str | AudioDataset | None) -> str:
     return data or "demo"
 
 
+def check_gpu_share(gpus_per_trial: float) -> None:
+    """Refuse a GPU share a trial cannot use: negative, or more than one GPU (a trial trains on one device)."""
+    if gpus_per_trial < 0:
+        raise AudiostyleError(f"gpus_per_trial={gpus_per_trial}: a GPU share cannot be negative; use 0 (CPU) to 1.")
+    if gpus_per_trial > 1:
+        raise AudiostyleError(
+            f"gpus_per_trial={gpus_per_trial}: a trial trains on one GPU (no method splits its training over "
+            "several devices), so the others would sit idle. Use --gpus-per-trial 1 (or a share such as 0.25) "
+            "and let more trials run side by side."
+        )
+
+
 def new_plan(method: str, settings: Settings, store: str, name: str | None = None) -> Plan:
     """A new sweep's plan: the settings checked, defaults filled in (see :func:`audiostyle.sweep.run`)."""
     m = methods.get(method)
@@ -204,6 +217,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
         raise AudiostyleError(f"{method}: its config has no 'steps' budget, so {scheduler} cannot schedule: use scheduler='none'.")
     if samples < 1:
         raise AudiostyleError(f"samples={samples}: a sweep needs at least one trial.")
+    check_gpu_share(settings.gpus_per_trial or 0.0)
     space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
     if not space:
         raise AudiostyleError(f"{method}: nothing left to search (every field of the space is fixed by overrides).")

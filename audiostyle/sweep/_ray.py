@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,18 @@ def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, 
                 "or submit to a GPU cluster (ray submit cluster/gpu.yaml sweeps/<method>.py -- ...)."
             )
         log.warning("no GPU in the Ray cluster yet: trials wait until the autoscaler adds GPU nodes")
-    by_cpu = int(resources.get("CPU", 0) // cpus_per_trial) if cpus_per_trial and resources.get("CPU") else samples
-    by_gpu = int(resources.get("GPU", 0) // gpus_per_trial) if gpus_per_trial and resources.get("GPU") else samples
+    by_cpu = trials_fitting(resources["CPU"], cpus_per_trial) if cpus_per_trial and resources.get("CPU") else samples
+    by_gpu = trials_fitting(resources["GPU"], gpus_per_trial) if gpus_per_trial and resources.get("GPU") else samples
     return max(1, min(by_cpu, by_gpu, samples))
+
+
+SHARE_TOLERANCE = 1e-9
+"""Relative slack when dividing resources by a share: ``1 / 0.1`` is 9.999… in floating point, yet ten trials fit."""
+
+
+def trials_fitting(total: float, share: float) -> int:
+    """How many trials asking ``share > 0`` of a resource fit in ``total`` of it.
+
+    ``trials_fitting(1, 0.1) == 10`` although ``1 // 0.1 == 9.0``.
+    """
+    return math.floor(total / share * (1 + SHARE_TOLERANCE))

@@ -2,7 +2,8 @@
 
 1. :func:`_plan_of`: the plan from the caller's settings, or (``resume``) the stored plan read back.
 2. :func:`~audiostyle.sweep._ray.connect`: join a running cluster (``RAY_ADDRESS``, or the cluster ``ray start``
-   left on this machine, as under ``ray submit``) or start a local Ray; size the concurrency to it.
+   left on this machine, as under ``ray submit``) or start a local Ray; size the concurrency to it; on a
+   cluster, refuse a local store or storage its trial nodes do not share (:mod:`._shared`).
 3. :func:`_prepare`: the dataset loaded and ``method.prepare`` run ONCE in the driver, through the feature cache.
 4. :func:`_trainable`: the trial function with the prepared data (shared through Ray's object store) and its
    resources.
@@ -38,6 +39,8 @@ from audiostyle.sweep._plan import Plan, Settings, new_plan, resumed_plan
 from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
 from audiostyle.sweep._ray import connect, fit_concurrency, storage
 from audiostyle.sweep._result import SweepResult
+from audiostyle.sweep._shared import check_shared
+from audiostyle.sweep._wait import RESOURCE_WAIT_WARN_S
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def run(
     cache_dir: str | None = None,
     dashboard: bool = True,
     verbose: int = 1,
+    wait_warning_s: float = RESOURCE_WAIT_WARN_S,
     **settings: Any,
 ) -> SweepResult:
     """Run (or resume) a hyperparameter sweep of ``method`` and store every trial.
@@ -83,6 +87,8 @@ def run(
     verbose : int
         0: one line per ended trial, Ray's INFO lines off (:mod:`._console`); 1: Ray Tune's live table and
         Ray's INFO lines too.
+    wait_warning_s : float
+        Warn (once) when a trial has waited this many seconds for the resources it asks for (:mod:`._wait`).
     **settings
         What to sweep: the fields of :class:`~audiostyle.sweep._plan.Settings` (``space``, ``overrides``, ``data``,
         ``samples``, ``steps``, ``objectives``, ``scheduler``, ...); unset ones take their defaults.
@@ -102,9 +108,10 @@ def run(
     if plan.max_concurrent is None:
         plan = dataclasses.replace(plan, max_concurrent=fit_concurrency(
             plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode))
+    check_shared([("--store", plan.store), ("--storage", plan.storage)], mode)
     prepared = _prepare(plan, asked, cache_dir)
     trainable = _trainable(plan, prepared)
-    tuner = _restored_tuner(plan, trainable) if resume else _new_tuner(plan, trainable, verbose)
+    tuner = _restored_tuner(plan, trainable) if resume else _new_tuner(plan, trainable, verbose, wait_warning_s)
     started = time.perf_counter()
     tuner.fit()
     log.info("sweep %s ran in %.1f s", plan.sweep_id, time.perf_counter() - started)
@@ -147,12 +154,13 @@ def _trainable(plan: Plan, prepared: Prepared) -> Any:
 
     objectives = [plan.headline.metric, *(o.metric for o in plan.objectives)]
     spec = TrialSpec(method=methods.get(plan.method), sweep_id=plan.sweep_id, store_root=plan.store,
-                     overrides=plan.overrides, tracked=tuple(dict.fromkeys(objectives)), seed=plan.seed)
+                     overrides=plan.overrides, tracked=tuple(dict.fromkeys(objectives)), seed=plan.seed,
+                     gpus_per_trial=plan.gpus_per_trial)
     return tune.with_resources(tune.with_parameters(run_trial, data=prepared.data, spec=spec),
                                {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
 
 
-def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
+def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) -> Any:
     """Step 5 of a new sweep: the manifest written, then the Tuner with searcher, scheduler and callbacks."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -162,6 +170,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
     from audiostyle.sweep._monitor import monitor_callback, progress_reporter, trial_name_creator
     from audiostyle.sweep._schedule import make_scheduler
     from audiostyle.sweep._search import make_searcher, to_tune
+    from audiostyle.sweep._wait import ResourceWaitCallback
 
     Store(plan.store).write_sweep(plan.to_manifest())
     storage_path, storage_fs = storage(plan.storage)
@@ -172,6 +181,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int) -> Any:
         CSVLoggerCallback(),
         monitor_callback(plan.sweep_id, plan.method, plan.headline),
         ProgressCallback(plan.headline, plan.samples, status_of),
+        ResourceWaitCallback(plan.cpus_per_trial, plan.gpus_per_trial, wait_warning_s),
     ]
     return tune.Tuner(
         trainable,

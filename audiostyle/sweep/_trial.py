@@ -7,12 +7,13 @@ proposed, picks its device, restores from Tune's checkpoint when there is one, a
 marked ``trial.final`` holding the method's final metrics, its status and error.
 
 Failures are told apart on purpose: anything the *method* raises (a NaN loss as ``FloatingPointError``,
-an :class:`~audiostyle.errors.AudiostyleError` for a bad config, CUDA out of memory, a bug) is
-deterministic, so the trial ends normally with status ``failed`` and its reason, and Ray never retries
-it; its final result carries NaN objectives, and the searcher records it as failed. Failures of the
-*platform* (a checkpoint that cannot be persisted, a lost node, a killed worker) raise
-:class:`~audiostyle.errors.PlatformError` to Ray, whose ``FailureConfig(max_failures=...)`` retries the
-trial from its last checkpoint.
+an :class:`~audiostyle.errors.AudiostyleError` for a bad config, a bug) is deterministic, so the trial ends
+normally with status ``failed`` and its reason, and Ray never retries it; its final result carries NaN
+objectives, and the searcher records it as failed. Failures of the *platform* (a checkpoint that cannot be
+persisted, a lost node, a killed worker, a GPU share torch cannot use, CUDA out of memory or a CUDA error:
+:mod:`audiostyle.sweep._gpu`) raise :class:`~audiostyle.errors.PlatformError` to Ray, whose
+``FailureConfig(max_failures=...)`` retries the trial from its last checkpoint in a new worker process (Ray
+never reuses the actor of a failed trial); the searcher learns only that the trial failed, never a score.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.objectives import FAILED, FINISHED
 from audiostyle.store import Store
+from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, RESTORED_FROM, STATUS,
                                     STEP, TRIAL_FILE, tracked)
 
@@ -54,6 +56,9 @@ class TrialSpec:
         Metrics carried forward as ``tracked.<metric>`` (objectives and the scheduler's metric).
     seed : int
         The sweep's seed, passed to every trial's :class:`TrialContext`.
+    gpus_per_trial : float
+        The trial's GPU share; a fraction also caps its share of the GPU's memory
+        (:func:`audiostyle.sweep._gpu.cap_memory`).
     """
 
     method: Method
@@ -62,22 +67,7 @@ class TrialSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     tracked: tuple[str, ...] = ()
     seed: int = 0
-
-
-def pick_device() -> str:
-    """``cuda:0`` when Ray gave this trial a GPU and CUDA works, else ``cpu``.
-
-    Ray sets ``CUDA_VISIBLE_DEVICES`` to the trial's own GPUs (several trials may share one with
-    ``gpus_per_trial < 1``), so the first visible device is the trial's; a trial without a GPU share
-    runs on the CPU even on a GPU node.
-    """
-    import ray
-
-    if not ray.get_gpu_ids():
-        return "cpu"
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    gpus_per_trial: float = 0.0
 
 
 class ArtifactSync:
@@ -122,7 +112,8 @@ def _restore(checkpoint: Any) -> _Resumed:
 
     with checkpoint.as_directory() as folder:
         meta = json.loads((Path(folder) / TRIAL_FILE).read_text())
-        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        # tensors, numbers, strings and containers only (audiostyle.methods.trained.capture_state): no pickled code
+        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     log.info("trial resumes from the checkpoint of trial %s at step %d", meta.get("trial_id"), meta["step"])
     return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"))
 
@@ -190,6 +181,9 @@ def _train(spec: TrialSpec, config: Mapping[str, Any], data: Any, ctx: TrialCont
     except PlatformError:
         raise
     except Exception as exc:  # noqa: BLE001 - the method's own failure: recorded, never retried
+        if is_gpu_platform_failure(exc):  # a co-tenant's memory or a poisoned CUDA context, not the config
+            raise PlatformError(f"GPU failure (not the method's; Ray retries the trial in a new worker): "
+                                f"{_error_text(exc)}") from exc
         log.warning("trial %s failed after %.1f s: %s", trial_id, time.perf_counter() - started, _error_text(exc))
         return {}, _error_text(exc)
 
@@ -210,6 +204,7 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
     assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
     trial_id = tune.get_context().get_trial_id()
     device = pick_device()
+    cap_memory(device, spec.gpus_per_trial)
     resumed = _restore(tune.get_checkpoint())
     workdir = Path(tempfile.mkdtemp(prefix=f"audiostyle-{trial_id}-"))
     try:

@@ -1,0 +1,63 @@
+"""Say so when trials have waited long for resources, instead of a sweep that waits silently.
+
+A trial stays PENDING while no node has the CPUs and GPUs it asks for. On an autoscaling cluster that is
+normal for a minute or two while a worker boots; much longer means the autoscaler cannot launch one (on AWS
+most often a head role without ``iam:PassRole`` on the workers' role, see ``cluster/README.md``), or the
+trials ask for more than any node type has.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ray import tune
+
+log = logging.getLogger(__name__)
+
+RESOURCE_WAIT_WARN_S = 60.0
+"""A trial pending this long (seconds) for resources makes the sweep warn, once."""
+
+
+class ResourceWaitCallback(tune.Callback):
+    """Warn once when a trial has been PENDING for more than ``warn_after_s`` seconds.
+
+    Parameters
+    ----------
+    cpus_per_trial, gpus_per_trial : float
+        What each trial asks for (named in the warning).
+    warn_after_s : float
+        Seconds a trial may wait before the warning (:data:`RESOURCE_WAIT_WARN_S`).
+    """
+
+    def __init__(self, cpus_per_trial: float, gpus_per_trial: float, warn_after_s: float = RESOURCE_WAIT_WARN_S) -> None:
+        self.asked = f"{cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU"
+        self.warn_after_s = warn_after_s
+        self.pending_since: dict[str, float] = {}
+        self.warned = False
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.warned:
+            return
+        now = time.monotonic()
+        pending = {t.trial_id for t in trials if t.status == "PENDING"}
+        self.pending_since = {k: self.pending_since.get(k, now) for k in pending}
+        waited = max((now - since for since in self.pending_since.values()), default=0.0)
+        if waited > self.warn_after_s:
+            self.warned = True
+            log.warning(waiting_message(len(pending), waited, self.asked))
+
+
+def waiting_message(pending: int, waited_s: float, asked: str) -> str:
+    """The warning: how many trials wait, for how long, for what, what the cluster has, and where to look."""
+    import ray
+
+    have = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    return (
+        f"{pending} trial(s) have waited {waited_s:.0f} s for resources (each asks {asked}; the cluster has "
+        f"{have or 'nothing'}). On an autoscaling cluster the autoscaler is not adding a node that fits: see its log "
+        "(ray exec cluster/gpu.yaml 'tail -n 100 /tmp/ray/session_latest/logs/monitor.*'); on AWS the head's role "
+        "must be allowed iam:PassRole on the workers' role (policy in cluster/README.md). Otherwise ask for less "
+        "(--gpus-per-trial, --cpus-per-trial)."
+    )
