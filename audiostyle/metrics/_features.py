@@ -52,6 +52,10 @@ class ClipFeatures:
     flatness_db : np.ndarray
         Spectral flatness (geometric over arithmetic mean of the power spectrum) in dB, ``(frames,)``: 0 for white
         noise, very negative for harmonic tones.
+    contrast_db : np.ndarray
+        Spectral contrast (``librosa.feature.spectral_contrast``: peak minus valley level in six octave bands from
+        200 Hz and the rest), dB, ``(7, frames)``: how far partials stand above the floor between them, which a
+        noise floor (hiss, a bow's or a breath's noise) fills in.
     active : np.ndarray
         Boolean ``(frames,)``: frames within :data:`TOP_DB` of the loudest one and above the floor (all frames of a
         silent clip, so that statistics stay defined).
@@ -68,6 +72,7 @@ class ClipFeatures:
     onset: np.ndarray
     energy_db: np.ndarray
     flatness_db: np.ndarray
+    contrast_db: np.ndarray
     active: np.ndarray
     silent: bool
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -130,11 +135,12 @@ def clip_features(audio: np.ndarray, sr: int) -> ClipFeatures:
     energy_db = _db(power.sum(axis=0))
     floor = 10 ** (POWER_FLOOR_DB / 10)
     flatness_db = _db(np.exp(np.log(power + floor).mean(axis=0)) / (power.mean(axis=0) + floor))
+    contrast = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=METRIC_SR, n_fft=N_FFT, hop_length=HOP)
     active = (energy_db >= energy_db.max() - TOP_DB) & (energy_db > POWER_FLOOR_DB + 1e-3)
     silent = int(active.sum()) == 0
     if active.sum() < 2:
         active = np.ones_like(active)
-    return ClipFeatures(y, logmel, mfcc, chroma_fb @ power, onset, energy_db, flatness_db, active, silent)
+    return ClipFeatures(y, logmel, mfcc, chroma_fb @ power, onset, energy_db, flatness_db, contrast, active, silent)
 
 
 Audio = Union[np.ndarray, ClipFeatures]

@@ -75,7 +75,7 @@ class Reference:
         return self.domains.index(domain)
 
     def predict_proba(self, stats: np.ndarray) -> np.ndarray:
-        """Domain probabilities for timbre statistics ``(n, 61)``: ``(n, n_domains)``, rows summing to <= 1."""
+        """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""
         t = self.timbre
         return domain_probabilities(t.discriminant_distances(stats), t.full_distances(stats), t.spread,
                                     acceptance_radius(t.domain_rms, t.domain_std))

@@ -29,7 +29,7 @@ import numpy as np
 from audiostyle.metrics._features import ClipFeatures
 
 STYLE_SHRINKAGE = 0.5
-"""Weight of the diagonal in the shrunk within-domain covariance (few clips estimate a 72 × 72 covariance)."""
+"""Weight of the diagonal in the shrunk within-domain covariance (few clips estimate an 86 × 86 covariance)."""
 CV_FOLDS = 4
 """Folds (of melodies, or clips on unpaired data) that estimate the unseen-clip spread."""
 LEVEL_BANDS = 8
@@ -46,7 +46,8 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
     mean and std of the spectral flatness (dB) and its 10th, 50th and 90th percentiles (how noise-like the sound
     is, at its most tonal and its noisiest); the std of the frame level (dB) and its mean absolute frame-to-frame
     change (dB); and in each of :data:`LEVEL_BANDS` groups of mel bands the range (dB) between the 95th and 10th
-    percentile of the band's level (how far each band decays between notes: a noise floor fills it in).
+    percentile of the band's level (how far each band decays between notes: a noise floor fills it in); mean and
+    std of the spectral contrast in its seven bands (how far partials stand above the floor between them).
 
     Parameters
     ----------
@@ -55,7 +56,7 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        float64 ``(72,)``.
+        float64 ``(86,)``.
     """
     act = f.active
     frames = f.mfcc[1:]
@@ -71,13 +72,14 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
         frames[:, act].mean(axis=1), frames[:, act].std(axis=1), delta[:, both].std(axis=1),
         [flat.mean(), flat.std(), *np.percentile(flat, [10, 50, 90]), energy[act].std(), d_energy[both].mean()],
         np.percentile(bands, 95, axis=1) - np.percentile(bands, 10, axis=1),
+        f.contrast_db[:, act].mean(axis=1), f.contrast_db[:, act].std(axis=1),
     )
     return np.concatenate(parts).astype(np.float64)
 
 
 @dataclass
 class TimbreSpace:
-    """The fitted timbre model (numpy only, picklable); ``d`` = 72 statistics.
+    """The fitted timbre model (numpy only, picklable); ``d`` = 86 statistics.
 
     Attributes
     ----------
