@@ -305,3 +305,17 @@ def test_pbt_mutates_only_continuous_fields() -> None:
     mutable = mutable_space(space)
     assert set(mutable) == {"lambda_adv", "lambda_fwd", "lambda_bwd", "lambda_id", "lr"}
     assert set(pbt_mutations(space)) == set(mutable)  # n_blocks, ngf, d_layers, pool_size, ... stay per trial
+
+
+def test_prepared_data_is_recomputed_when_any_metrics_module_changes(monkeypatch):
+    from audiostyle.sweep import _prepare
+
+    method = methods.get("shallow_cnn")
+    before = _prepare._code_version(method)
+    real = Path.read_bytes
+
+    def edited(path: Path) -> bytes:  # as if the timbre model (a private module of the package) had been edited
+        return real(path) + (b"# edited" if path.name == "_timbre.py" else b"")
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert _prepare._code_version(method) != before

@@ -21,10 +21,10 @@ from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_sta
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 4
+REFERENCE_VERSION = 5
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
-ignored. 4: two-view timbre model with band level ranges, per-domain acceptance radii from the unseen-clip
-distances."""
+ignored. 5: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii from
+the unseen-clip distances."""
 TRAIN_SPLIT = "train"
 """The only split references, classifiers and statistics are fitted on."""
 MEMO_SIZE = 4

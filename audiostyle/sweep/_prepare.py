@@ -63,12 +63,14 @@ def dataset_fingerprint(dataset: AudioDataset) -> str:
 
 
 def _code_version(method: Method) -> str:
-    """Hash of the source files a method's ``prepare`` depends on (its module, audio, metrics)."""
+    """Hash of the source files a method's ``prepare`` depends on (its module, audio, every file of metrics)."""
     from audiostyle import audio, metrics
 
     digest = hashlib.sha256()
-    for module in (sys.modules[type(method).__module__], audio, metrics):
-        digest.update(Path(inspect.getsourcefile(module)).read_bytes())
+    files = [Path(inspect.getsourcefile(m)) for m in (sys.modules[type(method).__module__], audio)]
+    files += sorted(Path(inspect.getsourcefile(metrics)).parent.glob("*.py"))  # a package: all its private modules
+    for path in files:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
