@@ -112,7 +112,7 @@ def _reference_model_class():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_step_has_the_reference_losses_and_gradients(method, channels_last):
-    """One ``train_step`` from the reference's weights gives its six losses and every network's gradient."""
+    """One ``train_step`` from the reference's weights gives its eight losses and every network's gradient."""
     torch.manual_seed(0)
     ref = _reference_model_class()(ngf=8, n_blocks=1, device=torch.device("cpu"))  # ndf 64, 3 layers, pool 50
     config = method.make_config({"ngf": 8, "ndf": 64, "n_blocks": 1, "n_down": 2, "d_layers": 3, "n_fft": 63,
