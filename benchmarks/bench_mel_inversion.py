@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_mel_inversion.py                 # 8 clips, 3 repeats, 32 Griffin-Lim iterations
     python benchmarks/bench_mel_inversion.py --quick         # 4 clips, 2 repeats, segnet's setting only
     python benchmarks/bench_mel_inversion.py --device cuda   # ours on the GPU (librosa stays on the CPU)
+    python benchmarks/bench_mel_inversion.py --settings spec_gan --out /tmp/mel.md   # one setting
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats per variant (median)")
     p.add_argument("--iters", type=int, default=32, help="Griffin-Lim iterations (both)")
     p.add_argument("--device", default="cpu", help="where ours runs: cpu or cuda")
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=None,
+                   help="settings to run (default: all; --quick: segnet)")
     p.add_argument("--nnls-iters", type=int, default=None, help="ours' NNLS iterations (default MEL_NNLS_ITERS)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mel_inversion.md")
     args = p.parse_args(argv)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
              "quality ratio (SC) | librosa NNLS residual | ours NNLS residual |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
-    for name in (["segnet"] if args.quick else list(SETTINGS)):
+    for name in args.settings or (["segnet"] if args.quick else list(SETTINGS)):
         lines.append(run(name, args))
         print(lines[-1], flush=True)
     lines.append(f"\nLoad at the end: {machine.describe(args.device).split('load average ')[1]}.")

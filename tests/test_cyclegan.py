@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from audiostyle import methods, metrics
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
 from audiostyle.methods.cyclegan import CycleGAN, denormalise, normalise
-from audiostyle.methods.trained import AMP_METRIC
+from audiostyle.methods.trained import AMP_METRIC, Amp
 
 TINY = dict(
     ngf=8, ndf=8, n_blocks=1, n_down=2, d_layers=2, n_fft=127, hop_length=64, patch_frames=64, sr=22050,
@@ -97,6 +99,52 @@ def test_checkpoint_restored_mid_training_continues_bit_identically(method, conf
         assert torch.equal(tensor, resumed.states[30]["modules"]["G_xy"][name]), name
     pools = [r.states[30]["stateful"]["pool_y"]["images"] for r in (run, resumed)]
     assert torch.equal(*pools)
+
+
+def _reference_model_class():
+    """``RefCycleGANModel`` of benchmarks/bench_cyclegan.py (junyanz/pytorch-CycleGAN-and-pix2pix, re-implemented)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cyclegan.py"
+    spec = importlib.util.spec_from_file_location("bench_cyclegan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._reference_classes()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_step_has_the_reference_losses_and_gradients(method, channels_last):
+    """One ``train_step`` from the reference's weights gives its eight losses and every network's gradient."""
+    torch.manual_seed(0)
+    ref = _reference_model_class()(ngf=8, n_blocks=1, device=torch.device("cpu"))  # ndf 64, 3 layers, pool 50
+    config = method.make_config({"ngf": 8, "ndf": 64, "n_blocks": 1, "n_down": 2, "d_layers": 3, "n_fft": 63,
+                                 "hop_length": 16, "patch_frames": 32, "lambda_id": 4.0, "amp": "none",
+                                 "channels_last": channels_last})
+    parts = method.build(config, None, torch.device("cpu"))
+    parts.config = config
+    pairs = {"G_xy": ref.netG_A, "G_yx": ref.netG_B, "D_y": ref.netD_A, "D_x": ref.netD_B}
+    with torch.no_grad():
+        for name, theirs in pairs.items():
+            for ours, p in zip(parts.modules[name].parameters(), theirs.parameters(), strict=True):
+                ours.copy_(p)
+    x, y = (torch.rand(2, 1, 32, 32) * 2 - 1 for _ in range(2))
+    losses = method.train_step(parts, (x, y), 1, Amp("none", torch.device("cpu")))
+
+    ref.set_input(x, y)
+    ref.forward()
+    ref.set_requires_grad([ref.netD_A, ref.netD_B], False)
+    ref.backward_G()
+    ref.set_requires_grad([ref.netD_A, ref.netD_B], True)
+    ref.backward_D_A()
+    ref.backward_D_B()
+    expected = {"g_adv_xy": ref.loss_G_A, "g_adv_yx": ref.loss_G_B, "cycle_fwd": ref.loss_cycle_A / 10,
+                "cycle_bwd": ref.loss_cycle_B / 10, "idt_y": ref.loss_idt_A / 4, "idt_x": ref.loss_idt_B / 4,
+                "d_y": ref.loss_D_A, "d_x": ref.loss_D_B}
+    for name, value in expected.items():
+        torch.testing.assert_close(losses[name], value.detach(), rtol=1e-5, atol=1e-7, msg=name)
+    for name, theirs in pairs.items():
+        # biases ahead of an instance norm get gradients of rounding size (the norm removes them): atol per network
+        scale = max(float(p.grad.abs().max()) for p in theirs.parameters())
+        for (pname, ours), p in zip(parts.modules[name].named_parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(ours.grad, p.grad, rtol=1e-4, atol=1e-5 * scale, msg=f"{name}.{pname}")
 
 
 def test_cpu_bf16_trains_without_overflow_on_silent_patches(method, data):
