@@ -31,7 +31,6 @@ import numpy as np  # noqa: E402
 from audiostyle import methods, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
-from audiostyle.space import Choice  # noqa: E402
 from audiostyle.sweep._prepare import load_data, prepare_data  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
@@ -53,7 +52,7 @@ def bench_search(work: Path, quick: bool) -> str:
     common = dict(data="demo", smoke=True, dashboard=False, verbose=0, cache_dir=str(work / "cache"), steps=steps)
     t0 = time.perf_counter()
     grid = sweep.run(
-        "shallow_cnn", space={"filters": Choice(filters), "width": Choice(widths)}, overrides=fixed,
+        "shallow_cnn", space={"filters": sweep.Choice(filters), "width": sweep.Choice(widths)}, overrides=fixed,
         store=str(work / "grid"), samples=len(filters) * len(widths), search="random", scheduler="none",
         points=[{"filters": f, "width": w} for f in filters for w in widths], **common,
     )
@@ -62,7 +61,7 @@ def bench_search(work: Path, quick: bool) -> str:
     samples = max(2, len(filters) * len(widths) // 4)  # ASHA stops most early: ≈ 15 % of the grid's trial-steps
     t0 = time.perf_counter()
     tuned = sweep.run(
-        "shallow_cnn", space={"filters": Choice(filters), "width": Choice(widths), "alpha": sweep_alpha()},
+        "shallow_cnn", space={"filters": sweep.Choice(filters), "width": sweep.Choice(widths), "alpha": sweep_alpha()},
         overrides={k: v for k, v in fixed.items() if k != "alpha"}, store=str(work / "optuna"), samples=samples,
         search="tpe", scheduler="asha", **common,
     )
@@ -80,9 +79,7 @@ def bench_search(work: Path, quick: bool) -> str:
 
 
 def sweep_alpha():
-    from audiostyle.space import Float
-
-    return Float(1e-3, 1e-1, log=True)
+    return sweep.Float(1e-3, 1e-1, log=True)
 
 
 def bench_overhead(work: Path, quick: bool) -> str:

@@ -14,8 +14,8 @@ import pytest
 from audiostyle import analysis, methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import PARETO, Objective, parse_objectives
-from audiostyle.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
+from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective, parse_objectives
+from audiostyle.methods.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
 from audiostyle.sweep._cli import load_config_file, parse_overrides, split_config
 from audiostyle.sweep._prepare import load_data, prepare_data
 from audiostyle.sweep._search import to_tune

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from audiostyle import methods, sweep
 from audiostyle.data.synth import demo_dataset
-from audiostyle.space import Choice
+from audiostyle.methods.space import Choice
 from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 from audiostyle.sweep._study import journal_storage
@@ -176,7 +176,7 @@ def test_pbt_sweep_runs_and_stores_every_trial(tmp_path: Path, ray_session: None
 
 
 def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_lr(tmp_path: Path, ray_session: None) -> None:
-    from audiostyle.space import Float, Int
+    from audiostyle.methods.space import Float, Int
     from tests.fixtures.stores import sweep_script
 
     smoke = sweep_script("wave_vae").BUDGET.smoke_overrides

@@ -21,8 +21,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Method, Objective, TrialContext
-from audiostyle.space import Choice, Float, Int
+from audiostyle.methods.base import Method, TrialContext
+from audiostyle.methods.space import Choice, Float, Int
+from audiostyle.metrics import Objective
 
 
 @dataclass
