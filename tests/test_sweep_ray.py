@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import ray
 import soundfile as sf
 
 from audiostyle import methods, sweep
@@ -26,7 +27,7 @@ from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 from audiostyle.sweep._study import journal_storage
 from tests.fixtures.stores import SCRIPTS, smoke_sweep
-from tests.toy_method import ToyConfig, quality
+from tests.toy_method import ROOM_NAMESPACE, Room, ToyConfig, quality
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -75,11 +76,19 @@ def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subproce
                                 stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_store_rows_equal_what_trials_reported(
+def room(name: str):
+    """A :class:`~tests.toy_method.Room` actor that toy trials given ``meet=name`` train inside."""
+    return ray.remote(Room).options(name=name, namespace=ROOM_NAMESPACE).remote()
+
+
+def test_store_rows_equal_what_trials_reported_and_trials_overlap(
     tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a relative store path means the driver's folder, not the trial's
-    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15}, store="store")
+    meeting = room("overlap")
+    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15, "meet": "overlap"}, store="store")
+    # max_concurrent=2 trials really ran at the same time: two were inside the room at once
+    assert ray.get(meeting.most_inside.remote()) == 2
     trials = result.trials
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"finished", "stopped"} and (trials["status"] == "finished").any()
@@ -116,10 +125,16 @@ def test_store_rows_equal_what_trials_reported(
         else:  # stopped by ASHA at its first rung: its metrics are the latest it reported
             assert row["steps"] < 8 and row["metric.transfer_score"] == pytest.approx(reports[-1]["metrics"]["transfer_score"])
 
-
     manifest = store.sweeps("toy")[0]
     assert manifest["sweep_id"] == result.sweep_id and manifest["objectives"] == [{"metric": "transfer_score", "mode": "max"}]
     assert "transfer_score" in result.summary()
+
+
+def test_trials_one_at_a_time_never_meet(tmp_path: Path, ray_session: None) -> None:
+    """The overlap check above can fail: with max_concurrent=1 no trial is ever inside the room with another."""
+    meeting = room("alone")
+    result = toy_sweep(tmp_path, samples=2, max_concurrent=1, overrides={"meet": "alone", "meet_s": 1.0})
+    assert len(result.trials) == 2 and ray.get(meeting.most_inside.remote()) == 1
 
 
 def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(tmp_path: Path, ray_session: None) -> None:
