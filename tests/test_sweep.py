@@ -259,6 +259,29 @@ def test_failed_and_stopped_trials_reach_optuna_as_fail_and_pruned() -> None:
     assert searcher._ot_study.trials[3].intermediate_values == {1: 0.1}
 
 
+def test_a_resumed_searcher_fails_the_trial_the_killed_driver_asked_and_never_ran(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from audiostyle.sweep._keys import FINAL, STATUS, STEP, tracked
+    from audiostyle.sweep._search import RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    store = str(tmp_path / "store")
+    searcher = RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
+                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="killed",
+                                      storage=journal_storage(store))
+    for trial_id in ("done", "running"):
+        assert searcher.suggest(trial_id) is not None
+    searcher.on_trial_complete("done", {STEP: 8, tracked("transfer_score"): 0.9, FINAL: True, STATUS: "finished"})
+    (tmp_path / "experiment").mkdir()
+    searcher.save_to_dir(str(tmp_path / "experiment"))  # Ray Tune's last snapshot of the searcher
+    assert searcher.suggest("asked") is not None  # the driver's last ask, then it was killed
+
+    RestorableOptunaSearch().restore_from_dir(str(tmp_path / "experiment"))  # --resume
+    study = optuna.load_study(study_name="killed", storage=journal_storage(store))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
+
+
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
     from audiostyle.sweep._plan import Settings, new_plan
     from audiostyle.sweep._search import make_searcher, population_size
