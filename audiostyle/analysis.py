@@ -16,8 +16,9 @@ import pandas as pd
 
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import COMMON_OBJECTIVES, USABLE_STATUSES, Objective
-from audiostyle.space import Choice, Dimension, Int, Space, from_description, to_optuna
+from audiostyle.metrics import COMMON_OBJECTIVES, Objective
+from audiostyle.methods.space import Choice, Dimension, Int, Space, from_description, to_optuna
+from audiostyle.store import USABLE_STATUSES
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:

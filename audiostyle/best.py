@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import math
@@ -28,9 +29,9 @@ import yaml
 from audiostyle import analysis, methods
 from audiostyle.cli_help import HelpFormatter
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import USABLE_STATUSES, Objective
-from audiostyle.objectives import objective as objective_of
-from audiostyle.store import Store
+from audiostyle.metrics import Objective
+from audiostyle.metrics import objective as objective_of
+from audiostyle.store import USABLE_STATUSES, Store, plain_value
 
 DEFAULT_STORE = "./results"
 FORMATS = ("table", "json", "yaml")
@@ -149,18 +150,18 @@ def _objective(method: str, trials: pd.DataFrame, metric: str | None, mode: str 
 
 # -- output -------------------------------------------------------------------------------------------
 def _clean(value: Any) -> Any:
-    """JSON/YAML-safe scalars: numpy unwrapped, NaN/NaT → None, timestamps → ISO strings."""
+    """JSON/YAML-safe values: containers walked, scalars as :func:`audiostyle.store.plain_value`, NaN/NaT → None,
+    timestamps → ISO strings."""
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if value is pd.NaT:
         return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
+    value = plain_value(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 def describe(row: pd.Series, method: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from audiostyle.space import Choice, Float, Space
+from audiostyle.methods.space import Choice, Float, Space
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -4,7 +4,8 @@ Every sweep keeps its Optuna study in the store (:mod:`audiostyle.sweep._study`)
 optuna-dashboard: per sweep (a study named by its sweep id) the optimisation history, parallel coordinates,
 hyperparameter importances, the Pareto front of a multi-objective sweep, and per trial its audio (content,
 style, output, true target) with players, and its spectrogram figure. Binds 127.0.0.1 unless ``--host`` says
-otherwise (the dashboard can delete artifacts and write notes: keep it off shared networks).
+otherwise (the dashboard can delete artifacts and write notes: keep it off shared networks). Quiet: one line
+with its address, errors on stderr; ``--verbose`` also logs every HTTP request there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any, Sequence
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from audiostyle.cli_help import HelpFormatter
 from audiostyle.errors import AudiostyleError
@@ -35,6 +37,13 @@ def app(store: str) -> Any:
     return wsgi(journal_storage(store), artifact_store=artifact_store(store))
 
 
+class QuietHandler(WSGIRequestHandler):
+    """The WSGI request handler without its per-request log line (errors still reach stderr)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 def parser() -> argparse.ArgumentParser:
     """The flags of ``python -m audiostyle.dashboard``."""
     p = argparse.ArgumentParser(prog="python -m audiostyle.dashboard", formatter_class=HelpFormatter,
@@ -43,20 +52,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="results", help="store root: a local path or s3://bucket/prefix")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request to stderr")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until interrupted; the exit status (2 on a store without sweeps)."""
-    from wsgiref.simple_server import make_server
-
     args = parser().parse_args(argv)
     try:
         application = app(args.store)
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with make_server(args.host, args.port, application) as server:
+    handler = WSGIRequestHandler if args.verbose else QuietHandler
+    with make_server(args.host, args.port, application, handler_class=handler) as server:
         print(f"optuna-dashboard over {args.store} at http://{args.host}:{server.server_port}/dashboard", flush=True)
         try:
             server.serve_forever()

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from audiostyle import analysis
-from audiostyle.examples import Example, figure, parse_wav_name
-from audiostyle.objectives import COMMON_OBJECTIVES, PARETO, USABLE_STATUSES, Objective
-from audiostyle.space import Choice, Space
-from audiostyle.store import Store
+from audiostyle.methods.examples import Example, figure, parse_wav_name
+from audiostyle.metrics import COMMON_OBJECTIVES, PARETO_OBJECTIVES, Objective
+from audiostyle.methods.space import Choice, Space
+from audiostyle.store import USABLE_STATUSES, Store
 
 
 def _pyplot():
@@ -62,7 +62,7 @@ def read_wav(store: Store, uri: str) -> tuple[np.ndarray, int]:
 
 
 def trial_examples(store: Store, row: Mapping) -> tuple[list[Example], int]:
-    """A trial's examples read back from its wavs (``<stem>_<role>.wav``, :mod:`audiostyle.examples`) with the
+    """A trial's examples read back from its wavs (``<stem>_<role>.wav``, :mod:`audiostyle.methods.examples`) with the
     clip names of its ``artifact.clips``, and their sample rate (0 without any)."""
     clips = json.loads(row["artifact.clips"]) if isinstance(row.get("artifact.clips"), str) else {}
     found: dict[str, Example] = {}
@@ -78,7 +78,7 @@ def trial_examples(store: Store, row: Mapping) -> tuple[list[Example], int]:
 
 
 def fig_spectrograms(store: Store, row: Mapping, title: str = ""):
-    """The trial's figure (:func:`audiostyle.examples.figure`): a row per example, a panel per role."""
+    """The trial's figure (:func:`audiostyle.methods.examples.figure`): a row per example, a panel per role."""
     found, sr = trial_examples(store, row)
     if found:
         return figure(found, sr, title)
@@ -117,8 +117,8 @@ def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = 
 
 def fig_pareto(
     trials: pd.DataFrame,
-    x: Objective = PARETO[0],
-    y: Objective = PARETO[1],
+    x: Objective = PARETO_OBJECTIVES[0],
+    y: Objective = PARETO_OBJECTIVES[1],
 ):
     """Every usable trial on ``x`` against ``y`` by method, with the Pareto front over all methods."""
     plt = _pyplot()

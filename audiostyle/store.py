@@ -48,9 +48,15 @@ import pyarrow.parquet as pq
 
 from audiostyle import fsio
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import STATUSES
 
 log = logging.getLogger(__name__)
+
+FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
+STATUSES = (FINISHED, FAILED, STOPPED)
+"""Trial statuses (the ``status`` column); ``stopped`` = early-stopped by the scheduler."""
+
+USABLE_STATUSES = (FINISHED, STOPPED)
+"""Statuses whose metrics are valid (a stopped trial's are those of its last report)."""
 
 TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "trial_id": pa.string(),
@@ -111,7 +117,7 @@ def _check_name(kind: str, value: Any) -> str:
 
 
 # -- value normalisation --------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A JSON/Arrow-friendly Python value: numpy scalars unwrapped, paths as str, datetimes as UTC."""
     if isinstance(value, np.generic):
         return value.item()
@@ -129,7 +135,7 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    plain = _plain(value)
+    plain = plain_value(value)
     return plain if plain is not value else str(value)
 
 
@@ -143,7 +149,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return _plain(value)
+    return plain_value(value)
 
 
 def _float(value: Any) -> float:
@@ -152,7 +158,7 @@ def _float(value: Any) -> float:
 
 def _config_value(value: Any) -> tuple[Any, pa.DataType]:
     """A config value and its Arrow type: bool, int64, float64, string (JSON for containers)."""
-    value = _plain(value)
+    value = plain_value(value)
     if value is None:  # string: the type every reader can cast to any other when all values are null
         return None, pa.string()
     if isinstance(value, bool):
@@ -211,14 +217,14 @@ def trial_table(row: Mapping[str, Any]) -> pa.Table:
         elif pa.types.is_integer(typ) and value is not None:
             value = int(value)
         elif value is not None:
-            value = str(_plain(value))
+            value = str(plain_value(value))
         columns[name] = pa.array([value], type=typ)
     for name in sorted(k for k in flat if k not in TRIAL_COLUMNS):
         if name.startswith("metric."):
-            columns[name] = pa.array([_float(_plain(flat[name]))], type=pa.float64())
+            columns[name] = pa.array([_float(plain_value(flat[name]))], type=pa.float64())
         elif name.startswith("artifact."):
             value = flat[name]
-            columns[name] = pa.array([None if value is None else str(_plain(value))], type=pa.string())
+            columns[name] = pa.array([None if value is None else str(plain_value(value))], type=pa.string())
         else:
             value, typ = _config_value(flat[name])
             columns[name] = pa.array([value], type=typ)
@@ -249,7 +255,7 @@ def history_table(ids: Mapping[str, str], history: Iterable[Mapping[str, Any]]) 
     }
     for name in metric_names:
         short = name[len("metric.") :]
-        values = [_float(_plain(r.get(name, r.get(short)))) for r in rows]
+        values = [_float(plain_value(r.get(name, r.get(short)))) for r in rows]
         columns[name] = pa.array(values, type=pa.float64())
     return pa.table(columns)
 

@@ -2,18 +2,23 @@
 """Benchmarks of the sweep engine, printed as markdown tables (and written with --out).
 
 1. search   the shallow CNN's hand grid (filters × widths at alpha 0.006, full budget each) against Optuna +
-            ASHA given a quarter of the grid's trials (TARGETS: ≤ 15 % of its trial-steps): the gap in the best transfer_score.
+            ASHA (filters × widths × alpha) with a fraction of the grid's trials, for each searcher setting of
+            SEARCHERS (TARGETS: within 2 % of the grid's best headline with ≤ 15 % of its trial-steps).
 2. overhead a trivial trial (one step) in Ray Tune, through ``sweep.run``, against calling it directly.
 3. cache    the driver's data preparation (load + ``prepare``) of a second sweep against the first.
 4. scale    driver memory (RSS) and time per trial over a sweep of many trivial trials.
 
-``--quick`` shrinks every part (reduced grid, fewer trials) so it runs in a few minutes on 2 cores.
+``--quick`` shrinks every part (reduced grid, fewer trials) so it runs in a few minutes on 2 cores;
+``--grid-cache FILE`` keeps the search grid's result (it does not change between runs) to compare more searcher
+settings without running the grid again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import sys
@@ -28,10 +33,9 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from audiostyle import methods, sweep  # noqa: E402
+from audiostyle import methods, metrics, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
-from audiostyle.space import Choice  # noqa: E402
 from audiostyle.sweep._prepare import load_data, prepare_data  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
@@ -43,46 +47,80 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def bench_search(work: Path, quick: bool) -> str:
-    """Hand grid vs Optuna + ASHA on the shallow CNN demo task."""
-    filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
-    widths = (5, 11, 20) if quick else (5, 10, 15, 20, 25, 30)
-    steps = 12 if quick else 100
-    fixed = {"alpha": 0.006, "pairs": 1, "max_seconds": 3.0, "content_domain": "piano", "style_domain": "violin", "report_every": max(1, steps // 4),
-             "griffin_lim_iters": 32, "report_griffin_lim_iters": 8}
-    common = dict(data="demo", smoke=True, dashboard=False, verbose=0, cache_dir=str(work / "cache"), steps=steps)
+SEARCHERS = (
+    ("TPE + ASHA, the sweep's default grace (a quarter of the budget)", {}),
+    ("TPE + ASHA, grace a fifth of the budget", {"grace": 0.20}),
+    ("TPE + ASHA, grace 0.15 of the budget", {"grace": 0.15}),
+    ("TPE + ASHA, default grace, without the method's best-known first points (diagnostic)", {"best_known": False}),
+)
+"""The searcher settings set against the grid: label, ASHA's first rung as a fraction of the budget (``grace``,
+default the sweep's: a quarter; the trials report at every rung) and whether the method's ``best_known()``
+configs go first (``best_known``, default True; False measures what they cost). Each runs a quarter of the
+grid's trials."""
+
+
+@contextlib.contextmanager
+def _best_known(method: str, keep: bool):
+    """With ``keep`` False, ``method``'s ``best_known()`` is empty while the block runs (in this driver, where the
+    sweep's plan, and so the searcher's first points, is made)."""
+    cls = type(methods.get(method))
+    saved = cls.__dict__["best_known"]
+    if not keep:
+        cls.best_known = classmethod(lambda c: [])
+    try:
+        yield
+    finally:
+        cls.best_known = saved
+
+
+def _grid(work: Path, filters, widths, fixed, common, column: str, cache: Path | None) -> tuple[float, int, str]:
+    """The grid's best headline, trial-steps and wall time; read from ``cache`` when it holds them (the grid has
+    no scheduler and fixed points: its numbers do not change between runs), else measured and written there."""
+    if cache is not None and cache.exists():
+        known = json.loads(cache.read_text())
+        return known["best"], known["steps"], f"(from {cache.name})"
     t0 = time.perf_counter()
     grid = sweep.run(
-        "shallow_cnn", space={"filters": Choice(filters), "width": Choice(widths)}, overrides=fixed,
+        "shallow_cnn", space={"filters": sweep.Choice(filters), "width": sweep.Choice(widths)}, overrides=fixed,
         store=str(work / "grid"), samples=len(filters) * len(widths), search="random", scheduler="none",
         points=[{"filters": f, "width": w} for f in filters for w in widths], **common,
     )
-    grid_s = time.perf_counter() - t0
-    grid_steps = int(grid.trials["steps"].sum())
-    samples = max(2, len(filters) * len(widths) // 4)  # ASHA stops most early: ≈ 15 % of the grid's trial-steps
-    t0 = time.perf_counter()
-    tuned = sweep.run(
-        "shallow_cnn", space={"filters": Choice(filters), "width": Choice(widths), "alpha": sweep_alpha()},
-        overrides={k: v for k, v in fixed.items() if k != "alpha"}, store=str(work / "optuna"), samples=samples,
-        search="tpe", scheduler="asha", **common,
-    )
-    tuned_s = time.perf_counter() - t0
-    tuned_steps = int(tuned.trials["steps"].sum())
-    g = grid.best["metric.transfer_score"] if grid.best else float("nan")
-    o = tuned.best["metric.transfer_score"] if tuned.best else float("nan")
-    rows = [
-        [f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", len(grid.trials), grid_steps, "1.00", f"{g:.4f}", f"{grid_s:.0f}"],
-        ["Optuna TPE + ASHA", len(tuned.trials), tuned_steps, f"{tuned_steps / grid_steps:.2f}", f"{o:.4f}", f"{tuned_s:.0f}"],
-    ]
-    gap = (g - o) / abs(g) * 100 if g else float("nan")
-    return (_table(["search", "trials", "trial-steps", "steps vs grid", "best transfer_score", "wall s"], rows)
-            + f"\n\nGap of Optuna+ASHA's best to the grid's best: {gap:+.1f} % (negative = Optuna better).")
+    best, steps = (float(grid.best[column]) if grid.best else float("nan")), int(grid.trials["steps"].sum())
+    if cache is not None:
+        cache.write_text(json.dumps({"best": best, "steps": steps}))
+    return best, steps, f"{time.perf_counter() - t0:.0f}"
 
 
-def sweep_alpha():
-    from audiostyle.space import Float
-
-    return Float(1e-3, 1e-1, log=True)
+def bench_search(work: Path, quick: bool, grid_cache: Path | None = None) -> str:
+    """Hand grid vs Optuna + ASHA (each of :data:`SEARCHERS`) on the shallow CNN demo task, on the headline."""
+    filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
+    widths = (5, 11, 20) if quick else (5, 10, 15, 20, 25, 30)
+    steps = 12 if quick else 100
+    fixed = {"alpha": 0.006, "pairs": 1, "max_seconds": 3.0, "content_domain": "piano", "style_domain": "violin",
+             "report_every": max(1, steps // 4), "griffin_lim_iters": 32, "report_griffin_lim_iters": 8}
+    common = dict(data="demo", smoke=True, dashboard=False, verbose=0, cache_dir=str(work / "cache"), steps=steps)
+    column = f"metric.{metrics.HEADLINE}"
+    n_grid = len(filters) * len(widths)
+    g, grid_steps, grid_s = _grid(work, filters, widths, fixed, common, column, grid_cache)
+    rows = [[f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", n_grid, grid_steps, "1.00", f"{g:.4f}", "",
+             grid_s]]
+    space = {"filters": sweep.Choice(filters), "width": sweep.Choice(widths), "alpha": sweep.Float(1e-3, 1e-1, log=True)}
+    samples = max(2, n_grid // 4)
+    for i, (label, how) in enumerate(SEARCHERS):
+        t0 = time.perf_counter()
+        grace = max(1, round(steps * how.get("grace", 0.25)))
+        overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace}
+        with _best_known("shallow_cnn", how.get("best_known", True)):
+            tuned = sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(work / f"optuna{i}"),
+                              samples=samples, search="tpe", scheduler="asha", grace_steps=grace, **common)
+        tuned_steps = int(tuned.trials["steps"].sum())
+        o = tuned.best[column] if tuned.best else float("nan")
+        gap = (g - o) / abs(g) * 100 if g else float("nan")
+        rows.append([f"{label}: rungs {grace}, {grace * 3}", samples, tuned_steps, f"{tuned_steps / grid_steps:.2f}", f"{o:.4f}", f"{gap:+.1f} %",
+                     f"{time.perf_counter() - t0:.0f}"])
+    return (_table(["search", "trials", "trial-steps", "steps vs grid", f"best {metrics.HEADLINE}",
+                    "gap to the grid (negative = better)", "wall s"], rows)
+            + "\n\nTarget: a gap of at most 2 % with at most 0.15 of the grid's trial-steps.")
 
 
 def bench_overhead(work: Path, quick: bool) -> str:
@@ -165,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer trials")
     parser.add_argument("--only", choices=list(PARTS), action="append", help="run only these parts (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    parser.add_argument("--grid-cache", type=Path, default=None,
+                        help="search: the grid's best and trial-steps in this JSON file (read when it exists, else "
+                             "measured and written): compare more searcher settings without running the grid again")
     args = parser.parse_args(argv)
     import logging
 
@@ -178,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
               "other work shared the machine."]
     for name in args.only or list(PARTS):
         try:
-            text = PARTS[name](work, args.quick)
+            options = {"grid_cache": args.grid_cache} if name == "search" else {}
+            text = PARTS[name](work, args.quick, **options)
         except Exception as exc:  # noqa: BLE001 - report the part as not measured and go on
             text = f"not measured: {type(exc).__name__}: {exc}"
         report.append(f"## {name}\n\n{text}")

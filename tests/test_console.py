@@ -13,7 +13,7 @@ import pytest
 
 from audiostyle import methods
 from audiostyle.metrics import COMMON_METRICS
-from audiostyle.objectives import Objective
+from audiostyle.metrics import Objective
 from audiostyle.sweep._cli import Budget, build_parser
 from audiostyle.sweep._console import ProgressCallback
 from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked

@@ -119,3 +119,24 @@ def test_fsspec_journal_and_artifact_store_round_trip_a_study() -> None:
     store.remove("a1")
     with pytest.raises(optuna.artifacts.exceptions.ArtifactNotFound):
         store.open_reader("a1")
+
+
+def serve_and_get(store: Path, *flags: str) -> str:
+    """Start the dashboard over ``store`` on a free port, GET its study list, stop it; what it wrote to stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "audiostyle.dashboard", "--store", str(store), "--port", "0", *flags],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/dashboard", proc.stdout.readline())
+        assert match, proc.stderr.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/api/studies", timeout=60) as response:
+            assert response.status == 200 and b"quiet" in response.read()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    return err
+
+
+def test_dashboard_logs_requests_only_when_verbose(tmp_path: Path) -> None:
+    optuna.create_study(study_name="quiet", storage=journal_storage(str(tmp_path)))
+    assert "GET /api/studies" not in serve_and_get(tmp_path)
+    assert '"GET /api/studies HTTP/1.1" 200' in serve_and_get(tmp_path, "--verbose")

@@ -14,7 +14,7 @@ from audiostyle import methods
 from audiostyle.data.synth import demo_dataset
 from audiostyle.methods.base import TrialContext
 from audiostyle.metrics import COMMON_METRICS
-from audiostyle.space import Choice, Float, contains
+from audiostyle.methods.space import Choice, Float, contains
 from tests.fixtures.stores import SCRIPTS, sweep_script
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.space import Choice, Float
+from audiostyle.methods.space import Choice, Float
 from audiostyle.store import Store
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)

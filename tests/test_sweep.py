@@ -14,8 +14,8 @@ import pytest
 from audiostyle import analysis, methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import PARETO, Objective, parse_objectives
-from audiostyle.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
+from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective, parse_objectives
+from audiostyle.methods.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
 from audiostyle.sweep._cli import load_config_file, parse_overrides, split_config
 from audiostyle.sweep._prepare import load_data, prepare_data
 from audiostyle.sweep._search import to_tune
@@ -257,6 +257,29 @@ def test_failed_and_stopped_trials_reach_optuna_as_fail_and_pruned() -> None:
                       (TrialState.PRUNED, [0.1]), (TrialState.FAIL, None)]
     # Optuna gives a pruned trial its last intermediate value (the rung's), not the result it was stopped with
     assert searcher._ot_study.trials[3].intermediate_values == {1: 0.1}
+
+
+def test_a_resumed_searcher_fails_the_trial_the_killed_driver_asked_and_never_ran(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from audiostyle.sweep._keys import FINAL, STATUS, STEP, tracked
+    from audiostyle.sweep._search import RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    store = str(tmp_path / "store")
+    searcher = RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
+                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="killed",
+                                      storage=journal_storage(store))
+    for trial_id in ("done", "running"):
+        assert searcher.suggest(trial_id) is not None
+    searcher.on_trial_complete("done", {STEP: 8, tracked("transfer_score"): 0.9, FINAL: True, STATUS: "finished"})
+    (tmp_path / "experiment").mkdir()
+    searcher.save_to_dir(str(tmp_path / "experiment"))  # Ray Tune's last snapshot of the searcher
+    assert searcher.suggest("asked") is not None  # the driver's last ask, then it was killed
+
+    RestorableOptunaSearch().restore_from_dir(str(tmp_path / "experiment"))  # --resume
+    study = optuna.load_study(study_name="killed", storage=journal_storage(store))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
 
 
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:

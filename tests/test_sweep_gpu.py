@@ -19,7 +19,7 @@ import torch
 
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.space import Choice
+from audiostyle.sweep import Choice
 from audiostyle.store import Store
 from audiostyle.sweep._gpu import GPU_CHECK, cap_memory, cuda_mismatch, is_gpu_platform_failure, memory_fraction
 from audiostyle.sweep._plan import Settings, new_plan

@@ -17,16 +17,17 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import ray
 import soundfile as sf
 
 from audiostyle import methods, sweep
 from audiostyle.data.synth import demo_dataset
-from audiostyle.space import Choice
+from audiostyle.methods.space import Choice
 from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 from audiostyle.sweep._study import journal_storage
 from tests.fixtures.stores import SCRIPTS, smoke_sweep
-from tests.toy_method import ToyConfig, quality
+from tests.toy_method import ROOM_NAMESPACE, Room, ToyConfig, quality
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -75,11 +76,19 @@ def toy_cli(log: Path, *args: str, env: dict | None = None, **popen) -> subproce
                                 stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_store_rows_equal_what_trials_reported(
+def room(name: str):
+    """A :class:`~tests.toy_method.Room` actor that toy trials given ``meet=name`` train inside."""
+    return ray.remote(Room).options(name=name, namespace=ROOM_NAMESPACE).remote()
+
+
+def test_store_rows_equal_what_trials_reported_and_trials_overlap(
     tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a relative store path means the driver's folder, not the trial's
-    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15}, store="store")
+    meeting = room("overlap")
+    result = toy_sweep(tmp_path, samples=6, overrides={"sleep_s": 0.15, "meet": "overlap"}, store="store")
+    # max_concurrent=2 trials really ran at the same time: two were inside the room at once
+    assert ray.get(meeting.most_inside.remote()) == 2
     trials = result.trials
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"finished", "stopped"} and (trials["status"] == "finished").any()
@@ -116,10 +125,16 @@ def test_store_rows_equal_what_trials_reported(
         else:  # stopped by ASHA at its first rung: its metrics are the latest it reported
             assert row["steps"] < 8 and row["metric.transfer_score"] == pytest.approx(reports[-1]["metrics"]["transfer_score"])
 
-
     manifest = store.sweeps("toy")[0]
     assert manifest["sweep_id"] == result.sweep_id and manifest["objectives"] == [{"metric": "transfer_score", "mode": "max"}]
     assert "transfer_score" in result.summary()
+
+
+def test_trials_one_at_a_time_never_meet(tmp_path: Path, ray_session: None) -> None:
+    """The overlap check above can fail: with max_concurrent=1 no trial is ever inside the room with another."""
+    meeting = room("alone")
+    result = toy_sweep(tmp_path, samples=2, max_concurrent=1, overrides={"meet": "alone", "meet_s": 1.0})
+    assert len(result.trials) == 2 and ray.get(meeting.most_inside.remote()) == 1
 
 
 def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(tmp_path: Path, ray_session: None) -> None:
@@ -176,7 +191,7 @@ def test_pbt_sweep_runs_and_stores_every_trial(tmp_path: Path, ray_session: None
 
 
 def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_lr(tmp_path: Path, ray_session: None) -> None:
-    from audiostyle.space import Float, Int
+    from audiostyle.methods.space import Float, Int
     from tests.fixtures.stores import sweep_script
 
     smoke = sweep_script("wave_vae").BUDGET.smoke_overrides
@@ -242,6 +257,8 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     study = optuna.load_study(study_name="killed", storage=journal_storage(root))
     told = [t.user_attrs.get(RAY_TRIAL_ID) for t in study.trials if t.state.is_finished()]
     assert set(after["trial_id"]) <= set(told) and len(told) == len(set(told))
+    # the trial the killed driver had asked for and never ran (if any) was failed on resume: none stays RUNNING
+    assert [t.number for t in study.trials if not t.state.is_finished()] == []
 
     # rows, history, artifacts and checkpoints all live on S3
     finished = after.iloc[0]
@@ -262,11 +279,11 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     searcher = OptunaSearch()
     searcher.restore_from_dir(str(local))
     study = searcher._ot_study
-    # (the journal may also hold the trial the killed driver had asked for and never told: it stays RUNNING)
-    ended = [t for t in study.trials if t.state.is_finished()]
-    assert len(ended) == 8 and len(study.trials) - len(ended) <= 1
+    # (the journal may also hold the trial the killed driver had asked for and never ran: FAIL since the resume)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 8 and len(study.trials) - len(complete) <= 1
     assert study.trials[0].params == {"x": 0.3, "y": 5, "kind": "b"}
-    assert all(t.state.name == "COMPLETE" for t in ended)
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)
 
 
 @pytest.mark.parametrize("method", list(SCRIPTS))

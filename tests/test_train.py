@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import Objective, TrialContext
+from audiostyle.methods.base import TrialContext
+from audiostyle.metrics import Objective
 from audiostyle.methods.trained import (
     AMP_METRIC,
     NATIVE_BF16_CPU_FLAGS,

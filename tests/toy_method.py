@@ -3,14 +3,17 @@
 ``transfer_score`` after ``steps`` steps is ``quality(x, y, kind) * step / steps`` where
 ``quality = 1 - (x - 0.3)² - ((y - 5) / 10)²`` (+0.05 for ``kind="b"``): the optimum is x = 0.3,
 y = 5, kind = b. It reports ``loss`` every step and the common metrics every ``report_every`` steps
-(with a resumable state), sleeps ``sleep_s`` per step (so trials overlap measurably), writes a wav and
-a png at the end, and fails on demand: ``fail="raise"`` raises AudiostyleError, ``fail="nan"`` lets
-the loss diverge to NaN (FloatingPointError), ``fail="oom"`` raises torch's CUDA out-of-memory error (as a
-co-tenant on a shared GPU causes), all at ``fail_at``.
+(with a resumable state), sleeps ``sleep_s`` per step, writes a wav and a png at the end, and fails on
+demand: ``fail="raise"`` raises AudiostyleError, ``fail="nan"`` lets the loss diverge to NaN
+(FloatingPointError), ``fail="oom"`` raises torch's CUDA out-of-memory error (as a co-tenant on a shared GPU
+causes), all at ``fail_at``. With ``meet`` set it trains inside the named Ray actor :class:`Room`, first waiting
+(``meet_s`` at most) for a second trial to be inside too: the room's count shows whether trials really ran at the
+same time, whatever the machine's speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 import time
@@ -22,8 +25,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.methods.base import Method, Objective, TrialContext
-from audiostyle.space import Choice, Float, Int
+from audiostyle.methods.base import Method, TrialContext
+from audiostyle.methods.space import Choice, Float, Int
+from audiostyle.metrics import Objective
 
 
 @dataclass
@@ -38,6 +42,8 @@ class ToyConfig:
     fail_at: int = 3
     seed: int = 0
     label: str | None = None
+    meet: str = ""
+    meet_s: float = 120.0
 
     def __post_init__(self) -> None:
         check_range("x", self.x, 0.0, 1.0)
@@ -46,6 +52,46 @@ class ToyConfig:
         check_range("steps", self.steps, 1, 10**6)
         check_range("report_every", self.report_every, 1, 10**6)
         check_choice("fail", self.fail, ("none", "raise", "nan", "oom"))
+
+
+ROOM_NAMESPACE = "audiostyle-tests"
+
+
+class Room:
+    """A Ray actor that counts the trials inside it: :attr:`most` is the most that were ever inside at once."""
+
+    def __init__(self) -> None:
+        self.inside = self.most = 0
+
+    def enter(self) -> None:
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+
+    def leave(self) -> None:
+        self.inside -= 1
+
+    def most_inside(self) -> int:
+        return self.most
+
+
+@contextlib.contextmanager
+def meeting(name: str, timeout_s: float):
+    """Be inside the :class:`Room` actor ``name`` while the block runs, after waiting (at most ``timeout_s``)
+    until a second trial has been inside with this one; nothing when ``name`` is empty."""
+    if not name:
+        yield
+        return
+    import ray
+
+    room = ray.get_actor(name, namespace=ROOM_NAMESPACE)
+    ray.get(room.enter.remote())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while ray.get(room.most_inside.remote()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield
+    finally:
+        ray.get(room.leave.remote())
 
 
 def quality(config: ToyConfig) -> float:
@@ -96,6 +142,10 @@ class Toy(Method):
     def train(self, config: ToyConfig, data: Mapping[str, Any], ctx: TrialContext) -> dict[str, float]:
         if data["n_clips"] < 1:
             raise AudiostyleError("toy: no clips")
+        with meeting(config.meet, config.meet_s):
+            return self._train(config, data, ctx)
+
+    def _train(self, config: ToyConfig, data: Mapping[str, Any], ctx: TrialContext) -> dict[str, float]:
         start = int(ctx.resume_state["step"]) if ctx.resume_state else 0
         final: dict[str, float] = {}
         for step in range(start + 1, config.steps + 1):

@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import Method, Objective, TrialContext
+from audiostyle.methods.base import Method, TrialContext
 
 # name -> "module:Class"
 _REGISTRY: dict[str, str] = {
@@ -47,4 +47,4 @@ def get(name: str) -> Method:
     return getattr(module, class_name)()
 
 
-__all__ = ["Method", "Objective", "TrialContext", "get", "names", "register"]
+__all__ = ["Method", "TrialContext", "get", "names", "register"]

@@ -23,8 +23,8 @@ import numpy as np
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.fields import check_values
-from audiostyle.objectives import Objective
-from audiostyle.space import Space
+from audiostyle.metrics import Objective
+from audiostyle.methods.space import Space
 
 Reporter = Callable[[int, Mapping[str, float], "Mapping[str, Any] | None"], None]
 """``report(step, metrics, state)``: metrics are plain floats keyed by name (no ``metric.`` prefix);

@@ -49,8 +49,8 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_range
-from audiostyle.examples import Example, write_examples
-from audiostyle.objectives import HEADLINE
+from audiostyle.methods.examples import Example, write_examples
+from audiostyle.metrics import HEADLINE_OBJECTIVE
 from audiostyle.methods.nets import (
     ImagePool,
     PatchDiscriminator,
@@ -59,7 +59,7 @@ from audiostyle.methods.nets import (
     lsgan_loss,
     set_requires_grad,
 )
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import (
     Amp,
     DomainPairMethod,
@@ -258,7 +258,7 @@ class CycleGAN(DomainPairMethod):
 
     name = "cyclegan"
     Config = CycleGANConfig
-    headline = HEADLINE
+    headline = HEADLINE_OBJECTIVE
     kind = "transfer"
 
     @classmethod
@@ -445,7 +445,7 @@ class CycleGAN(DomainPairMethod):
 
     def write_artifacts(self, parts: Parts, config: CycleGANConfig, data: CycleGANData, out_dir: Path) -> None:
         """``x2y_*.wav`` and ``y2x_*.wav`` (content, output, true target on paired data) of the first validation
-        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.methods.examples`)."""
         device = next(parts.modules["G_xy"].parameters()).device
         examples = []
         for direction, side, g in (("x2y", "x", parts.modules["G_xy"]), ("y2x", "y", parts.modules["G_yx"])):

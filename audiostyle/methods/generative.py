@@ -36,8 +36,8 @@ from audiostyle.audio import fit_length
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_range
 from audiostyle.methods.base import TrialContext
-from audiostyle.objectives import objective
-from audiostyle.examples import Example, write_examples
+from audiostyle.metrics import objective
+from audiostyle.methods.examples import Example, write_examples
 from audiostyle.methods.trained import Parts, TrainConfig, TrainedMethod
 
 log = logging.getLogger(__name__)
@@ -329,5 +329,5 @@ class GenerativeMethod(TrainedMethod):
                                                                                self.artifact_samples))]
 
     def write_artifacts(self, parts: Parts, config: Any, data: Any, out_dir: Path) -> None:
-        """:meth:`examples` as ``<stem>_<role>.wav`` and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        """:meth:`examples` as ``<stem>_<role>.wav`` and ``spectrogram.png`` (:mod:`audiostyle.methods.examples`)."""
         write_examples(out_dir, self.examples(parts, config, data), config.sr, self.name)

@@ -68,10 +68,10 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
-from audiostyle.examples import Example, write_examples
-from audiostyle.objectives import HEADLINE, Objective
+from audiostyle.methods.examples import Example, write_examples
+from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.nets import gradient_penalty
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions,
                               translate_spectrogram)
 
@@ -494,7 +494,7 @@ class SegNet(DomainPairMethod):
 
     name: ClassVar[str] = "segnet"
     Config: ClassVar[type] = SegNetConfig
-    headline: ClassVar[Objective] = HEADLINE
+    headline: ClassVar[Objective] = HEADLINE_OBJECTIVE
     skips: ClassVar[bool] = False
     """True for the U-Net variant (skip connections instead of max-unpooling)."""
 
@@ -635,7 +635,7 @@ class SegNet(DomainPairMethod):
 
     def write_artifacts(self, parts: Parts, config: SegNetConfig, data: SegNetData, out_dir: Path) -> None:
         """``x2y_*.wav`` and ``y2x_*.wav`` (content, output, true target on paired data) of the first validation
-        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        clip of each side, and ``spectrogram.png`` (:mod:`audiostyle.methods.examples`)."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         device = next(ae.parameters()).device
         examples = []

@@ -32,11 +32,11 @@ from audiostyle import audio as A
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
-from audiostyle.examples import Example, write_examples
+from audiostyle.methods.examples import Example, write_examples
 from audiostyle.methods.base import Method, TrialContext
-from audiostyle.objectives import HEADLINE, Objective
+from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import to_cpu, resolve_device
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class ShallowCNN(Method):
 
     name: ClassVar[str] = "shallow_cnn"
     Config: ClassVar[type] = ShallowCNNConfig
-    headline: ClassVar[Objective] = HEADLINE
+    headline: ClassVar[Objective] = HEADLINE_OBJECTIVE
     kind: ClassVar[str] = "transfer"
 
     # -- declaration -------------------------------------------------------------------------------
@@ -515,7 +515,7 @@ class ShallowCNN(Method):
 
     def _write_artifacts(self, config: ShallowCNNConfig, data: ShallowCNNData, outputs: np.ndarray,
                          targets: np.ndarray | None, out_dir: Path) -> None:
-        """Per pair ``clip<i>_{content,style,output,target}.wav``, and ``spectrogram.png`` (:mod:`audiostyle.examples`)."""
+        """Per pair ``clip<i>_{content,style,output,target}.wav``, and ``spectrogram.png`` (:mod:`audiostyle.methods.examples`)."""
         write_examples(out_dir, [
             Example.of(f"clip{i}", y, content=data.contents[i], style=data.styles[i],
                        target=None if targets is None else targets[i],

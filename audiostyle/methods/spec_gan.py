@@ -39,7 +39,7 @@ from audiostyle.methods.generative import (
     stored_length,
 )
 from audiostyle.methods.nets import gradient_penalty
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import Amp, Parts
 
 

@@ -26,7 +26,7 @@ How a method plugs in
     class MyMethod(TrainedMethod):
         name = "my_method"
         Config = MyConfig
-        headline = HEADLINE                      # audiostyle.objectives
+        headline = HEADLINE_OBJECTIVE           # audiostyle.metrics
 
         def prepare(self, dataset, config):            # once per sweep: arrays, picklable
             ...
@@ -90,7 +90,7 @@ Contract of the loop
 Helpers for spectrogram methods, so segnet/spec_gan do not rewrite them: :func:`translate_spectrogram` (apply a
 patch-to-patch network to a spectrogram of any length: overlapping patches in, cross-faded out),
 :func:`mean_over_directions` (the common metrics of several transfer directions as one row), :func:`resample` and
-:func:`audiostyle.examples.write_examples` (each output beside its inputs, one figure).
+:func:`audiostyle.methods.examples.write_examples` (each output beside its inputs, one figure).
 """
 
 from __future__ import annotations
@@ -670,7 +670,7 @@ class TrainedMethod(Method):
         """Write audio samples (wav) and figures (png) of the model to ``out_dir`` (optional).
 
         Called with every checkpoint, before its report (files of the same name are overwritten), under
-        :func:`evaluation`. :func:`audiostyle.examples.write_examples` writes the wavs and the figure.
+        :func:`evaluation`. :func:`audiostyle.methods.examples.write_examples` writes the wavs and the figure.
         """
 
     # -- the loop ------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ from audiostyle.methods.generative import (
     sample_metrics,
     stored_length,
 )
-from audiostyle.space import Choice, Float, Int, Space
-from audiostyle.examples import Example
+from audiostyle.methods.space import Choice, Float, Int, Space
+from audiostyle.methods.examples import Example
 from audiostyle.methods.trained import Amp, Parts
 
 Pooling = Literal["none", "max", "avg"]

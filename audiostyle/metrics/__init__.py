@@ -3,6 +3,7 @@
 Module map (private modules, one job each; import from here):
 
 ``_names``         metric names, their directions (:data:`METRIC_DIRECTIONS`), :data:`COMMON_METRICS`, :data:`HEADLINE`
+``_objectives``    :class:`Objective` (a name and its better direction), the headline and Pareto objectives
 ``_features``      one STFT at 22.05 kHz → log-mel, MFCC, chroma, onset envelope, flatness; the input-clip cache
 ``_melody``        pitch accuracy (pYIN, 50 cents), chroma similarity, onset F1 (mir_eval, 50 ms)
 ``_timbre``        clip timbre statistics and the Gaussian timbre model fitted on the train split
@@ -100,6 +101,14 @@ from audiostyle.metrics._names import (
     METRIC_DIRECTIONS,
     PARETO,
     Direction,
+)
+from audiostyle.metrics._objectives import (
+    COMMON_OBJECTIVES,
+    HEADLINE_OBJECTIVE,
+    PARETO_OBJECTIVES,
+    Objective,
+    objective,
+    parse_objectives,
 )
 from audiostyle.metrics._paired import log_mel_distance, relative_distance
 from audiostyle.metrics._reference import REFERENCE_VERSION, TRAIN_SPLIT, Reference, build_reference, dataset_hash

@@ -1,4 +1,8 @@
-"""Melody kept: pitch accuracy (pYIN, 50 cents), chroma similarity (polyphony) and onset F1 (mir_eval, 50 ms)."""
+"""Melody kept: pitch accuracy (pYIN, 50 cents), chroma similarity (polyphony) and onset F1 (mir_eval, 50 ms).
+
+Each score takes ``(output, content)``, the :class:`ClipFeatures` of an output and of the content clip it was
+made from, and returns one float; frames past the shorter clip are left out unless its docstring says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -62,14 +66,8 @@ def pitch_accuracy(output: ClipFeatures, content: ClipFeatures) -> float:
     content scores low: a transposition-free rendering is what this measures. Frames past the shorter clip count as
     misses of the output.
 
-    Parameters
-    ----------
-    output, content : ClipFeatures
-
-    Returns
-    -------
-    float
-        In [0, 1]; NaN when the content has no voiced frame (unpitched content: only chroma and onsets apply).
+    The value is in [0, 1]; NaN when the content has no voiced frame (unpitched content: only chroma and onsets
+    apply).
     """
     ref_f0, ref_voiced = pitch_track(content)
     if not ref_voiced.any():
@@ -90,14 +88,7 @@ def chroma_similarity(output: ClipFeatures, content: ClipFeatures) -> float:
     Chroma carries harmony as well as melody, so it judges polyphonic content that a single f0 cannot. Removing
     each frame's mean makes noise (a flat chroma) score about 0 rather than the cosine of two positive vectors.
 
-    Parameters
-    ----------
-    output, content : ClipFeatures
-
-    Returns
-    -------
-    float
-        In [-1, 1]; 1 for the same pitch classes in the same proportions, 0 for a silent or flat output.
+    The value is in [-1, 1]; 1 for the same pitch classes in the same proportions, 0 for a silent or flat output.
     """
     n = min(output.frames, content.frames)
     a = output.chroma[:, :n] - output.chroma[:, :n].mean(axis=0)
@@ -123,14 +114,7 @@ def onset_times(f: ClipFeatures) -> np.ndarray:
 def onset_f1(output: ClipFeatures, content: ClipFeatures) -> float:
     """``onset_f1``: F-measure of the output's onsets against the content's (``mir_eval.onset.f_measure``).
 
-    Parameters
-    ----------
-    output, content : ClipFeatures
-
-    Returns
-    -------
-    float
-        In [0, 1] with a :data:`ONSET_WINDOW_S` window; NaN when the content has no onset.
+    The value is in [0, 1] with a :data:`ONSET_WINDOW_S` window; NaN when the content has no onset.
     """
     ref = onset_times(content)
     if ref.size == 0:

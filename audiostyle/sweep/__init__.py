@@ -28,8 +28,8 @@ A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its 
 ``_keys``      the result keys trials report
 """
 
-from audiostyle.objectives import PARETO, Objective
-from audiostyle.space import Choice, Float, Int, Space
+from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective
+from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.sweep._cli import Budget, main
 from audiostyle.sweep._plan import Plan
 from audiostyle.sweep._result import SweepResult

@@ -15,7 +15,7 @@ Row rules
 ``metric.*`` a finished trial's final metrics (the method's return value); otherwise the latest value
              of each metric over its reports.
 ``wall_s``   Tune's ``time_total_s`` (running time summed over restores).
-``artifact.clips`` the dataset clips behind the trial's examples (:mod:`audiostyle.examples`), JSON.
+``artifact.clips`` the dataset clips behind the trial's examples (:mod:`audiostyle.methods.examples`), JSON.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any, Mapping
 
 from ray import tune
 
-from audiostyle.examples import INDEX, clips_of
+from audiostyle.methods.examples import INDEX, clips_of
 from audiostyle.methods.base import Method
-from audiostyle.objectives import FAILED, FINISHED, STOPPED, Objective
-from audiostyle.store import Store
+from audiostyle.metrics import Objective
+from audiostyle.store import FAILED, FINISHED, STOPPED, Store
 from audiostyle.sweep._keys import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP, TIME_TOTAL
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class StoreCallback(tune.Callback):
             return values
 
     def _clips(self, artifacts: Mapping[str, str]) -> str | None:
-        """The clip names behind the trial's examples (:data:`audiostyle.examples.INDEX`), as JSON, or None."""
+        """The clip names behind the trial's examples (:data:`audiostyle.methods.examples.INDEX`), as JSON, or None."""
         uri = artifacts.get(INDEX)
         if uri is None:
             return None

@@ -21,8 +21,8 @@ from audiostyle import methods
 from audiostyle.cli_help import HelpFormatter, config_epilog
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.fields import field_types, parse_text
-from audiostyle.objectives import PARETO
-from audiostyle.space import Space
+from audiostyle.metrics import PARETO_OBJECTIVES
+from audiostyle.methods.space import Space
 from audiostyle.sweep._console import configure_logging
 from audiostyle.sweep._schedule import SCHEDULERS
 from audiostyle.sweep._search import SEARCHERS
@@ -159,7 +159,7 @@ def settings_from_args(args: argparse.Namespace, budget: Budget, method: str, sp
     given = {
         "overrides": fixed or None, "data": args.data, "samples": args.samples, "max_concurrent": args.max_concurrent,
         "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial, "search": args.search,
-        "population": args.population, "objectives": PARETO if args.pareto else None, "scheduler": args.scheduler,
+        "population": args.population, "objectives": PARETO_OBJECTIVES if args.pareto else None, "scheduler": args.scheduler,
         "seed": args.seed, "storage": args.storage, "max_failures": args.max_failures,
         "points": [{k: v for k, v in start.items() if k not in fixed}] if start else (),
     }

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 
-from audiostyle.objectives import Objective
+from audiostyle.metrics import Objective
 from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked
 
 QUIET_ENV = {

@@ -29,7 +29,7 @@ from ray import tune
 from ray.util import metrics as ray_metrics
 
 from audiostyle.errors import AudiostyleError, check_choice
-from audiostyle.objectives import STATUSES
+from audiostyle.store import STATUSES
 from audiostyle.sweep._keys import STEP, TIME_THIS_ITER, tracked
 
 #: Prefix of every metric this module publishes.

@@ -19,8 +19,8 @@ from typing import Any, Iterable, Mapping
 from audiostyle import methods
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice
-from audiostyle.objectives import Objective, parse_objectives
-from audiostyle.space import Space, describe, from_description, restrict, seed_points
+from audiostyle.metrics import Objective, parse_objectives
+from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
 from audiostyle.sweep._schedule import SCHEDULERS

@@ -12,7 +12,7 @@ import pandas as pd
 
 from audiostyle import analysis
 from audiostyle.metrics import COMMON_METRICS
-from audiostyle.objectives import Objective
+from audiostyle.metrics import Objective
 from audiostyle.store import Store
 from audiostyle.sweep._plan import Plan
 

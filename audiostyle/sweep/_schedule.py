@@ -29,7 +29,7 @@ import numpy as np
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.space import Float, Int, Space
+from audiostyle.methods.space import Float, Int, Space
 from audiostyle.sweep._keys import STEP, tracked
 
 SCHEDULERS = ("asha", "pbt", "none")

@@ -15,7 +15,9 @@ completion (so Optuna never learns them). :class:`RestorableOptunaSearch` limits
 no ``ConcurrencyLimiter``), ignores intermediate results of trials it does not know, and *adopts* their final
 results into the study (``create_trial`` + ``add_trial``), so the study ends with every trial of the sweep.
 After a restore it forgets which trials were live: a trial the snapshot thought running may no longer exist and
-must not hold a concurrency slot forever (Ray's resource limits still bound what runs at once).
+must not hold a concurrency slot forever (Ray's resource limits still bound what runs at once). A trial the
+study holds RUNNING that the restored searcher does not know (the killed driver's last ask, after the snapshot)
+is told FAIL: it will never run, and the dashboard would show it running forever.
 
 PBT searches by mutating running trials: its trials start from Ray's random search over the space
 (:func:`to_tune`), not from Optuna.
@@ -34,8 +36,8 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.objectives import FAILED
-from audiostyle.space import Choice, Float, Int, Space, to_optuna
+from audiostyle.store import FAILED
+from audiostyle.methods.space import Choice, Float, Int, Space, to_optuna
 from audiostyle.sweep._keys import ARTIFACTS, FINAL, RAY_TRIAL_ID, STATUS, tracked
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,16 @@ class RestorableOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         self._live = set()
+        self._fail_orphans()
+
+    def _fail_orphans(self) -> None:
+        """FAIL the study's RUNNING trials that this restored searcher never gave Ray Tune (asked after its last
+        snapshot, just before the driver was killed): no result will ever close them."""
+        known = {trial.number for trial in self._ot_trials.values()}
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in known:
+                self._ot_study.tell(trial.number, state=TrialState.FAIL)
+                log.info("searcher failed Optuna trial %d: asked before the driver stopped, never run", trial.number)
 
 
 def _sampler(search: str, seed: int, population: int) -> Any:

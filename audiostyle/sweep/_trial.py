@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
-from audiostyle.objectives import FAILED, FINISHED
+from audiostyle.store import FAILED, FINISHED
 from audiostyle.store import Store
 from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, RESTORED_FROM, STATUS,
