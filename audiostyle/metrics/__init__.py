@@ -7,7 +7,7 @@ Module map (private modules, one job each; import from here):
 ``_features``      one STFT at 22.05 kHz → log-mel, MFCC, chroma, onset envelope, flatness; the input-clip cache
 ``_melody``        pitch accuracy (pYIN, 50 cents), chroma similarity, onset F1 (mir_eval, 50 ms)
 ``_timbre``        clip timbre statistics and the Gaussian timbre model fitted on the train split
-``_classifier``    the domain classifier of that model, with a reject class
+``_classifier``    the domain classifier of that model, with per-domain acceptance ("none of them")
 ``_paired``        the distance to the true target (log-mel LSD, loudness-normalised)
 ``_distribution``  the Fréchet distance of frame statistics (``fad``)
 ``_reference``     :class:`Reference`: everything fitted on the dataset's train split, cached by content hash
@@ -31,7 +31,7 @@ The columns (direction: better is):
     a domain to its own centre (so about 1 for a real clip of the target instrument).
 ``target_prob`` (max, [0, 1])
     The domain classifier's probability of the target domain: a Gaussian classifier on those distances with a
-    reject class at a radius measured on the dataset's unseen clips, so it is low on noise, silence and anything
+    per-domain acceptance radius in both views measured on the dataset's unseen clips, so it is low on noise, silence and anything
     far from every domain.
 ``lsd_db`` (min, dB)
     Log-mel spectral distance to the true target after matching loudness; NaN when no output has a true target.
@@ -69,12 +69,7 @@ Everything that depends only on the inputs (content pitch and onsets, target spe
 process (:func:`cached_features`); nothing here downloads anything.
 """
 
-from audiostyle.metrics._classifier import (
-    DISCRIMINANT_REJECT,
-    REJECT_SIGMAS,
-    acceptance_radius,
-    domain_probabilities,
-)
+from audiostyle.metrics._classifier import REJECT_SIGMAS, acceptance, acceptance_radius, domain_probabilities
 from audiostyle.metrics._distribution import FAD_SHRINKAGE, CovMode, frechet_distance
 from audiostyle.metrics._evaluate import (
     TIMBRE_FLOOR,

@@ -143,7 +143,7 @@ def evaluate(
 
 
 def target_probability(output: Audio, reference: Reference, target_domain: str, sr: int) -> float:
-    """``target_prob`` of one clip: the domain classifier's probability of ``target_domain`` (reject class aside).
+    """``target_prob`` of one clip: the domain classifier's probability of ``target_domain`` (the rest: "none of them").
 
     Parameters
     ----------

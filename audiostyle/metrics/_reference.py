@@ -14,17 +14,17 @@ import numpy as np
 
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics._classifier import acceptance_radius, domain_probabilities
+from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities
 from audiostyle.metrics._distribution import gaussian
 from audiostyle.metrics._features import ClipFeatures, clip_features
 from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_stats
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 5
+REFERENCE_VERSION = 6
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
-ignored. 5: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii from
-the unseen-clip distances."""
+ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
+views from the unseen-clip distances."""
 TRAIN_SPLIT = "train"
 """The only split references, classifiers and statistics are fitted on."""
 MEMO_SIZE = 4
@@ -77,8 +77,11 @@ class Reference:
     def predict_proba(self, stats: np.ndarray) -> np.ndarray:
         """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""
         t = self.timbre
-        return domain_probabilities(t.discriminant_distances(stats), t.full_distances(stats), t.spread,
-                                    acceptance_radius(t.domain_rms, t.domain_std))
+        discriminant = t.discriminant_distances(stats)
+        accepted = acceptance(t.full_distances(stats), t.spread, acceptance_radius(t.domain_rms, t.domain_std))
+        accepted *= acceptance(discriminant, t.discriminant_spread,
+                               acceptance_radius(t.discriminant_rms, t.discriminant_std))
+        return domain_probabilities(discriminant, accepted)
 
     def frames(self, features: ClipFeatures) -> np.ndarray:
         """Standardised frame-level MFCC 1–19 of the active frames, ``(frames, 19)``."""

@@ -16,7 +16,7 @@ it and seen two ways:
 Each distance is in units of its unseen-clip spread, the RMS distance of an unseen clip to its own domain's centre,
 measured by leaving whole melodies out of the fit (grouped cross-validation), so an unseen clip of the instrument
 sits about 1 from it in both. ``timbre_dist`` is the larger of the two: near a domain only when both views agree.
-Each domain's own RMS and standard deviation of unseen full-view distances set its acceptance radius in the
+Each domain's own RMS and standard deviation of unseen-clip distances in each view set its acceptance radii in the
 classifier (:mod:`audiostyle.metrics._classifier`).
 """
 
@@ -98,6 +98,8 @@ class TimbreSpace:
         Per domain, the RMS and the standard deviation of its unseen clips' full-view distances, in units of
         ``spread``, ``(n_domains,)`` each (blended with the pooled ones, :data:`PRIOR_CLIPS`): instruments whose
         clips vary less (a bowed note) accept less around them.
+    discriminant_rms, discriminant_std : np.ndarray
+        The same of the discriminant view, in units of ``discriminant_spread``.
     """
 
     mean: np.ndarray
@@ -108,6 +110,8 @@ class TimbreSpace:
     discriminant_spread: float
     domain_rms: np.ndarray
     domain_std: np.ndarray
+    discriminant_rms: np.ndarray
+    discriminant_std: np.ndarray
 
     def _offsets(self, stats: np.ndarray) -> np.ndarray:
         """Whitened offset of each clip from each domain's centre, ``(n, n_domains, d)``."""
@@ -189,9 +193,9 @@ def fit_timbre_space(stats: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
     discriminant = np.concatenate([np.linalg.norm(o @ a, axis=1) for o, a, _ in folds])
     held_labels = np.concatenate([lab for _, _, lab in folds])
     spread = float(np.sqrt(np.mean(full**2))) + 1e-9
-    rms, std = _per_domain(full / spread, held_labels, n_domains)
-    return TimbreSpace(mean, whitening, centres, axes, spread, float(np.sqrt(np.mean(discriminant**2))) + 1e-9,
-                       rms, std)
+    d_spread = float(np.sqrt(np.mean(discriminant**2))) + 1e-9
+    return TimbreSpace(mean, whitening, centres, axes, spread, d_spread, *_per_domain(full / spread, held_labels,
+                       n_domains), *_per_domain(discriminant / d_spread, held_labels, n_domains))
 
 
 def _per_domain(distances: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
