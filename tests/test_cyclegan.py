@@ -204,6 +204,17 @@ def test_spectrogram_scaling_keeps_full_scale_audio_in_range_and_round_trips(con
     assert normalise(np.zeros((2, 2)), config).max() == -1.0  # silence
 
 
+def test_split_test_scores_the_test_melodies_of_both_domains(method, demo):
+    scored = {}
+    for split in ("val", "test"):
+        data = method.prepare(demo, method.make_config({**TINY, "split": split, "val_clips": 100}))
+        scored[split] = {c.name for side in ("x", "y") for c in data.val[side]}
+        assert scored[split] == {c.name for d in ("piano", "guitar") for c in demo.select(d, split)}
+    assert not scored["val"] & scored["test"]
+    with pytest.raises(AudiostyleError, match="split"):
+        method.make_config({"split": "train"})
+
+
 def test_config_rejects_shapes_the_generator_cannot_take(method):
     with pytest.raises(AudiostyleError, match="divisible by 2\\*\\*n_down=4"):
         method.make_config({"n_fft": 101, "hop_length": 25})

@@ -276,3 +276,20 @@ def test_bad_domains_are_audiostyle_errors(demo):
     one = AudioDataset([c for c in demo.clips if c.domain == "piano"], demo.sr, "piano only")
     with pytest.raises(AudiostyleError, match="unknown domain 'guitar' in piano only"):
         method.prepare(one, method.make_config(TINY))
+
+
+def test_split_test_scores_the_test_melodies_and_needs_a_test_split(demo):
+    method = get("segnet")
+    config = method.make_config({**TINY, "split": "test", "val_clips": 2})
+    data = method.prepare(demo, config)
+    for side, domain in (("x", config.domain_x), ("y", config.domain_y)):
+        audio = {split: [c.audio for c in demo.select(domain, split)] for split in ("val", "test")}
+        assert len(data.val_audio[side]) == min(2, len(audio["test"])) > 0
+        for y in data.val_audio[side]:  # demo.sr == config.sr: the scored audio is the clip's own
+            assert any(np.array_equal(y, a) for a in audio["test"])
+            assert not any(np.array_equal(y, a) for a in audio["val"])
+    no_test = AudioDataset([c for c in demo.clips if c.split != "test"], demo.sr, "no test melodies")
+    with pytest.raises(AudiostyleError, match="no clips in the test split of no test melodies"):
+        method.prepare(no_test, config)
+    with pytest.raises(AudiostyleError, match="split"):
+        method.make_config({"split": "train"})

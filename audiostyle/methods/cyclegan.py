@@ -62,9 +62,9 @@ from audiostyle.methods.nets import (
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import (
     Amp,
+    DomainPairConfig,
     DomainPairMethod,
     Parts,
-    TrainConfig,
     mean_over_directions,
     translate_spectrogram,
 )
@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CycleGANConfig(TrainConfig):
+class CycleGANConfig(DomainPairConfig):
     """CycleGAN hyper-parameters; defaults from report ``001_*`` and the reference implementation.
 
     Attributes
@@ -112,7 +112,8 @@ class CycleGANConfig(TrainConfig):
     domain_x, domain_y : str
         The two domains (report: IRMAS piano ↔ electric guitar; demo set: piano ↔ guitar).
     val_clips : int
-        Validation clips per direction that the metrics use (the first ones by name: fixed).
+        Clips of ``split`` per direction that the metrics use (the first ones by name: fixed). ``split``
+        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`.
     channels_last : bool
         Channels-last memory format (faster convolutions on CUDA and oneDNN CPUs). Not used on the CPU with
         ``amp="bf16"`` (see :func:`memory_format`).
@@ -301,9 +302,8 @@ class CycleGAN(DomainPairMethod):
                      for c in clips]
             train[side] = specs
             probe[side] = np.stack([s[:, : config.patch_frames] for s in specs[: config.val_clips]])
-            held = sorted(dataset.prefer_paired(dataset.select(domain, "val") or clips, other),
-                          key=lambda c: c.name)[: config.val_clips]
-            val[side] = [self._val_clip(dataset, c, other, config) for c in held]
+            val[side] = [self._val_clip(dataset, c, other, config)
+                         for c in self.scored_clips(dataset, config, domain, other, clips)]
         log.info("cyclegan: %d/%d training clips (%s/%s), %d validation clips per side",
                  len(train["x"]), len(train["y"]), config.domain_x, config.domain_y, len(val["x"]))
         return CycleGANData(train, val, probe, metrics.build_reference(dataset))

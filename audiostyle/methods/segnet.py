@@ -72,7 +72,7 @@ from audiostyle.methods.examples import Example, write_examples
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairMethod, Parts, TrainConfig, mean_over_directions,
+from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairConfig, DomainPairMethod, Parts, mean_over_directions,
                               translate_spectrogram)
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
 
 # -- config and data ------------------------------------------------------------------------------------
 @dataclass
-class SegNetConfig(TrainConfig):
+class SegNetConfig(DomainPairConfig):
     """Hyper-parameters of ``segnet``/``unet``; defaults from report 000_* where it gives them (see module doc).
 
     Attributes
@@ -337,13 +337,13 @@ class SegNetConfig(TrainConfig):
     gp_weight, clip_value : float
         Gradient-penalty weight (10) and clipping bound c (0.01).
     val_clips : int
-        Validation clips per domain transferred at each report (training clips when a domain has no ``val`` split).
+        Clips of ``split`` per domain transferred at each report (training clips when a domain has no ``val`` split).
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
 
-    Inherited from :class:`~audiostyle.methods.trained.TrainConfig`: ``steps``, ``batch_size`` (8; the report gives none),
-    ``lr`` (the autoencoders' Adam learning rate, 1e-3: the report gives none), ``report_every``,
-    ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
+    Inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`: ``split`` (the scored clips' split,
+    ``"val"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
+    1e-3: the report gives none), ``report_every``, ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
 
     domain_x: str = "piano"
@@ -532,8 +532,7 @@ class SegNet(DomainPairMethod):
                 )
             train[side] = [_pad_frames(_logmel(A.resample(c.audio, c.sr, config.sr), config)[0], config.patch_frames)
                            for c in clips]
-            held = sorted(dataset.prefer_paired(dataset.select(domain, "val") or clips, other),
-                          key=lambda c: c.name)[: config.val_clips]
+            held = self.scored_clips(dataset, config, domain, other, clips)
             val_audio[side] = [A.resample(c.audio, c.sr, config.sr) for c in held]
             val_patches[side] = np.stack([
                 A.to_patches(_logmel(y, config)[0], config.patch_frames, hop=config.patch_frames)[0]

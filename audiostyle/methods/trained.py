@@ -783,6 +783,28 @@ class TrainedMethod(Method):
 DIRECTIONS = ("x2y", "y2x")
 """Transfer directions of a :class:`DomainPairMethod`: ``domain_x`` → ``domain_y`` and back."""
 
+SCORED_SPLITS = ("val", "test")
+"""Splits a :class:`DomainPairConfig` may score its reports on (never ``"train"``: the model fits it)."""
+
+
+@dataclass
+class DomainPairConfig(TrainConfig):
+    """Fields every :class:`DomainPairMethod` config shares (subclass it instead of :class:`TrainConfig`).
+
+    Attributes
+    ----------
+    split : str
+        The split whose clips the reports transfer and score: ``"val"`` while sweeping (hyperparameters are chosen
+        on it; the training clips when the dataset has no val split), ``"test"`` for a final table on melodies that
+        nothing was fitted or chosen on (``benchmarks/bench_quality.py``; a dataset without a test split raises).
+    """
+
+    split: str = "val"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("split", self.split, SCORED_SPLITS)
+
 
 class DomainPairMethod(TrainedMethod):
     """A trained method that translates between ``config.domain_x`` and ``config.domain_y`` (cyclegan, segnet).
@@ -794,6 +816,21 @@ class DomainPairMethod(TrainedMethod):
 
     def data_domains(self, config: Any) -> tuple[str, ...]:
         return (config.domain_x, config.domain_y)
+
+    def scored_clips(self, dataset: Any, config: Any, domain: str, other: str, train: list[Any]) -> list[Any]:
+        """The first ``config.val_clips`` clips (by name) of ``domain`` in ``config.split`` that the reports score,
+        those with a counterpart in ``other`` (a true target) preferred.
+
+        ``train`` (the domain's training clips) stands in when the dataset has no val split; a missing test split
+        raises :class:`AudiostyleError`.
+        """
+        held = dataset.select(domain, config.split)
+        if not held and config.split == "test":
+            raise AudiostyleError(
+                f"{self.name}: domain {domain!r} has no clips in the test split of {dataset.source or 'the dataset'}; "
+                "score split='val', or use a dataset that holds out test melodies (e.g. --data bench)."
+            )
+        return sorted(dataset.prefer_paired(held or train, other), key=lambda c: c.name)[: config.val_clips]
 
     @abstractmethod
     def translate(self, modules: Mapping[str, nn.Module], config: Any, y: np.ndarray, direction: str) -> np.ndarray:
