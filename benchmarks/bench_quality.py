@@ -17,7 +17,7 @@ are compared with the same config's trial run on that pair: the tolerances are :
 
 Usage::
 
-    python benchmarks/bench_quality.py                     # 8 trials of 30 iterations, 2 test pairs
+    python benchmarks/bench_quality.py                     # 6 trials of 20 iterations, 3 test pairs
     python benchmarks/bench_quality.py --quick             # 4 trials of 10 iterations, 1 pair
 
 Writes ``benchmarks/results/quality.md``; exits 1 when the winner does not beat copy-content on the headline and
@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content", default="piano")
     p.add_argument("--style", default="violin")
-    p.add_argument("--samples", type=int, default=8, help="trials of the sweep")
-    p.add_argument("--steps", type=int, default=30, help="L-BFGS iterations per trial")
-    p.add_argument("--pairs", type=int, default=2, help="(content, style) pairs per trial")
+    p.add_argument("--samples", type=int, default=6, help="trials of the sweep")
+    p.add_argument("--steps", type=int, default=20, help="L-BFGS iterations per trial")
+    p.add_argument("--pairs", type=int, default=3, help="(content, style) pairs per trial (2 left val and test far apart)")
     p.add_argument("--quick", action="store_true", help="4 trials of 10 iterations, 1 pair")
     p.add_argument("--cache", default=None)
     args = p.parse_args(argv)
