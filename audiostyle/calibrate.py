@@ -54,6 +54,9 @@ ANCHORS: tuple[str, ...] = (
 """Every anchor, in table order."""
 DEGENERATE: tuple[str, ...] = ANCHORS[3:]
 """Anchors that must score below :data:`DEGENERATE_THRESHOLD`."""
+CLIP_ANCHORS = ("target", "copy_content", "copy_style")
+"""Anchors that are dataset clips as they are: their features (pitch track included) are computed once per process
+(:func:`audiostyle.metrics.cached_features`), as they recur as contents and targets of other directions."""
 _NOISES = tuple(a for a in ANCHORS if a.startswith(("white", "pink")))
 REJECTS: dict[str, tuple[str, ...]] = {
     **{m: ("copy_style", "silence", "quiet_noise", "reversed") for m in metrics.MELODY_METRICS},
@@ -204,7 +207,7 @@ def calibrate(dataset: AudioDataset, content: str, style: str, *, reference: met
     anchors = [make_anchors(c.audio, t.audio, s.audio, dataset.sr, seed=i) for i, (c, t, s) in enumerate(triples)]
     rows, start = {}, time.perf_counter()
     for name in ANCHORS:
-        outputs = [a[name] for a in anchors]
+        outputs = [metrics.cached_features(a[name], dataset.sr) if name in CLIP_ANCHORS else a[name] for a in anchors]
         contents = [a["copy_content"] for a in anchors]
         rows[name] = metrics.evaluate(outputs, contents, dataset.sr, reference, style,
                                       true_targets=[a["target"] for a in anchors])

@@ -117,10 +117,10 @@ def evaluate(
     k = reference.domain_index(target_domain)
     f_out = [features(y, sr) for y in outputs]
     stats = np.stack([timbre_stats(f) for f in f_out])
-    distances = reference.timbre.distances(stats)
+    distances, proba = reference.classify(stats)
     row = {name: math.nan for name in COMMON_METRICS}
     row["timbre_dist"] = float(distances[:, k].mean())
-    row["target_prob"] = float(reference.predict_proba(stats)[:, k].mean())
+    row["target_prob"] = float(proba[:, k].mean())
     if contents is not None:
         per = [melody_metrics(f, cached_features(c, sr)) for f, c in zip(f_out, contents)]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})

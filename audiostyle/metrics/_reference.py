@@ -74,14 +74,19 @@ class Reference:
             )
         return self.domains.index(domain)
 
-    def predict_proba(self, stats: np.ndarray) -> np.ndarray:
-        """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""
+    def classify(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``timbre_dist`` and domain probabilities of timbre statistics ``(n, 86)``, ``(n, n_domains)`` each; the
+        probability rows sum to <= 1 (the rest is "none of them", :mod:`audiostyle.metrics._classifier`)."""
         t = self.timbre
-        discriminant = t.discriminant_distances(stats)
-        accepted = acceptance(t.full_distances(stats), t.spread, acceptance_radius(t.domain_rms, t.domain_std))
+        full, discriminant = t.views(stats)
+        accepted = acceptance(full, t.spread, acceptance_radius(t.domain_rms, t.domain_std))
         accepted *= acceptance(discriminant, t.discriminant_spread,
                                acceptance_radius(t.discriminant_rms, t.discriminant_std))
-        return domain_probabilities(discriminant, accepted)
+        return np.maximum(full, discriminant), domain_probabilities(discriminant, accepted)
+
+    def predict_proba(self, stats: np.ndarray) -> np.ndarray:
+        """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""
+        return self.classify(stats)[1]
 
     def frames(self, features: ClipFeatures) -> np.ndarray:
         """Standardised frame-level MFCC 1–19 of the active frames, ``(frames, 19)``."""

@@ -117,17 +117,16 @@ class TimbreSpace:
         """Whitened offset of each clip from each domain's centre, ``(n, n_domains, d)``."""
         return ((stats - self.mean) @ self.whitening)[:, None, :] - self.centres[None]
 
-    def full_distances(self, stats: np.ndarray) -> np.ndarray:
-        """Full-view distance of statistics ``(n, d)`` to each domain, in unseen-clip spreads, ``(n, n_domains)``."""
-        return np.linalg.norm(self._offsets(stats), axis=2) / self.spread
-
-    def discriminant_distances(self, stats: np.ndarray) -> np.ndarray:
-        """Discriminant-view distance to each domain, in unseen-clip spreads, ``(n, n_domains)``."""
-        return np.linalg.norm(self._offsets(stats) @ self.axes, axis=2) / self.discriminant_spread
+    def views(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-view and discriminant-view distances of statistics ``(n, d)`` to each domain, each in its view's
+        unseen-clip spreads, ``(n, n_domains)`` each (one whitening for both)."""
+        offsets = self._offsets(stats)
+        return (np.linalg.norm(offsets, axis=2) / self.spread,
+                np.linalg.norm(offsets @ self.axes, axis=2) / self.discriminant_spread)
 
     def distances(self, stats: np.ndarray) -> np.ndarray:
         """``timbre_dist`` to each domain: the larger of the two views' distances, ``(n, n_domains)``."""
-        return np.maximum(self.full_distances(stats), self.discriminant_distances(stats))
+        return np.maximum(*self.views(stats))
 
 
 def _within_domain_whitening(stats: np.ndarray, labels: np.ndarray) -> np.ndarray:
