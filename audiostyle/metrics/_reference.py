@@ -17,7 +17,7 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities
 from audiostyle.metrics._distribution import gaussian
 from audiostyle.metrics._features import ClipFeatures, clip_features
-from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_stats
+from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_distance, timbre_stats
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Reference:
         accepted = acceptance(full, t.spread, acceptance_radius(t.domain_rms, t.domain_std))
         accepted *= acceptance(discriminant, t.discriminant_spread,
                                acceptance_radius(t.discriminant_rms, t.discriminant_std))
-        return np.maximum(full, discriminant), domain_probabilities(discriminant, accepted)
+        return timbre_distance(full, discriminant), domain_probabilities(discriminant, accepted)
 
     def predict_proba(self, stats: np.ndarray) -> np.ndarray:
         """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""

@@ -125,8 +125,13 @@ class TimbreSpace:
                 np.linalg.norm(offsets @ self.axes, axis=2) / self.discriminant_spread)
 
     def distances(self, stats: np.ndarray) -> np.ndarray:
-        """``timbre_dist`` to each domain: the larger of the two views' distances, ``(n, n_domains)``."""
-        return np.maximum(*self.views(stats))
+        """``timbre_dist`` to each domain (:func:`timbre_distance` of :meth:`views`), ``(n, n_domains)``."""
+        return timbre_distance(*self.views(stats))
+
+
+def timbre_distance(full: np.ndarray, discriminant: np.ndarray) -> np.ndarray:
+    """``timbre_dist`` from the two views' distances: the larger, so near a domain only when both views agree."""
+    return np.maximum(full, discriminant)
 
 
 def _within_domain_whitening(stats: np.ndarray, labels: np.ndarray) -> np.ndarray:
