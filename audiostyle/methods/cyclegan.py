@@ -19,11 +19,14 @@ The step computes exactly the reference's losses and gradients (junyanz/pytorch-
 direction (``G_xy``'s adversarial, forward-cycle and identity terms, then ``G_yx``'s), each freeing its graph before
 the next is built (the sum of the pieces' gradients is the gradient of the sum); each discriminator sees its real
 and pooled fake batch in one forward (instance norm is per sample, so batching is exact); discriminator parameters
-are frozen while the generators train; tensors are channels-last (instance norm as ``GroupNorm(C, C)``, which has
-channels-last kernels); Adam is fused. Translation and identity take separate forwards: on AVX-512 CPUs two batch-2
-convolutions are faster than one batch-4. ``amp="bf16"`` autocasts on CUDA and the CPU, and long runs compile the
-networks (``compile``, see :class:`~audiostyle.methods.trained.TrainConfig`); with both, a 256 × 256 step takes half the
-reference's time on a 2-core CPU (BENCHMARKS.md).
+are frozen while the generators train; Adam is fused. Two departures compute the same function as the reference:
+instance norm is ``GroupNorm(C, C)`` after convolutions without bias (the norm cancels a bias;
+:mod:`audiostyle.methods.nets`), and tensors are contiguous NCHW on the CPU, channels-last on CUDA (the CPU's
+channels-last instance norm is inaccurate, :func:`memory_format`). Translation and identity take separate
+forwards: on AVX-512 CPUs two batch-2 convolutions are faster than one batch-4. ``amp="auto"`` trains in bf16 where
+the hardware multiplies it natively (CUDA, AVX-512 BF16 or AMX CPUs), since bf16 reaches float32's losses and
+metrics here (``benchmarks/results/amp_quality.md``), and long runs compile the networks (``compile``, see
+:class:`~audiostyle.methods.trained.TrainConfig`); BENCHMARKS.md gives the step's time against the reference's.
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
 directions (``transfer_score`` recomputed from the averaged components), the per-direction
@@ -115,8 +118,8 @@ class CycleGANConfig(DomainPairConfig):
         Clips of ``split`` per direction that the metrics use (the first ones by name: fixed). ``split``
         (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`.
     channels_last : bool
-        Channels-last memory format (faster convolutions on CUDA and oneDNN CPUs). Not used on the CPU with
-        ``amp="bf16"`` (see :func:`memory_format`).
+        Channels-last memory format on CUDA (faster cuDNN convolutions). The CPU always uses NCHW: its
+        channels-last instance norm is inaccurate (see :func:`memory_format`).
     """
 
     steps: int = 15_000
@@ -242,15 +245,18 @@ def _pad_frames(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def memory_format(config: CycleGANConfig, device: torch.device) -> torch.memory_format:
-    """The networks' memory format: channels-last when ``config.channels_last``, except on the CPU with bf16.
+    """The networks' memory format: channels-last on CUDA when ``config.channels_last``, contiguous NCHW otherwise.
 
-    There PyTorch's channels-last bfloat16 kernels (instance norm and convolution backward) overflow to inf/NaN
-    within a few steps on silent spectrogram patches, while contiguous NCHW trains cleanly and is faster (a
-    256 × 256 step: 0.56× the reference's time eagerly against 0.84× channels-last; BENCHMARKS.md).
+    On the CPU, PyTorch's channels-last ``GroupNorm`` kernel loses the variance to cancellation when a channel's
+    mean dwarfs its spread (the error grows with mean / spread), as after the first convolution of a spectrogram
+    whose silence is -1: on a channel of mean 10 and std 0.01 its float32 output is off by 10 (NCHW: 1e-4), a
+    trained generator's output on a near-silent patch was off by 0.97, and bf16 turned NaN within a few steps. The NCHW kernel is accurate and, on the E2 CPU, no slower for a 256 × 256 step
+    (``benchmarks/results/cyclegan.md``, ``amp_quality.md``); ``tests/test_cyclegan.py`` checks the CPU layout
+    against float64.
     """
-    if not config.channels_last or (device.type == "cpu" and config.amp == "bf16"):
-        return torch.contiguous_format
-    return torch.channels_last
+    if config.channels_last and device.type == "cuda":
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 # -- the method -------------------------------------------------------------------------------------
@@ -261,6 +267,7 @@ class CycleGAN(DomainPairMethod):
     Config = CycleGANConfig
     headline = HEADLINE_OBJECTIVE
     kind = "transfer"
+    auto_amp = "bf16"  # trains as well as float32 in bf16, and faster (benchmarks/results/amp_quality.md)
 
     @classmethod
     def default_space(cls) -> Space:

@@ -8,7 +8,17 @@ instance norm), normal(0, 0.02) init, least-squares GAN loss and the history poo
 frequency bins and width is frames.
 
 Instance norm is computed as ``GroupNorm(C, C, affine=False)``: the same function as
-``InstanceNorm2d(C)`` (one group per channel, per sample, eps 1e-5), but with fast channels-last kernels.
+``InstanceNorm2d(C)`` (one group per channel, per sample, eps 1e-5), and its NCHW CPU kernel is 2× faster (2.5 ms
+against 5.3 ms forward and backward at 256 channels, 64 × 64, ``benchmarks/results/cyclegan.md``). Its CPU
+channels-last kernel is inaccurate, so cyclegan keeps NCHW there (``audiostyle/methods/cyclegan.py``).
+
+A convolution followed by an instance norm has no bias (the reference gives it one). The norm subtracts each
+channel's mean, so such a bias cancels exactly and its true gradient is zero; what it receives is rounding noise.
+Adam divides a gradient by its own running size, so that noise moves the bias by about ``lr`` per step. In float32
+the noise sits below Adam's eps and the bias barely moves; under bf16 autocast it was 1000–15000× larger (cyclegan,
+one step, ``benchmarks/results/amp_quality.md``), enough for the biases to random-walk, and a drifting offset leaves
+fewer of bf16's 8 mantissa bits for the signal. The networks compute the same function either way, and checkpoints
+that hold such biases still load (:func:`drop_cancelled_biases`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,17 @@ def instance_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(channels, channels, eps=1e-5, affine=False)
 
 
+def drop_cancelled_biases(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook: drop the biases a checkpoint holds for convolutions that have none here.
+
+    They are the biases ahead of an instance norm, which cancels them (module docstring), so the loaded network
+    computes what the saved one did.
+    """
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is None:
+            state_dict.pop(f"{prefix}{name}.bias" if name else f"{prefix}bias", None)
+
+
 class ResnetBlock(nn.Module):
     """``x + conv-norm-relu-conv-norm(x)`` with reflection padding; shape preserved."""
 
@@ -31,11 +52,11 @@ class ResnetBlock(nn.Module):
         super().__init__()
         self.block = nn.Sequential(
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            nn.Conv2d(channels, channels, 3, bias=False),
             instance_norm(channels),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            nn.Conv2d(channels, channels, 3, bias=False),
             instance_norm(channels),
         )
 
@@ -64,24 +85,29 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(in_ch, ngf, 7),
+            nn.Conv2d(in_ch, ngf, 7, bias=False),
             instance_norm(ngf),
             nn.ReLU(inplace=True),
         ]
         ch = ngf
         for _ in range(n_down):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), instance_norm(ch * 2), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=False),
+                instance_norm(ch * 2),
+                nn.ReLU(inplace=True),
+            ]
             ch *= 2
         layers += [ResnetBlock(ch) for _ in range(n_blocks)]
         for _ in range(n_down):
             layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
                 instance_norm(ch // 2),
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.register_load_state_dict_pre_hook(drop_cancelled_biases)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -101,12 +127,13 @@ class PatchDiscriminator(nn.Module):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1),
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=False),
                 instance_norm(ndf * mult),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
         layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
         self.model = nn.Sequential(*layers)
+        self.register_load_state_dict_pre_hook(drop_cancelled_biases)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -204,6 +231,7 @@ __all__ = [
     "PatchDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
+    "drop_cancelled_biases",
     "gradient_penalty",
     "init_weights",
     "instance_norm",

@@ -637,8 +637,8 @@ class TrainedMethod(Method):
     Config: ClassVar[type] = TrainConfig
     auto_amp: ClassVar[str] = "none"
     """What ``amp="auto"`` becomes on hardware with native bf16: ``"bf16"`` once ``benchmarks/bench_amp_quality.py``
-    shows bf16 training reaches float32's quality for this method and is faster, else ``"none"`` (every method
-    today: ``benchmarks/results/amp_quality.md``)."""
+    shows bf16 training reaches float32's quality for this method and is faster, else ``"none"``
+    (``benchmarks/results/amp_quality.md``: cyclegan is bf16, the others float32)."""
 
     # -- hooks ---------------------------------------------------------------------------------
     @abstractmethod
