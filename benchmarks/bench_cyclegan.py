@@ -386,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile settings of ours to run (the warm-up step includes compilation; auto = the "
                         "config's default, which compiles runs of the default 15 000 steps)")
     p.add_argument("--overhead", action="store_true", help="also measure the loop overhead (evaluate + checkpoint)")
-    p.add_argument("--no-channels-last", action="store_true", help="ours in contiguous (NCHW) format")
+    p.add_argument("--no-channels-last", action="store_true",
+                   help="ours in contiguous (NCHW) format on CUDA (the CPU always is)")
     p.add_argument("--profile", type=int, default=0, metavar="K",
                    help="profile one extra step of each variant and print its K costliest operators side by side")
     p.add_argument("--sizes", default=None, help="comma list of SIZExBLOCKS, e.g. 256x9,128x6")
