@@ -250,9 +250,9 @@ def memory_format(config: CycleGANConfig, device: torch.device) -> torch.memory_
     On the CPU, PyTorch's channels-last ``GroupNorm`` kernel loses the variance to cancellation when a channel's
     mean dwarfs its spread (the error grows with mean / spread), as after the first convolution of a spectrogram
     whose silence is -1: on a channel of mean 10 and std 0.01 its float32 output is off by 10 (NCHW: 1e-4), a
-    trained generator's output on a near-silent patch was off by 0.97, and bf16 turned NaN within a few steps. The NCHW kernel is accurate and, on the E2 CPU, no slower for a 256 × 256 step
-    (``benchmarks/results/cyclegan.md``, ``amp_quality.md``); ``tests/test_cyclegan.py`` checks the CPU layout
-    against float64.
+    trained generator's output on a near-silent patch was off by 0.97, and bf16 turned NaN within a few steps. The
+    NCHW kernel is accurate and, on the E2 CPU, no slower for a 256 × 256 step (``benchmarks/results/cyclegan.md``,
+    ``amp_quality.md``); ``tests/test_cyclegan.py`` checks the CPU layout against float64.
     """
     if config.channels_last and device.type == "cuda":
         return torch.channels_last
