@@ -18,6 +18,8 @@ never reuses the actor of a failed trial); the searcher learns only that the tri
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import json
 import logging
 import math
@@ -37,6 +39,23 @@ from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, F
                                     STEP, TRIAL_FILE, tracked)
 
 log = logging.getLogger(__name__)
+
+LIBROSA_KERNEL_MODULES = ("librosa.util.utils", "librosa.beat", "librosa.core.audio", "librosa.core.pitch")
+"""librosa's modules whose numba gufuncs compile when imported and are cached beside them (the metrics use them)."""
+
+
+def compile_librosa_kernels() -> None:
+    """Import :data:`LIBROSA_KERNEL_MODULES` one process at a time on this machine (an exclusive file lock).
+
+    numba writes each gufunc's cache as two files. Two trial processes compiling at once on a fresh install can
+    leave the two files from different processes, and every later load of that kernel then crashes its process
+    (SIGSEGV in ``librosa.onset.onset_detect``, seen on a fresh clone's first ``make sweep``). Under the lock the
+    first process compiles and writes both files, and the others load them complete.
+    """
+    with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for name in LIBROSA_KERNEL_MODULES:
+            importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -202,6 +221,7 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
     from ray import tune
 
     assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
+    compile_librosa_kernels()
     trial_id = tune.get_context().get_trial_id()
     device = pick_device()
     cap_memory(device, spec.gpus_per_trial)

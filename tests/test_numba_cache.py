@@ -1,0 +1,32 @@
+"""Trial processes that start together on a fresh install share librosa's compiled-kernel cache safely."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.cluster_harness import REPO
+
+SCRIPT = """
+import numpy as np
+from audiostyle.sweep._trial import compile_librosa_kernels
+compile_librosa_kernels()
+import librosa
+t = np.arange(22050) / 22050
+y = (np.sin(2 * np.pi * 440 * t) * (t % 0.25 < 0.1)).astype(np.float32)
+onsets = librosa.onset.onset_detect(y=y, sr=22050, units="time", backtrack=True)
+assert onsets.size >= 2, onsets
+"""
+
+
+def test_concurrent_first_compiles_leave_a_cache_every_later_process_loads(tmp_path):
+    """Four processes compile on an empty numba cache at once, then four more load it: all detect the onsets."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(REPO)}
+    for wave in ("compile", "load"):
+        procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, f"{wave}: exit {p.returncode}\n{err[-2000:]}"
+    assert any((tmp_path / "numba").rglob("*.nbc")), "the kernels were cached"
