@@ -37,5 +37,8 @@ def config_epilog(method: Any, space: Space) -> str:
     """The help's closing text: every config key of ``method`` with its default, then the searched ones."""
     keys = [f"  {f.name} = {getattr(method.Config(), f.name)!r}" for f in dataclasses.fields(method.Config)]
     searched = [f"  {name}: {dimension_text(dim)}" for name, dim in space.items()]
+    presets = [f"  {name}: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+               for name, values in method.presets().items()]
     return "\n".join([f"config keys of {method.name} (--set KEY=VALUE, --config FILE) and their defaults:", *keys,
-                      "", "searched unless fixed by --set/--config (the sweep's space):", *searched])
+                      "", "searched unless fixed by --set/--config (the sweep's space):", *searched,
+                      *(["", "presets (--preset NAME):", *presets] if presets else [])])

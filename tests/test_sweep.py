@@ -342,3 +342,29 @@ def test_prepared_data_is_recomputed_when_any_metrics_module_changes(monkeypatch
 
     monkeypatch.setattr(Path, "read_bytes", edited)
     assert _prepare._code_version(method) != before
+
+
+def test_a_preset_fixes_its_fields_under_the_users_and_is_stored_with_the_config(tmp_path: Path) -> None:
+    toy = methods.get("toy")
+    config = toy.make_config({"preset": "small", "steps": 6})
+    assert (config.preset, config.y, config.report_every, config.steps) == ("small", 7, 1, 6)  # steps: the user's
+    assert toy.make_config().preset == "none" and toy.make_config().y == 2
+    plan = _plan_from_cli(tmp_path, "--preset", "small")
+    assert plan.overrides["y"] == 7 and plan.overrides["preset"] == "small" and plan.budget_steps == 4
+    assert "y" not in plan.space and {"x", "kind"} <= set(plan.space)  # the preset's fields are not searched
+    assert _plan_from_cli(tmp_path, "--preset", "small", "--set", "y=3").overrides["y"] == 3
+    assert _plan_from_cli(tmp_path, "--preset", "small", "--smoke").overrides["report_every"] == 2  # smoke on top
+    api = sweep._plan.new_plan("toy", sweep._plan.Settings(overrides={"preset": "small"}), str(tmp_path))
+    assert "y" not in api.space and api.overrides["y"] == 7  # the Python API expands it the same way
+    with pytest.raises(AudiostyleError, match="unknown preset 'gpu'; choose one of none, small"):
+        _plan_from_cli(tmp_path, "--preset", "gpu")
+    with pytest.raises(AudiostyleError, match="shallow_cnn defines no presets"):
+        methods.get("shallow_cnn").expand_preset({"preset": "cpu"})
+
+
+def test_help_lists_the_presets_with_their_values() -> None:
+    from audiostyle.cli_help import config_epilog
+
+    toy = methods.get("toy")
+    text = config_epilog(toy, toy.default_space())
+    assert "presets (--preset NAME):\n  small: y=7, steps=4, report_every=1" in text

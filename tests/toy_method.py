@@ -44,6 +44,7 @@ class ToyConfig:
     label: str | None = None
     meet: str = ""
     meet_s: float = 120.0
+    preset: str = "none"
 
     def __post_init__(self) -> None:
         check_range("x", self.x, 0.0, 1.0)
@@ -119,6 +120,10 @@ class Toy(Method):
     @classmethod
     def default_space(cls):
         return {"x": Float(0.0, 1.0), "y": Int(0, 10), "kind": Choice(("a", "b"))}
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        return {"small": {"y": 7, "steps": 4, "report_every": 1}}
 
     @classmethod
     def best_known(cls) -> list[dict[str, Any]]:

@@ -26,6 +26,9 @@ from audiostyle.methods.fields import check_values
 from audiostyle.metrics import Objective
 from audiostyle.methods.space import Space
 
+PRESET_NONE = "none"
+"""The ``preset`` value of a config that uses no preset (the reports' defaults)."""
+
 Reporter = Callable[[int, Mapping[str, float], "Mapping[str, Any] | None"], None]
 """``report(step, metrics, state)``: metrics are plain floats keyed by name (no ``metric.`` prefix);
 ``state`` (optional) is a picklable dict (tensors allowed) from which the method can resume."""
@@ -94,13 +97,38 @@ class Method(ABC):
         return []
 
     @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """Named partial configs, ``{preset: {config_field: value}}``, chosen with ``preset=NAME`` (``--preset``).
+
+        ``"cpu"`` on a trained method sizes it so that a 2-core machine reaches its first real result within
+        15 minutes of training. The config's ``preset`` field records the name with the trial.
+        """
+        return {}
+
+    @classmethod
+    def expand_preset(cls, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``overrides`` on top of the values of the preset they name (``overrides["preset"]``), if any.
+
+        Raises :class:`AudiostyleError` for a preset the method does not define.
+        """
+        overrides = dict(overrides or {})
+        name = overrides.get("preset", PRESET_NONE)
+        if name == PRESET_NONE:
+            return overrides
+        known = cls.presets()
+        if name not in known:
+            choices = ", ".join([PRESET_NONE, *known]) if known else f"{PRESET_NONE} ({cls.name} defines no presets)"
+            raise AudiostyleError(f"{cls.name}: unknown preset {name!r}; choose one of {choices}.")
+        return {**known[name], **overrides}
+
+    @classmethod
     def make_config(cls, overrides: Mapping[str, Any] | None = None) -> Any:
-        """The default config with ``overrides`` applied.
+        """The default config with ``overrides`` applied (on top of the preset they name, :meth:`expand_preset`).
 
         Unknown keys, and values of the wrong type for their field (:func:`~audiostyle.methods.fields.check_values`),
         raise :class:`AudiostyleError`; the config's ``__post_init__`` then checks ranges.
         """
-        overrides = dict(overrides or {})
+        overrides = cls.expand_preset(overrides)
         known = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = sorted(set(overrides) - known)
         if unknown:

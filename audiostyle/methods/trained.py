@@ -114,7 +114,7 @@ from torch import nn
 
 from audiostyle import audio as A
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
-from audiostyle.methods.base import Method, TrialContext
+from audiostyle.methods.base import PRESET_NONE, Method, TrialContext
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,9 @@ class TrainConfig:
         Clip each optimiser's gradient norm to this value; 0 = no clipping.
     seed : int
         Seed of the trial (combined with the context's seed).
+    preset : str
+        The named preset (:meth:`~audiostyle.methods.base.Method.presets`) the config was built from, ``"none"``
+        for the reports' defaults; recorded with the trial as ``config.preset``.
     """
 
     steps: int = 10_000
@@ -183,6 +186,7 @@ class TrainConfig:
     compile: str = "auto"
     grad_clip: float = 0.0
     seed: int = 0
+    preset: str = PRESET_NONE
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, 10**9)

@@ -1,7 +1,8 @@
 """The command line every ``sweeps/<method>.py`` shares: :class:`Budget`, the flags, ``--set``/``--config``, ``main``.
 
 Fixed config values layer in this order, each on top of the one before: the budget's ``steps``, the script's
-``overrides``, ``demo_overrides`` (with ``--data demo``), ``smoke_overrides`` (with ``--smoke``), the unsearched
+``overrides``, ``demo_overrides`` (with ``--data demo``), the method's ``--preset`` (e.g. ``cpu``: a network and
+step budget a 2-core machine trains in minutes), ``smoke_overrides`` (with ``--smoke``), the unsearched
 fields of ``--config FILE`` (its searched fields become the searcher's first point), ``--set KEY=VALUE``, then
 ``--steps``. So a budget never replaces a value the user fixed (``--set steps=50`` or ``steps`` in the file);
 ``--steps`` and a different ``steps`` from the user are refused.
@@ -122,6 +123,8 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
                    "other flags must match the sweep's (a conflicting one is refused, listed)")
     p.add_argument("--storage", default=None, help="Ray storage for checkpoints/experiment state (default <store>/_ray)")
     p.add_argument("--address", default=None, help="Ray address: default a running cluster if any, else local; 'local' forces a new one")
+    p.add_argument("--preset", default=None, metavar="NAME", help="a named config of the method, fixed for every trial "
+                   "and stored with it (e.g. cpu: sized for a 2-core machine; the list is under config keys below)")
     p.add_argument("--smoke", action="store_true", help="tiny sweep: few trials and steps, on the small demo set unless --data is given (about a minute here)")
     p.add_argument("--max-failures", type=int, default=None, help="retries of a trial lost to a node failure (default 2)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard with a local Ray")
@@ -131,21 +134,27 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     return p
 
 
-def _fixed(args: argparse.Namespace, budget: Budget, config_cls: type, file_fixed: Mapping[str, Any]) -> dict[str, Any]:
-    """The fixed config values in the module's order; only the user's own with ``--resume``."""
-    user = {**file_fixed, **parse_overrides(args.overrides, config_cls)}
+def _preset(args: argparse.Namespace, method: methods.Method) -> dict[str, Any]:
+    """The values of ``--preset`` with its name (``{}`` without one)."""
+    return method.expand_preset({"preset": args.preset}) if args.preset else {}
+
+
+def _fixed(args: argparse.Namespace, budget: Budget, method: methods.Method, file_fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed config values in the module's order; only the user's own (and the preset's) with ``--resume``."""
+    user = {**file_fixed, **parse_overrides(args.overrides, method.Config)}
     if args.steps is not None and user.get("steps", args.steps) != args.steps:
         raise AudiostyleError(f"--steps {args.steps} and steps={user['steps']} (--set/--config) disagree: give the budget once.")
     if args.steps is not None:
         user["steps"] = args.steps
     if args.resume:
-        return user
+        return {**_preset(args, method), **user}
     steps = budget.smoke_steps if args.smoke else budget.steps
     data = args.data or "demo"
     return {
         **({"steps": steps} if steps else {}),
         **budget.overrides,
         **(budget.demo_overrides if data == "demo" else {}),
+        **_preset(args, method),
         **(budget.smoke_overrides if args.smoke else {}),
         **user,
     }
@@ -155,7 +164,7 @@ def settings_from_args(args: argparse.Namespace, budget: Budget, method: str, sp
     """``sweep.run`` keyword arguments from a script's parsed flags (see the module notes)."""
     m = methods.get(method)
     file_fixed, start = split_config(load_config_file(args.config) if args.config else {}, space)
-    fixed = _fixed(args, budget, m.Config, file_fixed)
+    fixed = _fixed(args, budget, m, file_fixed)
     given = {
         "overrides": fixed or None, "data": args.data, "samples": args.samples, "max_concurrent": args.max_concurrent,
         "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial, "search": args.search,

@@ -20,6 +20,7 @@ from audiostyle import methods
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice
 from audiostyle.metrics import Objective, parse_objectives
+from audiostyle.methods import Method
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
@@ -171,9 +172,10 @@ def new_sweep_id(method: str) -> str:
     return f"{method}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{os.getpid() % 10000:04d}"
 
 
-def fixed_values(settings: Settings) -> dict[str, Any]:
-    """The config values the caller fixed: ``overrides``, with ``steps`` when given (they must agree)."""
-    overrides = dict(settings.overrides or {})
+def fixed_values(settings: Settings, method: Method) -> dict[str, Any]:
+    """The config values the caller fixed: ``overrides`` over the preset they name (so a preset's fields are not
+    searched), with ``steps`` when given (they must agree)."""
+    overrides = method.expand_preset(settings.overrides)
     if settings.steps is not None:
         if overrides.get("steps", settings.steps) != settings.steps:
             raise AudiostyleError(
@@ -204,7 +206,7 @@ def check_gpu_share(gpus_per_trial: float) -> None:
 def new_plan(method: str, settings: Settings, store: str, name: str | None = None) -> Plan:
     """A new sweep's plan: the settings checked, defaults filled in (see :func:`audiostyle.sweep.run`)."""
     m = methods.get(method)
-    overrides = fixed_values(settings)
+    overrides = fixed_values(settings, m)
     base = m.make_config(overrides)
     budget = int(getattr(base, "steps", 0) or 0)
     objectives = parse_objectives(settings.objectives, m.headline)
