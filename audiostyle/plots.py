@@ -17,7 +17,7 @@ import pandas as pd
 
 from audiostyle import analysis
 from audiostyle.methods.examples import Example, figure, parse_wav_name
-from audiostyle.metrics import COMMON_OBJECTIVES, PARETO_OBJECTIVES, Objective
+from audiostyle.metrics import COMMON_METRICS, COMMON_OBJECTIVES, HEADLINE, PARETO_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Space
 from audiostyle.store import USABLE_STATUSES, Store
 
@@ -155,6 +155,48 @@ def fig_learning_curves(history: pd.DataFrame, metric: str | None = None):
         if ax.lines and len(ax.lines) <= 8:
             ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+HEADLINE_PARTS = (HEADLINE, "melody", "pitch_acc", "chroma_sim", "target_prob", "lsd_rel")
+"""The headline and the parts it is made of (all in [0, 1]): one panel of :func:`fig_trial_history`."""
+DISTANCES = ("timbre_dist", "fad")
+"""Unbounded distances, drawn on a panel of their own."""
+
+
+def fig_trial_history(history: Sequence[Mapping[str, float]] | pd.DataFrame, title: str = ""):
+    """One trial's learning curves against step: its losses and other diagnostics (log scale where all are
+    positive), the headline with its parts, and the distances (timbre, FAD).
+
+    ``history``: one mapping per report with ``step`` and metric names as keys (the store's history rows, whose
+    ``metric.`` prefix is dropped, work too). Series that never change (e.g. ``amp_bf16``) are left out.
+    """
+    from matplotlib.figure import Figure
+
+    frame = pd.DataFrame(list(history) if not isinstance(history, pd.DataFrame) else history)
+    frame = frame.rename(columns=lambda c: c.removeprefix("metric."))
+    frame = frame.sort_values("step") if "step" in frame else frame.assign(step=[])
+    numeric = [c for c in frame.columns if c != "step" and pd.api.types.is_numeric_dtype(frame[c])]
+    varying = [c for c in numeric if frame[c].dropna().nunique() > 1]
+    panels = [
+        ("losses and diagnostics", [c for c in varying if c not in COMMON_METRICS]),
+        ("headline and its parts", [c for c in HEADLINE_PARTS if c in varying]),
+        ("distances", [c for c in DISTANCES if c in varying]),
+    ]
+    panels = [(name, columns) for name, columns in panels if columns] or [("no curves yet", [])]
+    fig = Figure(figsize=(4.6 * len(panels), 3.4), layout="constrained")
+    for ax, (name, columns) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for column in columns:
+            curve = frame[["step", column]].dropna()
+            ax.plot(curve["step"], curve[column], marker="o", ms=2.5, lw=1.2, label=column)
+        values = frame[columns].to_numpy(float) if columns else np.empty(0)
+        if name.startswith("losses") and values.size and np.nanmin(values) > 0:
+            ax.set_yscale("log")
+        ax.set(title=name, xlabel="step")
+        if columns:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

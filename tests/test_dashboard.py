@@ -71,7 +71,14 @@ def test_study_keeps_every_trial_named_by_its_ray_trial_with_its_artifacts(conso
     names = sorted(json_name for t in finished for k, v in t.system_attrs.items() if k.startswith("artifacts:")
                    for json_name in re.findall(r'"filename": "([^"]+)"', v))
     assert {"clip0_content.wav", "clip0_output.wav", "clip0_style.wav", "clip0_target.wav",
-            "spectrogram.png"} <= set(names)
+            "spectrogram.png", "learning_curves.png"} <= set(names)
+    from audiostyle.store import Store
+
+    rows = Store(str(console_sweep.store)).trials().set_index("trial_id")
+    for trial in finished:  # the headline's parts, per trial, as the store has them
+        row = rows.loc[trial.user_attrs[RAY_TRIAL_ID]]
+        for name in ("transfer_score", "melody", "target_prob"):
+            assert trial.user_attrs[name] == pytest.approx(row[f"metric.{name}"], abs=1e-4)
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ def expected_figures(name: str, trials) -> set[str]:
         "best_configs": {f"best_{m}_spectrograms" for m in analysis.best_per_method(trials)["method"]},
         "compare_methods": {"compare_methods"},
         "pareto": {"pareto"},
-        "learning_curves": {"learning_curves", "learning_curves_melody"},
+        "learning_curves": {"learning_curves", "learning_curves_melody",
+                            *(f"trial_{m}_history" for m in analysis.best_per_method(trials)["method"])},
         "parallel_coordinates": {f"parallel_{m}" for m in methods},
         "importance": {"importance"},
     }[name]

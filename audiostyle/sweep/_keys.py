@@ -17,7 +17,7 @@ store callback, the monitor and the reporter read them.
                          after a PBT exploit); absent when the trial started afresh
 
 A report with state carries a Tune checkpoint folder of :data:`CHECKPOINT_FILE` (the state, ``torch.save``)
-and :data:`TRIAL_FILE` (step and tracked values).
+and :data:`TRIAL_FILE` (step, tracked values and the reports so far).
 """
 
 STEP = "step"
@@ -36,6 +36,9 @@ RAY_TRIAL_ID = "ray_trial_id"
 """The user attribute of a sweep's Optuna trial naming its Ray trial (the store row's ``trial_id``)."""
 CHECKPOINT_FILE = "checkpoint.pt"
 TRIAL_FILE = "trial.json"
+LEARNING_CURVES = "learning_curves.png"
+"""The trial's learning-curve figure in its artifact folder (losses and the headline's parts against step),
+shown beside its spectrogram figure in the dashboard."""
 
 
 def tracked(metric: str) -> str:

@@ -38,7 +38,7 @@ from ray.tune.search.optuna import OptunaSearch
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import FAILED
 from audiostyle.methods.space import Choice, Float, Int, Space, to_optuna
-from audiostyle.sweep._keys import ARTIFACTS, FINAL, RAY_TRIAL_ID, STATUS, tracked
+from audiostyle.sweep._keys import ARTIFACTS, FINAL, METRICS, RAY_TRIAL_ID, STATUS, tracked
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,9 @@ class RestorableOptunaSearch(OptunaSearch):
         from audiostyle.sweep._study import record_trial
 
         try:
-            record_trial(self._store_root, self._ot_trials[trial_id], trial_id, json.loads(result.get(ARTIFACTS) or "{}"))
+            metrics = {k.removeprefix(f"{METRICS}/"): v for k, v in result.items() if k.startswith(f"{METRICS}/")}
+            record_trial(self._store_root, self._ot_trials[trial_id], trial_id, json.loads(result.get(ARTIFACTS) or "{}"),
+                         {**metrics, **(result.get(METRICS) or {})})
         except Exception as exc:  # noqa: BLE001 - the dashboard's copy is a convenience; the store has the files
             log.warning("trial %s: its artifacts did not reach the Optuna study: %s", trial_id, exc)
 

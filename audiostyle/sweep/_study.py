@@ -15,6 +15,7 @@ backend (a path or URL) and replays the journal when loaded, so a resumed sweep 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Mapping
@@ -25,6 +26,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 from audiostyle import fsio
+from audiostyle.metrics import COMMON_METRICS
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 
 JOURNAL = "optuna/journal.log"
@@ -107,13 +109,20 @@ def artifact_store(store_root: str) -> Any:
     return FileSystemArtifactStore(url)
 
 
-def record_trial(store_root: str, trial: optuna.Trial, ray_trial_id: str, uris: Mapping[str, str]) -> int:
-    """Name a running study trial by its Ray trial and upload its wavs and pngs; how many were uploaded.
+def record_trial(store_root: str, trial: optuna.Trial, ray_trial_id: str, uris: Mapping[str, str],
+                 metrics: Mapping[str, float] | None = None) -> int:
+    """Name a running study trial by its Ray trial, keep its final common metrics (the headline's parts, shown per
+    trial in the dashboard) as user attributes, and upload its wavs and pngs; how many were uploaded.
 
     Call it before the trial is told (Optuna ignores attributes set on a finished trial). ``uris``: the trial's
-    artifacts in the store (``{relative name: URI}``, the trial's ``trial.artifacts``).
+    artifacts in the store (``{relative name: URI}``, the trial's ``trial.artifacts``); ``metrics``: its final
+    metrics by name.
     """
     trial.set_user_attr(RAY_TRIAL_ID, ray_trial_id)
+    for name in COMMON_METRICS:
+        value = (metrics or {}).get(name)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            trial.set_user_attr(name, round(float(value), 4))
     wanted = {name: uri for name, uri in sorted(uris.items()) if Path(name).suffix in MIMETYPES}
     if not wanted:
         return 0

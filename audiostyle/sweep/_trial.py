@@ -35,8 +35,8 @@ from audiostyle.methods.base import Method, TrialContext
 from audiostyle.store import FAILED, FINISHED
 from audiostyle.store import Store
 from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
-from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, RESTORED_FROM, STATUS,
-                                    STEP, TRIAL_FILE, tracked)
+from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS,
+                                    RESTORED_FROM, STATUS, STEP, TRIAL_FILE, tracked)
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,14 @@ class ArtifactSync:
 
 @dataclass(frozen=True)
 class _Resumed:
-    """What a Tune checkpoint gave a trial: the method state, tracked values and step, and the trial that wrote
-    it (another trial's after a PBT exploit)."""
+    """What a Tune checkpoint gave a trial: the method state, tracked values, step and reports so far, and the
+    trial that wrote it (another trial's after a PBT exploit)."""
 
     state: Mapping[str, Any] | None = None
     tracked: Mapping[str, float] = field(default_factory=dict)
     step: int = 0
     writer: str | None = None
+    history: tuple[Mapping[str, float], ...] = ()
 
 
 def _restore(checkpoint: Any) -> _Resumed:
@@ -134,7 +135,8 @@ def _restore(checkpoint: Any) -> _Resumed:
         # tensors, numbers, strings and containers only (audiostyle.methods.trained.capture_state): no pickled code
         state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     log.info("trial resumes from the checkpoint of trial %s at step %d", meta.get("trial_id"), meta["step"])
-    return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"))
+    return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"),
+                    tuple(meta.get("history", ())))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -143,13 +145,30 @@ def _error_text(exc: BaseException) -> str:
 
 
 class _Reporter:
-    """A trial's ``ctx.report``: each report becomes one ``tune.report`` (with a checkpoint when it has state)."""
+    """A trial's ``ctx.report``: each report becomes one ``tune.report`` (with a checkpoint when it has state).
+
+    It keeps the trial's reports (carried in its checkpoints, so a restored trial keeps its earlier ones) and draws
+    them as :data:`LEARNING_CURVES` in the artifact folder with every checkpoint and at the end.
+    """
 
     def __init__(self, spec: TrialSpec, trial_id: str, device: str, workdir: Path, artifacts: ArtifactSync,
                  resumed: _Resumed) -> None:
         self.trial_id, self.device, self.workdir, self.artifacts = trial_id, device, workdir, artifacts
         self.step, self.restored_from = resumed.step, resumed.writer
         self.tracked = {m: resumed.tracked.get(m, math.nan) for m in spec.tracked}
+        self.history = [dict(h) for h in resumed.history]
+        self.title = f"{spec.method.name} {trial_id}"
+
+    def draw_history(self) -> None:
+        """Write the learning curves so far into the artifact folder (a failed drawing is logged, never fatal)."""
+        if not self.history:
+            return
+        from audiostyle import plots
+
+        try:
+            plots.fig_trial_history(self.history, self.title).savefig(self.artifacts.dir / LEARNING_CURVES, dpi=80)
+        except Exception as exc:  # noqa: BLE001 - a figure must never fail the trial
+            log.warning("trial %s: learning curves not drawn: %s", self.trial_id, exc)
 
     def result(self, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         """The Tune result of a report: metrics as given, objectives carried forward, device, artifacts."""
@@ -168,6 +187,9 @@ class _Reporter:
         from ray import tune
 
         self.step = int(step)
+        self.history.append({STEP: float(step), **{k: float(v) for k, v in metrics.items()}})
+        if state is not None:
+            self.draw_history()
         out = self.result(step, metrics)
         try:
             if state is None:
@@ -177,7 +199,8 @@ class _Reporter:
 
             folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.workdir))
             torch.save(dict(state), folder / CHECKPOINT_FILE)
-            (folder / TRIAL_FILE).write_text(json.dumps({"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id}))
+            meta = {"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id, "history": self.history}
+            (folder / TRIAL_FILE).write_text(json.dumps(meta))
             tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
             shutil.rmtree(folder, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - persisting the result/checkpoint failed: Ray retries
@@ -187,6 +210,7 @@ class _Reporter:
         """The trial's last result: final metrics, status and error; a failed trial's objectives are NaN."""
         if error is not None:
             self.tracked = dict.fromkeys(self.tracked, math.nan)
+        self.draw_history()
         out = self.result(self.step, metrics)
         out.update({STATUS: FAILED if error is not None else FINISHED, ERROR: error or "", FINAL: True})
         return out
