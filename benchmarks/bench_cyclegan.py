@@ -30,12 +30,13 @@ import itertools
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import peak_mb, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,21 +237,6 @@ def _reference_classes():
 # ================================================================================================
 # workers (one per subprocess)
 # ================================================================================================
-def _peak_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _batches(size: int, n: int, device):
     import torch
 
@@ -305,13 +291,13 @@ def worker(args) -> dict:
 
     times, cpu = [], []
     for i in range(args.warmup + args.steps):
-        _sync(device)
+        sync(device)
         t, c = time.perf_counter(), time.process_time()
         step(i)
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    peak = _peak_mb(device)  # before the profiled step, whose recording costs memory
+    peak = peak_mb(device)  # before the profiled step, whose recording costs memory
     if args.worker == "ours" and args.overhead:
         extra.update(_loop_overhead(method, config, parts, amp, device, statistics.median(times[args.warmup:])))
     if args.profile:

@@ -41,3 +41,23 @@ def describe(device: str = "cpu") -> str:
     return (f"{where}, {os.cpu_count()} cores, flags {' '.join(flags) or 'none of ' + ' '.join(FLAGS)}, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def peak_mb(device) -> float:
+    """Peak memory so far in MiB: allocated by torch on CUDA (reset it with ``torch.cuda.reset_peak_memory_stats``),
+    the process's peak resident set on the CPU."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA), so a timer around it measures the work."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
