@@ -82,3 +82,14 @@ def test_progress_line_per_ended_trial_shows_the_final_headline_once() -> None:
     assert lines == ["[1/3] trial a finished at step 12: transfer_score 0.5",
                      "[2/3] trial b stopped at step 4: transfer_score 0.25",
                      "[3/3] trial c failed at step 0: transfer_score nan"]
+
+
+def test_progress_line_flags_a_diverged_gan() -> None:
+    from audiostyle.methods.base import DIVERGED
+
+    lines: list[str] = []
+    cb = ProgressCallback(Objective("fad", "min"), 1, lambda r: "finished", lines.append)
+    cb.on_trial_complete(0, [], SimpleNamespace(trial_id="g", last_result={FINAL: True, STEP: 40,
+                                                                           METRICS: {"fad": 9.0, DIVERGED: 1.0}}))
+    assert lines == ["[1/1] trial g finished at step 40: fad 9 (diverged: a discriminator wins outright; "
+                     "lower its lr or raise the generator's)"]

@@ -339,3 +339,71 @@ def test_mean_over_directions_averages_every_column_and_keeps_each_score():
     assert row["fad"] == 5.0 and row["lsd_db"] == 10.0 and row["melody"] == pytest.approx(0.6)
     assert row["transfer_score"] == pytest.approx(0.4)
     assert row["transfer_score_x2y"] == 0.6 and row["transfer_score_y2x"] == 0.2
+
+
+@dataclass
+class TinyGANConfig(TrainConfig):
+    steps: int = 150
+    batch_size: int = 32
+    lr: float = 1e-6  # the generator's: it barely moves
+    lr_d: float = 0.05
+    report_every: int = 10
+    checkpoint_every: int = 0
+
+
+class TinyGAN(TrainedMethod):
+    """A 1-D least-squares GAN whose generator is too slow to follow its discriminator: the discriminator wins."""
+
+    name = "tiny_gan"
+    Config = TinyGANConfig
+    headline = Objective("fad", "min")
+
+    @classmethod
+    def default_space(cls):
+        return {}
+
+    def prepare(self, dataset, config):
+        return np.random.default_rng(0).normal(3.0, 0.5, (512, 1)).astype(np.float32)
+
+    def build(self, config, data, device):
+        g, d = torch.nn.Linear(2, 1), torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        return Parts(modules={"g": g, "d": d}, optimizers={"g": torch.optim.Adam(g.parameters(), lr=config.lr),
+                                                           "d": torch.optim.Adam(d.parameters(), lr=config.lr_d)})
+
+    def sample(self, config, data, rng):
+        return data[rng.integers(0, len(data), config.batch_size)], rng.normal(size=(config.batch_size, 2)).astype(np.float32)
+
+    def discriminator_losses(self, config):
+        return ("loss_d",)
+
+    def train_step(self, parts, batch, step, amp):
+        real, noise = batch
+        g, d = parts.modules["g"], parts.modules["d"]
+        fake = g(noise)
+        parts.optimizers["g"].zero_grad()
+        loss_g = (d(fake) - 1).square().mean()
+        loss_g.backward()
+        parts.optimizers["g"].step()
+        parts.optimizers["d"].zero_grad()
+        loss_d = 0.5 * ((d(real) - 1).square().mean() + d(fake.detach()).square().mean())
+        loss_d.backward()
+        parts.optimizers["d"].step()
+        return {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
+
+    def evaluate(self, parts, config, data, device):
+        return {"fad": 1.0}
+
+    def render(self, config, state, audio, sr, *, style=None, device="cpu"):
+        return audio
+
+
+def test_a_discriminator_that_wins_outright_flags_the_reports_diverged():
+    from audiostyle.methods.base import DIVERGED
+    from audiostyle.methods.trained import D_WINS_LOSS
+
+    ctx = TrialContext()
+    TinyGAN().train(TinyGAN.make_config(), TinyGAN().prepare(None, None), ctx)
+    first, last = ctx.history[0], ctx.history[-1]
+    assert first["loss_d"] > D_WINS_LOSS and first[DIVERGED] == 0.0  # step 10: still learning to tell them apart
+    assert last["loss_d"] < D_WINS_LOSS and last[DIVERGED] == 1.0
+    assert DIVERGED not in _run(Toy.make_config())[0].history[-1]  # no discriminator: no flag

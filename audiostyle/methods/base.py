@@ -26,6 +26,11 @@ from audiostyle.methods.fields import check_values
 from audiostyle.metrics import Objective
 from audiostyle.methods.space import Space
 
+DIVERGED = "diverged"
+"""Metric a GAN's reports carry: 1.0 when a discriminator wins outright (its loss near its floor: the generator gets
+no useful gradient), else 0.0; the store row's ``metric.diverged`` and the console line show the final one. A NaN or
+infinite loss fails the trial instead (``FloatingPointError``, the row's ``error``)."""
+
 PRESET_NONE = "none"
 """The ``preset`` value of a config that uses no preset (the reports' defaults)."""
 

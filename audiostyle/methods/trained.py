@@ -114,7 +114,7 @@ from torch import nn
 
 from audiostyle import audio as A
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
-from audiostyle.methods.base import PRESET_NONE, Method, TrialContext
+from audiostyle.methods.base import DIVERGED, PRESET_NONE, Method, TrialContext
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 AMP_METRIC = "amp_bf16"
 """Metric every report carries: 1.0 when the trial's forward passes ran under bf16 autocast, 0.0 in float32 (or
 fp16, which only an explicit ``amp="fp16"`` selects); the store's trial row keeps it as ``metric.amp_bf16``."""
+
+D_WINS_LOSS = 0.02
+"""A discriminator loss (BCE or least squares, floor 0) whose mean over a report interval is below this wins outright:
+its outputs sit within about a tenth of their labels on real and generated batches alike (:data:`DIVERGED`)."""
 
 STATE_FORMAT = 1
 """Version of the checkpoint dict layout written by :func:`capture_state`."""
@@ -670,6 +674,12 @@ class TrainedMethod(Method):
         Runs under :func:`evaluation` (no grad, eval mode, forked RNG).
         """
 
+    def discriminator_losses(self, config: Any) -> tuple[str, ...]:
+        """Names of the losses :meth:`train_step` returns that are discriminator losses with a floor of 0 (BCE,
+        least squares; not a Wasserstein critic's): one below :data:`D_WINS_LOSS` flags the report
+        :data:`DIVERGED`. None by default."""
+        return ()
+
     def write_artifacts(self, parts: Parts, config: Any, data: Any, out_dir: Path) -> None:
         """Write audio samples (wav) and figures (png) of the model to ``out_dir`` (optional).
 
@@ -749,6 +759,9 @@ class TrainedMethod(Method):
             raise FloatingPointError(f"{self.name}: evaluating step {step}: {exc}") from exc
         metrics.update({k: v / count for k, v in sums.items()} if count else {})
         metrics[AMP_METRIC] = float(config.amp == "bf16")
+        judged = [metrics[name] for name in self.discriminator_losses(config) if name in metrics]
+        if judged:
+            metrics[DIVERGED] = float(min(judged) < D_WINS_LOSS)
         final = step == config.steps
         due = final or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
         state = capture_state(parts, step, config, amp, batch_rng) if due else None

@@ -1,6 +1,7 @@
 """The sweep's console: quiet by default, Ray's detail with ``-v``.
 
-Quiet (``verbose=0``, what ``make sweep`` shows): one line per ended trial (:class:`ProgressCallback`) and the
+Quiet (``verbose=0``, what ``make sweep`` shows): one line per ended trial (:class:`ProgressCallback`; a diverged GAN
+is flagged on it) and the
 summary the caller prints; Ray's live table, its per-checkpoint INFO lines ("Checkpoint successfully created
 at …", logged by every trial worker) and the log-deduplication hint are off. Verbose (``verbose=1``): Ray Tune's
 table and every INFO line of Ray and audiostyle.
@@ -18,8 +19,12 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 
+from audiostyle.methods.base import DIVERGED
 from audiostyle.metrics import Objective
 from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked
+
+DIVERGED_NOTE = " (diverged: a discriminator wins outright; lower its lr or raise the generator's)"
+"""Appended to the line of a trial whose final report is flagged :data:`~audiostyle.methods.base.DIVERGED`."""
 
 QUIET_ENV = {
     "RAY_LOGGER_LEVEL": "warning",  # the workers' "ray" logger: no per-checkpoint INFO line
@@ -89,8 +94,9 @@ class ProgressCallback(tune.Callback):
         result = trial.last_result or {}
         final = result.get(METRICS, {}) if result.get(FINAL) else {}
         value = final.get(self.headline.metric, result.get(tracked(self.headline.metric)))
-        (self.echo or print)(progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
-                                self.headline, None if value is None else float(value)))
+        line = progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
+                             self.headline, None if value is None else float(value))
+        (self.echo or print)(line + (DIVERGED_NOTE if final.get(DIVERGED) == 1.0 else ""))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, self.status_of(trial.last_result))
