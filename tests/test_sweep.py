@@ -368,3 +368,22 @@ def test_help_lists_the_presets_with_their_values() -> None:
     toy = methods.get("toy")
     text = config_epilog(toy, toy.default_space())
     assert "presets (--preset NAME):\n  small: y=7, steps=4, report_every=1" in text
+
+
+def test_a_trial_stopped_at_its_last_report_is_finished_and_short_budgets_report_often(tmp_path: Path) -> None:
+    from audiostyle.store import FAILED, FINISHED, STOPPED
+    from audiostyle.sweep._callback import status_of
+    from audiostyle.sweep._keys import STATUS, STEP
+    from audiostyle.sweep._schedule import MIN_REPORTS
+
+    assert status_of({STEP: 40}, budget_steps=40) == FINISHED  # ASHA's verdict came after the budget was spent
+    assert status_of({STEP: 30}, budget_steps=40) == STOPPED and status_of(None, 40) == STOPPED
+    assert status_of({STEP: 40, STATUS: FAILED}, budget_steps=40) == FAILED
+    plan = _plan_from_cli(tmp_path, "--steps", "40")  # the toy reports every 2 steps: often enough
+    assert "report_every" not in plan.overrides
+    plan = _plan_from_cli(tmp_path, "--steps", "40", "--set", "report_every=20")  # the user's cadence stays
+    assert plan.overrides["report_every"] == 20
+    cnn = sweep._plan.new_plan("shallow_cnn", sweep._plan.Settings(steps=40), str(tmp_path))
+    assert cnn.overrides["report_every"] == 40 // MIN_REPORTS  # its default (50) would report once, at the end
+    trained = sweep._plan.new_plan("cyclegan", sweep._plan.Settings(steps=1000), str(tmp_path))
+    assert (trained.overrides["report_every"], trained.overrides["checkpoint_every"]) == (250, 250)

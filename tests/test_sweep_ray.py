@@ -109,6 +109,7 @@ def test_store_rows_equal_what_trials_reported_and_trials_overlap(
             want = [r["metrics"].get(name, math.nan) for r in reports]
             np.testing.assert_allclose(history[f"metric.{name}"], want, rtol=1e-12)
         assert row["wall_s"] == pytest.approx(logged[row["trial_id"]][-1]["time_total_s"])
+        assert row["metric.step_s"] >= 0.15  # each step sleeps 0.15 s: the measured cost per step says so
         if row["status"] == "finished":
             final = logged[row["trial_id"]][-1]
             assert final["trial.final"] and final["trial.status"] == "finished"

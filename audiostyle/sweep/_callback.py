@@ -41,9 +41,13 @@ from audiostyle.sweep._keys import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FI
 log = logging.getLogger(__name__)
 
 
-def status_of(last_result: Mapping[str, Any] | None) -> str:
-    """``finished``/``failed`` from a trial's final result, ``stopped`` when it ended without one."""
-    return (last_result or {}).get(STATUS) or STOPPED
+def status_of(last_result: Mapping[str, Any] | None, budget_steps: int = 0) -> str:
+    """``finished``/``failed`` from a trial's final result; without one ``stopped``, unless its last report had
+    reached the step budget (``budget_steps``): a scheduler's stop at the last report ends no work early."""
+    result = last_result or {}
+    if result.get(STATUS):
+        return result[STATUS]
+    return FINISHED if budget_steps and int(result.get(STEP) or 0) >= budget_steps else STOPPED
 
 
 class StoreCallback(tune.Callback):
@@ -73,6 +77,7 @@ class StoreCallback(tune.Callback):
         self.store = Store(store_root)
         self.method, self.sweep_id, self.objective = method, sweep_id, objective
         self.overrides, self.seed = dict(overrides), seed
+        self.budget_steps = int(getattr(method.make_config(overrides), "steps", 0) or 0)
         self.trials: dict[str, dict[str, Any]] = {}
 
     # -- Tune's checkpointed state --------------------------------------------------------------
@@ -109,7 +114,7 @@ class StoreCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
-        self._write(trial, status_of(result), result.get(ERROR) or None)
+        self._write(trial, status_of(result, self.budget_steps), result.get(ERROR) or None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = ray_error(trial)

@@ -21,7 +21,7 @@ from ray import tune
 
 from audiostyle.methods.base import DIVERGED
 from audiostyle.metrics import Objective
-from audiostyle.sweep._keys import FINAL, METRICS, STEP, tracked
+from audiostyle.sweep._keys import FINAL, METRICS, STEP, STEP_SECONDS, tracked
 
 DIVERGED_NOTE = " (diverged: a discriminator wins outright; lower its lr or raise the generator's)"
 """Appended to the line of a trial whose final report is flagged :data:`~audiostyle.methods.base.DIVERGED`."""
@@ -96,7 +96,9 @@ class ProgressCallback(tune.Callback):
         value = final.get(self.headline.metric, result.get(tracked(self.headline.metric)))
         line = progress_line(len(self.ended), self.total, trial.trial_id, status, int(result.get(STEP, 0)),
                              self.headline, None if value is None else float(value))
-        (self.echo or print)(line + (DIVERGED_NOTE if final.get(DIVERGED) == 1.0 else ""))
+        seconds = (result.get(METRICS) or {}).get(STEP_SECONDS)
+        cost = f" ({seconds:.3g} s/step)" if seconds else ""
+        (self.echo or print)(line + cost + (DIVERGED_NOTE if final.get(DIVERGED) == 1.0 else ""))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, self.status_of(trial.last_result))

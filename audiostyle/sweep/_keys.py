@@ -36,6 +36,9 @@ RAY_TRIAL_ID = "ray_trial_id"
 """The user attribute of a sweep's Optuna trial naming its Ray trial (the store row's ``trial_id``)."""
 CHECKPOINT_FILE = "checkpoint.pt"
 TRIAL_FILE = "trial.json"
+STEP_SECONDS = "step_s"
+"""Metric the trial adds to each report: wall seconds per step since its process started it (evaluation
+included), what a config costs; the store row's ``metric.step_s`` and the console line show the last one."""
 LEARNING_CURVES = "learning_curves.png"
 """The trial's learning-curve figure in its artifact folder (losses and the headline's parts against step),
 shown beside its spectrogram figure in the dashboard."""

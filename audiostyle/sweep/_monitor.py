@@ -325,9 +325,9 @@ def progress_reporter(objectives: list[Any], headline: Any, parameters: list[str
                             max_progress_rows=12)
 
 
-def monitor_callback(sweep_id: str, method: str, headline: Any) -> MonitorCallback:
+def monitor_callback(sweep_id: str, method: str, headline: Any, budget_steps: int = 0) -> MonitorCallback:
     """The dashboard metrics of a sweep (trials running/ended, best headline, steps/s), statuses by the store's rule."""
     from audiostyle.sweep._callback import status_of
 
     return MonitorCallback(sweep_id, method, tracked(headline.metric), headline.mode,
-                           status_of=lambda trial: status_of(trial.last_result))
+                           status_of=lambda trial: status_of(trial.last_result, budget_steps))

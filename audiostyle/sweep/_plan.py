@@ -24,7 +24,7 @@ from audiostyle.methods import Method
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
-from audiostyle.sweep._schedule import SCHEDULERS
+from audiostyle.sweep._schedule import SCHEDULERS, report_cadence
 from audiostyle.sweep._search import SEARCHERS
 
 
@@ -209,6 +209,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     overrides = fixed_values(settings, m)
     base = m.make_config(overrides)
     budget = int(getattr(base, "steps", 0) or 0)
+    overrides.update(report_cadence(base, budget, overrides))
     objectives = parse_objectives(settings.objectives, m.headline)
     search = settings.search or ("nsga2" if len(objectives) > 1 else "tpe")
     scheduler = settings.scheduler or "asha"

@@ -25,6 +25,7 @@ Notes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -179,8 +180,8 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) 
         StoreCallback(plan.store, methods.get(plan.method), plan.sweep_id, plan.objectives[0], plan.overrides, plan.seed),
         JsonLoggerCallback(),
         CSVLoggerCallback(),
-        monitor_callback(plan.sweep_id, plan.method, plan.headline),
-        ProgressCallback(plan.headline, plan.samples, status_of),
+        monitor_callback(plan.sweep_id, plan.method, plan.headline, plan.budget_steps),
+        ProgressCallback(plan.headline, plan.samples, functools.partial(status_of, budget_steps=plan.budget_steps)),
         ResourceWaitCallback(plan.cpus_per_trial, plan.gpus_per_trial, wait_warning_s),
     ]
     return tune.Tuner(

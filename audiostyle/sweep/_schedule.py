@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
@@ -34,6 +34,26 @@ from audiostyle.sweep._keys import STEP, tracked
 
 SCHEDULERS = ("asha", "pbt", "none")
 REDUCTION_FACTOR = 3
+MIN_REPORTS = 4
+"""Reports a trial makes over its step budget at least, unless the user fixed its cadence: with fewer, ASHA meets
+a trial at its last report only and can stop nothing early (:func:`report_cadence`)."""
+
+
+def report_cadence(config: Any, budget: int, fixed: Mapping[str, Any]) -> dict[str, int]:
+    """Config values that make a trial report at least :data:`MIN_REPORTS` times over ``budget`` steps.
+
+    ``report_every`` is lowered to ``budget // MIN_REPORTS`` when the config reports less often and the user
+    ``fixed`` neither it nor ``checkpoint_every``; a ``checkpoint_every`` above 0 keeps its ratio to it. ``{}`` when
+    nothing changes (or the config has no cadence).
+    """
+    every = getattr(config, "report_every", None)
+    if not every or budget < 1 or budget // every >= MIN_REPORTS or {"report_every", "checkpoint_every"} & set(fixed):
+        return {}
+    new = max(1, budget // MIN_REPORTS)
+    checkpoint = getattr(config, "checkpoint_every", None)
+    if not checkpoint:
+        return {"report_every": new}
+    return {"report_every": new, "checkpoint_every": new * max(1, round(checkpoint / every))}
 
 
 def nondominated_ranks(costs: np.ndarray) -> np.ndarray:

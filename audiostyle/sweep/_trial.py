@@ -36,7 +36,7 @@ from audiostyle.store import FAILED, FINISHED
 from audiostyle.store import Store
 from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS,
-                                    RESTORED_FROM, STATUS, STEP, TRIAL_FILE, tracked)
+                                    RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRIAL_FILE, tracked)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,12 @@ class _Reporter:
         self.tracked = {m: resumed.tracked.get(m, math.nan) for m in spec.tracked}
         self.history = [dict(h) for h in resumed.history]
         self.title = f"{spec.method.name} {trial_id}"
+        self.started, self.first_step = time.perf_counter(), resumed.step
+
+    def step_seconds(self, step: int) -> dict[str, float]:
+        """``{STEP_SECONDS: wall seconds per step}`` since this process started the trial (evaluation included)."""
+        done = step - self.first_step
+        return {STEP_SECONDS: (time.perf_counter() - self.started) / done} if done > 0 else {}
 
     def draw_history(self) -> None:
         """Write the learning curves so far into the artifact folder (a failed drawing is logged, never fatal)."""
@@ -187,6 +193,7 @@ class _Reporter:
         from ray import tune
 
         self.step = int(step)
+        metrics = {**metrics, **self.step_seconds(self.step)}
         self.history.append({STEP: float(step), **{k: float(v) for k, v in metrics.items()}})
         if state is not None:
             self.draw_history()
@@ -211,7 +218,7 @@ class _Reporter:
         if error is not None:
             self.tracked = dict.fromkeys(self.tracked, math.nan)
         self.draw_history()
-        out = self.result(self.step, metrics)
+        out = self.result(self.step, {**metrics, **self.step_seconds(self.step)} if metrics else metrics)
         out.update({STATUS: FAILED if error is not None else FINISHED, ERROR: error or "", FINAL: True})
         return out
 
