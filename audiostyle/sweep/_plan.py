@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from audiostyle import methods
 from audiostyle.data.dataset import AudioDataset
+from audiostyle.data.layouts import check_source_url
 from audiostyle.errors import AudiostyleError, check_choice
 from audiostyle.metrics import Objective, parse_objectives
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
@@ -258,6 +259,11 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     if scheduler != "none" and budget < 1:
         raise AudiostyleError(f"{method}: its config has no 'steps' budget, so {scheduler} cannot schedule: use scheduler='none'.")
     check_counts(samples, settings)
+    if isinstance(settings.data, str):
+        check_source_url(settings.data)
+    if overrides.get("amp") == "fp16" and not settings.gpus_per_trial:
+        raise AudiostyleError("amp='fp16' is CUDA's half precision and trials here run on the CPU: pass "
+                              "--gpus-per-trial with it, or --set amp=bf16 (CPUs with AVX512-BF16/AMX) or amp=auto.")
     check_gpu_share(settings.gpus_per_trial or 0.0)
     if search == "nsga2":
         population_size(samples, settings.population)  # refused here, before the manifest is written

@@ -33,11 +33,12 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     import ray
     from ray._private.services import canonicalize_bootstrap_address
 
+    if address not in (None, "local", "auto"):
+        check_reachable(address)
     if ray.is_initialized():
         return "existing"
     found = None if address == "local" else canonicalize_bootstrap_address(address)
     if found is not None or address not in (None, "local"):
-        check_reachable(found or address)
         ray.init(address=found or address, logging_level=logging.WARNING, runtime_env=runtime_env or None)
         log.info("connected to the Ray cluster at %s", found or address)
         return "cluster"
