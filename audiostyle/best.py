@@ -241,6 +241,10 @@ def render_report(selection: Selection, top: int, fmt: str) -> str:
     return "\n".join(lines)
 
 
+EXPORT_SUFFIXES = (".yaml", ".yml", ".json")
+"""The config files ``--export`` writes: YAML, or JSON for ``.json``."""
+
+
 def export_config(row: pd.Series, method: str, path: str | Path) -> Path:
     """Write the trial's config as a flat ``{field: value}`` mapping (YAML unless the suffix is ``.json``).
 
@@ -289,6 +293,9 @@ def render_audio(
     pair = isinstance(impl, DomainPairMethod)
     if direction is not None and not pair:
         raise AudiostyleError(f"--direction is for the domain-pair methods (cyclegan, segnet, unet), not {method}.")
+    if impl.needs_style and not style_path:
+        raise AudiostyleError(f"{method} renders by transferring the timbre of a style clip: pass --style STYLE.wav "
+                              "(a clip of the target instrument).")
     config = impl.make_config(analysis.config_of(row, method))
     content, sr = audio_io.load_with_rate(in_path, sr)
     style = audio_io.load(style_path, sr=sr) if style_path else None
@@ -363,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise AudiostyleError(f"--top={args.top} must be at least 1.")
         if bool(args.render) != bool(args.out):
             raise AudiostyleError("--render IN.wav and --out OUT.wav go together: give both.")
+        if args.sr is not None and args.sr < 1:
+            raise AudiostyleError(f"--sr {args.sr}: a sample rate is a positive number of Hz; pass e.g. --sr 22050, "
+                                  "or leave it out (the input's rate).")
+        if args.export and Path(args.export).suffix.lower() not in EXPORT_SUFFIXES:
+            raise AudiostyleError(f"--export {args.export}: write the config as {' or '.join(EXPORT_SUFFIXES)} "
+                                  f"(e.g. --export {Path(args.export).with_suffix('.yaml')}).")
         store = Store(args.store)
         selection = select(store, args.method, sweep=args.sweep, metric=args.metric, mode=args.mode)
         print(render_report(selection, args.top, args.format))

@@ -180,6 +180,20 @@ def _pairs(dataset: AudioDataset, content: str, style: str, split: str, limit: i
     return out
 
 
+def check_request(dataset: AudioDataset | None, content: str, style: str, melodies: int | None) -> None:
+    """Refuse a calibration that cannot run: no melodies, one domain twice, or (given the dataset) a domain it
+    lacks. Raises :class:`AudiostyleError` naming the value and the fix."""
+    if melodies is not None and melodies < 1:
+        raise AudiostyleError(f"--melodies {melodies}: score at least one melody; pass --melodies 1 or more, or "
+                              "leave it out (all).")
+    if content == style:
+        raise AudiostyleError(f"--content and --style are both {content!r}: pick two different domains.")
+    for flag, domain in (("--content", content), ("--style", style)):
+        if dataset is not None and domain not in dataset.domains:
+            raise AudiostyleError(f"{flag} {domain!r} is not a domain of {dataset.source or 'the dataset'}: choose "
+                                  f"one of {', '.join(dataset.domains)}.")
+
+
 def calibrate(dataset: AudioDataset, content: str, style: str, *, reference: metrics.Reference | None = None,
               melodies: int | None = None) -> Calibration:
     """Score every anchor on the evaluation split's melodies of ``content`` → ``style`` and check the rule.
@@ -199,8 +213,7 @@ def calibrate(dataset: AudioDataset, content: str, style: str, *, reference: met
     -------
     Calibration
     """
-    if content == style:
-        raise AudiostyleError(f"--content and --style are both {content!r}: pick two different domains.")
+    check_request(dataset, content, style, melodies)
     reference = reference or metrics.build_reference(dataset)
     split = evaluation_split(dataset)
     triples = _pairs(dataset, content, style, split, melodies)
@@ -291,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     try:
+        check_request(None, args.content, args.style, args.melodies)  # before the dataset loads
         dataset = load_dataset(args.data, cache_dir=args.cache)
+        check_request(dataset, args.content, args.style, args.melodies)  # before the references are fitted
         result = calibrate(dataset, args.content, args.style, melodies=args.melodies,
                            reference=metrics.build_reference(dataset, cache_dir=args.cache))
     except AudiostyleError as exc:

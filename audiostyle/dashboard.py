@@ -56,16 +56,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def bind(host: str, port: int, application: Any, handler: type) -> Any:
+    """The WSGI server listening on ``host:port``; a port in use or a host this machine lacks is an
+    :class:`AudiostyleError` naming them."""
+    try:
+        return make_server(host, port, application, handler_class=handler)
+    except OSError as exc:
+        raise AudiostyleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. Pass another --port (one "
+                              "nothing else uses) or a --host of this machine (127.0.0.1, 0.0.0.0).") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until interrupted; the exit status (2 on a store without sweeps)."""
     args = parser().parse_args(argv)
+    handler = WSGIRequestHandler if args.verbose else QuietHandler
     try:
+        if not 0 <= args.port <= 65535:
+            raise AudiostyleError(f"--port {args.port} is not a TCP port: pass 1 to 65535 (0: any free one).")
         application = app(args.store)
+        server = bind(args.host, args.port, application, handler)
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    handler = WSGIRequestHandler if args.verbose else QuietHandler
-    with make_server(args.host, args.port, application, handler_class=handler) as server:
+    with server:
         print(f"optuna-dashboard over {args.store} at http://{args.host}:{server.server_port}/dashboard", flush=True)
         try:
             server.serve_forever()

@@ -20,6 +20,13 @@ and ``time_s`` are float64, ``steps``/``seed``/``step`` int64, timestamps UTC, `
 Python type (bool, int64, float64, string; lists and dicts as JSON strings). On read, per-file tables are
 unified (int + float → float, anything else that disagrees → string).
 
+Paths inside the store are relative to its root: a row's ``artifact.dir``, ``artifact.audio``,
+``artifact.spectrogram`` and ``artifact.checkpoint`` are stored as ``artifacts/method=…/…`` and read back
+(:meth:`Store.trials`) as URIs under the root the store is opened at, so a store copied, moved or synced to S3 and
+back reads and resumes where it now is. (Rows written before this rule hold absolute URIs, read as they are.)
+A file that is not readable Parquet (cut short, overwritten) is skipped with a warning naming it, so one bad file
+never hides the rest of the store.
+
 Reading an empty or missing store through this API gives an empty frame (``audiostyle.best`` turns that
 into a clear :class:`~audiostyle.errors.AudiostyleError`). Credentials are never written: the root URL
 cannot carry them, and manifest keys that look like secrets are dropped.
@@ -88,6 +95,9 @@ HISTORY_COLUMNS: dict[str, pa.DataType] = {
 }
 """The fixed columns of a history row (``metric.*`` float64 columns come on top)."""
 
+
+PATH_COLUMNS = ("artifact.dir", "artifact.audio", "artifact.spectrogram", "artifact.checkpoint")
+"""Trial columns holding a path inside the store: stored relative to its root, read back as URIs under it."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|session_key", re.IGNORECASE)
@@ -350,6 +360,17 @@ class Store:
         """The URI a user (or :meth:`load_checkpoint`) opens for an fs path inside the store."""
         return f"s3://{path}" if self.is_remote else path
 
+    def relative(self, uri: Any) -> Any:
+        """A URI (or path) inside this store relative to its root (``artifacts/…``); anything else as it is."""
+        prefix = self.uri(self._base.rstrip("/")) + "/"
+        return uri[len(prefix):] if isinstance(uri, str) and uri.startswith(prefix) else uri
+
+    def absolute(self, path: Any) -> Any:
+        """The URI under this store's root of a path :meth:`relative` made; URIs, absolute paths and nulls as they are."""
+        if not isinstance(path, str) or not path or "://" in path or path.startswith("/"):
+            return path
+        return self.uri(self._path(path))
+
     def _partition(self, table: str, method: str, sweep_id: str) -> str:
         return self._path(table, f"method={_check_name('method', method)}", f"sweep={_check_name('sweep', sweep_id)}")
 
@@ -425,7 +446,8 @@ class Store:
         history : iterable of mappings
             One mapping per report (see :func:`history_table`); empty writes no history file.
         """
-        table = trial_table(row)
+        flat = _flatten(row)
+        table = trial_table({**flat, **{k: self.relative(flat[k]) for k in PATH_COLUMNS if k in flat}})
         ids = {k: table.column(k)[0].as_py() for k in ("trial_id", "sweep_id", "method")}
         name = f"{_check_name('trial_id', ids['trial_id'])}.parquet"
         history = list(history)
@@ -502,7 +524,12 @@ class Store:
         blobs = self._cat(paths)
         tables = []
         for path in paths:
-            table = pq.read_table(io.BytesIO(blobs[path]))
+            try:
+                table = pq.read_table(io.BytesIO(blobs[path]))
+            except (pa.ArrowException, OSError) as exc:
+                log.warning("skipping %s: not a readable Parquet file (%s). Delete it, or re-run its trial.",
+                            self.uri(path), exc)
+                continue
             method = _METHOD_DIR.search(path).group(1)
             tables.append(table.add_column(2, "method", pa.array([method] * table.num_rows, type=pa.string())))
         return _unify(tables).to_pandas()
@@ -515,6 +542,9 @@ class Store:
         frame = self._read_parquet(self._files("trials", method, sweep, "*.parquet"))
         if frame.empty:
             return pd.DataFrame(columns=list(TRIAL_COLUMNS))
+        for column in PATH_COLUMNS:
+            if column in frame:
+                frame[column] = frame[column].map(self.absolute)
         return frame.sort_values(["method", "sweep_id", "trial_id"], ignore_index=True)
 
     def history(self, method: str | None = None, sweep: str | None = None, trial: str | None = None) -> pd.DataFrame:
@@ -533,7 +563,13 @@ class Store:
         parts = ["sweeps", f"method={_check_name('method', method)}" if method else "method=*", "*.json"]
         paths = self._glob(self._path(*parts))
         blobs = self._cat(paths) if paths else {}
-        manifests = [json.loads(blobs[p]) for p in paths]
+        manifests = []
+        for path in paths:
+            try:
+                manifests.append(json.loads(blobs[path]))
+            except ValueError as exc:
+                log.warning("skipping %s: not a readable sweep manifest (%s). Delete it, or restore it from a copy.",
+                            self.uri(path), exc)
         return sorted(manifests, key=lambda m: (m.get("method", ""), m.get("sweep_id", "")))
 
     def load_checkpoint(self, uri: str) -> dict[str, Any]:

@@ -262,3 +262,39 @@ def test_unreachable_s3_store_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
         store.trials()
     with pytest.raises(AudiostyleError, match="cannot write .*AWS_ENDPOINT_URL"):
         store.write_sweep({"method": "unet", "sweep_id": "s"})
+
+
+def test_a_moved_store_reads_its_own_artifacts_and_names_no_old_path(tmp_path: Path) -> None:
+    store = Store(tmp_path / "res")
+    art = tmp_path / "work"
+    art.mkdir()
+    torch.save({"step": 7}, art / "checkpoint.pt")
+    uris = store.put_artifacts("unet", "s", "t1", art)
+    store.write_trial({"trial_id": "t1", "sweep_id": "s", "method": "unet", "status": "finished",
+                       "artifact": {"dir": store.artifact_dir("unet", "s", "t1"), "checkpoint": uris["checkpoint.pt"],
+                                    "clips": '["a.wav"]'}})
+    (tmp_path / "res").rename(tmp_path / "moved")
+    moved = Store(tmp_path / "moved")
+    row = moved.trials().iloc[0]
+    assert row["artifact.dir"] == f"{tmp_path}/moved/artifacts/method=unet/sweep=s/t1"
+    assert row["artifact.clips"] == '["a.wav"]'  # not a path: as written
+    assert moved.load_checkpoint(row["artifact.checkpoint"])["step"] == 7
+    stored = next((tmp_path / "moved" / "trials").rglob("t1.parquet")).read_bytes()
+    assert str(tmp_path).encode() not in stored  # the file itself holds paths relative to the store root
+
+
+def test_a_corrupt_file_is_skipped_with_a_warning_naming_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(tmp_path / "res")
+    for i in range(3):
+        store.write_trial(make_row(i), make_history(i))
+    bad = next((tmp_path / "res" / "trials").rglob("t001.parquet"))
+    bad.write_bytes(bad.read_bytes()[:40])  # cut short, as by a full disk or a broken sync
+    manifest = tmp_path / "res" / "sweeps" / "method=cyclegan" / "broken.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"method": "cycl')
+    with caplog.at_level("WARNING", logger="audiostyle.store"):
+        assert list(store.trials()["trial_id"]) == ["t000", "t002"]
+        assert store.sweeps() == []
+    assert len(store.history()) == 9  # the history files are intact
+    warned = caplog.text
+    assert str(bad) in warned and str(manifest) in warned and "Delete it" in warned

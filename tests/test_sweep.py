@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -221,7 +223,12 @@ def test_resume_reads_the_plan_back_and_refuses_conflicting_flags_listed(tmp_pat
     plan = _plan_from_cli(tmp_path, "--smoke", "--set", "kind=b", "--samples", "3")
     Store(str(tmp_path)).write_sweep(plan.to_manifest())
     back = resumed_plan(Store(str(tmp_path)), "toy", Settings(samples=3, overrides={"kind": "b", "steps": 6}))
-    assert back == plan and Plan.from_manifest(plan.to_manifest()) == plan
+    assert back == plan and Plan.from_manifest(plan.to_manifest(), plan.store) == plan
+    # the manifest names no path of the store: opened elsewhere, the plan's storage follows the store
+    manifest = plan.to_manifest()
+    assert (manifest["storage"], manifest["experiment_path"]) == ("_ray", f"_ray/{plan.sweep_id}")
+    assert str(tmp_path) not in json.dumps(manifest)
+    assert Plan.from_manifest(manifest, "/elsewhere").storage == "/elsewhere/_ray"
     argv = ["--resume", "--store", str(tmp_path), "--samples", "9", "--gpus-per-trial", "1", "--set", "kind=a",
             "--seed", "0"]
     assert sweep.main("toy", "toy", sweep.Budget(), argv=argv) == 2
@@ -259,27 +266,46 @@ def test_failed_and_stopped_trials_reach_optuna_as_fail_and_pruned() -> None:
     assert searcher._ot_study.trials[3].intermediate_values == {1: 0.1}
 
 
-def test_a_resumed_searcher_fails_the_trial_the_killed_driver_asked_and_never_ran(tmp_path: Path) -> None:
+def test_a_resumed_searcher_takes_up_the_stopped_drivers_last_ask_and_writes_only_the_store_it_resumes(
+        tmp_path: Path) -> None:
+    import shutil
+
     from optuna.trial import TrialState
 
     from audiostyle.sweep._keys import FINAL, STATUS, STEP, tracked
     from audiostyle.sweep._search import RestorableOptunaSearch
-    from audiostyle.sweep._study import journal_storage
+    from audiostyle.sweep._study import fail_unrun, journal_storage
 
-    store = str(tmp_path / "store")
+    def finished(score: float) -> dict:
+        return {STEP: 8, tracked("transfer_score"): score, FINAL: True, STATUS: "finished"}
+
+    original, copy = tmp_path / "store", tmp_path / "copy"
     searcher = RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
                                       mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="killed",
-                                      storage=journal_storage(store))
+                                      storage=journal_storage(str(original)), store_root=str(original))
     for trial_id in ("done", "running"):
         assert searcher.suggest(trial_id) is not None
-    searcher.on_trial_complete("done", {STEP: 8, tracked("transfer_score"): 0.9, FINAL: True, STATUS: "finished"})
+    searcher.on_trial_complete("done", finished(0.9))
     (tmp_path / "experiment").mkdir()
     searcher.save_to_dir(str(tmp_path / "experiment"))  # Ray Tune's last snapshot of the searcher
-    assert searcher.suggest("asked") is not None  # the driver's last ask, then it was killed
+    searcher.on_trial_complete("running", finished(0.5))  # told after the snapshot: the journal has it
+    asked = searcher.suggest("asked")  # the driver's last ask, then it was killed
+    shutil.copytree(original, copy)
 
-    RestorableOptunaSearch().restore_from_dir(str(tmp_path / "experiment"))  # --resume
-    study = optuna.load_study(study_name="killed", storage=journal_storage(store))
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
+    resumed = RestorableOptunaSearch()
+    resumed.relocate(str(copy))  # what --resume --store copy does to the searcher Ray pickled
+    resumed.restore_from_dir(str(tmp_path / "experiment"))
+    resumed.on_trial_complete("running", finished(0.5))  # re-run from its checkpoint: told twice, no error
+    assert resumed.suggest("next") == asked  # the next Ray trial takes up the ask that never ran
+    resumed.on_trial_complete("next", finished(0.7))
+    assert resumed.suggest("last") is not None
+    resumed.on_trial_complete("last", finished(0.8))
+
+    states = {name: [t.state for t in optuna.load_study(study_name="killed", storage=journal_storage(str(root))).trials]
+              for name, root in (("copy", copy), ("original", original))}
+    assert states["copy"] == [TrialState.COMPLETE] * 4  # one study trial per Ray trial, none left running
+    assert states["original"] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]  # untouched
+    assert fail_unrun(str(copy), "killed") == 0 and fail_unrun(str(original), "killed") == 1
 
 
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,6 +286,64 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     assert len(complete) == 8 and len(study.trials) - len(complete) <= 1
     assert study.trials[0].params == {"x": 0.3, "y": 5, "kind": "b"}
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)
+
+
+def wait_for_rows(store: Store, n: int, proc: subprocess.Popen, log: Path, within_s: float = 300) -> None:
+    """Wait until ``store`` holds ``n`` toy rows, the sweep ``proc`` (output in ``log``) still running."""
+    deadline = time.monotonic() + within_s
+    while len(store.trials("toy")) < n:
+        assert proc.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, f"the sweep wrote {len(store.trials('toy'))} of {n} rows in {within_s} s"
+        time.sleep(0.3)
+
+
+def test_a_sweep_stopped_by_sigterm_then_sigkill_finishes_in_a_copy_of_its_store(tmp_path: Path) -> None:
+    """SIGTERM between trials stops the driver as Ctrl-C does (exit 130, the ``--resume`` command printed);
+    the store is copied; ``--resume`` of the copy is SIGKILLed mid-trial and resumed again: the copy ends with
+    exactly one row and one Optuna trial per sample, its own artifacts, a working ``best --render``, and the
+    original store is untouched."""
+    from audiostyle import best
+
+    original, copy = tmp_path / "store", tmp_path / "copy"
+    args = ["--name", "stopped", "--samples", "4", "--max-concurrent", "2", "--set", "sleep_s=0.3", "--scheduler", "none"]
+    env = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    logs = [tmp_path / f"driver{i}.log" for i in range(3)]
+    first = toy_cli(logs[0], "--store", str(original), *args, env=env)
+    wait_for_rows(Store(str(original)), 1, first, logs[0])
+    first.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` or a scheduler's stop does
+    assert first.wait(timeout=180) == 130, logs[0].read_text()[-4000:]
+    said = logs[0].read_text()
+    assert f"Continue it with: python {REPO}/tests/toy_method.py --resume --store {original} --name stopped" in said
+    assert "Tuner.restore" not in said
+    before = Store(str(original)).trials("toy")
+    assert 1 <= len(before) < 4
+    shutil.copytree(original, copy)
+    untouched = {p: p.stat().st_mtime_ns for p in original.rglob("*") if p.is_file()}
+
+    second = toy_cli(logs[1], "--store", str(copy), *args, "--resume", env=env, start_new_session=True)
+    wait_for_rows(Store(str(copy)), len(before) + 1, second, logs[1])
+    os.killpg(second.pid, signal.SIGKILL)  # the driver and its local Ray, mid-trial
+    second.wait()
+    third = toy_cli(logs[2], "--store", str(copy), *args, "--resume", env=env)
+    assert third.wait(timeout=300) == 0, logs[2].read_text()[-4000:]
+
+    after = Store(str(copy)).trials("toy")
+    assert len(after) == 4 and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
+    for column in ("artifact.dir", "artifact.audio", "artifact.checkpoint"):
+        assert after[column].str.startswith(f"{copy}/artifacts/method=toy/sweep=stopped/").all(), after[column]
+    assert all(Path(uri).is_file() for uri in after["artifact.audio"])
+    study = optuna.load_study(study_name="stopped", storage=journal_storage(str(copy)))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert sorted(t.user_attrs[RAY_TRIAL_ID] for t in study.trials) == sorted(after["trial_id"])
+    assert {p: p.stat().st_mtime_ns for p in original.rglob("*") if p.is_file()} == untouched
+    assert len(Store(str(original)).trials("toy")) == len(before)
+
+    content = tmp_path / "in.wav"
+    sf.write(content, np.linspace(-0.5, 0.5, 4096, dtype=np.float32), 22050)
+    argv = ["--method", "toy", "--store", str(copy), "--render", str(content), "--out", str(tmp_path / "out.wav")]
+    assert best.main(argv) == 0
+    best_x = after.sort_values("metric.transfer_score").iloc[-1]["config.x"]
+    np.testing.assert_allclose(sf.read(tmp_path / "out.wav")[0], sf.read(content)[0] * best_x, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", list(SCRIPTS))

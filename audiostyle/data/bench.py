@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 import time
@@ -142,6 +143,10 @@ def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
         raise AudiostyleError(f"soundfont {path} does not exist: the benchmark renders its instruments with one. {_FIX}")
     if path.suffix.lower() not in (".sf2", ".sf3"):
         raise AudiostyleError(f"soundfont {path} is not a .sf2/.sf3 file. {_FIX}")
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":  # FluidSynth would fall back to its default font silently
+        raise AudiostyleError(f"soundfont {path} is not a SoundFont (no RIFF sfbk header). {_FIX}")
     return path
 
 
@@ -272,6 +277,8 @@ def render_bench(
 
     check_choice("layout", layout, LAYOUTS)
     check_range("sr", sr, 8000, 96_000, fix="Use a sample rate such as 22050.")
+    if Path(root).exists() and not Path(root).is_dir():
+        raise AudiostyleError(f"--out {root} is a file: the benchmark is written as a folder. Give a folder path.")
     chosen = instruments(names)
     font = find_soundfont(soundfont)
     _fluidsynth()
@@ -341,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = render_bench(args.out, args.layout, n_melodies=args.melodies, names=args.instruments.split(","),
                             sr=args.sr, soundfont=args.soundfont)
     except AudiostyleError as e:
-        p.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     files = sorted(base.glob("*/*.wav"))
     domains = sorted({f.parent.name for f in files})
     print(f"audiostyle benchmark: {len(files)} files ({args.melodies} melodies x {len(domains)} instruments: "

@@ -104,10 +104,16 @@ def _scan(root: str) -> tuple[dict[str, dict], str]:
     fs, path = fsio.filesystem(root)
     try:
         found = fs.find(path, detail=True, withdirs=True) if fs.isdir(path) else None
+        what = "" if found is not None else "a file, not a folder" if fs.exists(path) else "nothing"
     except FileNotFoundError:
-        found = None
+        found, what = None, "nothing"
+    except Exception as exc:  # noqa: BLE001 - network, credential and permission errors of any fsspec backend
+        raise AudiostyleError(
+            f"cannot read data source {root}: {type(exc).__name__}: {exc}. Check the path"
+            + (", that AWS_ENDPOINT_URL points at a running S3 server and the AWS credentials allow reading."
+               if fsio.is_remote(root) else " and its permissions.")
+        ) from None
     if found is None:
-        what = "a file, not a folder" if fs.exists(path) else "nothing"
         raise AudiostyleError(
             f"data source {root} does not exist or is not a folder (found {what}). Pass a folder such as "
             "<root>/<domain>/*.wav, a GTZAN or IRMAS folder, an s3:// URL, 'demo' for the built-in demo set or "
@@ -156,6 +162,13 @@ def _describe(rel: dict[str, dict]) -> str:
     return ", ".join(top[:12]) + (f" and {len(top) - 12} more" if len(top) > 12 else "") if top else "an empty folder"
 
 
+def check_source_url(source: str) -> None:
+    """Refuse a data source URL of a protocol other than ``s3://`` (no other client is installed)."""
+    if "://" in source and not source.startswith("s3://"):
+        raise AudiostyleError(f"data source {source}: only local folders and s3://bucket/prefix are supported. Copy "
+                              "the data to S3 or a local folder, or mount it and pass the folder.")
+
+
 def list_source(root: str, layout: str = "auto") -> Listing:
     """List the audio files of every domain under ``root`` (local path or ``s3://`` URL).
 
@@ -166,6 +179,7 @@ def list_source(root: str, layout: str = "auto") -> Listing:
     """
     if layout not in LAYOUTS:
         raise AudiostyleError(f"layout={layout!r} is not supported: choose one of {', '.join(LAYOUTS)}.")
+    check_source_url(str(root))
     root = str(root).rstrip("/") or "/"
     rel, path = _scan(root)
     name = posixpath.basename(path.rstrip("/"))

@@ -89,6 +89,8 @@ class Method(ABC):
     headline: ClassVar[Objective]
     """The metric a sweep optimises and early-stops on."""
     kind: ClassVar[Literal["transfer", "generate"]] = "transfer"
+    needs_style: ClassVar[bool] = False
+    """Whether :meth:`render` needs a ``style`` clip (an optimisation method transferring its timbre)."""
 
     # -- declaration -------------------------------------------------------------------------
     @classmethod

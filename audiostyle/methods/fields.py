@@ -10,6 +10,7 @@ by the field's type: ``pooling=none`` is the string ``"none"``, an ``Optional`` 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, Union
@@ -58,9 +59,9 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
             return value
         raise _wrong(name, value, "an integer")
     if inner is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise _wrong(name, value, "a number")
+        raise _wrong(name, value, "a finite number")
     if inner is str:
         if isinstance(value, str):
             return value

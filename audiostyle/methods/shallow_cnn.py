@@ -237,6 +237,7 @@ class ShallowCNN(Method):
     Config: ClassVar[type] = ShallowCNNConfig
     headline: ClassVar[Objective] = HEADLINE_OBJECTIVE
     kind: ClassVar[str] = "transfer"
+    needs_style: ClassVar[bool] = True
 
     # -- declaration -------------------------------------------------------------------------------
     @classmethod

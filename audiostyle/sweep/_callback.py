@@ -89,6 +89,11 @@ class StoreCallback(tune.Callback):
         """Restore :meth:`get_state` after ``Tuner.restore``."""
         self.trials = state.get("trials", {})
 
+    def relocate(self, store_root: str) -> None:
+        """Write to the store at ``store_root`` from now on (a resumed sweep's store, copied or moved since Ray
+        pickled this callback)."""
+        self.store = Store(store_root)
+
     # -- events --------------------------------------------------------------------------------
     def _entry(self, trial: Any) -> dict[str, Any]:
         return self.trials.setdefault(

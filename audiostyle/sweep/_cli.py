@@ -14,6 +14,7 @@ for something other than the plan is refused, listed (see :mod:`audiostyle.sweep
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -174,7 +175,7 @@ def settings_from_args(args: argparse.Namespace, budget: Budget, method: str, sp
     }
     if args.resume:
         return {"smoke": True if args.smoke else None, **given}
-    samples = args.samples or (budget.smoke_samples if args.smoke else budget.samples)
+    samples = args.samples if args.samples is not None else budget.smoke_samples if args.smoke else budget.samples
     return {**given, "space": space, "data": args.data or "demo", "samples": samples, "smoke": args.smoke}
 
 
@@ -192,6 +193,7 @@ def main(
     ``space`` holds only what the script searches differently from the method's ``default_space()``: its
     dimensions replace or add to the default ones (for every variant).
     """
+    from audiostyle.sweep._result import SweepInterrupted
     from audiostyle.sweep._run import run
 
     default = next(iter(variants.values())) if variants else method
@@ -202,6 +204,8 @@ def main(
     configure_logging(args.verbose)
     chosen = (variants or {}).get(getattr(args, "variant", None), method)
     try:
+        if args.top < 1:
+            raise AudiostyleError(f"--top {args.top}: the summary needs at least one row; pass --top 1 or more.")
         searched = {**methods.get(chosen).default_space(), **(space or {})}
         settings = settings_from_args(args, budget, chosen, searched)
         result = run(chosen, store=args.store, resume=args.resume, name=args.name, address=args.address,
@@ -209,6 +213,25 @@ def main(
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SweepInterrupted as exc:
+        if exc.result is not None:
+            print()
+            print(exc.result.summary(top=args.top))
+        print(f"interrupted: {exc}. Continue it with: {resume_command(exc.plan)}", file=sys.stderr)
+        return INTERRUPTED
     print()
     print(result.summary(top=args.top))
+    failed = result.all_failed()
+    if failed is not None:
+        print(f"error: every trial of sweep {result.sweep_id} failed; the first: {failed}", file=sys.stderr)
+        return 1
     return 0
+
+
+INTERRUPTED = 130
+"""The exit status of a sweep stopped by SIGINT or SIGTERM (the shell's for SIGINT)."""
+
+
+def resume_command(plan: Any) -> str:
+    """The command line that continues ``plan``'s sweep: this script with ``--resume``, its store and name."""
+    return shlex.join(["python", sys.argv[0], "--resume", "--store", plan.store, "--name", plan.sweep_id])

@@ -37,9 +37,18 @@ QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
 
 
 def configure_logging(verbose: int) -> None:
-    """A command's logging: stderr, ``levelname name: message``, at WARNING (quiet) or INFO (``verbose``)."""
+    """A command's logging: stderr, ``levelname name: message``, at WARNING (quiet) or INFO (``verbose``).
+
+    Ray Tune's advice after an interrupted run (``Tuner.restore(...)``) is dropped: the sweep prints its own
+    ``--resume`` command (:func:`audiostyle.sweep._cli.resume_command`).
+    """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(TUNE_RUN_LOGGER).addFilter(lambda record: "Tuner.restore" not in record.getMessage())
+
+
+TUNE_RUN_LOGGER = "ray.tune.tune"
+"""The logger of Ray Tune's run loop (its interrupt advice)."""
 
 
 def quiet_env(verbose: int) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from audiostyle import methods
 from audiostyle.data.dataset import AudioDataset
+from audiostyle.data.layouts import check_source_url
 from audiostyle.errors import AudiostyleError, check_choice
 from audiostyle.metrics import Objective, parse_objectives
 from audiostyle.methods import Method
@@ -25,7 +26,7 @@ from audiostyle.methods.space import Space, describe, from_description, restrict
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
 from audiostyle.sweep._schedule import SCHEDULERS, report_cadence
-from audiostyle.sweep._search import SEARCHERS
+from audiostyle.sweep._search import SEARCHERS, population_size
 
 
 @dataclass
@@ -133,37 +134,55 @@ class Plan:
         return experiment_path(self.storage, self.sweep_id)
 
     def to_manifest(self) -> dict[str, Any]:
-        """The manifest the store keeps: identity and space at the top, the rest under ``args``."""
+        """The manifest the store keeps: identity and space at the top, the rest under ``args``.
+
+        It names no path of the store itself: ``storage`` and ``experiment_path`` are relative to the store root
+        when Ray's storage lies inside the store (the default ``_ray``), so a store copied, moved or synced
+        elsewhere resumes from where it now is.
+        """
         args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _TOP}
+        storage = in_store(self.storage, self.store)
         return {
             "method": self.method,
             "sweep_id": self.sweep_id,
             "objectives": [dataclasses.asdict(o) for o in self.objectives],
             "headline": dataclasses.asdict(self.headline),
             "space": describe(self.space),
-            "storage": self.storage,
-            "experiment_path": self.experiment_path,
+            "storage": storage,
+            "experiment_path": experiment_path(storage, self.sweep_id),
             "started_at": self.started_at,
             "args": args,
         }
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> "Plan":
-        """The plan a manifest (:meth:`to_manifest`) holds."""
+    def from_manifest(cls, manifest: Mapping[str, Any], store: str) -> "Plan":
+        """The plan a manifest (:meth:`to_manifest`) holds, for the store at ``store`` that holds the manifest."""
         args = dict(manifest["args"])
         return cls(
             method=manifest["method"],
             sweep_id=manifest["sweep_id"],
+            store=store,
             space=from_description(manifest["space"]),
             objectives=[Objective(o["metric"], o["mode"]) for o in manifest["objectives"]],
             headline=Objective(**manifest["headline"]),
-            storage=manifest["storage"],
+            storage=from_store(manifest["storage"], store),
             started_at=manifest["started_at"],
             **{k: v for k, v in args.items() if k in _ARGS},
         )
 
 
-_TOP = ("method", "sweep_id", "space", "objectives", "headline", "storage", "started_at")
+_TOP = ("method", "sweep_id", "store", "space", "objectives", "headline", "storage", "started_at")
+
+
+def in_store(path: str, store: str) -> str:
+    """``path`` relative to the store root when it lies inside the store (``<store>/_ray`` → ``_ray``), else as is."""
+    root = store.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path
+
+
+def from_store(path: str, store: str) -> str:
+    """The inverse of :func:`in_store`: a relative ``path`` joined to the store root, a URL or absolute path as is."""
+    return path if "://" in path or path.startswith("/") else f"{store.rstrip('/')}/{path}"
 _ARGS = tuple(f.name for f in dataclasses.fields(Plan) if f.name not in _TOP)
 
 
@@ -203,6 +222,30 @@ def check_gpu_share(gpus_per_trial: float) -> None:
         )
 
 
+def check_counts(samples: int, settings: Settings) -> None:
+    """Refuse counts no sweep can run with: no trials, no concurrency, no CPU share, negative retries."""
+    if samples < 1:
+        raise AudiostyleError(f"samples={samples}: a sweep needs at least one trial; pass --samples 1 or more.")
+    if settings.max_concurrent is not None and settings.max_concurrent < 1:
+        raise AudiostyleError(f"max_concurrent={settings.max_concurrent}: no trial could ever start; pass "
+                              "--max-concurrent 1 or more, or leave it out (what the cluster holds).")
+    if settings.cpus_per_trial is not None and not settings.cpus_per_trial > 0:
+        raise AudiostyleError(f"cpus_per_trial={settings.cpus_per_trial}: a trial needs a share of a CPU; pass "
+                              "--cpus-per-trial 0.5, 1 or more.")
+    if settings.max_failures is not None and settings.max_failures < 0:
+        raise AudiostyleError(f"max_failures={settings.max_failures}: retries cannot be negative (Ray would retry "
+                              "for ever); pass --max-failures 0 or more.")
+
+
+def check_new_name(store: Store, sweep_id: str) -> None:
+    """Refuse a sweep id the store already holds: a new sweep under it would merge into the old one."""
+    if any(m.get("sweep_id") == sweep_id for m in store.sweeps()):
+        raise AudiostyleError(
+            f"--name {sweep_id}: store {store.root!r} already holds a sweep of that name. Continue it with "
+            f"--resume --name {sweep_id}, or give the new sweep another --name."
+        )
+
+
 def new_plan(method: str, settings: Settings, store: str, name: str | None = None) -> Plan:
     """A new sweep's plan: the settings checked, defaults filled in (see :func:`audiostyle.sweep.run`)."""
     m = methods.get(method)
@@ -218,9 +261,15 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     samples = 16 if settings.samples is None else int(settings.samples)
     if scheduler != "none" and budget < 1:
         raise AudiostyleError(f"{method}: its config has no 'steps' budget, so {scheduler} cannot schedule: use scheduler='none'.")
-    if samples < 1:
-        raise AudiostyleError(f"samples={samples}: a sweep needs at least one trial.")
+    check_counts(samples, settings)
+    if isinstance(settings.data, str):
+        check_source_url(settings.data)
+    if overrides.get("amp") == "fp16" and not settings.gpus_per_trial:
+        raise AudiostyleError("amp='fp16' is CUDA's half precision and trials here run on the CPU: pass "
+                              "--gpus-per-trial with it, or --set amp=bf16 (CPUs with AVX512-BF16/AMX) or amp=auto.")
     check_gpu_share(settings.gpus_per_trial or 0.0)
+    if search == "nsga2":
+        population_size(samples, settings.population)  # refused here, before the manifest is written
     space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
     if not space:
         raise AudiostyleError(f"{method}: nothing left to search (every field of the space is fixed by overrides).")
@@ -296,7 +345,7 @@ def resumed_plan(store: Store, method: str, settings: Settings, name: str | None
     Raises :class:`AudiostyleError` listing every setting given that differs from the plan (Ray restores the
     sweep as it ran: its trials, searcher, scheduler and resources).
     """
-    plan = Plan.from_manifest(find_manifest(store, method, name))
+    plan = Plan.from_manifest(find_manifest(store, method, name), store.root)
     asked = conflicts(plan, settings)
     if asked:
         listed = "; ".join(

@@ -33,6 +33,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     import ray
     from ray._private.services import canonicalize_bootstrap_address
 
+    if address not in (None, "local", "auto"):
+        check_reachable(address)
     if ray.is_initialized():
         return "existing"
     found = None if address == "local" else canonicalize_bootstrap_address(address)
@@ -50,6 +52,27 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     )
     log.info("started a local Ray with %s CPUs (dashboard %s)", num_cpus or os.cpu_count(), "on" if dashboard else "off")
     return "local"
+
+
+REACH_TIMEOUT_S = 10.0
+"""How long :func:`check_reachable` waits for a Ray head's port to answer."""
+
+
+def check_reachable(address: str) -> None:
+    """Refuse a ``host:port`` Ray address nothing listens on (``ray.init`` would retry it for ever); ``auto``,
+    ``ray://`` client addresses and anything without a port are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, OverflowError) as exc:
+        raise AudiostyleError(
+            f"--address {address}: no Ray head answers there ({getattr(exc, 'strerror', None) or exc}). Start the "
+            "cluster (ray start --head), pass its GCS address (host:6379), or --address local for a local Ray."
+        ) from None
 
 
 def default_storage(store: str) -> str:
@@ -83,7 +106,8 @@ def experiment_path(path: str, sweep_id: str) -> str:
 def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, mode: str) -> int:
     """Trials at once that the connected cluster holds now (all ``samples`` while an autoscaler grows it).
 
-    Raises :class:`AudiostyleError` when trials ask for a GPU that a local Ray does not have.
+    Raises :class:`AudiostyleError` when trials ask for a GPU, or more CPUs, than a local Ray has (they would
+    wait for ever).
     """
     import ray
 
@@ -95,6 +119,11 @@ def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, 
                 "or submit to a GPU cluster (ray submit cluster/gpu.yaml sweeps/<method>.py -- ...)."
             )
         log.warning("no GPU in the Ray cluster yet: trials wait until the autoscaler adds GPU nodes")
+    if mode != "cluster" and cpus_per_trial > resources.get("CPU", 0) * (1 + SHARE_TOLERANCE):
+        raise AudiostyleError(
+            f"cpus_per_trial={cpus_per_trial} but this Ray ({mode}) has {resources.get('CPU', 0):g} CPUs: no trial "
+            f"could ever start. Pass --cpus-per-trial {resources.get('CPU', 0):g} or less, or submit to a cluster."
+        )
     by_cpu = trials_fitting(resources["CPU"], cpus_per_trial) if cpus_per_trial and resources.get("CPU") else samples
     by_gpu = trials_fitting(resources["GPU"], gpus_per_trial) if gpus_per_trial and resources.get("GPU") else samples
     return max(1, min(by_cpu, by_gpu, samples))

@@ -13,8 +13,24 @@ import pandas as pd
 from audiostyle import analysis
 from audiostyle.metrics import COMMON_METRICS
 from audiostyle.metrics import Objective
-from audiostyle.store import Store
+from audiostyle.store import FAILED, Store
 from audiostyle.sweep._plan import Plan
+
+
+class SweepInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the sweep before all its trials ended; ``--resume`` continues it.
+
+    Attributes
+    ----------
+    plan : Plan
+    result : SweepResult or None
+        The store's rows when the sweep stopped (None when it stopped before Ray Tune ran).
+    """
+
+    def __init__(self, plan: Plan, result: "SweepResult | None" = None) -> None:
+        ended = 0 if result is None else len(result.trials)
+        super().__init__(f"sweep {plan.sweep_id} interrupted with {ended} of {plan.samples} trials ended")
+        self.plan, self.result = plan, result
 
 
 @dataclass
@@ -57,6 +73,13 @@ class SweepResult:
     store = property(lambda self: self.plan.store)
     objectives = property(lambda self: self.plan.objectives)
     experiment_path = property(lambda self: self.plan.experiment_path)
+
+    def all_failed(self) -> str | None:
+        """The first trial's error when every trial of the sweep failed (None otherwise)."""
+        if not len(self.trials) or set(self.trials["status"]) != {FAILED}:
+            return None
+        errors = self.trials["error"].dropna()
+        return str(errors.iloc[0]).strip().splitlines()[-1] if len(errors) else "no error recorded"
 
     def summary(self, top: int = 5) -> str:
         """A markdown table of the best ``top`` trials, then the best trial: config, common metrics, the paths of

@@ -10,14 +10,20 @@
 5. :func:`_new_tuner` (writing the plan as the manifest) or :func:`_restored_tuner`: Optuna proposes configs
    (:mod:`._search`), ASHA/its Pareto form/PBT stops or mutates trials (:mod:`._schedule`), the store callback
    writes every ended trial (:mod:`._callback`).
-6. ``tuner.fit()``, then the store's rows ranked as ``python -m audiostyle.best`` ranks them (:mod:`._result`).
+6. ``tuner.fit()``, then the store's rows ranked as ``python -m audiostyle.best`` ranks them (:mod:`._result`);
+   a sweep stopped before all its trials ended raises :class:`~audiostyle.sweep._result.SweepInterrupted`.
 
 Notes
 -----
 - With a searcher, Tune runs trials one after another unless concurrency is limited explicitly: the Optuna
   searcher limits itself to ``max_concurrent`` live trials (see :mod:`._search`).
 - A restored sweep keeps its Optuna study; a trial that ended after Tune's last experiment snapshot runs again
-  from its last checkpoint and its store row is replaced, not added.
+  from its last checkpoint and its store row is replaced, not added. A sweep stopped before Ray saved any state
+  starts again from its plan (same sweep id, same study).
+- SIGTERM stops a sweep as Ctrl-C (SIGINT) does: Ray Tune saves its state and returns, and the sweep is
+  interrupted; a second signal stops it at once.
+- The restored Tuner's searcher and store callback are pointed at the store being resumed, which need not be
+  where the sweep started (a copied, moved or synced store): see :func:`_relocate`.
 - The default logger callbacks include TensorBoard's, which imports torch in the driver: only the JSON and CSV
   loggers run.
 """
@@ -28,6 +34,8 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,11 +44,12 @@ from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import Store
 from audiostyle.sweep._console import quiet_env, worker_env
-from audiostyle.sweep._plan import Plan, Settings, new_plan, resumed_plan
+from audiostyle.sweep._plan import Plan, Settings, check_new_name, new_plan, resumed_plan
 from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
 from audiostyle.sweep._ray import connect, fit_concurrency, storage
-from audiostyle.sweep._result import SweepResult
+from audiostyle.sweep._result import SweepInterrupted, SweepResult
 from audiostyle.sweep._shared import check_shared
+from audiostyle.sweep._study import fail_unrun
 from audiostyle.sweep._wait import RESOURCE_WAIT_WARN_S
 
 log = logging.getLogger(__name__)
@@ -97,6 +106,11 @@ def run(
     Returns
     -------
     SweepResult
+
+    Raises
+    ------
+    SweepInterrupted
+        SIGINT or SIGTERM stopped the sweep before all its trials ended (``--resume`` continues it).
     """
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
@@ -106,17 +120,42 @@ def run(
     asked = _settings(settings)
     plan = _plan_of(method, asked, store, resume, name)
     mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
-    if plan.max_concurrent is None:
-        plan = dataclasses.replace(plan, max_concurrent=fit_concurrency(
-            plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode))
-    check_shared([("--store", plan.store), ("--storage", plan.storage)], mode)
-    prepared = _prepare(plan, asked, cache_dir)
-    trainable = _trainable(plan, prepared)
-    tuner = _restored_tuner(plan, trainable) if resume else _new_tuner(plan, trainable, verbose, wait_warning_s)
-    started = time.perf_counter()
-    tuner.fit()
+    _stop_on_sigterm()
+    try:
+        fitted = fit_concurrency(plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode)
+        if plan.max_concurrent is None:
+            plan = dataclasses.replace(plan, max_concurrent=fitted)
+        check_shared([("--store", plan.store), ("--storage", plan.storage)], mode)
+        prepared = _prepare(plan, asked, cache_dir)
+        trainable = _trainable(plan, prepared)
+        tuner = _restored_tuner(plan, trainable) if resume else None
+        tuner = tuner or _new_tuner(plan, trainable, verbose, wait_warning_s)
+        started = time.perf_counter()
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        raise SweepInterrupted(plan) from None
     log.info("sweep %s ran in %.1f s", plan.sweep_id, time.perf_counter() - started)
-    return SweepResult.read(plan, prepared.seconds, prepared.hit)
+    result = SweepResult.read(plan, prepared.seconds, prepared.hit)
+    if grid.num_terminated + grid.num_errors < plan.samples:
+        raise SweepInterrupted(plan, result)
+    fail_unrun(plan.store, plan.sweep_id)
+    return result
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM does what SIGINT does at that moment: inside ``tuner.fit()`` Ray Tune's handler saves the sweep's
+    state and ends the run, elsewhere (and for a second signal) Python's raises KeyboardInterrupt. Installed after
+    Ray's own handler (which would abort the driver and lose the state)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _settings(settings: dict[str, Any]) -> Settings:
@@ -130,10 +169,12 @@ def _settings(settings: dict[str, Any]) -> Settings:
 def _plan_of(method: str, settings: Settings, store: str, resume: bool, name: str | None) -> Plan:
     """Step 1: a new plan, or the interrupted sweep's plan read back from its manifest."""
     if not resume:
-        return new_plan(method, settings, store, name)
+        plan = new_plan(method, settings, store, name)
+        check_new_name(Store(store), plan.sweep_id)
+        return plan
     plan = resumed_plan(Store(store), methods.get(method).name, settings, name)
     log.info("resuming sweep %s of %s from %s", plan.sweep_id, method, plan.storage)
-    return dataclasses.replace(plan, store=store)
+    return plan
 
 
 def _prepare(plan: Plan, settings: Settings, cache_dir: str | None) -> Prepared:
@@ -206,17 +247,29 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) 
 
 
 def _restored_tuner(plan: Plan, trainable: Any) -> Any:
-    """Step 5 of a resumed sweep: the Tuner as Ray saved it (trials, searcher, scheduler, callbacks)."""
+    """Step 5 of a resumed sweep: the Tuner as Ray saved it (trials, searcher, scheduler, callbacks), pointed at
+    the plan's store; None when Ray saved no state (the sweep then starts again from its plan)."""
     from ray.tune import Tuner
 
     storage_path, storage_fs = storage(plan.storage)
     path = f"{storage_path.rstrip('/')}/{plan.sweep_id}"
     if not Tuner.can_restore(path, storage_filesystem=storage_fs):
-        raise AudiostyleError(
-            f"--resume: no Ray experiment state at {plan.experiment_path}: the sweep stopped before Ray saved it. "
-            "Start it again without --resume."
-        )
+        log.warning("--resume %s: Ray saved no state at %s before the sweep stopped: starting it again from its plan",
+                    plan.sweep_id, plan.experiment_path)
+        return None
     # A method's own failure (NaN, bad config) is a recorded result, never a Ray error; a trial Ray marked
     # errored was lost to the platform (its worker died with the driver, say): continue it from its checkpoint.
-    return Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False,
-                         storage_filesystem=storage_fs)
+    tuner = Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False,
+                          storage_filesystem=storage_fs)
+    _relocate(tuner, plan.store)
+    return tuner
+
+
+def _relocate(tuner: Any, store: str) -> None:
+    """Point the restored Tuner's searcher and callbacks at ``store``: Ray pickled them with the store the sweep
+    started in, which a copied or moved store must never write to again (``relocate`` of
+    :class:`~audiostyle.sweep._search.RestorableOptunaSearch` and :class:`~audiostyle.sweep._callback.StoreCallback`)."""
+    internal = tuner._local_tuner  # Ray keeps the restored TuneConfig and RunConfig there (no public accessor)
+    for part in [internal._tune_config.search_alg, *(internal._run_config.callbacks or [])]:
+        if hasattr(part, "relocate"):
+            part.relocate(store)

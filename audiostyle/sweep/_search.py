@@ -15,9 +15,12 @@ completion (so Optuna never learns them). :class:`RestorableOptunaSearch` limits
 no ``ConcurrencyLimiter``), ignores intermediate results of trials it does not know, and *adopts* their final
 results into the study (``create_trial`` + ``add_trial``), so the study ends with every trial of the sweep.
 After a restore it forgets which trials were live: a trial the snapshot thought running may no longer exist and
-must not hold a concurrency slot forever (Ray's resource limits still bound what runs at once). A trial the
-study holds RUNNING that the restored searcher does not know (the killed driver's last ask, after the snapshot)
-is told FAIL: it will never run, and the dashboard would show it running forever.
+must not hold a concurrency slot forever (Ray's resource limits still bound what runs at once). The study lives
+in the store's journal, which holds every tell, also those after the snapshot: a trial the restored searcher
+thinks open may be closed there (it re-runs from its checkpoint; the second tell is skipped). A trial the study
+holds RUNNING that the restored searcher does not know (asked by the stopped driver after its snapshot, never
+run) is taken up by the next trial Ray starts, with its config, so the study ends with one trial per Ray trial;
+one never taken up is failed when the sweep ends (:func:`audiostyle.sweep._study.fail_unrun`).
 
 PBT searches by mutating running trials: its trials start from Ray's random search over the space
 (:func:`to_tune`), not from Optuna.
@@ -87,6 +90,7 @@ class RestorableOptunaSearch(OptunaSearch):
         self._store_root = store_root
         self._max_live: int | None = None
         self._live: set[str] = set()
+        self._unrun: list[int] | None = None  # the study's RUNNING trials no Ray trial holds (found at the first ask)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Limit suggestions to ``max_concurrent`` live trials (Tune then adds no ConcurrencyLimiter)."""
@@ -96,6 +100,11 @@ class RestorableOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> Any:
         if self._max_live is not None and len(self._live) >= self._max_live:
             return None
+        if trial_id not in self._ot_trials and self._ot_study is not None:
+            unrun = self._take_unrun()
+            if unrun is not None:
+                self._ot_trials[trial_id] = unrun
+                log.info("trial %s takes up Optuna trial %d, asked before the driver stopped", trial_id, unrun.number)
         suggestion = super().suggest(trial_id)
         if isinstance(suggestion, dict):
             self._live.add(trial_id)
@@ -126,10 +135,8 @@ class RestorableOptunaSearch(OptunaSearch):
         values = [(result or {}).get(m) for m in self._metrics()]
         state = trial_state(result, error, values)
         complete = [float(v) for v in values] if state == TrialState.COMPLETE else None
-        try:
-            self._ot_study.tell(self._ot_trials[trial_id], complete, state=state)
-        except UpdateFinishedTrialError:  # told before the driver was killed; the restored study has it
-            pass
+        # skip_if_finished: told before the driver stopped (the journal has it; the restored snapshot did not)
+        self._ot_study.tell(self._ot_trials[trial_id], complete, state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
 
     def _record(self, trial_id: str, result: Mapping[str, Any]) -> None:
@@ -160,19 +167,40 @@ class RestorableOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
         log.info("searcher adopted trial %s (not in its restored snapshot) into the Optuna study", trial_id)
 
+    def relocate(self, store_root: str) -> None:
+        """Use the study and artifact store of ``store_root`` from now on, also after :meth:`restore` (a resumed
+        sweep's store may have been copied or moved since Ray pickled this searcher)."""
+        self._store_root = store_root
+
     def restore(self, checkpoint_path: str) -> None:
+        target = getattr(self, "_store_root", None)
         super().restore(checkpoint_path)
         self._live = set()
-        self._fail_orphans()
+        self._unrun = None
+        if target is not None and target != self._store_root:
+            self._move_study(target)
 
-    def _fail_orphans(self) -> None:
-        """FAIL the study's RUNNING trials that this restored searcher never gave Ray Tune (asked after its last
-        snapshot, just before the driver was killed): no result will ever close them."""
-        known = {trial.number for trial in self._ot_trials.values()}
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number not in known:
-                self._ot_study.tell(trial.number, state=TrialState.FAIL)
-                log.info("searcher failed Optuna trial %d: asked before the driver stopped, never run", trial.number)
+    def _move_study(self, store_root: str) -> None:
+        """Reopen the study from ``store_root``'s journal; the trials this searcher holds follow it."""
+        from audiostyle.sweep._study import journal_storage
+
+        storage = journal_storage(store_root)
+        study = optuna.load_study(study_name=self._study_name, storage=storage, sampler=self._ot_study.sampler,
+                                  pruner=self._ot_study.pruner)
+        for trial in self._ot_trials.values():
+            trial.study, trial.storage = study, storage
+        self._storage, self._ot_study, self._store_root = storage, study, store_root
+
+    def _take_unrun(self) -> optuna.Trial | None:
+        """The next RUNNING study trial no Ray trial holds, with every searched value set (asked whole), if any."""
+        if getattr(self, "_unrun", None) is None:
+            held = {trial.number for trial in self._ot_trials.values()}
+            self._unrun = [t.number for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                           if t.number not in held and set(self._space) <= set(t.params)]
+        if not self._unrun:
+            return None
+        frozen = self._ot_study.get_trials(deepcopy=False)[self._unrun.pop(0)]
+        return optuna.Trial(self._ot_study, frozen._trial_id)
 
 
 def _sampler(search: str, seed: int, population: int) -> Any:
@@ -199,14 +227,17 @@ def make_searcher(plan: Any) -> Any:
     metrics = [tracked(o.metric) for o in plan.objectives]
     modes = [o.mode for o in plan.objectives]
     multi = len(metrics) > 1
+    storage = journal_storage(plan.store)
+    # a sweep resumed before Ray saved any state finds its study with the first points already in it
+    begun = plan.sweep_id in optuna.study.get_all_study_names(storage)
     searcher = RestorableOptunaSearch(
         space=to_optuna(plan.space),
         metric=metrics if multi else metrics[0],
         mode=modes if multi else modes[0],
-        points_to_evaluate=plan.points or None,
+        points_to_evaluate=None if begun else plan.points or None,
         sampler=_sampler(plan.search, plan.seed, population_size(plan.samples, plan.population)),
         study_name=plan.sweep_id,
-        storage=journal_storage(plan.store),
+        storage=storage,
         store_root=plan.store,
     )
     searcher.set_max_concurrency(plan.max_concurrent)

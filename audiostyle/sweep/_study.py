@@ -135,3 +135,17 @@ def record_trial(store_root: str, trial: optuna.Trial, ray_trial_id: str, uris: 
             upload_artifact(artifact_store=target, file_path=str(local), study_or_trial=trial,
                             mimetype=MIMETYPES[local.suffix])
     return len(wanted)
+
+
+def fail_unrun(store_root: str, sweep_id: str) -> int:
+    """FAIL the trials of the sweep's study still RUNNING once the sweep has ended: asked by a driver that was
+    stopped before it ran them, and not taken up after the resume. How many; 0 when the sweep has no study
+    (PBT searches without Optuna)."""
+    storage = journal_storage(store_root)
+    if sweep_id not in optuna.study.get_all_study_names(storage):
+        return 0
+    study = optuna.load_study(study_name=sweep_id, storage=storage)
+    unrun = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in unrun:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(unrun)
