@@ -189,6 +189,7 @@ def test_store_links_the_output_wav_not_the_input_beside_it():
     uris = {n: f"s3://b/{n}" for n in ("a_input.wav", "transfer_x2y_input.wav", "transfer_x2y.wav", "transfer_x2y.png")}
     assert _first(uris, ".wav") == "s3://b/transfer_x2y.wav"
     assert _first({"reconstruction_0_input.wav": "r"}, ".wav") == "r"  # only an input: still linked
+    assert _first({"learning_curves.png": "l", "spectrogram.png": "s"}, ".png") == "s"  # the spectrograms
 
 
 def _plan_from_cli(tmp_path: Path, *argv: str):

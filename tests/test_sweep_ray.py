@@ -364,3 +364,17 @@ def test_smoke_sweep_of_every_method(method: str, smoke_store: str, tmp_path: Pa
     for uri in finished["artifact.audio"].dropna():
         audio, _ = sf.read(uri)
         assert audio.size > 0 and np.isfinite(audio).all()
+
+
+def test_a_trial_past_its_time_budget_is_stopped_and_pruned_with_its_last_metrics(tmp_path: Path,
+                                                                                    ray_session: None) -> None:
+    result = toy_sweep(tmp_path, samples=2, scheduler="none", trial_budget_s=1.5,
+                       overrides={"sleep_s": 0.4, "steps": 40, "report_every": 1})
+    trials = result.trials
+    assert len(trials) == 2 and set(trials["status"]) == {"stopped"}
+    assert (trials["steps"] < 40).all() and (trials["steps"] >= 1).all()
+    store = Store(result.store)
+    for _, row in trials.iterrows():  # its last report is what the row keeps
+        history = store.history("toy", result.sweep_id, row["trial_id"])
+        assert row["metric.transfer_score"] == pytest.approx(history["metric.transfer_score"].iloc[-1])
+    assert {t.state.name for t in saved_study(result.experiment_path).trials} == {"PRUNED"}

@@ -148,6 +148,21 @@ class Method(ABC):
         """The dataset domains ``config`` uses, so a sweep decodes only those; None means all of them."""
         return None
 
+    def trial_shape(self, data: Any) -> dict[str, int]:
+        """A small picklable summary of :meth:`prepare`'s output (e.g. clip lengths) for :meth:`screen` and
+        :meth:`step_cost`; ``{}`` by default."""
+        return {}
+
+    def screen(self, config: Any, shape: Mapping[str, int]) -> str | None:
+        """Why ``config`` cannot run on the prepared data (``shape``: :meth:`trial_shape`), or None. A sweep asks
+        before it launches a trial and tells the searcher such a config failed; None by default."""
+        return None
+
+    def step_cost(self, config: Any, shape: Mapping[str, int]) -> float | None:
+        """Estimated cost of one step of ``config`` (any unit, compared between configs of this method) on the
+        prepared data, or None when unknown (the default): a sweep skips configs far above its space's median."""
+        return None
+
     # -- work --------------------------------------------------------------------------------
     @abstractmethod
     def prepare(self, dataset: AudioDataset, config: Any) -> Any:

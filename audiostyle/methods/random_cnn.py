@@ -134,6 +134,20 @@ def to_audio(x: Tensor, spec: FeatureSpec, n_iter: int, length: int) -> Tensor:
 _ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "selu": F.selu}
 
 
+def positions(channels: int, frames: int, conv: str, width: int, layers: int, pooling: str = "none",
+              pool_width: int = 2) -> int:
+    """Positions N of the last of ``layers`` layers of :class:`RandomCNN` for a ``(channels, frames)`` input (0 when
+    the input is too short): frames for ``conv="1d"``, bands × frames for ``"2d"`` (stride ``width`` over bands)."""
+    f, t = (1, frames) if conv == "1d" else (channels, frames)
+    for _ in range(layers):
+        t = t - width + 1
+        f = f if conv == "1d" else (f - width) // width + 1
+        if pooling != "none":
+            t //= pool_width
+            f = f if conv == "1d" else f // pool_width
+    return max(t, 0) * max(f, 0)
+
+
 class RandomCNN(nn.Module):
     """1–2 convolution layers with random, frozen weights (no bias), an activation and optional pooling.
 
@@ -202,14 +216,7 @@ class RandomCNN(nn.Module):
 
     def positions(self, channels: int, frames: int) -> int:
         """Positions N of the last layer for a ``(channels, frames)`` input (0 when the input is too short)."""
-        f, t = (1, frames) if self.conv == "1d" else (channels, frames)
-        for _ in self.weights:
-            t = t - self.width + 1
-            f = f if self.conv == "1d" else (f - self.width) // self.width + 1
-            if self.pooling != "none":
-                t //= self.pool_width
-                f = f if self.conv == "1d" else f // self.pool_width
-        return max(t, 0) * max(f, 0)
+        return positions(channels, frames, self.conv, self.width, len(self.weights), self.pooling, self.pool_width)
 
     def forward(self, x: Tensor) -> Tensor:
         """Features of the last layer: ``(B, C, T)`` → ``(B, N, K)``."""

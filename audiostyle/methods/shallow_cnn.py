@@ -35,7 +35,8 @@ from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.examples import Example, write_examples
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
-from audiostyle.methods.random_cnn import MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, to_audio
+from audiostyle.methods.random_cnn import (MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, positions,
+                                           to_audio)
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.trained import to_cpu, resolve_device
 
@@ -219,6 +220,45 @@ def _stack(clips: list[Clip], sr: int, max_samples: int) -> np.ndarray:
     return np.stack([y[:n] for y in ys])
 
 
+def _frames(config: ShallowCNNConfig, samples: int) -> int:
+    """Frames of the centred STFT of ``samples`` samples."""
+    return 1 + samples // config.hop_length
+
+
+def _random_cnn(config: ShallowCNNConfig) -> RandomCNN:
+    return RandomCNN(config.spec.channels, config.filters, config.width, config.layers, config.conv, config.activation,
+                     config.pooling, config.pool_width, config.seed)
+
+
+def network_problem(config: ShallowCNNConfig, frames: int, batch: int) -> str | None:
+    """Why ``config``'s network cannot run on ``batch`` clips of ``frames`` frames (too many activations, clips
+    too short for its widths and pooling), or None."""
+    spec = config.spec
+    first = frames - config.width + 1
+    bands = 1 if config.conv == "1d" else (spec.channels - config.width) // config.width + 1
+    if batch * config.filters * first * bands > MAX_ELEMENTS:
+        return (f"conv={config.conv!r} with {config.filters} filters needs {batch * config.filters * first * bands:,} "
+                f"activations for {batch} pair(s) (limit {MAX_ELEMENTS:,}): use conv='1d', fewer filters or pairs.")
+    if positions(spec.channels, frames, config.conv, config.width, config.layers, config.pooling, config.pool_width) < 1:
+        return (f"{frames} frames are too few for {config.layers} layer(s) of width {config.width}"
+                f"{' with pooling' if config.pooling != 'none' else ''} over {spec.channels} channels: "
+                "use longer clips (max_seconds), a smaller width, or no pooling.")
+    return None
+
+
+def multiply_adds(config: ShallowCNNConfig, frames: int) -> float:
+    """Multiply-adds of one forward pass of one clip of ``frames`` frames: each layer's convolution (positions
+    before pooling) and the last layer's Gram matrix (filters² × positions), which dominates for 2-D convolutions
+    with many filters."""
+    channels, total = config.spec.channels, 0.0
+    inputs, taps = (channels, config.width) if config.conv == "1d" else (1, config.width**2)
+    for layer in range(1, config.layers + 1):
+        total += config.filters * inputs * taps * positions(channels, frames, config.conv, config.width, layer)
+        inputs = config.filters
+    last = positions(channels, frames, config.conv, config.width, config.layers, config.pooling, config.pool_width)
+    return total + config.filters**2 * last
+
+
 @dataclass
 class _Run:
     """One batched optimisation: the loss, the optimised features and the optimiser."""
@@ -340,25 +380,25 @@ class ShallowCNN(Method):
                                           allow_tf32=config.amp != "none")
 
     def _network(self, config: ShallowCNNConfig, frames: int, batch: int, device: torch.device) -> RandomCNN:
-        spec = config.spec
-        first = frames - config.width + 1
-        bands = 1 if config.conv == "1d" else (spec.channels - config.width) // config.width + 1
-        if batch * config.filters * first * bands > MAX_ELEMENTS:
-            raise AudiostyleError(
-                f"conv={config.conv!r} with {config.filters} filters needs {batch * config.filters * first * bands:,} "
-                f"activations for {batch} pair(s) (limit {MAX_ELEMENTS:,}): use conv='1d', fewer filters or pairs."
-            )
-        net = RandomCNN(spec.channels, config.filters, config.width, config.layers, config.conv, config.activation,
-                        config.pooling, config.pool_width, config.seed)
+        problem = network_problem(config, frames, batch)
+        if problem:
+            raise AudiostyleError(problem)
+        net = _random_cnn(config)
         if config.weights_path is not None:
             net.load_weights_file(config.weights_path)
-        if net.positions(spec.channels, frames) < 1:
-            raise AudiostyleError(
-                f"{frames} frames are too few for {config.layers} layer(s) of width {config.width}"
-                f"{' with pooling' if config.pooling != 'none' else ''} over {spec.channels} channels: "
-                "use longer clips (max_seconds), a smaller width, or no pooling."
-            )
         return net.to(device)
+
+    def trial_shape(self, data: ShallowCNNData) -> dict[str, int]:
+        """``{"samples": length of the shorter clips at the config's rate, "pairs": pairs per batch}``."""
+        return {"samples": min(data.contents.shape[-1], data.styles.shape[-1]), "pairs": data.contents.shape[0]}
+
+    def screen(self, config: ShallowCNNConfig, shape: Mapping[str, int]) -> str | None:
+        """:func:`network_problem` on the prepared clips (``shape`` from :meth:`trial_shape`)."""
+        return network_problem(config, _frames(config, shape["samples"]), shape["pairs"])
+
+    def step_cost(self, config: ShallowCNNConfig, shape: Mapping[str, int]) -> float:
+        """Multiply-adds of one loss evaluation (:func:`multiply_adds`) for the prepared clips."""
+        return multiply_adds(config, _frames(config, shape["samples"])) * shape["pairs"]
 
     def _start(
         self, config: ShallowCNNConfig, contents: np.ndarray, styles: np.ndarray, device: torch.device,

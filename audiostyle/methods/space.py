@@ -132,3 +132,20 @@ def from_description(described: Mapping[str, Mapping[str, Any]]) -> Space:
             spec["options"] = tuple(spec["options"])
         space[name] = kind(**spec)
     return space
+
+
+def draw(space: Space, rng: Any) -> dict[str, Any]:
+    """One random point of ``space`` (uniform, log-uniform on log axes, choices equally likely), from a
+    ``numpy.random.Generator``."""
+    import math
+
+    point: dict[str, Any] = {}
+    for name, dim in space.items():
+        if isinstance(dim, Choice):
+            point[name] = dim.options[int(rng.integers(len(dim.options)))]
+            continue
+        low, high = (math.log(dim.low), math.log(dim.high)) if dim.log else (dim.low, dim.high)
+        value = rng.uniform(low, high)
+        value = math.exp(value) if dim.log else value
+        point[name] = min(max(int(round(value)), dim.low), dim.high) if isinstance(dim, Int) else float(value)
+    return point

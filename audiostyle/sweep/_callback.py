@@ -36,7 +36,8 @@ from audiostyle.methods.examples import INDEX, clips_of
 from audiostyle.methods.base import Method
 from audiostyle.metrics import Objective
 from audiostyle.store import FAILED, FINISHED, STOPPED, Store
-from audiostyle.sweep._keys import ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, METRICS, STATUS, STEP, TIME_TOTAL
+from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS, STATUS,
+                                    STEP, TIME_TOTAL)
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,9 @@ def ray_error(trial: Any) -> str | None:
 
 
 def _first(uris: Mapping[str, str], suffix: str) -> str | None:
-    """The first artifact (by name) with ``suffix``, preferring names that say output/transfer/sample (not inputs)."""
-    names = sorted(n for n in uris if n.lower().endswith(suffix))
+    """The first artifact (by name) with ``suffix``, preferring names that say output/transfer/sample (not inputs);
+    never the learning curves (:data:`~audiostyle.sweep._keys.LEARNING_CURVES`)."""
+    names = sorted(n for n in uris if n.lower().endswith(suffix) and n != LEARNING_CURVES)
     preferred = [n for n in names if any(w in n.lower() for w in ("output", "transfer", "sample", "generated"))
                  and not n.lower().endswith("_input" + suffix)]
     chosen = (preferred or names or [None])[0]

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from audiostyle import methods
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.data.layouts import check_source_url
-from audiostyle.errors import AudiostyleError, check_choice
+from audiostyle.errors import AudiostyleError, check_choice, check_positive
 from audiostyle.metrics import Objective, parse_objectives
 from audiostyle.methods import Method
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
@@ -49,6 +49,8 @@ class Settings:
     checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a multi-node cluster use ``s3://``
     or a shared path). ``smoke``: the small in-memory demo set with ``data="demo"``. ``max_failures``: Ray's
     retries of a trial lost to the platform (2); failures of the method itself are recorded, never retried.
+    ``trial_budget_s``: seconds of running time a trial may take (None: no limit); one past it is stopped and
+    recorded as stopped (pruned for Optuna) with its last metrics.
     """
 
     space: Space | None = None
@@ -69,6 +71,7 @@ class Settings:
     storage: str | None = None
     smoke: bool | None = None
     max_failures: int | None = None
+    trial_budget_s: float | None = None
 
 
 @dataclass
@@ -95,6 +98,8 @@ class Plan:
         Trials at once (None until Ray is connected: what the cluster holds).
     max_failures : int
         Ray's retries of a trial lost to the platform.
+    trial_budget_s : float or None
+        Running seconds after which a trial is stopped (None: none).
     smoke : bool
     data, storage : str
         The dataset's source and Ray's storage (checkpoints, experiment state).
@@ -127,6 +132,7 @@ class Plan:
     population: int | None = None
     points: list[dict[str, Any]] = field(default_factory=list)
     started_at: str = ""
+    trial_budget_s: float | None = None
 
     @property
     def experiment_path(self) -> str:
@@ -268,6 +274,8 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
         raise AudiostyleError("amp='fp16' is CUDA's half precision and trials here run on the CPU: pass "
                               "--gpus-per-trial with it, or --set amp=bf16 (CPUs with AVX512-BF16/AMX) or amp=auto.")
     check_gpu_share(settings.gpus_per_trial or 0.0)
+    if settings.trial_budget_s is not None:
+        check_positive("trial_budget_s", settings.trial_budget_s, fix="Give the seconds a trial may run, e.g. 600.")
     if search == "nsga2":
         population_size(samples, settings.population)  # refused here, before the manifest is written
     space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
@@ -283,6 +291,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
         data=_data_label(settings.data), storage=settings.storage or default_storage(store),
         population=settings.population, started_at=dt.datetime.now(dt.timezone.utc).isoformat(),
         points=seed_points([*settings.points, *m.best_known()], space, dataclasses.asdict(base)),
+        trial_budget_s=settings.trial_budget_s,
     )
 
 
@@ -306,6 +315,7 @@ FLAGS = {
     "gpus_per_trial": "--gpus-per-trial", "search": "--search", "population": "--population",
     "points": "--config (first points)", "objectives": "--pareto", "scheduler": "--scheduler", "seed": "--seed",
     "storage": "--storage", "smoke": "--smoke", "max_failures": "--max-failures", "data": "--data",
+    "trial_budget_s": "--trial-budget",
 }
 """How each setting is given on a sweep script's command line (for the messages of :func:`conflicts`)."""
 
@@ -332,7 +342,7 @@ def conflicts(plan: Plan, settings: Settings) -> dict[str, tuple[Any, Any]]:
     if isinstance(settings.data, str) and settings.data != plan.data:
         asked["data"] = (settings.data, plan.data)
     for name in ("samples", "grace_steps", "max_concurrent", "cpus_per_trial", "gpus_per_trial", "search",
-                 "population", "scheduler", "seed", "storage", "smoke", "max_failures"):
+                 "population", "scheduler", "seed", "storage", "smoke", "max_failures", "trial_budget_s"):
         value = getattr(settings, name)
         if value is not None and value != getattr(plan, name):
             asked[name] = (value, getattr(plan, name))

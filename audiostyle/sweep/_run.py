@@ -8,7 +8,8 @@
 4. :func:`_trainable`: the trial function with the prepared data (shared through Ray's object store) and its
    resources.
 5. :func:`_new_tuner` (writing the plan as the manifest) or :func:`_restored_tuner`: Optuna proposes configs
-   (:mod:`._search`), ASHA/its Pareto form/PBT stops or mutates trials (:mod:`._schedule`), the store callback
+   (:mod:`._search`; :func:`_screen` keeps those that cannot run on the data or would cost over 10× the space's
+   median per step from launching: :mod:`._screen`), ASHA/its Pareto form/PBT stops or mutates trials (:mod:`._schedule`), the store callback
    writes every ended trial (:mod:`._callback`).
 6. ``tuner.fit()``, then the store's rows ranked as ``python -m audiostyle.best`` ranks them (:mod:`._result`);
    a sweep stopped before all its trials ended raises :class:`~audiostyle.sweep._result.SweepInterrupted`.
@@ -44,6 +45,7 @@ from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import Store
 from audiostyle.sweep._console import quiet_env, worker_env
+from audiostyle.sweep._keys import TIME_TOTAL
 from audiostyle.sweep._plan import Plan, Settings, check_new_name, new_plan, resumed_plan
 from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
 from audiostyle.sweep._ray import connect, fit_concurrency, storage
@@ -129,7 +131,7 @@ def run(
         prepared = _prepare(plan, asked, cache_dir)
         trainable = _trainable(plan, prepared)
         tuner = _restored_tuner(plan, trainable) if resume else None
-        tuner = tuner or _new_tuner(plan, trainable, verbose, wait_warning_s)
+        tuner = tuner or _new_tuner(plan, trainable, verbose, wait_warning_s, _screen(plan, prepared))
         started = time.perf_counter()
         grid = tuner.fit()
     except KeyboardInterrupt:
@@ -202,7 +204,15 @@ def _trainable(plan: Plan, prepared: Prepared) -> Any:
                                {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
 
 
-def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) -> Any:
+def _screen(plan: Plan, prepared: Prepared) -> Any:
+    """Step 4b: the screen of proposals that cannot run on the prepared data or cost far more than is usual."""
+    from audiostyle.sweep._screen import ConfigScreen
+
+    m = methods.get(plan.method)
+    return ConfigScreen.build(m, plan.overrides, plan.space, m.trial_shape(prepared.data), plan.points, plan.seed)
+
+
+def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float, screen: Any = None) -> Any:
     """Step 5 of a new sweep: the manifest written, then the Tuner with searcher, scheduler and callbacks."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -229,7 +239,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) 
         trainable,
         param_space=to_tune(plan.space) if plan.scheduler == "pbt" else None,
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plan), scheduler=make_scheduler(plan), num_samples=plan.samples,
+            search_alg=make_searcher(plan, screen), scheduler=make_scheduler(plan), num_samples=plan.samples,
             reuse_actors=True, trial_name_creator=name_trial, trial_dirname_creator=name_trial,
         ),
         run_config=tune.RunConfig(
@@ -237,6 +247,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float) 
             storage_path=storage_path,
             storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+            stop={TIME_TOTAL: plan.trial_budget_s} if plan.trial_budget_s else None,
             # PBT clones other trials' checkpoints: keep more of them
             checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 2),
             callbacks=callbacks,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -46,6 +46,10 @@ from audiostyle.sweep._keys import ARTIFACTS, FINAL, METRICS, RAY_TRIAL_ID, STAT
 log = logging.getLogger(__name__)
 
 SEARCHERS = ("tpe", "nsga2", "random")
+MAX_SCREENED = 50
+"""Proposals in a row a trial's ask may screen out before it launches the last one anyway."""
+SCREENED = "screened"
+"""The user attribute of an Optuna trial that was never launched: why (:mod:`audiostyle.sweep._screen`)."""
 MAX_POPULATION = 50
 """NSGA-II's population is at most Optuna's default (the default otherwise: a quarter of the trials)."""
 
@@ -85,9 +89,11 @@ class RestorableOptunaSearch(OptunaSearch):
     (:func:`audiostyle.sweep._study.record_trial`).
     """
 
-    def __init__(self, *args: Any, store_root: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, store_root: str | None = None,
+                 screen: Callable[[Mapping[str, Any]], str | None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._store_root = store_root
+        self._screen = screen
         self._max_live: int | None = None
         self._live: set[str] = set()
         self._unrun: list[int] | None = None  # the study's RUNNING trials no Ray trial holds (found at the first ask)
@@ -106,9 +112,23 @@ class RestorableOptunaSearch(OptunaSearch):
                 self._ot_trials[trial_id] = unrun
                 log.info("trial %s takes up Optuna trial %d, asked before the driver stopped", trial_id, unrun.number)
         suggestion = super().suggest(trial_id)
+        for _ in range(MAX_SCREENED):
+            reason = self._screen(suggestion) if self._screen is not None and isinstance(suggestion, dict) else None
+            if reason is None:
+                break
+            self._screened_out(trial_id, suggestion, reason)
+            suggestion = super().suggest(trial_id)
         if isinstance(suggestion, dict):
             self._live.add(trial_id)
         return suggestion
+
+    def _screened_out(self, trial_id: str, params: Mapping[str, Any], reason: str) -> None:
+        """Tell Optuna a proposal failed without launching it (:mod:`audiostyle.sweep._screen`)."""
+        ot_trial = self._ot_trials.pop(trial_id)
+        ot_trial.set_user_attr(SCREENED, reason)
+        self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        log.warning("not launched (Optuna trial %d, %s): %s", ot_trial.number,
+                    ", ".join(f"{k}={v}" for k, v in params.items()), reason)
 
     def _metrics(self) -> list[str]:
         return self._metric if isinstance(self._metric, list) else [self._metric]
@@ -211,11 +231,12 @@ def _sampler(search: str, seed: int, population: int) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_searcher(plan: Any) -> Any:
+def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] | None = None) -> Any:
     """The plan's searcher: Ray's random search for PBT, else :class:`RestorableOptunaSearch` with the plan's
     sampler (NSGA-II's population from :func:`population_size`), seeded, its first points the plan's, limited to
     ``plan.max_concurrent`` live trials, its study (named by the sweep id) in the store's Optuna journal
-    (:mod:`audiostyle.sweep._study`)."""
+    (:mod:`audiostyle.sweep._study`); ``screen`` keeps proposals that cannot run or cost too much from launching
+    (:class:`~audiostyle.sweep._screen.ConfigScreen`)."""
     from audiostyle.sweep._study import journal_storage
 
     if plan.scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
@@ -239,6 +260,7 @@ def make_searcher(plan: Any) -> Any:
         study_name=plan.sweep_id,
         storage=storage,
         store_root=plan.store,
+        screen=screen,
     )
     searcher.set_max_concurrency(plan.max_concurrent)
     return searcher
