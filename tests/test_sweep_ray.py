@@ -378,3 +378,18 @@ def test_a_trial_past_its_time_budget_is_stopped_and_pruned_with_its_last_metric
         history = store.history("toy", result.sweep_id, row["trial_id"])
         assert row["metric.transfer_score"] == pytest.approx(history["metric.transfer_score"].iloc[-1])
     assert {t.state.name for t in saved_study(result.experiment_path).trials} == {"PRUNED"}
+
+
+def test_a_new_sweep_starts_from_the_best_configs_of_earlier_sweeps_in_the_store(tmp_path: Path,
+                                                                                   ray_session: None) -> None:
+    from audiostyle.sweep._plan import WARM_START_CONFIGS, Settings, new_plan
+
+    first = toy_sweep(tmp_path, samples=4, scheduler="none", overrides={"sleep_s": 0.0})
+    ranked = first.trials.sort_values("metric.transfer_score", ascending=False)
+    best = [{k: row[f"config.{k}"] for k in ("x", "y", "kind")} for _, row in ranked.iterrows()]
+    plan = new_plan("toy", Settings(overrides={"sleep_s": 0.0}), first.store)
+    assert plan.warm_points == WARM_START_CONFIGS
+    assert plan.points[:WARM_START_CONFIGS] == best[:WARM_START_CONFIGS]  # best first, then the reports' configs
+    cold = new_plan("toy", Settings(overrides={"sleep_s": 0.0}, warm_start=False), first.store)
+    assert cold.warm_points == 0 and cold.points == [{"x": 0.3, "y": 5, "kind": "b"}]
+    assert new_plan("toy", Settings(), str(tmp_path / "empty")).warm_points == 0

@@ -127,6 +127,8 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     p.add_argument("--preset", default=None, metavar="NAME", help="a named config of the method, fixed for every trial "
                    "and stored with it (e.g. cpu: sized for a 2-core machine; the list is under config keys below)")
     p.add_argument("--smoke", action="store_true", help="tiny sweep: few trials and steps, on the small demo set unless --data is given (about a minute here)")
+    p.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None, help="do not start "
+                   "from the best configs of the method's earlier sweeps in --store (by default they run first)")
     p.add_argument("--trial-budget", type=float, default=None, metavar="SECONDS", help="running seconds a trial may "
                    "take: one past it is stopped, kept with its last metrics and told to Optuna as pruned (default: no limit)")
     p.add_argument("--max-failures", type=int, default=None, help="retries of a trial lost to a node failure (default 2)")
@@ -173,6 +175,7 @@ def settings_from_args(args: argparse.Namespace, budget: Budget, method: str, sp
         "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial, "search": args.search,
         "population": args.population, "objectives": PARETO_OBJECTIVES if args.pareto else None, "scheduler": args.scheduler,
         "seed": args.seed, "storage": args.storage, "max_failures": args.max_failures, "trial_budget_s": args.trial_budget,
+        "warm_start": args.warm_start,
         "points": [{k: v for k, v in start.items() if k not in fixed}] if start else (),
     }
     if args.resume:

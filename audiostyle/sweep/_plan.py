@@ -50,7 +50,8 @@ class Settings:
     or a shared path). ``smoke``: the small in-memory demo set with ``data="demo"``. ``max_failures``: Ray's
     retries of a trial lost to the platform (2); failures of the method itself are recorded, never retried.
     ``trial_budget_s``: seconds of running time a trial may take (None: no limit); one past it is stopped and
-    recorded as stopped (pruned for Optuna) with its last metrics.
+    recorded as stopped (pruned for Optuna) with its last metrics. ``warm_start`` (True): the best configs of the
+    method's earlier sweeps in the store run first (:func:`warm_points`), after ``points``, before ``best_known()``.
     """
 
     space: Space | None = None
@@ -72,6 +73,7 @@ class Settings:
     smoke: bool | None = None
     max_failures: int | None = None
     trial_budget_s: float | None = None
+    warm_start: bool | None = None
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Plan:
         Ray's retries of a trial lost to the platform.
     trial_budget_s : float or None
         Running seconds after which a trial is stopped (None: none).
+    warm_points : int
+        How many of ``points`` are the best configs of earlier sweeps in the store (a warm start).
     smoke : bool
     data, storage : str
         The dataset's source and Ray's storage (checkpoints, experiment state).
@@ -133,6 +137,7 @@ class Plan:
     points: list[dict[str, Any]] = field(default_factory=list)
     started_at: str = ""
     trial_budget_s: float | None = None
+    warm_points: int = 0
 
     @property
     def experiment_path(self) -> str:
@@ -281,6 +286,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
     if not space:
         raise AudiostyleError(f"{method}: nothing left to search (every field of the space is fixed by overrides).")
+    warm = warm_points(Store(store), m, space, dataclasses.asdict(base)) if settings.warm_start is not False else []
     return Plan(
         method=method, sweep_id=name or new_sweep_id(method), store=store, space=space, overrides=overrides,
         objectives=objectives, headline=m.headline, search=search, scheduler=scheduler, samples=samples,
@@ -290,9 +296,28 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
         max_failures=2 if settings.max_failures is None else settings.max_failures, smoke=bool(settings.smoke),
         data=_data_label(settings.data), storage=settings.storage or default_storage(store),
         population=settings.population, started_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-        points=seed_points([*settings.points, *m.best_known()], space, dataclasses.asdict(base)),
-        trial_budget_s=settings.trial_budget_s,
+        points=seed_points([*settings.points, *warm, *m.best_known()], space, dataclasses.asdict(base)),
+        trial_budget_s=settings.trial_budget_s, warm_points=len(warm),
     )
+
+
+WARM_START_CONFIGS = 3
+"""The best configs of earlier sweeps a new sweep of the same method tries first (:func:`warm_points`)."""
+
+
+def warm_points(store: Store, method: Method, space: Space, defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The best :data:`WARM_START_CONFIGS` distinct configs over ``space`` of ``method``'s earlier sweeps in ``store``
+    (any data), ranked as ``audiostyle.best`` ranks them; ``[]`` for a store without such trials."""
+    from audiostyle import analysis
+
+    out: list[dict[str, Any]] = []
+    for _, row in analysis.rank(store.trials(method.name), method.headline).iterrows():
+        for point in seed_points([analysis.config_of(row, method.name)], space, defaults):
+            if point not in out:
+                out.append(point)
+        if len(out) == WARM_START_CONFIGS:
+            break
+    return out
 
 
 def find_manifest(store: Store, method: str, name: str | None) -> dict[str, Any]:

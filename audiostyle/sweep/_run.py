@@ -121,6 +121,9 @@ def run(
     store = store if "://" in str(store) else str(Path(store).expanduser().absolute())
     asked = _settings(settings)
     plan = _plan_of(method, asked, store, resume, name)
+    if plan.warm_points and not resume:
+        print(f"warm start: the {plan.warm_points} best configs of earlier {method} sweeps in {store} run first "
+              "(--no-warm-start: without them)", flush=True)
     mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
     _stop_on_sigterm()
     try:
