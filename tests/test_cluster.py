@@ -180,7 +180,7 @@ def test_worker_lost_mid_sweep_loses_no_trial(cluster, tmp_path, failure):
     assert not (trials["status"] == "failed").any(), trials[["trial_id", "status", "error"]]
     # Tune recorded the trial(s) the dead node interrupted (error.txt) and re-ran them from a checkpoint:
     # each is in the store once, with valid metrics.
-    errors = list(Path(manifest(store, sweep_id)["experiment_path"]).glob("*/error.txt"))
+    errors = list((store / manifest(store, sweep_id)["experiment_path"]).glob("*/error.txt"))  # relative to the store
     assert errors, "the node died between trials: no trial was interrupted"
     interrupted = {p.parent.name for p in errors}
     rows = trials[trials["trial_id"].map(lambda t: any(name.endswith(str(t)) for name in interrupted))]

@@ -59,9 +59,11 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
             return value
         raise _wrong(name, value, "an integer")
     if inner is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # inf passes every range check, and every trial would fail on it
+                raise _wrong(name, value, "a finite number")
             return float(value)
-        raise _wrong(name, value, "a finite number")
+        raise _wrong(name, value, "a number")
     if inner is str:
         if isinstance(value, str):
             return value

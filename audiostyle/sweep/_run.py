@@ -283,7 +283,10 @@ def _relocate(tuner: Any, store: str) -> None:
     """Point the restored Tuner's searcher and callbacks at ``store``: Ray pickled them with the store the sweep
     started in, which a copied or moved store must never write to again (``relocate`` of
     :class:`~audiostyle.sweep._search.RestorableOptunaSearch` and :class:`~audiostyle.sweep._callback.StoreCallback`)."""
-    internal = tuner._local_tuner  # Ray keeps the restored TuneConfig and RunConfig there (no public accessor)
+    internal = getattr(tuner, "_local_tuner", None)  # the restored TuneConfig and RunConfig (no public accessor)
+    if internal is None:  # a Ray client (ray://) restores on the cluster, out of reach
+        log.warning("--resume through a Ray client: the restored sweep writes to the store it started in")
+        return
     for part in [internal._tune_config.search_alg, *(internal._run_config.callbacks or [])]:
         if hasattr(part, "relocate"):
             part.relocate(store)
