@@ -59,3 +59,18 @@ def test_each_choice_of_the_default_space_trains_one_step_finitely(method: str, 
     losses = [v for row in ctx.history for k, v in row.items() if k not in COMMON_METRICS]  # step, losses, extras
     assert len(losses) > 1 and all(math.isfinite(v) for v in losses), ctx.history
     assert math.isfinite(final[m.headline.metric]), final
+
+
+def test_the_registry_refuses_a_target_that_is_not_the_method_it_names() -> None:
+    from audiostyle import methods
+    from audiostyle.errors import AudiostyleError
+
+    methods.register("misnamed", "audiostyle.methods.segnet:UNet")  # a Method, but named "unet"
+    methods.register("not_a_method", "audiostyle.methods.trained:Amp")
+    try:
+        for name, found in (("misnamed", "'unet'"), ("not_a_method", "<class")):
+            with pytest.raises(AudiostyleError, match=f"not a Method subclass named '{name}' \\(found {found}"):
+                methods.get(name)
+    finally:
+        methods._REGISTRY.pop("misnamed"), methods._REGISTRY.pop("not_a_method")
+    assert all(methods.get(n).name == n for n in methods.names())

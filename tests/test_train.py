@@ -53,7 +53,7 @@ class Counter:
 
 
 class Toy(TrainedMethod):
-    name = "toy"
+    name = "mlp_toy"  # not registered: the sweep tests register tests.toy_method.Toy as "toy"
     Config = ToyConfig
     headline = Objective("val_mse", "min")
 

@@ -44,7 +44,13 @@ def get(name: str) -> Method:
         if exc.name == module_name:
             raise AudiostyleError(f"method {name!r} is registered but not installed ({module_name} missing).") from exc
         raise
-    return getattr(module, class_name)()
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or cls.name != name:
+        raise AudiostyleError(
+            f"method {name!r} is registered as {_REGISTRY[name]!r}, which is not a Method subclass named {name!r} "
+            f"(found {getattr(cls, 'name', cls)!r}); fix the register() call."
+        )
+    return cls()
 
 
 __all__ = ["Method", "TrialContext", "get", "names", "register"]
