@@ -14,6 +14,7 @@ A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its 
 ``_ray``       the Ray connection, storage and concurrency
 ``_prepare``   the dataset and ``method.prepare``, once, through the feature cache
 ``_search``    searchers (Optuna TPE / NSGA-II / random; failed trials are failed for Optuna)
+``_screen``    proposals that cannot run on the data or cost over 10x the space's median, never launched
 ``_schedule``  schedulers (ASHA, Pareto ASHA, PBT on the continuous fields)
 ``_trial``     the trainable: one trial of a method on a Ray worker
 ``_gpu``       a trial's device and GPU memory cap; GPU failures that are the platform's
