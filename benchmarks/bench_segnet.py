@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -117,21 +117,6 @@ def quality(steps: int, device: str, threads: int, seed: int = 0) -> None:
         print(f"| {name} | {cells} | {time.perf_counter() - t0:.0f} |", flush=True)
 
 
-def _machine(device: str) -> str:
-    """The GPU's name on CUDA, else the CPU model (Linux) or the platform's processor string."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -159,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"segnet/unet training step, 256×256 patches, batch {args.batch}, device {args.device}, "
-          f"{args.threads} threads, {_machine(args.device)}, {time.strftime('%Y-%m-%d')}\n")
-    print(f"load average at start: {os.getloadavg()[0]:.1f}\n")
+          f"{args.threads} threads. Machine at the start: {describe(args.device)}\n")
     print("| variant | amp | s/step (median) | steps/s | CPU s/step | peak memory (GiB) | parameters (M) |")
     print("|---|---|---|---|---|---|---|")
     for name in args.variants:
@@ -176,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {name} | {amp} | {r['s_per_step']:.3f} | {r['steps_per_s']:.2f} | {r['cpu_s_per_step']:.2f} "
                   f"| {r['peak_gib']:.2f} | {r['params_m']:.2f} |", flush=True)
-    print(f"\nload average at end: {os.getloadavg()[0]:.1f} (CPU s/step ÷ threads ≈ the wall time of an idle machine)")
+    print(f"\nMachine at the end: {describe(args.device)} (CPU s/step ÷ threads ≈ the wall time of an idle machine)")
     return 0
 
 

@@ -22,13 +22,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe
 
 import numpy as np
 
@@ -171,22 +172,6 @@ def metrics_times() -> dict:
     return {"reference_s": t_ref, "evaluate_s": time.perf_counter() - t0, "clips": len(ds.clips)}
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average {load:.1f} at start")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -208,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds, args.repeats, args.gl_iters = 3.0, 3, 100
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
-    machine = _machine()
+    machine = f"{describe()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} (load at the start)"
     with tempfile.TemporaryDirectory() as tmp:
         res = {v: _run_worker(v, args, f"{tmp}/{v}.npy") for v in ("plain", "audiostyle")}
         res["float64"] = _run_worker("float64", argparse.Namespace(**{**vars(args), "repeats": 0}), f"{tmp}/f64.npy")
