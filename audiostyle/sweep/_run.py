@@ -73,7 +73,7 @@ def run(
     address: str | None = None,
     cache_dir: str | None = None,
     dashboard: bool = True,
-    verbose: int = 1,
+    verbose: int = 0,
     wait_warning_s: float = RESOURCE_WAIT_WARN_S,
     **settings: Any,
 ) -> SweepResult:
@@ -97,8 +97,8 @@ def run(
     dashboard : bool
         Start the dashboard with a new local Ray.
     verbose : int
-        0: one line per ended trial, Ray's INFO lines off (:mod:`._console`); 1: Ray Tune's live table and
-        Ray's INFO lines too.
+        0 (the default, as in the sweep scripts): one line per ended trial, Ray's INFO lines off
+        (:mod:`._console`); 1: Ray Tune's live table and Ray's INFO lines too.
     wait_warning_s : float
         Warn (once) when a trial has waited this many seconds for the resources it asks for (:mod:`._wait`).
     **settings
