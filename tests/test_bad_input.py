@@ -56,6 +56,9 @@ CASES = {
         ["shallow_cnn", "--style STYLE.wav"]),
     "calibrate --style tuba": ("calibrate", ["--data", "{tmp}/pair", "--content", "piano", "--style", "tuba"],
                                ["--style 'tuba'", "choose one of piano, violin"]),
+    "calibrate --data s3:// unreachable": ("calibrate", ["--data", "s3://bucket/data", "--content", "piano",
+                                                         "--style", "violin"],
+                                           ["s3://bucket/data", "AWS_ENDPOINT_URL points at a running S3 server"]),
     "calibrate --melodies 0": ("calibrate", ["--content", "piano", "--style", "violin", "--melodies", "0"],
                                ["--melodies 0", "--melodies 1 or more"]),
     "bench --soundfont <a text file>": ("bench", ["--out", "{tmp}/bench", "--soundfont", "{tmp}/notes.sf2"],
@@ -93,8 +96,13 @@ def folders(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_error_line_naming_the_value_and_the_fix(case: str, folders: dict[str, str],
-                                                                   capsys: pytest.CaptureFixture) -> None:
+                                                                   capsys: pytest.CaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     command, argv, named = CASES[case]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # an S3 server that is not there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     sock = busy_port()
     values = {**folders, "busy": str(sock.getsockname()[1])}
     try:

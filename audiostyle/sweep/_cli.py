@@ -193,7 +193,9 @@ def main(
     variants: Mapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse a sweep script's flags, run the sweep, print its summary; the exit status.
+    """Parse a sweep script's flags, run the sweep, print its summary; the exit status: 0 when the sweep ended, 1
+    when every trial failed, 2 on bad input (one ``error:`` line), :data:`INTERRUPTED` when SIGINT or SIGTERM
+    stopped it (the ``--resume`` command printed).
 
     ``space`` holds only what the script searches differently from the method's ``default_space()``: its
     dimensions replace or add to the default ones (for every variant).
