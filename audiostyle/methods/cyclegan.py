@@ -213,16 +213,15 @@ def analyse(y: np.ndarray, config: CycleGANConfig) -> tuple[np.ndarray, np.ndarr
 
 
 GATE_WIDTH_DB = 10.0
-"""Level range (dB) over which :class:`GatedGenerator` cross-fades from passing a frame through to translating it."""
+"""Level range (dB) over which :class:`GatedGenerator` cross-fades from passing a frame to translating it."""
 
 
 def frame_level_db(x: torch.Tensor, config: CycleGANConfig) -> torch.Tensor:
     """RMS level (dBFS, full scale = RMS 1) of each frame of normalised spectrograms ``x (B, 1, F, T)``.
 
-    Returns ``(B, 1, 1, T)`` float32.
-
-"""Level range (dB) over which :class:`GatedGenerator` cross-fades from passing a frame to translating it."""
-    bins, and ``Σw² = 3 n_fft / 8``. Digital silence reads -200 dBFS.
+    Returns ``(B, 1, 1, T)`` float32. By Parseval, a Hann-windowed frame of RMS ``r`` has
+    ``Σ_k |S_k|² ≈ r² · n_fft · Σw² / 2`` over the one-sided bins, and ``Σw² = 3 n_fft / 8``. Digital silence reads
+    -200 dBFS.
     """
     mag = torch.expm1((x.float() + 1.0) * (0.5 * _log_ceiling(config))).clamp_min(0.0)
     power = mag.square().sum(dim=-2, keepdim=True) * (2.0 / (0.375 * config.n_fft**2))
