@@ -120,6 +120,11 @@ class CycleGANConfig(DomainPairConfig):
     channels_last : bool
         Channels-last memory format on CUDA (faster cuDNN convolutions). The CPU always uses NCHW: its
         channels-last instance norm is inaccurate (see :func:`memory_format`).
+    silence_db : float or None
+        Frames whose input level is below this (RMS, dBFS) leave the generators unchanged; frames
+        :data:`GATE_WIDTH_DB` louder are fully translated, with a linear cross-fade between (:class:`GatedGenerator`:
+        instance norm makes the generator blind to a patch's level, so it filled silence with sound). None: no
+        gate, the reference's generator.
     """
 
     steps: int = 15_000
@@ -145,6 +150,7 @@ class CycleGANConfig(DomainPairConfig):
     domain_y: str = "guitar"
     val_clips: int = 4
     channels_last: bool = True
+    silence_db: float | None = -60.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -161,6 +167,8 @@ class CycleGANConfig(DomainPairConfig):
         check_range("n_fft", self.n_fft, 16, 16_384)
         check_range("hop_length", self.hop_length, 1, self.n_fft)
         check_range("val_clips", self.val_clips, 1, 1000)
+        if self.silence_db is not None:
+            check_range("silence_db", self.silence_db, -140.0, 0.0, fix="Use e.g. -60, or none for no gate.")
         multiple = 2**self.n_down
         if self.n_bins % multiple or self.patch_frames % multiple:
             raise AudiostyleError(
@@ -202,6 +210,49 @@ def analyse(y: np.ndarray, config: CycleGANConfig) -> tuple[np.ndarray, np.ndarr
     """Waveform at ``config.sr`` → (normalised log-magnitude, phase), both ``(n_bins, frames)`` float32."""
     mag, phase = A.magphase(A.stft(y, config.stft))
     return normalise(mag, config), phase
+
+
+GATE_WIDTH_DB = 10.0
+"""Level range (dB) over which :class:`GatedGenerator` cross-fades from passing a frame to translating it."""
+
+
+def frame_level_db(x: torch.Tensor, config: CycleGANConfig) -> torch.Tensor:
+    """RMS level (dBFS, full scale = RMS 1) of each frame of normalised spectrograms ``x (B, 1, F, T)``.
+
+    Returns ``(B, 1, 1, T)`` float32. By Parseval, a Hann-windowed frame of RMS ``r`` has
+    ``Σ_k |S_k|² ≈ r² · n_fft · Σw² / 2`` over the one-sided bins, and ``Σw² = 3 n_fft / 8``. Digital silence reads
+    -200 dBFS.
+    """
+    mag = torch.expm1((x.float() + 1.0) * (0.5 * _log_ceiling(config))).clamp_min(0.0)
+    power = mag.square().sum(dim=-2, keepdim=True) * (2.0 / (0.375 * config.n_fft**2))
+    return 10.0 * torch.log10(power + 1e-20)
+
+
+class GatedGenerator(ResnetGenerator):
+    """:class:`~audiostyle.methods.nets.ResnetGenerator` on normalised spectrograms that leaves silent frames alone.
+
+    Why: instance norm rescales every channel of a patch to unit variance, so the generator cannot tell a
+    near-silent patch from a loud one. A patch of -91 dBFS noise floor comes out as if it were playing, and a patch
+    of digital silence (every activation normalised to 0) as ``tanh`` of the last layer's bias in every bin: a
+    trained generator put -23 dBFS of drone into the pauses of whole files
+    (``benchmarks/results/cyclegan_learning.md``). The output is ``lerp(x, G(x), g)`` with a per-frame gate
+    ``g = clip((level(x) − silence_db) / GATE_WIDTH_DB, 0, 1)`` (:func:`frame_level_db` of the input, no
+    gradient): frames below ``silence_db`` pass unchanged, frames
+    ``GATE_WIDTH_DB`` above it are the generator's. The gate has no parameters: checkpoints of the plain generator
+    load. Input and output ``(B, 1, F, T)`` in [-1, 1]; the output is float32.
+    """
+
+    def __init__(self, config: CycleGANConfig) -> None:
+        super().__init__(1, 1, config.ngf, config.n_blocks, config.n_down)
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.config.silence_db is None:
+            return out
+        with torch.no_grad():
+            gate = ((frame_level_db(x, self.config) - self.config.silence_db) / GATE_WIDTH_DB).clamp(0.0, 1.0)
+        return torch.lerp(x.float(), out.float(), gate)  # exact at both ends: g = 0 returns x, g = 1 returns G(x)
 
 
 # -- prepared data ----------------------------------------------------------------------------------
@@ -287,6 +338,13 @@ class CycleGAN(DomainPairMethod):
         }
 
     @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """``"cpu"``: a 3-block, 16-filter network on 64-frame patches that learns piano → violin on ``--data bench``
+        within 15 minutes of training on 2 cores (``benchmarks/results/cyclegan_learning.md``)."""
+        return {"cpu": {"n_blocks": 3, "ngf": 16, "ndf": 16, "d_layers": 2, "patch_frames": 64, "steps": 400,
+                        "report_every": 100, "checkpoint_every": 200, "val_clips": 2}}
+
+    @classmethod
     def best_known(cls) -> list[dict[str, Any]]:
         """The report's setting (1, 10, 10, 4; lr 2e-4; 9 blocks; pool 50) and the paper's identity rule (5)."""
         base = {"lambda_adv": 1.0, "lambda_fwd": 10.0, "lambda_bwd": 10.0, "lr": 2e-4, "beta1": 0.5,
@@ -338,12 +396,12 @@ class CycleGAN(DomainPairMethod):
 
     # -- networks -------------------------------------------------------------------------------------
     def build(self, config: CycleGANConfig, data: CycleGANData | None, device: torch.device) -> Parts:
-        """``G_xy``, ``G_yx``, ``D_x``, ``D_y`` (normal(0, 0.02) init), Adam for G and D, two image pools."""
+        """``G_xy``, ``G_yx`` (:class:`GatedGenerator`), ``D_x``, ``D_y`` (normal(0, 0.02) init), Adam for G and D,
+        two image pools."""
         fmt = memory_format(config, device)
 
         def gen() -> nn.Module:
-            net = ResnetGenerator(1, 1, config.ngf, config.n_blocks, config.n_down)
-            return init_weights(net).to(device=device, memory_format=fmt)
+            return init_weights(GatedGenerator(config)).to(device=device, memory_format=fmt)
 
         def disc() -> nn.Module:
             return init_weights(PatchDiscriminator(1, config.ndf, config.d_layers)).to(device=device, memory_format=fmt)
