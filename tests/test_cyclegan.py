@@ -18,9 +18,9 @@ from audiostyle import audio as A
 from audiostyle import methods, metrics
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods import cyclegan
-from audiostyle.methods.base import TrialContext
+from audiostyle.methods.base import DIVERGED, TrialContext
 from audiostyle.methods.cyclegan import CycleGAN, denormalise, normalise
-from audiostyle.methods.trained import AMP_METRIC, Amp, trial_amp
+from audiostyle.methods.trained import AMP_METRIC, D_WINS_LOSS, Amp, trial_amp
 
 TINY = dict(
     ngf=8, ndf=8, n_blocks=1, n_down=2, d_layers=2, n_fft=127, hop_length=64, patch_frames=64, sr=22050,
@@ -74,7 +74,8 @@ def test_training_lowers_cycle_loss_and_reports_every_metric(run, config):
     expected = {*metrics.COMMON_METRICS, "transfer_score_x2y",
                 "transfer_score_y2x", "cycle_rel_fwd_x_train", "cycle_rel_fwd_x_val", "cycle_rel_fwd_y_train",
                 "cycle_rel_fwd_y_val", "g_adv_xy", "g_adv_yx", "cycle_fwd", "cycle_bwd", "idt_x", "idt_y", "d_x", "d_y",
-                AMP_METRIC}
+                AMP_METRIC, DIVERGED}
+    assert last[DIVERGED] == float(min(last["d_x"], last["d_y"]) < D_WINS_LOSS)  # its discriminators are judged
     assert set(run.final) == expected
     # amp="auto" trains cyclegan in bf16 where this machine multiplies it natively (benchmarks/results/amp_quality.md)
     native = trial_amp(config, "bf16", torch.device("cpu")) == "bf16"

@@ -12,8 +12,9 @@ import torch
 
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.base import TrialContext
+from audiostyle.methods.base import DIVERGED, TrialContext
 from audiostyle.methods.spec_gan import DenseDiscriminator, SpecGenerator
+from audiostyle.methods.trained import D_WINS_LOSS
 from audiostyle.metrics import COMMON_METRICS
 
 TINY = {
@@ -70,7 +71,8 @@ def test_trains_and_samples_decode_to_audio(demo, method, prepared, tmp_path):
     final = method.train(config, prepared, ctx)
 
     assert [h["step"] for h in ctx.history] == [15.0, 30.0]
-    assert set(COMMON_METRICS) | {"diversity", "fad_real", "loss_g", "loss_d"} <= set(final)
+    assert set(COMMON_METRICS) | {"diversity", "fad_real", "loss_g", "loss_d", DIVERGED} <= set(final)
+    assert final[DIVERGED] == float(final["loss_d"] < D_WINS_LOSS)  # its discriminator is judged
     assert math.isnan(final["melody"]) and final["fad"] > 0 and 0 <= final["target_prob"] <= 1
 
     modules = method.restore_modules(config, ctx.last_state, data=prepared)

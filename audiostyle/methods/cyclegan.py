@@ -463,6 +463,10 @@ class CycleGAN(DomainPairMethod):
         amp.step(opt_d)
         return losses
 
+    def discriminator_losses(self, config: CycleGANConfig) -> tuple[str, ...]:
+        """Both least-squares discriminators' losses (floor 0)."""
+        return ("d_x", "d_y")
+
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(
         self, parts: Parts, config: CycleGANConfig, data: CycleGANData, device: torch.device

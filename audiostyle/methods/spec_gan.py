@@ -362,6 +362,10 @@ class SpecGAN(GenerativeMethod):
             p.requires_grad_(True)
         return {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
 
+    def discriminator_losses(self, config: SpecGANConfig) -> tuple[str, ...]:
+        """The discriminator's BCE or least-squares loss (floor 0); a Wasserstein critic's has none."""
+        return () if config.loss == "wgan_gp" else ("loss_d",)
+
     # -- samples --------------------------------------------------------------------------------------
     @staticmethod
     def _spectrograms(gen: SpecGenerator, n: int, seed: int) -> np.ndarray:
