@@ -122,14 +122,18 @@ def test_bad_input_is_one_error_line_naming_the_value_and_the_fix(case: str, fol
 
 
 @pytest.mark.slow
-def test_what_the_cluster_cannot_hold_is_refused_and_a_sweep_whose_every_trial_failed_exits_1(
+def test_what_a_local_ray_cannot_hold_is_refused_and_a_sweep_whose_every_trial_failed_exits_1(
         tmp_path: Path, ray_session: None, capsys: pytest.CaptureFixture) -> None:
-    store = str(tmp_path / "store")
-    assert sweep_cli("toy")(["--store", store, "--cpus-per-trial", "64"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: cpus_per_trial=64.0 but this Ray (existing) has 2 CPUs") and "--cpus-per-trial 2" in err
+    from audiostyle.errors import AudiostyleError
+    from audiostyle.sweep._ray import fit_concurrency
 
-    argv = ["--store", store, "--samples", "2", "--scheduler", "none", "--set", "fail=raise", "--set", "fail_at=1"]
+    # the local Ray a sweep starts never grows (the session's has 2 CPUs); a Ray the caller started may
+    with pytest.raises(AudiostyleError, match=r"cpus_per_trial=64.0 but this Ray \(local\) has 2 CPUs.*--cpus-per-trial 2"):
+        fit_concurrency(4, 64.0, 0.0, "local")
+    assert fit_concurrency(4, 3.0, 0.0, "existing") == 1
+
+    argv = ["--store", str(tmp_path / "store"), "--samples", "2", "--scheduler", "none", "--set", "fail=raise",
+            "--set", "fail_at=1"]
     assert sweep_cli("toy")(argv) == 1
     err = capsys.readouterr().err
     assert "error: every trial of sweep toy-" in err and "toy: asked to fail at step 1" in err

@@ -106,8 +106,9 @@ def experiment_path(path: str, sweep_id: str) -> str:
 def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, mode: str) -> int:
     """Trials at once that the connected cluster holds now (all ``samples`` while an autoscaler grows it).
 
-    Raises :class:`AudiostyleError` when trials ask for a GPU, or more CPUs, than a local Ray has (they would
-    wait for ever).
+    Raises :class:`AudiostyleError` when trials ask for a GPU that a local Ray does not have, or more CPUs than
+    the local Ray this sweep started has (it never grows: they would wait for ever). A Ray the caller started
+    (``"existing"``) may be given more resources, so trials asking for more CPUs wait for them (:mod:`._wait`).
     """
     import ray
 
@@ -119,7 +120,7 @@ def fit_concurrency(samples: int, cpus_per_trial: float, gpus_per_trial: float, 
                 "or submit to a GPU cluster (ray submit cluster/gpu.yaml sweeps/<method>.py -- ...)."
             )
         log.warning("no GPU in the Ray cluster yet: trials wait until the autoscaler adds GPU nodes")
-    if mode != "cluster" and cpus_per_trial > resources.get("CPU", 0) * (1 + SHARE_TOLERANCE):
+    if mode == "local" and cpus_per_trial > resources.get("CPU", 0) * (1 + SHARE_TOLERANCE):
         raise AudiostyleError(
             f"cpus_per_trial={cpus_per_trial} but this Ray ({mode}) has {resources.get('CPU', 0):g} CPUs: no trial "
             f"could ever start. Pass --cpus-per-trial {resources.get('CPU', 0):g} or less, or submit to a cluster."
