@@ -233,11 +233,12 @@ class GatedGenerator(ResnetGenerator):
 
     Why: instance norm rescales every channel of a patch to unit variance, so the generator cannot tell a
     near-silent patch from a loud one. A patch of -91 dBFS noise floor comes out as if it were playing, and a patch
-    of digital silence (every activation normalised to 0) as ``tanh`` of the last layer's bias in every bin: a
-    trained generator put -23 dBFS of drone into the pauses of whole files
-    (``benchmarks/results/cyclegan_learning.md``). The output is ``lerp(x, G(x), g)`` with a per-frame gate
-    ``g = clip((level(x) − silence_db) / GATE_WIDTH_DB, 0, 1)`` (:func:`frame_level_db` of the input, no
-    gradient): frames below ``silence_db`` pass unchanged, frames
+    of digital silence (every activation normalised to 0) as ``tanh`` of the last layer's bias in every bin: trained
+    generators filled the pauses and release tails of whole files with sound
+    (``benchmarks/results/cyclegan_learning.md`` measures a pause with and without the gate).
+
+    The output is ``lerp(x, G(x), g)`` with a per-frame gate ``g = clip((level(x) − silence_db) / GATE_WIDTH_DB, 0,
+    1)`` (:func:`frame_level_db` of the input, no gradient): frames below ``silence_db`` pass unchanged, frames
     ``GATE_WIDTH_DB`` above it are the generator's. The gate has no parameters: checkpoints of the plain generator
     load. Input and output ``(B, 1, F, T)`` in [-1, 1]; the output is float32.
     """
