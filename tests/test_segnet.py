@@ -14,7 +14,9 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods import TrialContext, get
 from audiostyle.methods import segnet as sn
+from audiostyle.methods.trained import Amp
 from audiostyle.metrics import COMMON_METRICS
+from tests import ladder_segnet as ladder
 
 
 # -- networks ----------------------------------------------------------------------------------------
@@ -293,3 +295,106 @@ def test_split_test_scores_the_test_melodies_and_needs_a_test_split(demo):
         method.prepare(no_test, config)
     with pytest.raises(AudiostyleError, match="split"):
         method.make_config({"split": "train"})
+
+
+# -- sanity ladder (tests/ladder_segnet.py's synthetic domains: the same melodies in two timbres) ------------------
+LADDER = dict(n_mels=32, patch_frames=32, n_down=2, base_channels=4, max_channels=8, latent_channels=8,
+              critic_hidden=32, batch_size=4, lr=3e-3)
+
+
+def _ladder_fit(name, steps, batch, **overrides):
+    """``steps`` of the method's real ``train_step`` on ``batch(step) -> {"x": …, "y": …}``; the parts in eval mode
+    and the per-step losses."""
+    method = get(name)
+    config = method.make_config({**LADDER, **overrides})
+    torch.manual_seed(0)
+    parts = method.build(config, None, torch.device("cpu"))
+    parts.config = config
+    amp = Amp("none", torch.device("cpu"))
+    losses = [method.train_step(parts, {**batch(step), "config": config}, step, amp) for step in range(1, steps + 1)]
+    for m in parts.modules.values():
+        m.eval()
+    return parts, [{k: float(v) for k, v in loss.items()} for loss in losses]
+
+
+def _random_pairs(seed):
+    """Unpaired batches: independent melodies per side, fresh every step."""
+    rng = np.random.default_rng(seed)
+    return lambda step: {side: ladder.render(ladder.melodies(LADDER["batch_size"], 32, 32, rng), side)
+                         for side in ("x", "y")}
+
+
+@pytest.fixture(scope="module", params=["segnet", "unet"])
+def overfit(request):
+    """One fixed batch per side, 150 steps."""
+    rng = np.random.default_rng(0)
+    fixed = {side: ladder.render(ladder.melodies(LADDER["batch_size"], 32, 32, rng), side) for side in ("x", "y")}
+    parts, losses = _ladder_fit(request.param, 150, lambda step: fixed)
+    return request.param, fixed, parts, losses
+
+
+def test_one_batch_overfits(overfit):
+    name, _, _, losses = overfit
+    assert losses[-1]["loss_recon"] < losses[0]["loss_recon"] / 10, (name, losses[0], losses[-1])
+
+
+def test_each_autoencoder_reconstructs_its_training_patch(overfit):
+    """In eval mode (batch norm on its running statistics, as at inference) each side's reconstruction of the
+    training patches misses well under their deviation from their mean (what a flat output misses: 1)."""
+    name, fixed, parts, _ = overfit
+    ae = parts.modules["autoencoders"]
+    with torch.no_grad():
+        for side, x in fixed.items():
+            miss = float((ae.transfer(x, side, side) - x).abs().sum() / (x - x.mean()).abs().sum())
+            assert miss < 0.6, (name, side, miss)
+
+
+def test_the_critic_aligns_the_two_encoders_latents():
+    """Through the gradient reversal the encoders undo what the critic learns: trained alike, the critic's Wasserstein
+    estimate between the domains' codes grows when the encoders ignore it (critic weight 0) and stays under a fifth
+    of that when they are pushed against it (weight 30)."""
+    w = {}
+    for weight in (0.0, 30.0):
+        _, losses = _ladder_fit("segnet", 80, _random_pairs(1), critic_weight=weight)
+        w[weight] = float(np.mean([loss["wasserstein"] for loss in losses[-10:]]))
+    assert w[0.0] > 0.5 and abs(w[30.0]) < 0.2 * w[0.0], w
+
+
+def test_transfer_path_of_identical_autoencoders_is_the_reconstruction(data):
+    """No bug between the networks and the audio: with y's encoder and decoder set to x's, the whole x→y path
+    (normalisation, patches, the target decoder, de-normalisation with the input's reference, mel inversion) gives
+    exactly the x→x reconstruction."""
+    config = get("segnet").make_config(TINY)
+    torch.manual_seed(0)
+    ae = sn.AutoEncoders(config.widths, config.latent_channels, skips=False).eval()
+    ae.enc["y"].load_state_dict(ae.enc["x"].state_dict())
+    ae.dec["y"].load_state_dict(ae.dec["x"].state_dict())
+    y = data.val_audio["x"][0]
+    np.testing.assert_array_equal(sn.transfer_audio(ae, config, y, "x2y", "cpu"),
+                                  sn.transfer_audio(ae, config, y, "x2x", "cpu"))
+
+
+@pytest.mark.slow
+def test_separate_encoders_lose_the_melody_a_shared_encoder_keeps_it():
+    """The transfer bug (issue 28): two encoders whose codes the critic aligns only in distribution give the other
+    domain's decoder codes it cannot read: the x→y transfers of held-out melodies are no nearer their own
+    melody's true target than another melody's (chance); one shared encoder keeps the melody."""
+    rng = np.random.default_rng(9)
+    melodies = ladder.melodies(16, 32, 32, rng)
+    content, truth = ladder.render(melodies, "x"), ladder.render(melodies, "y")
+    kept = {}
+    for shared in (False, True):
+        parts, _ = _ladder_fit("segnet", 150, _random_pairs(2), shared_encoder=shared)
+        with torch.no_grad():
+            kept[shared] = ladder.melody_retrieval(parts.modules["autoencoders"].transfer(content, "x", "y"), truth)
+    assert kept[False] < 0.25 and kept[True] > 0.6, kept
+
+
+@pytest.mark.parametrize("name, shared", [("segnet", True), ("unet", False)])
+def test_cpu_preset_is_a_valid_config(name, shared):
+    """segnet's preset shares its encoder (so it transfers); unet's keeps the report's two (its identity finding)."""
+    config = get(name).make_config(get(name).presets()["cpu"])
+    assert config.shared_encoder is shared and config.steps == 1500
+    parts = get(name).build(config, None, torch.device("cpu"))
+    ae = parts.modules["autoencoders"]
+    assert (ae.enc["x"] is ae.enc["y"]) is shared

@@ -271,12 +271,35 @@ def critic_update(
 
 
 class AutoEncoders(nn.Module):
-    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``."""
+    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``.
 
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool) -> None:
+    ``shared_encoder=True`` puts one :class:`Encoder` under both keys (one set of weights and batch-norm
+    statistics, one code space for both domains); each domain keeps its own decoder.
+    """
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
         super().__init__()
-        self.enc = nn.ModuleDict({k: Encoder(widths, latent_channels) for k in SIDES})
+        self.shared_encoder = shared_encoder
+        shared = Encoder(widths, latent_channels)
+        self.enc = nn.ModuleDict({k: shared if shared_encoder else Encoder(widths, latent_channels) for k in SIDES})
         self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
+
+    def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
+        """Both sides' batches ``{"x": (B, 1, F, T), "y": (B', 1, F, T)}`` through their encoders.
+
+        A shared encoder encodes the two batches as one (its batch norm normalises both domains with the same
+        statistics in training, as in evaluation), then splits the code and trace back per side.
+        """
+        if not self.shared_encoder:
+            return {side: self.enc[side](x[side]) for side in SIDES}
+        sizes = [len(x[side]) for side in SIDES]
+        z, trace = self.enc["x"](torch.cat([x[side] for side in SIDES]))
+        parts = [t.split(sizes) for t in (z, *trace.indices, *trace.skips)]
+        n = len(trace.indices)
+        return {
+            side: (p[0], EncoderTrace(list(p[1 : 1 + n]), list(p[1 + n :])))
+            for side, p in zip(SIDES, zip(*parts))
+        }
 
     def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
         """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (same side: reconstruct)."""
@@ -322,6 +345,10 @@ class SegNetConfig(DomainPairConfig):
         Down-sampling stages (latent resolution ``n_mels/2^n_down × patch_frames/2^n_down``; 4 → 16×16).
     latent_channels : int
         Channels of the latent code (64); the report proposes a larger latent against SegNet's "tinny" output.
+    shared_encoder : bool
+        One encoder for both domains (False: the report's one encoder per domain). Two encoders whose codes the
+        critic only aligns in distribution keep no content across decoders (``benchmarks/results/segnet_learning.md``):
+        a shared encoder gives a note the same code in both domains, so the other domain's decoder keeps the melody.
     critic_hidden : int
         Hidden width of the critic MLP (256).
     recon_loss : str
@@ -358,6 +385,7 @@ class SegNetConfig(DomainPairConfig):
     max_channels: int = 256
     n_down: int = 4
     latent_channels: int = 64
+    shared_encoder: bool = False
     critic_hidden: int = 256
     recon_loss: str = "l1"
     critic_weight: float = 1.0
@@ -489,6 +517,13 @@ def transfer_audio(
 
 
 # -- the methods ---------------------------------------------------------------------------------------
+CPU_NETWORK: dict[str, Any] = {
+    "n_mels": 64, "n_fft": 1024, "hop_length": 256, "patch_frames": 64, "base_channels": 16, "max_channels": 64,
+    "n_down": 2, "latent_channels": 32, "critic_hidden": 64, "batch_size": 8, "griffin_lim_iters": 32,
+    "steps": 1500, "report_every": 250, "checkpoint_every": 0, "val_clips": 3,
+}
+"""The ``cpu`` preset's fields shared by ``segnet`` and ``unet`` (:meth:`SegNet.presets`)."""
+
 class SegNet(DomainPairMethod):
     """Two SegNet autoencoders whose latents a Wasserstein critic aligns through gradient reversal (see module doc)."""
 
@@ -511,6 +546,14 @@ class SegNet(DomainPairMethod):
             "recon_loss": Choice(("l1", "l2")),
             "lr": Float(1e-4, 3e-3, log=True),
         }
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """``"cpu"``: the quality table's 64-mel network (widths 16-32, latent 32 × 16 × 16, 64-frame patches ≈ 0.74 s,
+        batch 8) for 1500 steps, about 5 minutes of training on 2 idle cores plus 6 reports; ``segnet`` with
+        a shared encoder (its transfers keep the melody, see :class:`SegNetConfig`), ``unet`` with the report's two
+        encoders (its skips make it learn the identity). Measured: ``benchmarks/results/segnet_learning.md``."""
+        return {"cpu": {**CPU_NETWORK, "shared_encoder": not cls.skips}}
 
     @classmethod
     def best_known(cls) -> list[dict[str, Any]]:
@@ -564,7 +607,7 @@ class SegNet(DomainPairMethod):
     # -- training ----------------------------------------------------------------------------------
     def build(self, config: SegNetConfig, data: SegNetData | None, device: torch.device) -> Parts:
         """Both autoencoders and the critic (torch's default init), an Adam optimiser for each."""
-        ae = AutoEncoders(config.widths, config.latent_channels, skips=self.skips).to(device)
+        ae = AutoEncoders(config.widths, config.latent_channels, self.skips, config.shared_encoder).to(device)
         latent_hw = (config.n_mels >> config.n_down, config.patch_frames >> config.n_down)
         critic = Critic(config.latent_channels, latent_hw, config.critic_hidden).to(device)
         if config.lipschitz == "clip":
@@ -590,14 +633,15 @@ class SegNet(DomainPairMethod):
         chunks = {side: batch[side].split(cfg.batch_size) for side in SIDES}
         for i in range(1, cfg.critic_steps):
             with torch.no_grad(), amp.autocast():
-                z_x, z_y = (ae.enc[side](chunks[side][i])[0].float() for side in SIDES)
+                codes = ae.encode({side: chunks[side][i] for side in SIDES})
+                z_x, z_y = (codes[side][0].float() for side in SIDES)
             critic_update(critic, opt_c, z_x, z_y, cfg.lipschitz, cfg.gp_weight, cfg.clip_value)
 
         x = {side: chunks[side][0] for side in SIDES}
         opt_ae.zero_grad(set_to_none=True)
         opt_c.zero_grad(set_to_none=True)
         with amp.autocast():
-            codes = {side: ae.enc[side](x[side]) for side in SIDES}
+            codes = ae.encode(x)
             loss_recon = sum(_recon(ae.dec[side](*codes[side]), x[side], cfg.recon_loss) for side in SIDES)
         z_x, z_y = (grad_reverse(codes[side][0].float(), cfg.critic_weight) for side in SIDES)
         loss_critic, w = critic_loss(critic, z_x, z_y, cfg.lipschitz, cfg.gp_weight)
