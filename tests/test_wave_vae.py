@@ -10,12 +10,14 @@ import pytest
 import soundfile as sf
 import torch
 
+from audiostyle import audio as A
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
 from audiostyle.methods.generative import for_config
 from audiostyle.methods.wave_vae import WaveVAENet, vae_losses
 from audiostyle.metrics import COMMON_METRICS
+from tests.ladder_generators import train_on_one_batch, untrained_metrics
 
 TINY = {"latent": 16, "width": 8, "layers": 3, "kernel": 5, "eval_samples": 2, "clip_s": 0.4, "lr": 3e-3, "checkpoint_every": 0}
 
@@ -60,8 +62,15 @@ def test_prepare_uses_short_clips_whole_and_halves_them(demo, prepared):
     method = methods.get("wave_vae")
     whole = for_config(prepared, method.make_config({"clip_s": 1.0, "halves": False}))
     assert whole.train.shape == (len(train_violins), 3150) and whole.reference is prepared.reference
+    short = for_config(prepared, method.make_config({"example_s": 0.25}))  # 788-sample examples, 11 per clip
+    assert short.train.shape == (11 * len(train_violins), 788)
+    assert np.array_equal(short.train[1], prepared.source[0][788 : 2 * 788])
     with pytest.raises(AudiostyleError, match="per sweep"):
         for_config(prepared, method.make_config({"sr": 4000}))
+    with pytest.raises(AudiostyleError, match="example_s=3.5 s is longer than the shortest clip"):
+        for_config(prepared, method.make_config({"example_s": 3.5, "clip_s": 4.0}))
+    with pytest.raises(AudiostyleError, match="example_s=5.0"):
+        method.make_config({"example_s": 5.0, "clip_s": 4.0})
 
 
 @pytest.mark.slow
@@ -82,7 +91,7 @@ def test_trains_on_demo_and_reconstruction_loss_falls(demo, prepared, tmp_path, 
 
     mse = [h["loss_mse"] for h in ctx.history]
     assert mse[-1] < 0.8 * mse[0], mse
-    assert set(COMMON_METRICS) | {"recon_mse", "kl", "recon_chroma_sim", "fad_real"} <= set(final)
+    assert set(COMMON_METRICS) | {"recon_mse", "recon_rel", "kl", "recon_chroma_sim", "fad_real"} <= set(final)
     assert math.isnan(final["melody"]) and math.isnan(final["transfer_score"])
     assert final["fad"] > 0 and 0 <= final["target_prob"] <= 1 and final["kl"] >= 0
     for name in ("sample0_output", "sample1_output", "reconstruction0_output", "reconstruction0_content"):
@@ -144,3 +153,32 @@ def test_kl_of_fp16_statistics_is_computed_in_float32():
     assert kl.dtype == torch.float32 and math.isfinite(float(kl))
     assert float(kl) == pytest.approx(4 * -0.5 * (1 + 15.0 - math.exp(15.0)), rel=1e-6)
     assert float(mse) == 0.0
+
+
+# -- the sanity ladder (issue 28): one batch overfits; a training clip is reconstructed; samples move to the data --
+LADDER = {"latent": 32, "width": 8, "layers": 3, "kernel": 5, "clip_s": 3.0, "example_s": 0.1, "eval_samples": 30,
+          "lr": 3e-3, "batch_size": 8, "checkpoint_every": 0}
+"""0.1 s examples of the demo set's whole 3 s violin clips (120 training examples)."""
+
+
+@pytest.mark.parametrize("name, steps", [("wave_vae", 150), ("wave_vae_pool", 300)])
+def test_ladder_one_batch_overfits_without_the_kl_term(prepared, name, steps):
+    method = methods.get(name)
+    _, _, losses = train_on_one_batch(method, method.make_config({**LADDER, "beta": 0.0}), prepared, steps)
+    last = np.mean([step["loss_mse"] for step in losses[-10:]])
+    assert last <= losses[0]["loss_mse"] / 10, (losses[0]["loss_mse"], last)
+
+
+def test_ladder_reconstructs_a_training_clip_and_samples_move_toward_the_data(demo, prepared):
+    method = methods.get("wave_vae")
+    config = method.make_config({**LADDER, "beta": 1e-5, "batch_size": 16, "steps": 400, "report_every": 400})
+    before = untrained_metrics(method, config, prepared)
+    ctx = TrialContext(seed=0)
+    after = method.train(config, prepared, ctx)
+
+    clip = A.resample(demo.select("violin", "train")[0].audio, demo.sr, 3150)
+    out = method.render(config, ctx.last_state, clip, 3150)
+    silence = float(np.mean(np.square(clip)))  # what returning silence scores
+    assert np.mean(np.square(out - clip)) <= 0.35 * silence
+    assert after["recon_rel"] < 0.9 * before["recon_rel"]  # held-out clips too, a little
+    assert after["fad"] <= 0.75 * before["fad"], (before["fad"], after["fad"])

@@ -4,6 +4,8 @@ Data, as report 002_* prepared it: the clips of ONE domain (GTZAN "classical" in
 "violin" by default here), resampled to ``sr`` = 3150 Hz (22050 / 7), cut to ``clip_s`` = 29 s, and each clip split
 into two halves (twice the training examples). All three are config fields. Clips shorter than ``clip_s`` (the demo
 set's are 3–6 s) are used as they are: the clip length becomes the shortest clip's, and a log line says so.
+``example_s`` > 0 instead cuts every clip (up to ``clip_s``) into as many consecutive examples of ``example_s`` as it
+holds: short examples a small waveform model can reconstruct, and many more of them (the CPU presets use it).
 
 Metrics: generators have no content clip, so their samples are judged as a set against the domain's real clips:
 ``fad``, ``timbre_dist`` (to the domain's train clips in the timbre embedding) and ``target_prob`` (the dataset's
@@ -24,7 +26,7 @@ import math
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -59,7 +61,10 @@ class DomainConfig(TrainConfig):
     clip_s : float
         Clip length before halving, s (the report: 29); shorter clips are used whole.
     halves : bool
-        Split each clip into two halves, as the report did.
+        Split each clip into two halves, as the report did (ignored when ``example_s`` > 0).
+    example_s : float
+        Length of each example, s: every clip (cut to ``clip_s``) gives as many consecutive examples as it holds.
+        0 (the report): one example per clip, or two with ``halves``.
     eval_samples : int
         Samples generated (and validation clips reconstructed) at each report.
     """
@@ -68,6 +73,7 @@ class DomainConfig(TrainConfig):
     sr: int = 3150
     clip_s: float = 29.0
     halves: bool = True
+    example_s: float = 0.0
     eval_samples: int = 8
 
     def __post_init__(self) -> None:
@@ -76,10 +82,12 @@ class DomainConfig(TrainConfig):
             raise AudiostyleError(f"domain={self.domain!r} is not a domain name: use e.g. 'classical' or 'violin'.")
         check_range("sr", self.sr, 500, 96_000, fix="The report used 3150 Hz (22050 / 7).")
         check_range("clip_s", self.clip_s, 0.05, 3600.0, fix="The report used 29 s.")
+        check_range("example_s", self.example_s, 0.0, self.clip_s,
+                    fix="Use 0 (the report's halves) or an example length up to clip_s, e.g. 0.25.")
         check_range("eval_samples", self.eval_samples, 1, 1024)
 
 
-DATA_FIELDS: tuple[str, ...] = ("domain", "sr", "clip_s", "halves", "eval_samples")
+DATA_FIELDS: tuple[str, ...] = ("domain", "sr", "clip_s", "halves", "example_s", "eval_samples")
 """The config fields :func:`prepare_domain_clips` depends on; a trial whose values differ re-derives its data."""
 
 
@@ -98,7 +106,7 @@ class DomainClips:
     reference : audiostyle.metrics.Reference
         The dataset's metrics reference (domain statistics and classifier).
     val_features : list of audiostyle.metrics.ClipFeatures
-        Features of the first ``eval_samples`` validation clips (reconstruction metrics reuse them).
+        Features of the first ``eval_samples`` validation examples, :func:`joined` (reconstruction metrics reuse them).
     fad_real : float
         ``fad`` of the real validation clips at ``sr`` against the domain: what a perfect generator scores.
     source : tuple of np.ndarray
@@ -134,11 +142,11 @@ class ClipGeometry:
     length: int
 
 
-def _cut(clips: list[np.ndarray], length: int, halves: bool) -> np.ndarray:
-    rows = [c[:length] for c in clips]
-    if halves:
-        half = length // 2
-        rows = [part for c in rows for part in (c[:half], c[half : 2 * half])]
+def _cut(clips: list[np.ndarray], length: int, pieces: int | None) -> np.ndarray:
+    """Consecutive ``length``-sample examples of every clip, in order, ``(n, length)`` float32: ``pieces`` per clip,
+    or (None) as many as each clip holds. Joined end to end (:func:`joined`), neighbouring rows are the clip again."""
+    rows = [c[p * length : (p + 1) * length] for c in clips
+            for p in range(c.shape[0] // length if pieces is None else pieces)]
     return np.stack(rows).astype(np.float32)
 
 
@@ -209,26 +217,36 @@ def for_config(data: DomainClips, config: DomainConfig) -> DomainClips:
 def _derive(
     source: tuple[np.ndarray, ...], splits: tuple[str, ...], reference: metrics.Reference, config: DomainConfig
 ) -> DomainClips:
-    """Examples of ``config`` from whole clips at ``config.sr``: cut to the shortest clip (≤ clip_s), halved."""
+    """Examples of ``config`` from whole clips at ``config.sr``: cut to the shortest clip (≤ clip_s), halved; or
+    consecutive examples of ``example_s``."""
     target = int(round(config.clip_s * config.sr))
-    shortest = min(y.shape[0] for y in source)
-    length = min(target, shortest)
-    if length < target:
-        log.info("%s: clips are %.2f s at most, shorter than clip_s=%.2f s: using %d samples per clip.",
-                 config.domain, shortest / config.sr, config.clip_s, length)
-    if (length // 2 if config.halves else length) < MIN_SAMPLES:
+    waves = [y[:target] for y in source]
+    shortest = min(y.shape[0] for y in waves)
+    if config.example_s > 0:
+        length, pieces = int(round(config.example_s * config.sr)), None
+        if length > shortest:
+            raise AudiostyleError(
+                f"example_s={config.example_s} s is longer than the shortest clip of {config.domain!r} "
+                f"({shortest / config.sr:.2f} s): use a shorter example_s.")
+    else:
+        length = shortest
+        if length < target:
+            log.info("%s: clips are %.2f s at most, shorter than clip_s=%.2f s: using %d samples per clip.",
+                     config.domain, shortest / config.sr, config.clip_s, length)
+        length, pieces = (length // 2, 2) if config.halves else (length, 1)
+    if length < MIN_SAMPLES:
         raise AudiostyleError(
-            f"clips of {config.domain!r} give {length} samples at sr={config.sr} Hz (halves={config.halves}): fewer "
-            f"than {MIN_SAMPLES} per example. Use longer clips, a higher sr or halves=False."
+            f"clips of {config.domain!r} give {length} samples per example at sr={config.sr} Hz (halves="
+            f"{config.halves}, example_s={config.example_s}): fewer than {MIN_SAMPLES}. Use longer clips or "
+            "examples, a higher sr or halves=False."
         )
-    waves = list(source)
     train_clips = [y for y, s in zip(waves, splits) if s == "train"] or waves
     val_clips = [y for y, s in zip(waves, splits) if s == "val"]
     if not val_clips:
         log.info("%s: no validation clips; evaluating on the training clips.", config.domain)
         val_clips = train_clips
-    train, val = _cut(train_clips, length, config.halves), _cut(val_clips, length, config.halves)
-    features = [metrics.clip_features(y, config.sr) for y in val[: config.eval_samples]]
+    train, val = _cut(train_clips, length, pieces), _cut(val_clips, length, pieces)
+    features = [metrics.clip_features(y, config.sr) for y in joined(val[: config.eval_samples], config.sr)]
     fad_real = metrics.evaluate(features, None, config.sr, reference, config.domain)["fad"]
     log.info("%s: %d training and %d validation examples of %d samples at %d Hz; fad_real %.3f",
              config.domain, len(train), len(val), train.shape[1], config.sr, fad_real)
@@ -236,12 +254,27 @@ def _derive(
                        _data_key(config))
 
 
-def sample_metrics(samples: list[np.ndarray], data: DomainClips) -> dict[str, float]:
+EVAL_CLIP_S = 3.0
+"""Shortest audio the metrics score, s; shorter examples are joined end to end (:func:`joined`). On the bench set,
+real 0.1 s violin examples scored one by one have a ``fad`` of 26, worse than white noise's 25.6, and 1 s ones a
+``timbre_dist`` of 1.5 (3 s: 1.3)."""
+
+
+def joined(examples: Sequence[np.ndarray], sr: int) -> list[np.ndarray]:
+    """Consecutive ``examples`` (each ``(length,)`` at ``sr``) joined end to end into clips of at least
+    :data:`EVAL_CLIP_S` (all of them into one when they are fewer); examples that long stay as they are."""
+    per = max(1, math.ceil(EVAL_CLIP_S * sr / len(examples[0])))
+    return [np.concatenate([examples[i] for i in g]) for g in np.array_split(np.arange(len(examples)),
+                                                                              max(1, len(examples) // per))]
+
+
+def sample_metrics(samples: Sequence[np.ndarray], data: DomainClips) -> dict[str, float]:
     """The common metric columns of generated ``samples`` (each ``(length,)`` at ``data.sr``) against the domain.
 
+    Samples shorter than :data:`EVAL_CLIP_S` are scored :func:`joined`, as the real examples of ``fad_real`` are.
     The melody columns and the headline are NaN (no content clip); ``fad_real`` is added (see the module doc).
     """
-    out = metrics.evaluate(samples, None, data.sr, data.reference, data.domain)
+    out = metrics.evaluate(joined(samples, data.sr), None, data.sr, data.reference, data.domain)
     out["fad_real"] = data.fad_real
     return out
 

@@ -288,6 +288,13 @@ class SpecGAN(GenerativeMethod):
         }
 
     @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """``"cpu"``: the report's losses and batch with 64 mel bands, a 128-d noise and narrower networks, 1500 steps
+        (``benchmarks/results/generators_learning.md``)."""
+        return {"cpu": {"noise_dim": 128, "g_hidden": 256, "g_channels": 64, "d_hidden": 256, "n_mels": 64,
+                        "griffin_lim_iters": 16, "steps": 1500, "report_every": 150, "checkpoint_every": 750}}
+
+    @classmethod
     def best_known(cls) -> list[dict[str, Any]]:
         """The report's setting: noise 1024, BCE, batch 10, weight decay 1e-5 (its lr is not given: 2e-4)."""
         return [{"noise_dim": 1024, "loss": "bce", "batch_size": 10, "lr": 2e-4, "lr_d": 2e-4, "beta1": 0.5,

@@ -31,6 +31,7 @@ from audiostyle.methods.generative import (
     DomainConfig,
     GenerativeMethod,
     fixed_noise,
+    joined,
     render_in_chunks,
     sample_metrics,
     stored_length,
@@ -235,7 +236,8 @@ class WaveVAE(GenerativeMethod):
     """``wave_vae``: a plain 1-D conv VAE on raw waveforms of one domain (report 002_*, Network 1).
 
     Reports the common generator metrics of prior samples (:func:`~audiostyle.methods.generative.sample_metrics`)
-    plus ``recon_mse`` (waveform MSE of the fixed validation clips decoded from their means), ``kl`` (nats per
+    plus ``recon_mse`` (waveform MSE of the fixed validation clips decoded from their means), ``recon_rel`` (that MSE
+    over the clips' mean square: what returning silence scores, so 1 = silence, 0 = perfect), ``kl`` (nats per
     clip) and ``recon_chroma_sim`` (:func:`audiostyle.metrics.chroma_similarity` of those reconstructions).
     Training losses appear as ``loss``, ``loss_mse`` and ``loss_kl``.
     """
@@ -256,6 +258,15 @@ class WaveVAE(GenerativeMethod):
             "batch_size": Choice((5, 10, 20)),
             # not "sr": the data is prepared once per sweep, so compare sample rates with one sweep per rate
         }
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """``"cpu"``: 0.1 s examples (the report's 14.5 s halves leave a 128-d code nothing to reconstruct: recon_rel
+        stays at 1.0, silence's, and the KL collapses), 3 conv stages, 3000 steps at batch 32, scored on 64 examples
+        joined into 3 s clips (``benchmarks/results/generators_learning.md``)."""
+        return {"cpu": {"example_s": 0.1, "eval_samples": 64, "latent": 128, "width": 16, "layers": 3, "kernel": 9,
+                        "batch_size": 32, "lr": 1e-3, "beta": 1e-5, "steps": 3000, "report_every": 250,
+                        "checkpoint_every": 1500}}
 
     @classmethod
     def best_known(cls) -> list[dict[str, Any]]:
@@ -317,9 +328,10 @@ class WaveVAE(GenerativeMethod):
         out = sample_metrics(list(self.generate(parts.modules, config, config.eval_samples)), data)
         probe = data.val[: config.eval_samples]
         recon, out["recon_mse"], out["kl"] = self._reconstruct(parts.modules["vae"], probe, device)
+        out["recon_rel"] = out["recon_mse"] / max(float(np.mean(np.square(probe))), 1e-12)
         out["recon_chroma_sim"] = float(np.mean([
             metrics.chroma_similarity(metrics.clip_features(r, data.sr), f)
-            for r, f in zip(recon, data.val_features)
+            for r, f in zip(joined(recon, data.sr), data.val_features)
         ]))
         return out
 
