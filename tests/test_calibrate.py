@@ -35,6 +35,37 @@ def test_the_rule_holds(request, data, content, style):
     assert all(h[a] < calibrate.DEGENERATE_THRESHOLD for a in calibrate.DEGENERATE)
 
 
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("data,content,style", [
+    ("demo_set", "piano", "violin"), ("bench_set", "piano", "violin"), ("bench_set", "violin", "cello"),
+    ("bench_set", "flute", "clarinet"),
+])
+def test_headline_grades_partial_transfer(request, data, content, style):
+    """Magnitude-spectrum interpolation content -> true target: the headline and timbre_shift rise at every step."""
+    dataset = request.getfixturevalue(data)
+    reference = metrics.build_reference(dataset)
+    triples = calibrate._pairs(dataset, content, style, "test", 2)
+    rows = [metrics.evaluate([calibrate.interpolate(c.audio, t.audio, a) for c, t, _ in triples],
+                             [c.audio for c, _, _ in triples], dataset.sr, reference, style,
+                             true_targets=[t.audio for _, t, _ in triples]) for a in ALPHAS]
+    h = [r[metrics.HEADLINE] for r in rows]
+    shift = [r["timbre_shift"] for r in rows]
+    assert all(b > a for a, b in zip(h, h[1:])), h
+    assert all(b >= a for a, b in zip(shift, shift[1:])) and shift[0] < 0.01 and shift[-1] > 0.9, shift
+    assert h[2] > 2 * h[0] and h[-1] > 0.85
+
+
+def test_interpolation_ends_at_its_inputs(demo):
+    c, t = demo.clips[0].audio, demo.clips[1].audio
+    n = min(len(c), len(t))
+    np.testing.assert_allclose(calibrate.interpolate(c, t, 0.0), c[:n], atol=1e-4)
+    np.testing.assert_allclose(calibrate.interpolate(c, t, 1.0), t[:n], atol=1e-4)
+    with pytest.raises(AudiostyleError, match="alpha=1.5"):
+        calibrate.interpolate(c, t, 1.5)
+
+
 def test_anchors_are_what_they_say(demo):
     c, t, s = (demo.clips[i].audio for i in range(3))
     a = calibrate.make_anchors(c, t, s, demo.sr)

@@ -15,26 +15,25 @@ from audiostyle.metrics._melody import melody_metrics
 from audiostyle.metrics._names import COMMON_METRICS, HEADLINE, MELODY_METRICS
 from audiostyle.metrics._paired import log_mel_distance, relative_distance
 from audiostyle.metrics._reference import Reference
-from audiostyle.metrics._timbre import timbre_stats
+from audiostyle.metrics._timbre import clip_stats, timbre_stats
 
 log = logging.getLogger(__name__)
 
 TIMBRE_FLOOR = 1e-3
-"""Least value of the headline's timbre term (``target_prob``): an output that no classifier recognises still
-ranks by its melody and its distance to the target, so a sweep whose early trials are all unrecognised can tell
-them apart."""
+"""Least value of the headline's timbre term (``timbre_shift``): an output whose timbre did not move towards the
+target still ranks by its melody and its distance to the target."""
 
 
 def headline_parts(row: Mapping[str, float]) -> dict[str, float]:
     """The headline's components in [0, 1] from a metrics row: ``melody``, ``timbre`` and (paired) ``target``.
 
-    ``melody`` is clipped to [0, 1]; ``timbre = max(target_prob, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel)``
+    ``melody`` is clipped to [0, 1]; ``timbre = max(timbre_shift, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel)``
     (copying the content keeps ``exp(-1)``, the true target 1), NaN when ``lsd_rel`` is (no true target).
     """
     rel = float(row["lsd_rel"])
     return {
         "melody": float(np.clip(row["melody"], 0.0, 1.0)),
-        "timbre": max(float(row["target_prob"]), TIMBRE_FLOOR),
+        "timbre": max(float(row["timbre_shift"]), TIMBRE_FLOOR),
         "target": math.exp(-rel) if math.isfinite(rel) else math.nan,
     }
 
@@ -45,7 +44,7 @@ def headline(row: Mapping[str, float]) -> float:
     Parameters
     ----------
     row : mapping of str to float
-        At least ``melody``, ``target_prob`` and ``lsd_rel`` (NaN on unpaired data).
+        At least ``melody``, ``timbre_shift`` and ``lsd_rel`` (NaN on unpaired data).
 
     Returns
     -------
@@ -81,7 +80,8 @@ def evaluate(
         Output waveforms, each ``(samples,)`` at ``sr``, or their :func:`clip_features`.
     contents : sequence of np.ndarray or ClipFeatures, or None
         The content clip of each output (same order). Their features and pitch tracks are computed once per
-        process (:func:`cached_features`). None for generated samples: the melody columns and the headline are NaN.
+        process (:func:`cached_features`). None for generated samples: the melody columns, ``timbre_shift`` and the
+        headline are NaN.
     sr : int
         Sample rate of every waveform, Hz.
     reference : Reference
@@ -116,14 +116,16 @@ def evaluate(
                               "output (None where an output has no true target).")
     k = reference.domain_index(target_domain)
     f_out = [features(y, sr) for y in outputs]
-    stats = np.stack([timbre_stats(f) for f in f_out])
+    stats = np.stack([clip_stats(f) for f in f_out])
     distances, proba = reference.classify(stats)
     row = {name: math.nan for name in COMMON_METRICS}
     row["timbre_dist"] = float(distances[:, k].mean())
     row["target_prob"] = float(proba[:, k].mean())
     if contents is not None:
-        per = [melody_metrics(f, cached_features(c, sr)) for f, c in zip(f_out, contents)]
+        f_in = [cached_features(c, sr) for c in contents]
+        per = [melody_metrics(f, c) for f, c in zip(f_out, f_in)]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
+        row["timbre_shift"] = float(reference.shift(stats, np.stack([clip_stats(c) for c in f_in]), k).mean())
     paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
     row["paired_frac"] = len(paired) / n
     if paired:

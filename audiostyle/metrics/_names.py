@@ -17,6 +17,7 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
     "onset_f1": "max",
     "timbre_dist": "min",
     "target_prob": "max",
+    "timbre_shift": "max",
     "lsd_db": "min",
     "lsd_rel": "min",
     "fad": "min",
