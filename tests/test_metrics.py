@@ -15,7 +15,7 @@ import pytest
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics import _reference
+from audiostyle.metrics import _features, _reference
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +204,24 @@ def test_noise_never_brings_the_content_closer_to_a_breathy_or_bowed_target(demo
             noisy = c + noise * rms / float(np.sqrt(np.mean(noise**2))) * 10 ** (-snr / 20)
             rel = metrics.relative_distance(metrics.clip_features(noisy, demo.sr), fc, ft)
             assert rel > 1.1, (key, snr, rel)
+
+
+def test_silence_kept_reads_a_drone_in_the_pauses(demo, by_key):
+    from audiostyle import calibrate
+
+    playing = by_key["violin", _val_keys(demo)[0]][: 2 * demo.sr]
+    content = np.concatenate([playing, np.zeros(demo.sr, np.float32)])  # 2 s of playing, 1 s pause
+    fc = metrics.clip_features(content, demo.sr)
+    anchors = calibrate.make_anchors(content, content, content, demo.sr)
+    kept = {name: metrics.silence_level(metrics.clip_features(anchors[name], demo.sr), fc)
+            for name in ("copy_content", "pause_hum", "pause_noise", "silence")}
+    assert kept["copy_content"] < -70 and kept["silence"] == _features.POWER_FLOOR_DB
+    assert -40 < kept["pause_hum"] < 0 and -40 < kept["pause_noise"] < 0
+    gate = calibrate.pauses(content)
+    assert gate[np.abs(content) > 0.1 * np.abs(content).max()].max() == 0  # never where the content plays
+    assert gate[int(2.3 * demo.sr):].min() == pytest.approx(1.0)
+    steady = metrics.clip_features(0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * demo.sr) / demo.sr), demo.sr)
+    assert math.isnan(metrics.silence_level(fc, steady))  # a content without pauses: undefined
 
 
 def test_every_metric_has_a_direction():

@@ -49,13 +49,20 @@ The columns (direction: better is):
     content, 0 for the target; the figure that compares across instrument pairs and datasets.
 ``fad`` (min, >= 0)
     Fréchet distance between the outputs' pooled frame MFCC 1–19 and the target domain's train frames.
+``silence_kept`` (min, dB <= 0)
+    The output's level (dB re its loudest frame) over the frames where the content is silent (more than 60 dB
+    below its loudest: pauses, release tails, padding; :func:`silence_level`), mean over the outputs whose content
+    has such frames, else NaN: an output that turns silence into a drone or hiss reads high. The headline sees it
+    through ``lsd_rel`` on paired data (the target is silent there too); this column names it.
 ``paired_frac`` (diagnostic)
     Fraction of the outputs that had a true target (``lsd_db`` is their mean; a batch is never NaN-ed by a few).
 ``transfer_score`` (max, [0, 1], :data:`HEADLINE`)
     The geometric mean of the headline's components (:func:`headline_parts`): ``melody``; ``timbre =
     max(timbre_shift, TIMBRE_FLOOR)`` (moved towards the target instrument); and on paired data ``target =
-    exp(-lsd_rel)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
-    (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an output.
+    exp(-lsd_rel²)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
+    (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an output; a
+    Gaussian in units of the content's own distance, so an output that moved halfway keeps ``exp(-1/4)`` and one
+    farther from the target than the content (content + noise at 30 dB: ``lsd_rel`` about 1.5) keeps about 0.1.
 
 Which headline, and why. On paired data the true target exists, and the distance to it is the only measure that a
 degenerate output cannot approach from one side: copying the content keeps the melody perfectly, copying a style
@@ -94,9 +101,10 @@ from audiostyle.metrics._evaluate import (
     evaluate,
     headline,
     headline_parts,
+    silence_level,
     target_probability,
 )
-from audiostyle.metrics._features import METRIC_SR, Audio, ClipFeatures, cached_features, clip_features
+from audiostyle.metrics._features import METRIC_SR, TOP_DB, Audio, ClipFeatures, cached_features, clip_features
 from audiostyle.metrics._melody import (
     CENT_TOLERANCE,
     ONSET_WINDOW_S,

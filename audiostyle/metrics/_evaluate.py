@@ -10,7 +10,7 @@ import numpy as np
 
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics._distribution import CovMode, frechet_distance, gaussian
-from audiostyle.metrics._features import Audio, cached_features, features
+from audiostyle.metrics._features import POWER_FLOOR_DB, TOP_DB, Audio, ClipFeatures, cached_features, features
 from audiostyle.metrics._melody import melody_metrics
 from audiostyle.metrics._names import COMMON_METRICS, HEADLINE, MELODY_METRICS
 from audiostyle.metrics._paired import log_mel_distance, relative_distance
@@ -27,14 +27,15 @@ target still ranks by its melody and its distance to the target."""
 def headline_parts(row: Mapping[str, float]) -> dict[str, float]:
     """The headline's components in [0, 1] from a metrics row: ``melody``, ``timbre`` and (paired) ``target``.
 
-    ``melody`` is clipped to [0, 1]; ``timbre = max(timbre_shift, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel)``
-    (copying the content keeps ``exp(-1)``, the true target 1), NaN when ``lsd_rel`` is (no true target).
+    ``melody`` is clipped to [0, 1]; ``timbre = max(timbre_shift, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel²)``
+    (copying the content keeps ``exp(-1)``, the true target 1, an output farther from the target than the content
+    falls fast), NaN when ``lsd_rel`` is (no true target).
     """
     rel = float(row["lsd_rel"])
     return {
         "melody": float(np.clip(row["melody"], 0.0, 1.0)),
         "timbre": max(float(row["timbre_shift"]), TIMBRE_FLOOR),
-        "target": math.exp(-rel) if math.isfinite(rel) else math.nan,
+        "target": math.exp(-rel * rel) if math.isfinite(rel) else math.nan,
     }
 
 
@@ -55,6 +56,29 @@ def headline(row: Mapping[str, float]) -> float:
         return math.nan
     parts = [v for v in headline_parts(row).values() if math.isfinite(v)]
     return float(np.prod(parts) ** (1.0 / len(parts)))
+
+
+def silence_level(output: ClipFeatures, content: ClipFeatures) -> float:
+    """``silence_kept``: the output's level (dB re its loudest frame) over the frames where the content is silent.
+
+    Silent content frames are those more than :data:`~audiostyle.metrics._features.TOP_DB` below the content's
+    loudest frame (pauses, the end of release tails, padding). A method that fills them with a drone or hiss reads
+    high (-20 dB: a drone 20 dB below the playing); one that keeps the pauses reads near the content's own level
+    there. A silent output reads :data:`~audiostyle.metrics._features.POWER_FLOOR_DB`.
+
+    Returns
+    -------
+    float
+        dB <= 0; NaN when the content has no silent frame (a clip of continuous playing).
+    """
+    n = min(output.frames, content.frames)
+    quiet = content.energy_db[:n] < content.energy_db.max() - TOP_DB
+    if not quiet.any():
+        return math.nan
+    if output.silent:
+        return POWER_FLOOR_DB
+    level = 10 * np.log10(np.mean(10 ** (output.energy_db[:n][quiet].astype(np.float64) / 10)))
+    return float(max(level - output.energy_db.max(), POWER_FLOOR_DB))
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -126,6 +150,7 @@ def evaluate(
         per = [melody_metrics(f, c) for f, c in zip(f_out, f_in)]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
         row["timbre_shift"] = float(reference.shift(stats, np.stack([clip_stats(c) for c in f_in]), k).mean())
+        row["silence_kept"] = _nanmean([silence_level(f, c) for f, c in zip(f_out, f_in)])
     paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
     row["paired_frac"] = len(paired) / n
     if paired:

@@ -21,6 +21,7 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
     "lsd_db": "min",
     "lsd_rel": "min",
     "fad": "min",
+    "silence_kept": "min",
 }
 """Every ranked metric and the direction in which it gets better."""
 
