@@ -10,9 +10,9 @@ UV_SPEC ?= uv==0.13.9
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 # Both locks: CPython 3.11 on Linux (the cluster images' Python), every wheel's sha256, torch left to TORCH_SPEC.
-# Debian packages the project runs (the benchmark's renderer and soundfont): installed by `make setup` when it runs as
+# Debian packages the project runs (the benchmark's renderer and its three soundfonts): installed by `make setup` when it runs as
 # root and one is missing; otherwise listed with the command that installs them.
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small chromium chromium-driver
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small timgm6mb-soundfont opl3-soundfont chromium chromium-driver
 LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform linux --no-emit-package torch \
               -c constraints.txt
 

@@ -1,12 +1,15 @@
 """``python -m audiostyle.calibrate``: score anchor outputs with every common metric, check the calibration rule.
 
-An anchor is an output whose quality is known without listening: the true target (best), degenerate outputs that
-a sweep must never prefer (copies, noise, silence, the target reversed) and two partial ones (the target low-passed,
-a 50/50 mix of content and target). On test-split melodies (the val split where a dataset has no test split) of one
-ordered domain pair, every anchor is scored by :func:`audiostyle.metrics.evaluate` against references fitted on the
-train split, and :func:`check_rule` states what must hold:
+An anchor is an output whose quality is known without listening: the true target (best); degenerate outputs that
+a sweep must never prefer (copies, the content mixed with a style clip of another melody, the content plus white,
+pink or brown noise at 30/20/10 dB SNR, the content resynthesised by Griffin-Lim from its own magnitude, the content
+with hum or noise in its pauses only, silence, quiet noise, the target reversed); partial ones (the target low-passed, a 50/50 mix of content and target); and
+the signal-processing baseline (:data:`BASELINE`: the content equalised to a style clip, or with its spectral
+envelope). On test-split melodies (the val split where a dataset has no test split) of one ordered domain pair,
+every anchor is scored by :func:`audiostyle.metrics.evaluate` against references fitted on a train split (the
+dataset's own, or another dataset's with ``--fit-data``), and :func:`check_rule` states what must hold:
 
-1. the true target ranks first on the headline;
+1. the true target ranks first on the headline (above the baseline too);
 2. the 50/50 mix ranks between the target and copy-content;
 3. every degenerate anchor (:data:`DEGENERATE`) scores below :data:`DEGENERATE_THRESHOLD` on the headline;
 4. every metric moves the way its direction says: the target beats each anchor that the metric exists to reject
@@ -16,6 +19,7 @@ Usage::
 
     python -m audiostyle.calibrate --data demo --content piano --style violin
     python -m audiostyle.calibrate --data bench --content piano --style violin --format json
+    python -m audiostyle.calibrate --data bench --soundfont opl3 --fit-data bench --content piano --style violin
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import librosa
 import numpy as np
 from scipy import signal
 
@@ -36,33 +41,57 @@ from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 
 SNRS_DB = (30, 20, 10)
-"""Signal-to-noise ratios (dB) of the content-plus-white-noise anchors."""
-PINK_SNR_DB = 20
-"""Signal-to-noise ratio (dB) of the content-plus-pink-noise anchor."""
+"""Signal-to-noise ratios (dB) of the content-plus-noise anchors, for each of :data:`NOISE_COLOURS`."""
+NOISE_COLOURS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+"""Noise colours and the exponent ``a`` of their power spectrum ``∝ 1/f^a``."""
+GRIFFIN_LIM_ITERS = (16, 64)
+"""Iterations of the Griffin-Lim resynthesis anchors (the content's own magnitude, phase rebuilt)."""
+EQ_SMOOTH_OCTAVES = 1 / 3
+"""Smoothing (octaves) of the long-term spectra the ``eq_match`` anchor divides."""
+ENVELOPE_CEPSTRA = 24
+"""Cepstral coefficients of the spectral envelope the ``envelope`` anchor swaps."""
+ANCHOR_FFT = 2048
+"""STFT size (samples) of the spectral anchors and :func:`interpolate`; the hop is a quarter of it."""
+PAUSE_SNR_DB = 20.0
+"""Level (dB below the content's RMS) of the hum and the noise the pause anchors put where the content is silent."""
+HUM_HZ = 60.0
+"""Fundamental (Hz) of the pause anchor's hum (mains, five harmonics at 1/k amplitude)."""
 QUIET_DBFS = -60.0
 """RMS level (dBFS) of the quiet-noise anchor."""
 LOWPASS_HZ = 2000.0
 """Cut-off (Hz) of the low-passed-target anchor (8th-order Butterworth, zero phase)."""
 DEGENERATE_THRESHOLD = 0.5
 """Headline below which every degenerate anchor must score. The headline is a geometric mean of components in
-[0, 1]; a degenerate output fails at least one component outright (copy-content and noise: timbre; copy-style and
-reversal: melody and target; silence: all), which caps it near the square (cube) root of the others' product."""
+[0, 1]; a degenerate output fails at least one component outright (copy-content, noise, resynthesis: timbre and
+target; copy-style, the content/style mix and reversal: melody and target; silence: all), which caps it near the
+square (cube) root of the others' product."""
+NOISES: tuple[str, ...] = tuple(f"{c}_{s}db" for c in NOISE_COLOURS for s in SNRS_DB)
+"""The content-plus-noise anchors (every colour at every SNR)."""
+RESYNTHESES: tuple[str, ...] = tuple(f"griffin_lim_{n}" for n in GRIFFIN_LIM_ITERS)
+"""The content resynthesised from its own magnitude: the phase artefacts of a spectrogram method, nothing moved."""
+BASELINE: tuple[str, ...] = ("eq_match", "envelope")
+"""The signal-processing baseline: the content equalised to the style clip's long-term spectrum (1/3-octave
+smoothed), and the content with its per-frame cepstral envelope replaced by the style clip's mean one. They move
+the timbre part of the way, so they may score above copy-content but must stay below the target; a method that
+does not beat them does no more than an equaliser."""
 ANCHORS: tuple[str, ...] = (
-    "target", "mix", "lowpass_2k", "copy_content", "copy_style", *(f"white_{s}db" for s in SNRS_DB),
-    f"pink_{PINK_SNR_DB}db", "silence", "quiet_noise", "reversed",
+    "target", "mix", "lowpass_2k", *BASELINE, "copy_content", "copy_style", "mix_style", *NOISES, *RESYNTHESES,
+    "pause_hum", "pause_noise", "silence", "quiet_noise", "reversed",
 )
 """Every anchor, in table order."""
-DEGENERATE: tuple[str, ...] = ANCHORS[3:]
+DEGENERATE: tuple[str, ...] = ANCHORS[3 + len(BASELINE):]
 """Anchors that must score below :data:`DEGENERATE_THRESHOLD`."""
 CLIP_ANCHORS = ("target", "copy_content", "copy_style")
 """Anchors that are dataset clips as they are: their features (pitch track included) are computed once per process
 (:func:`audiostyle.metrics.cached_features`), as they recur as contents and targets of other directions."""
-_NOISES = tuple(a for a in ANCHORS if a.startswith(("white", "pink")))
+_UNMOVED = ("copy_content", *NOISES, *RESYNTHESES, "pause_hum", "pause_noise", "silence", "quiet_noise")
 REJECTS: dict[str, tuple[str, ...]] = {
     **{m: ("copy_style", "silence", "quiet_noise", "reversed") for m in metrics.MELODY_METRICS},
-    "timbre_dist": ("copy_content", *_NOISES, "silence", "quiet_noise"),
-    "target_prob": ("copy_content", *_NOISES, "silence", "quiet_noise"),
+    "timbre_dist": _UNMOVED,
+    "target_prob": _UNMOVED,
+    "timbre_shift": _UNMOVED,
     "fad": ("copy_content", "silence", "quiet_noise"),
+    "silence_kept": ("pause_hum", "pause_noise"),
     "lsd_db": tuple(a for a in ANCHORS if a != "target"),
     "lsd_rel": tuple(a for a in ANCHORS if a != "target"),
 }
@@ -78,19 +107,114 @@ def _rms(y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)) + 1e-20))
 
 
-def _noise(n: int, rng: np.random.Generator, colour: str) -> np.ndarray:
-    """Unit-RMS white or pink (power ∝ 1/f) noise, ``(n,)``."""
+def _noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    """Unit-RMS noise with power spectrum ``∝ 1/f^exponent`` (0 white, 1 pink, 2 brown), ``(n,)``."""
     white = rng.standard_normal(n)
-    if colour == "pink":
+    if exponent:
         spectrum = np.fft.rfft(white)
-        spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
+        spectrum[1:] /= np.arange(1, spectrum.size) ** (exponent / 2)
         spectrum[0] = 0.0
         white = np.fft.irfft(spectrum, n)
     return white / _rms(white)
 
 
+def _stft(y: np.ndarray) -> np.ndarray:
+    return librosa.stft(np.asarray(y, dtype=np.float32), n_fft=ANCHOR_FFT, hop_length=ANCHOR_FFT // 4)
+
+
+def _istft(spec: np.ndarray, n: int) -> np.ndarray:
+    return librosa.istft(spec, hop_length=ANCHOR_FFT // 4, length=n)
+
+
+def _smooth_octaves(power: np.ndarray, sr: int, octaves: float) -> np.ndarray:
+    """``power (bins,)`` averaged over ``± octaves / 2`` around each bin (the DC bin kept)."""
+    freqs = np.fft.rfftfreq(ANCHOR_FFT, 1 / sr)
+    cum = np.concatenate([[0.0], np.cumsum(power)])
+    lo = np.searchsorted(freqs, freqs * 2 ** (-octaves / 2))
+    hi = np.maximum(np.searchsorted(freqs, freqs * 2 ** (octaves / 2), side="right"), lo + 1)
+    return (cum[hi] - cum[lo]) / (hi - lo)
+
+
+def eq_match(content: np.ndarray, style: np.ndarray, sr: int) -> np.ndarray:
+    """The content equalised to the style clip's long-term spectrum: each bin scaled by the square root of the
+    ratio of the two clips' mean power spectra, each smoothed over :data:`EQ_SMOOTH_OCTAVES`; ``(samples,)``."""
+    c, s = _stft(content), _stft(style)
+    ratio = (_smooth_octaves((np.abs(s) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12) / (
+        _smooth_octaves((np.abs(c) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12)
+    return _istft(c * np.sqrt(ratio)[:, None], len(content))
+
+
+def _envelope_db(spec: np.ndarray) -> np.ndarray:
+    """Per-frame cepstral envelope (dB) of a complex STFT: its log magnitude low-quefrency-liftered to
+    :data:`ENVELOPE_CEPSTRA` coefficients, ``(bins, frames)``."""
+    log_mag = 20 * np.log10(np.abs(spec) + 1e-8)
+    cep = np.fft.irfft(log_mag, axis=0)
+    cep[ENVELOPE_CEPSTRA:-ENVELOPE_CEPSTRA + 1] = 0.0
+    return np.fft.rfft(cep, axis=0).real
+
+
+def envelope_swap(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """The content with each frame's cepstral envelope (:data:`ENVELOPE_CEPSTRA` coefficients, its level kept)
+    replaced by the style clip's mean envelope over its active frames (a source-filter swap: the content's fine
+    structure, the style's filter); ``(samples,)``."""
+    c, s = _stft(content), _stft(style)
+    env_s = _envelope_db(s)
+    level = 20 * np.log10(np.abs(s).sum(axis=0) + 1e-8)
+    mean_s = env_s[:, level >= level.max() - 40].mean(axis=1, keepdims=True)
+    env_c = _envelope_db(c)
+    gain_db = (mean_s - mean_s.mean()) - (env_c - env_c.mean(axis=0))  # the shape swapped, each frame's level kept
+    return _istft(c * 10 ** (gain_db / 20), len(content))
+
+
 def _at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return y + noise * _rms(y) * 10 ** (-snr_db / 20)
+
+
+def interpolate(content: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+    """Magnitude-spectrum interpolation from ``content`` (``alpha`` 0) to its true ``target`` (``alpha`` 1).
+
+    Per STFT bin the magnitude is ``(1 - alpha)·|C| + alpha·|T|`` and the phase that of ``(1 - alpha)·C + alpha·T``
+    (no iteration, so no phase artefacts beyond the overlap-add's): an output that moved a known fraction of the way,
+    which the headline must grade monotonically (``tests/test_calibrate.py``).
+
+    Parameters
+    ----------
+    content, target : np.ndarray
+        ``(samples,)`` each, same sample rate; cut to the shorter.
+    alpha : float
+        In [0, 1].
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(samples,)``.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise AudiostyleError(f"interpolation weight alpha={alpha} is outside [0, 1]; give a fraction of the way.")
+    n = min(len(content), len(target))
+    c, t = _stft(content[:n]), _stft(target[:n])
+    mag = (1 - alpha) * np.abs(c) + alpha * np.abs(t)
+    return _istft(mag * np.exp(1j * np.angle((1 - alpha) * c + alpha * t)), n).astype(np.float32)
+
+
+def pauses(y: np.ndarray) -> np.ndarray:
+    """Where ``y (samples,)`` is silent: a gain in [0, 1] per sample, 1 in frames more than
+    :data:`audiostyle.metrics._features.TOP_DB` below its loudest (what ``silence_kept`` measures), with ramps of
+    one hop between."""
+    hop = ANCHOR_FFT // 4
+    rms = librosa.feature.rms(y=np.asarray(y, dtype=np.float32), frame_length=ANCHOR_FFT, hop_length=hop)[0]
+    db = 20 * np.log10(rms + 1e-10)
+    quiet = np.repeat((db < db.max() - metrics.TOP_DB).astype(np.float64), hop)
+    quiet = np.pad(quiet, (hop // 2, max(len(y) - len(quiet) - hop // 2, 0)), mode="edge")[: len(y)]
+    ramp = np.hanning(hop) / np.hanning(hop).sum()
+    return np.convolve(np.pad(quiet, hop, mode="edge"), ramp, mode="same")[hop:-hop]
+
+
+def _hum(n: int, sr: int) -> np.ndarray:
+    """Unit-RMS mains hum at :data:`HUM_HZ` with five harmonics at 1/k amplitude, ``(n,)``."""
+    t = np.arange(n) / sr
+    y = sum(np.sin(2 * np.pi * HUM_HZ * k * t) / k for k in range(1, 6))
+    return y / _rms(y)
 
 
 def make_anchors(content: np.ndarray, target: np.ndarray, style: np.ndarray, sr: int, seed: int = 0
@@ -116,19 +240,29 @@ def make_anchors(content: np.ndarray, target: np.ndarray, style: np.ndarray, sr:
     """
     n = min(len(content), len(target))
     c, t = content[:n].astype(np.float64), target[:n].astype(np.float64)
+    style = np.pad(style[:n], (0, max(n - len(style), 0))).astype(np.float64)
     rng = np.random.default_rng(seed)
-    white, pink = _noise(n, rng, "white"), _noise(n, rng, "pink")
+    noises = {colour: _noise(n, rng, exponent) for colour, exponent in NOISE_COLOURS.items()}
     lowpass = signal.butter(8, LOWPASS_HZ, fs=sr, output="sos")
+    magnitude = np.abs(_stft(c))
+    gate, pause_level = pauses(c), _rms(c) * 10 ** (-PAUSE_SNR_DB / 20)
     out = {
         "target": t,
         "mix": 0.5 * c + 0.5 * t,
         "lowpass_2k": signal.sosfiltfilt(lowpass, t),
+        "eq_match": eq_match(c, style, sr),
+        "envelope": envelope_swap(c, style),
         "copy_content": c,
-        "copy_style": np.pad(style[:n], (0, max(n - len(style), 0))),
-        **{f"white_{s}db": _at_snr(c, white, s) for s in SNRS_DB},
-        f"pink_{PINK_SNR_DB}db": _at_snr(c, pink, PINK_SNR_DB),
+        "copy_style": style,
+        "mix_style": 0.5 * c + 0.5 * style,
+        **{f"{colour}_{s}db": _at_snr(c, noises[colour], s) for colour in NOISE_COLOURS for s in SNRS_DB},
+        **{f"griffin_lim_{it}": librosa.griffinlim(magnitude, n_iter=it, hop_length=ANCHOR_FFT // 4,
+                                                   n_fft=ANCHOR_FFT, length=n, random_state=seed)
+           for it in GRIFFIN_LIM_ITERS},
+        "pause_hum": c + gate * _hum(n, sr) * pause_level,
+        "pause_noise": c + gate * noises["white"] * pause_level,
         "silence": np.zeros(n),
-        "quiet_noise": white * 10 ** (QUIET_DBFS / 20),
+        "quiet_noise": noises["white"] * 10 ** (QUIET_DBFS / 20),
         "reversed": t[::-1],
     }
     return {name: np.asarray(out[name], dtype=np.float32) for name in ANCHORS}
@@ -205,7 +339,8 @@ def calibrate(dataset: AudioDataset, content: str, style: str, *, reference: met
     content, style : str
         The content and target domains.
     reference : Reference, optional
-        :func:`audiostyle.metrics.build_reference` of ``dataset`` (built when absent).
+        :func:`audiostyle.metrics.build_reference` of ``dataset`` (built when absent), or of another dataset with
+        the same domain names (references from another recording source).
     melodies : int, optional
         Score at most this many melodies (the first by name); all when None.
 
@@ -266,7 +401,7 @@ def check_rule(rows: dict[str, dict[str, float]]) -> list[str]:
 
 # -- CLI ------------------------------------------------------------------------------------------------------
 _TABLE_COLUMNS = (metrics.HEADLINE, "melody", "pitch_acc", "chroma_sim", "onset_f1", "timbre_dist", "target_prob",
-                  "lsd_db", "lsd_rel", "fad")
+                  "timbre_shift", "lsd_db", "lsd_rel", "fad", "silence_kept")
 
 
 def format_table(result: Calibration) -> str:
@@ -290,6 +425,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", default="demo", help="paired dataset: 'demo', 'bench', a folder, or s3://bucket/prefix")
+    p.add_argument("--soundfont", default=None,
+                   help="the soundfont that renders --data bench: a path or musescore, timgm6mb, opl3")
+    p.add_argument("--fit-data", default=None,
+                   help="fit the references on this dataset's train split instead of --data's (same domain names), "
+                        "to check that the metrics hold on recordings from another source")
+    p.add_argument("--fit-soundfont", default=None, help="the soundfont that renders --fit-data bench")
     p.add_argument("--content", required=True, help="content domain (e.g. piano)")
     p.add_argument("--style", required=True, help="target domain (e.g. violin)")
     p.add_argument("--melodies", type=int, default=None, help="score at most this many melodies (default: all)")
@@ -305,10 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         check_request(None, args.content, args.style, args.melodies)  # before the dataset loads
-        dataset = load_dataset(args.data, cache_dir=args.cache)
+        dataset = load_dataset(args.data, cache_dir=args.cache, soundfont=args.soundfont)
         check_request(dataset, args.content, args.style, args.melodies)  # before the references are fitted
+        fit = dataset if args.fit_data is None else load_dataset(args.fit_data, cache_dir=args.cache,
+                                                                  soundfont=args.fit_soundfont)
+        check_request(fit, args.content, args.style, args.melodies)
         result = calibrate(dataset, args.content, args.style, melodies=args.melodies,
-                           reference=metrics.build_reference(dataset, cache_dir=args.cache))
+                           reference=metrics.build_reference(fit, cache_dir=args.cache))
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@ pitch tracker's settings against librosa's default pYIN.
 
 Usage::
 
-    python benchmarks/bench_calibration.py                 # demo and bench: every direction, every test melody
+    python benchmarks/bench_calibration.py                 # demo, the three soundfonts, and across them
     python benchmarks/bench_calibration.py --data bench    # the rendered real-instrument benchmark only
-    python benchmarks/bench_calibration.py --quick         # 2 melodies a direction
+    python benchmarks/bench_calibration.py --data bench:opl3@bench   # OPL3 renders, MuseScore General references
+    python benchmarks/bench_calibration.py --quick --directions 12   # 2 melodies, 12 directions a dataset
 
 Writes ``benchmarks/results/calibration.md``: per dataset the anchors' headline in every direction, whether the
 rule holds (and what fails), the per-output cost of all common metrics of a 6 s output against the 0.5 s target,
@@ -28,6 +29,9 @@ from audiostyle.metrics import _melody
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "calibration.md"
+SOURCES = ("demo", "bench", "bench:timgm6mb", "bench:opl3", "bench:timgm6mb@bench", "bench:opl3@bench")
+"""What is tabled by default: each source against its own references, then the other soundfonts against references
+fitted on MuseScore General (``bench``)."""
 COST_TARGET_S = 0.5
 """All common metrics of one 6 s output (TARGETS.md)."""
 
@@ -71,14 +75,33 @@ def _radii(reference: metrics.Reference) -> str:
     return ", ".join(f"{d} {r:.2f}" for d, r in zip(reference.domains, radius))
 
 
-def _section(name: str, quick: bool, cache: str | None) -> tuple[list[str], list[str], bool]:
-    """Summary lines, per-direction tables and whether the rule held everywhere, for one dataset."""
-    dataset = load_dataset(name, cache_dir=cache)
+def _load(spec: str, cache: str | None):
+    """``name[:soundfont]`` (``bench:opl3``) loaded."""
+    name, _, font = spec.partition(":")
+    return load_dataset(name, cache_dir=cache, soundfont=font or None)
+
+
+def _directions(dataset, count: int | None) -> list[tuple[str, str]]:
+    """Every ordered domain pair, or ``count`` of them in a fixed shuffled order (the same for every source)."""
+    pairs = list(itertools.permutations(dataset.domains, 2))
+    if count is None or count >= len(pairs):
+        return pairs
+    order = np.random.default_rng(0).permutation(len(pairs))[:count]
+    return [pairs[i] for i in sorted(order)]
+
+
+def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tuple[list[str], list[str], bool]:
+    """Summary lines, per-direction tables and whether the rule held everywhere, for one ``score[@fit]`` spec:
+    the ``score`` dataset's test melodies against references fitted on ``fit``'s train split (default its own)."""
+    name, _, fit_spec = spec.partition("@")
+    dataset = _load(name, cache)
+    fitted = dataset if not fit_spec else _load(fit_spec, cache)
     t0 = time.perf_counter()
-    reference = metrics.build_reference(dataset)
+    reference = metrics.build_reference(fitted, cache_dir=cache)
     t_ref = time.perf_counter() - t0
+    pairs = _directions(dataset, count)
     results = [calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None)
-               for a, b in itertools.permutations(dataset.domains, 2)]
+               for a, b in pairs]
     held = sum(not r.violations for r in results)
     cost = _cost(dataset, reference)
     agree, t_ours, t_default = _pitch_agreement(dataset, 2)
@@ -86,14 +109,21 @@ def _section(name: str, quick: bool, cache: str | None) -> tuple[list[str], list
     worst = {a: max(r.rows[a][metrics.HEADLINE] for r in results) for a in calibrate.DEGENERATE}
     margin = min(r.rows["mix"][metrics.HEADLINE] / max(r.rows["copy_content"][metrics.HEADLINE], 1e-12)
                  for r in results)
+    mean = {a: float(np.mean([r.rows[a][metrics.HEADLINE] for r in results])) for a in anchors}
+    lsd = {a: float(np.mean([r.rows[a]["lsd_rel"] for r in results])) for a in anchors}
+    fit_words = "its own train split" if not fit_spec else f"`{fit_spec}`'s train split (another source)"
     lines = [
-        f"## `--data {name}`: the rule holds on {held} of {len(results)} directions", "",
-        f"{len(dataset.domains)} domains; {len(results[0].melodies)} {results[0].split}-split melodies a direction, "
-        f"scored against references fitted on the train split ({t_ref:.1f} s to fit; held-out classifier accuracy "
+        f"## `{spec}`: the rule holds on {held} of {len(results)} directions", "",
+        f"{len(dataset.domains)} domains; {len(results[0].melodies)} {results[0].split}-split melodies a direction "
+        f"({len(results)} of {len(dataset.domains) * (len(dataset.domains) - 1)} directions), scored against "
+        f"references fitted on {fit_words} ({t_ref:.1f} s to fit or load; held-out classifier accuracy "
         f"{reference.holdout_accuracy:.3f}; acceptance radii "
         f"{_radii(reference)}). Highest degenerate headline over all "
         f"directions: {max(worst.values()):.3f} ({max(worst, key=worst.get)}; threshold "
         f"{calibrate.DEGENERATE_THRESHOLD}); smallest mix / copy-content ratio {margin:.2f}.", "",
+        "Signal-processing baseline beside copy-content (mean over the directions): "
+        + ", ".join(f"{a} {mean[a]:.3f} (lsd_rel {lsd[a]:.2f})" for a in (*calibrate.BASELINE, "copy_content"))
+        + f"; the true target {mean['target']:.3f}.", "",
         f"Cost: all common metrics of one 6 s output take **{cost:.3f} s** with its inputs cached "
         f"({cost / COST_TARGET_S:.2f}× the {COST_TARGET_S} s target); the calibration's mean was "
         f"{np.mean([r.seconds_per_output for r in results]):.3f} s per output clip. Pitch tracker: pYIN at "
@@ -106,17 +136,20 @@ def _section(name: str, quick: bool, cache: str | None) -> tuple[list[str], list
         cells = " | ".join(f"{r.rows[a][metrics.HEADLINE]:.3f}" for a in anchors)
         lines.append(f"| {r.content_domain} → {r.style_domain} | {cells} | "
                      f"{'holds' if not r.violations else 'FAILS: ' + '; '.join(r.violations)} |")
-    details = [f"## `--data {name}`: every metric, per direction", ""] + [calibrate.format_table(r) for r in results]
+    details = [f"## `{spec}`: every metric, per direction", ""] + [calibrate.format_table(r) for r in results]
     return lines + [""], details, held == len(results)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", nargs="+", default=["demo", "bench"], help="paired datasets, each tabled")
+    p.add_argument("--data", nargs="+", default=list(SOURCES),
+                   help="paired datasets, each tabled: name[:soundfont][@fit name[:soundfont]], e.g. bench:opl3@bench "
+                        "(OPL3 renders scored against references fitted on MuseScore General's)")
     p.add_argument("--quick", action="store_true", help="2 melodies a direction")
+    p.add_argument("--directions", type=int, default=None, help="this many directions per dataset (default all)")
     p.add_argument("--cache", default=None)
     args = p.parse_args(argv)
-    sections = [_section(name, args.quick, args.cache) for name in args.data]
+    sections = [_section(name, args.quick, args.cache, args.directions) for name in args.data]
     lines = [f"# Calibration of the headline ({time.strftime('%Y-%m-%d')})", "", f"Machine: {describe()}.", "",
              "The rule (`python -m audiostyle.calibrate`, module docstring): the true target ranks first on "
              f"`{metrics.HEADLINE}`, the 50/50 mix between it and copy-content, every degenerate anchor below "

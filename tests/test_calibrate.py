@@ -35,13 +35,64 @@ def test_the_rule_holds(request, data, content, style):
     assert all(h[a] < calibrate.DEGENERATE_THRESHOLD for a in calibrate.DEGENERATE)
 
 
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("data,content,style", [
+    ("demo_set", "piano", "violin"), ("bench_set", "piano", "violin"), ("bench_set", "violin", "cello"),
+    ("bench_set", "flute", "clarinet"),
+])
+def test_headline_grades_partial_transfer(request, data, content, style):
+    """Magnitude-spectrum interpolation content -> true target: the headline and timbre_shift rise at every step."""
+    dataset = request.getfixturevalue(data)
+    reference = metrics.build_reference(dataset)
+    triples = calibrate._pairs(dataset, content, style, "test", 2)
+    rows = [metrics.evaluate([calibrate.interpolate(c.audio, t.audio, a) for c, t, _ in triples],
+                             [c.audio for c, _, _ in triples], dataset.sr, reference, style,
+                             true_targets=[t.audio for _, t, _ in triples]) for a in ALPHAS]
+    h = [r[metrics.HEADLINE] for r in rows]
+    shift = [r["timbre_shift"] for r in rows]
+    assert all(b > a for a, b in zip(h, h[1:])), h
+    assert all(b >= a for a, b in zip(shift, shift[1:])) and shift[0] < 0.01 and shift[-1] > 0.9, shift
+    assert h[2] > 2 * h[0] and h[-1] > 0.85
+
+
+def test_interpolation_ends_at_its_inputs(demo):
+    c, t = demo.clips[0].audio, demo.clips[1].audio
+    n = min(len(c), len(t))
+    np.testing.assert_allclose(calibrate.interpolate(c, t, 0.0), c[:n], atol=1e-4)
+    np.testing.assert_allclose(calibrate.interpolate(c, t, 1.0), t[:n], atol=1e-4)
+    with pytest.raises(AudiostyleError, match="alpha=1.5"):
+        calibrate.interpolate(c, t, 1.5)
+
+
 def test_anchors_are_what_they_say(demo):
     c, t, s = (demo.clips[i].audio for i in range(3))
     a = calibrate.make_anchors(c, t, s, demo.sr)
     assert tuple(a) == calibrate.ANCHORS and all(y.shape == c.shape and y.dtype == np.float32 for y in a.values())
     rms = lambda y: float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))  # noqa: E731
-    for snr in calibrate.SNRS_DB:
-        assert 20 * np.log10(rms(c) / rms(a[f"white_{snr}db"] - c)) == pytest.approx(snr, abs=0.01)
+    for colour in calibrate.NOISE_COLOURS:
+        for snr in calibrate.SNRS_DB:
+            assert 20 * np.log10(rms(c) / rms(a[f"{colour}_{snr}db"] - c)) == pytest.approx(snr, abs=0.01)
+    # brown noise falls 6 dB an octave more than pink, pink 3 dB more than white (1-2 kHz against 4-8 kHz)
+    band = lambda y, lo, hi: float(np.mean(np.abs(np.fft.rfft(y.astype(np.float64)))[  # noqa: E731
+        int(lo * y.size / demo.sr):int(hi * y.size / demo.sr)] ** 2))
+    slope = {k: 10 * np.log10(band(a[f"{k}_10db"] - c, 1000, 2000) / band(a[f"{k}_10db"] - c, 4000, 8000))
+             for k in calibrate.NOISE_COLOURS}
+    assert slope["white"] == pytest.approx(0, abs=1) and slope["pink"] == pytest.approx(6, abs=1.5)
+    assert slope["brown"] == pytest.approx(12, abs=2)
+    # the equaliser-type anchors move the long-term spectrum (1/3 octave) most of the way to the style clip's
+    def smooth(y):  # the shape of the smoothed long-term spectrum (dB, level removed), 100 Hz - 5 kHz
+        db = 10 * np.log10(calibrate._smooth_octaves((np.abs(calibrate._stft(y)) ** 2).mean(axis=1), demo.sr,
+                                                     1 / 3)[10:500] + 1e-12)
+        return db - db.mean()
+
+    before = np.abs(smooth(c) - smooth(s)).mean()
+    assert np.abs(smooth(a["eq_match"]) - smooth(s)).mean() < 0.25 * before
+    assert np.abs(smooth(a["envelope"]) - smooth(s)).mean() < 0.75 * before
+    for it in calibrate.GRIFFIN_LIM_ITERS:  # the content's magnitude, its phase rebuilt
+        mag = np.abs(calibrate._stft(a[f"griffin_lim_{it}"])), np.abs(calibrate._stft(c))
+        assert np.abs(mag[0] - mag[1]).sum() < 0.5 * mag[1].sum()
     assert 20 * np.log10(rms(a["quiet_noise"])) == pytest.approx(calibrate.QUIET_DBFS, abs=0.01)
     np.testing.assert_array_equal(a["reversed"], t[::-1])
     assert not a["silence"].any()
@@ -70,3 +121,24 @@ def test_cli_help_and_json(capsys, tmp_path):
     assert code == (0 if not payload["violations"] else 1)
     assert set(payload["rows"]) == set(calibrate.ANCHORS) and payload["seconds_per_output"] > 0
     assert calibrate.main(["--data", "demo", "--content", "tuba", "--style", "flute", "--cache", str(tmp_path)]) == 2
+
+
+def test_cli_fits_the_references_on_another_dataset(capsys, tmp_path):
+    """--fit-data: the demo set scored against references fitted on a smaller demo set's train split (the same
+    domains); a fit set without the target domain is a user error naming it."""
+    from audiostyle.data import synth
+
+    fit_dir = synth.render_demo(tmp_path / "fit", n_melodies=10, seconds=6.0)
+    code = calibrate.main(["--data", "demo", "--fit-data", str(fit_dir), "--content", "piano", "--style", "violin",
+                           "--melodies", "1", "--format", "json", "--cache", str(tmp_path)])
+    payload = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and set(payload["rows"]) == set(calibrate.ANCHORS)
+    assert payload["rows"]["target"][metrics.HEADLINE] > payload["rows"]["copy_content"][metrics.HEADLINE]
+    for d in ("flute", "guitar"):
+        for f in (fit_dir / d).glob("*"):
+            f.unlink()
+        (fit_dir / d).rmdir()
+    code = calibrate.main(["--data", "demo", "--fit-data", str(fit_dir), "--content", "piano", "--style", "flute",
+                           "--melodies", "1", "--cache", str(tmp_path)])
+    assert code == 2 and "'flute' is not in the metrics reference" in capsys.readouterr().err
+

@@ -153,6 +153,8 @@ def test_cli_help_and_the_makefile_installs_the_packages(capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--help"])
     assert e.value.code == 0 and "--soundfont" in capsys.readouterr().out
+    for name, path in bench.SOUNDFONTS.items():  # the three sources by name, installed by `make setup`
+        assert bench.find_soundfont(name) == Path(path)
     makefile = (ROOT / "Makefile").read_text()
     assert set(bench.DEBIAN_PACKAGES) <= set(re.search(r"^DEBIAN_PACKAGES := (.*)$", makefile, re.M).group(1).split())
 

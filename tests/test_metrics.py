@@ -15,7 +15,7 @@ import pytest
 from audiostyle import metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics import _reference
+from audiostyle.metrics import _features, _reference
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,42 @@ def test_lsd_ignores_gain_and_grows_with_spectral_difference(by_key):
     other = metrics.clip_features(by_key["piano", "m000"], 22050)
     assert metrics.log_mel_distance(quieter, y) == pytest.approx(0.0, abs=1e-3)
     assert 0 < metrics.log_mel_distance(noisy, y) < metrics.log_mel_distance(other, y)
+
+
+@pytest.mark.parametrize("content,style", [("piano", "violin"), ("flute", "violin"), ("guitar", "flute")])
+def test_noise_never_brings_the_content_closer_to_a_breathy_or_bowed_target(demo, by_key, content, style):
+    """Hiss fills the valleys between a bowed target's partials; under the per-frame mask floor it still costs."""
+    rng = np.random.default_rng(0)
+    for key in _val_keys(demo)[:2]:
+        c, t = by_key[content, key], by_key[style, key]
+        n = min(c.size, t.size)
+        c, t = c[:n], t[:n]
+        white = rng.standard_normal(n).astype(np.float32)
+        pink = np.fft.irfft(np.fft.rfft(white) / np.sqrt(np.arange(1, n // 2 + 2)), n).astype(np.float32)
+        fc, ft = metrics.clip_features(c, demo.sr), metrics.clip_features(t, demo.sr)
+        rms = float(np.sqrt(np.mean(c**2)))
+        for noise, snr in ((white, 30), (white, 20), (pink, 20)):
+            noisy = c + noise * rms / float(np.sqrt(np.mean(noise**2))) * 10 ** (-snr / 20)
+            rel = metrics.relative_distance(metrics.clip_features(noisy, demo.sr), fc, ft)
+            assert rel > 1.1, (key, snr, rel)
+
+
+def test_silence_kept_reads_a_drone_in_the_pauses(demo, by_key):
+    from audiostyle import calibrate
+
+    playing = by_key["violin", _val_keys(demo)[0]][: 2 * demo.sr]
+    content = np.concatenate([playing, np.zeros(demo.sr, np.float32)])  # 2 s of playing, 1 s pause
+    fc = metrics.clip_features(content, demo.sr)
+    anchors = calibrate.make_anchors(content, content, content, demo.sr)
+    kept = {name: metrics.silence_level(metrics.clip_features(anchors[name], demo.sr), fc)
+            for name in ("copy_content", "pause_hum", "pause_noise", "silence")}
+    assert kept["copy_content"] < -70 and kept["silence"] == _features.POWER_FLOOR_DB
+    assert -40 < kept["pause_hum"] < 0 and -40 < kept["pause_noise"] < 0
+    gate = calibrate.pauses(content)
+    assert gate[np.abs(content) > 0.1 * np.abs(content).max()].max() == 0  # never where the content plays
+    assert gate[int(2.3 * demo.sr):].min() == pytest.approx(1.0)
+    steady = metrics.clip_features(0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * demo.sr) / demo.sr), demo.sr)
+    assert math.isnan(metrics.silence_level(fc, steady))  # a content without pauses: undefined
 
 
 def test_every_metric_has_a_direction():

@@ -2,8 +2,9 @@
 
 Every melody is played on every instrument of :data:`INSTRUMENTS` (General MIDI programs) by the FluidSynth
 command-line synthesiser through a SoundFont (default: MuseScore General, Debian package
-``musescore-general-soundfont-small``; any ``.sf2``/``.sf3`` with ``soundfont=`` / ``--soundfont`` /
-``$AUDIOSTYLE_SOUNDFONT``), so every transfer between two instruments has a true target.
+``musescore-general-soundfont-small``; the other named sources of :data:`SOUNDFONTS`, ``timgm6mb`` and ``opl3``;
+any ``.sf2``/``.sf3`` with ``soundfont=`` / ``--soundfont`` / ``$AUDIOSTYLE_SOUNDFONT``), so every transfer between
+two instruments has a true target.
 
 Melodies (:func:`melodies`, fixed under :data:`BENCH_SEED`): :func:`audiostyle.data.synth.melody` with a random
 register (a 12–17 semitone window), tempo (beat 0.15–0.45 s), note lengths (½–3 beats, then a legato factor
@@ -84,15 +85,24 @@ TAIL_FLOOR_DB = -60.0
 BENCH_SEED = 0
 #: Bump when the melodies or the rendering change, so cached benchmark renders are rebuilt.
 BENCH_VERSION = 1
-DEBIAN_PACKAGES: tuple[str, ...] = ("fluidsynth", "musescore-general-soundfont-small")
+DEBIAN_PACKAGES: tuple[str, ...] = ("fluidsynth", "musescore-general-soundfont-small", "timgm6mb-soundfont",
+                                    "opl3-soundfont")
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+#: The benchmark's recording sources by name (``soundfont="timgm6mb"``): MuseScore General (sampled, the default),
+#: TimGM6mb (a small sampled General MIDI set) and the OPL3 FM soundfont (synthesised: an unlike source), so that
+#: references fitted on one source can be scored on another (``python -m audiostyle.calibrate --fit-soundfont``).
+SOUNDFONTS: dict[str, str] = {
+    "musescore": DEFAULT_SOUNDFONT,
+    "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "opl3": "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2",
+}
 SOUNDFONT_ENV = "AUDIOSTYLE_SOUNDFONT"
 LAYOUTS = ("folder", "irmas")
 _GAIN = 0.5  # FluidSynth's master gain (default 0.2 is quiet); files are peak-normalised afterwards
 _TICKS_PER_BEAT = 960
 _TEMPO = 500_000  # µs per MIDI beat: 120 bpm, one tick ≈ 0.52 ms
 _FIX = (
-    f"Install FluidSynth and the MuseScore General soundfont (sudo apt-get install {' '.join(DEBIAN_PACKAGES)}; "
+    f"Install FluidSynth and the benchmark's soundfonts (sudo apt-get install {' '.join(DEBIAN_PACKAGES)}; "
     f"`make setup` does it as root), or give any .sf2/.sf3 with --soundfont PATH (soundfont=, ${SOUNDFONT_ENV})."
 )
 
@@ -130,15 +140,16 @@ def instruments(names: Sequence[str] | None = None) -> list[Instrument]:
 
 
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
-    """``soundfont``, else ``$AUDIOSTYLE_SOUNDFONT``, else :data:`DEFAULT_SOUNDFONT`, checked to be a readable
-    ``.sf2``/``.sf3`` file.
+    """``soundfont`` (a path or a name of :data:`SOUNDFONTS`), else ``$AUDIOSTYLE_SOUNDFONT``, else
+    :data:`DEFAULT_SOUNDFONT`, checked to be a readable ``.sf2``/``.sf3`` file.
 
     Raises
     ------
     AudiostyleError
         No such file, or not a SoundFont; the message names the Debian packages and ``--soundfont``.
     """
-    path = Path(soundfont or os.environ.get(SOUNDFONT_ENV) or DEFAULT_SOUNDFONT)
+    chosen = str(soundfont or os.environ.get(SOUNDFONT_ENV) or DEFAULT_SOUNDFONT)
+    path = Path(SOUNDFONTS.get(chosen, chosen))
     if not path.is_file():
         raise AudiostyleError(f"soundfont {path} does not exist: the benchmark renders its instruments with one. {_FIX}")
     if path.suffix.lower() not in (".sf2", ".sf3"):
@@ -338,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layout", choices=LAYOUTS, default="folder",
                    help="folder: <out>/<instrument>/<melody>.wav; irmas: <out>/IRMAS-TrainingData/<code>/<melody>.wav")
     p.add_argument("--soundfont", default=None,
-                   help=f".sf2/.sf3 to render with (default ${SOUNDFONT_ENV}, else {DEFAULT_SOUNDFONT})")
+                   help=f".sf2/.sf3 to render with, or a source name ({', '.join(SOUNDFONTS)}) (default "
+                        f"${SOUNDFONT_ENV}, else {DEFAULT_SOUNDFONT})")
     p.add_argument("--melodies", type=int, default=N_MELODIES, help="number of melodies")
     p.add_argument("--instruments", default=",".join(NAMES), help="comma-separated instrument names")
     p.add_argument("--sr", type=int, default=22050, help="sample rate, Hz")

@@ -10,32 +10,32 @@ import numpy as np
 
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics._distribution import CovMode, frechet_distance, gaussian
-from audiostyle.metrics._features import Audio, cached_features, features
+from audiostyle.metrics._features import POWER_FLOOR_DB, TOP_DB, Audio, ClipFeatures, cached_features, features
 from audiostyle.metrics._melody import melody_metrics
 from audiostyle.metrics._names import COMMON_METRICS, HEADLINE, MELODY_METRICS
 from audiostyle.metrics._paired import log_mel_distance, relative_distance
 from audiostyle.metrics._reference import Reference
-from audiostyle.metrics._timbre import timbre_stats
+from audiostyle.metrics._timbre import clip_stats, timbre_stats
 
 log = logging.getLogger(__name__)
 
 TIMBRE_FLOOR = 1e-3
-"""Least value of the headline's timbre term (``target_prob``): an output that no classifier recognises still
-ranks by its melody and its distance to the target, so a sweep whose early trials are all unrecognised can tell
-them apart."""
+"""Least value of the headline's timbre term (``timbre_shift``): an output whose timbre did not move towards the
+target still ranks by its melody and its distance to the target."""
 
 
 def headline_parts(row: Mapping[str, float]) -> dict[str, float]:
     """The headline's components in [0, 1] from a metrics row: ``melody``, ``timbre`` and (paired) ``target``.
 
-    ``melody`` is clipped to [0, 1]; ``timbre = max(target_prob, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel)``
-    (copying the content keeps ``exp(-1)``, the true target 1), NaN when ``lsd_rel`` is (no true target).
+    ``melody`` is clipped to [0, 1]; ``timbre = max(timbre_shift, TIMBRE_FLOOR)``; ``target = exp(-lsd_rel²)``
+    (copying the content keeps ``exp(-1)``, the true target 1, an output farther from the target than the content
+    falls fast), NaN when ``lsd_rel`` is (no true target).
     """
     rel = float(row["lsd_rel"])
     return {
         "melody": float(np.clip(row["melody"], 0.0, 1.0)),
-        "timbre": max(float(row["target_prob"]), TIMBRE_FLOOR),
-        "target": math.exp(-rel) if math.isfinite(rel) else math.nan,
+        "timbre": max(float(row["timbre_shift"]), TIMBRE_FLOOR),
+        "target": math.exp(-rel * rel) if math.isfinite(rel) else math.nan,
     }
 
 
@@ -45,7 +45,7 @@ def headline(row: Mapping[str, float]) -> float:
     Parameters
     ----------
     row : mapping of str to float
-        At least ``melody``, ``target_prob`` and ``lsd_rel`` (NaN on unpaired data).
+        At least ``melody``, ``timbre_shift`` and ``lsd_rel`` (NaN on unpaired data).
 
     Returns
     -------
@@ -56,6 +56,29 @@ def headline(row: Mapping[str, float]) -> float:
         return math.nan
     parts = [v for v in headline_parts(row).values() if math.isfinite(v)]
     return float(np.prod(parts) ** (1.0 / len(parts)))
+
+
+def silence_level(output: ClipFeatures, content: ClipFeatures) -> float:
+    """``silence_kept``: the output's level (dB re its loudest frame) over the frames where the content is silent.
+
+    Silent content frames are those more than :data:`~audiostyle.metrics._features.TOP_DB` below the content's
+    loudest frame (pauses, the end of release tails, padding). A method that fills them with a drone or hiss reads
+    high (-20 dB: a drone 20 dB below the playing); one that keeps the pauses reads near the content's own level
+    there. A silent output reads :data:`~audiostyle.metrics._features.POWER_FLOOR_DB`.
+
+    Returns
+    -------
+    float
+        dB <= 0; NaN when the content has no silent frame (a clip of continuous playing).
+    """
+    n = min(output.frames, content.frames)
+    quiet = content.energy_db[:n] < content.energy_db.max() - TOP_DB
+    if not quiet.any():
+        return math.nan
+    if output.silent:
+        return POWER_FLOOR_DB
+    level = 10 * np.log10(np.mean(10 ** (output.energy_db[:n][quiet].astype(np.float64) / 10)))
+    return float(max(level - output.energy_db.max(), POWER_FLOOR_DB))
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -81,7 +104,8 @@ def evaluate(
         Output waveforms, each ``(samples,)`` at ``sr``, or their :func:`clip_features`.
     contents : sequence of np.ndarray or ClipFeatures, or None
         The content clip of each output (same order). Their features and pitch tracks are computed once per
-        process (:func:`cached_features`). None for generated samples: the melody columns and the headline are NaN.
+        process (:func:`cached_features`). None for generated samples: the melody columns, ``timbre_shift`` and the
+        headline are NaN.
     sr : int
         Sample rate of every waveform, Hz.
     reference : Reference
@@ -116,14 +140,17 @@ def evaluate(
                               "output (None where an output has no true target).")
     k = reference.domain_index(target_domain)
     f_out = [features(y, sr) for y in outputs]
-    stats = np.stack([timbre_stats(f) for f in f_out])
+    stats = np.stack([clip_stats(f) for f in f_out])
     distances, proba = reference.classify(stats)
     row = {name: math.nan for name in COMMON_METRICS}
     row["timbre_dist"] = float(distances[:, k].mean())
     row["target_prob"] = float(proba[:, k].mean())
     if contents is not None:
-        per = [melody_metrics(f, cached_features(c, sr)) for f, c in zip(f_out, contents)]
+        f_in = [cached_features(c, sr) for c in contents]
+        per = [melody_metrics(f, c) for f, c in zip(f_out, f_in)]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
+        row["timbre_shift"] = float(reference.shift(stats, np.stack([clip_stats(c) for c in f_in]), k).mean())
+        row["silence_kept"] = _nanmean([silence_level(f, c) for f, c in zip(f_out, f_in)])
     paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
     row["paired_frac"] = len(paired) / n
     if paired:

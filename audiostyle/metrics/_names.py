@@ -17,9 +17,11 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
     "onset_f1": "max",
     "timbre_dist": "min",
     "target_prob": "max",
+    "timbre_shift": "max",
     "lsd_db": "min",
     "lsd_rel": "min",
     "fad": "min",
+    "silence_kept": "min",
 }
 """Every ranked metric and the direction in which it gets better."""
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities
+from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities, timbre_shift
 from audiostyle.metrics._distribution import gaussian
 from audiostyle.metrics._features import ClipFeatures, clip_features
 from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_distance, timbre_stats
@@ -83,6 +83,16 @@ class Reference:
         accepted *= acceptance(discriminant, t.discriminant_spread,
                                acceptance_radius(t.discriminant_rms, t.discriminant_std))
         return timbre_distance(full, discriminant), domain_probabilities(discriminant, accepted)
+
+    def shift(self, stats: np.ndarray, content_stats: np.ndarray, k: int) -> np.ndarray:
+        """``timbre_shift`` (:func:`audiostyle.metrics._classifier.timbre_shift`) of outputs with timbre statistics
+        ``stats (n, 86)`` from their contents' ``content_stats (n, 86)`` towards domain index ``k``, ``(n,)``."""
+        t = self.timbre
+        full, discriminant = t.views(stats)
+        content = t.views(content_stats)[1]
+        radius = acceptance_radius(t.domain_rms, t.domain_std)[k]
+        return timbre_shift(full[:, k], discriminant[:, k], content[:, k], radius, t.domain_std[k],
+                            t.discriminant_rms[k])
 
     def predict_proba(self, stats: np.ndarray) -> np.ndarray:
         """Domain probabilities for timbre statistics ``(n, 86)``: ``(n, n_domains)``, rows summing to <= 1."""

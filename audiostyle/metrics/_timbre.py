@@ -77,6 +77,14 @@ def timbre_stats(f: ClipFeatures) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
+def clip_stats(f: ClipFeatures) -> np.ndarray:
+    """:func:`timbre_stats` of ``f``, computed once per :class:`ClipFeatures` (kept in its memo): a content clip's
+    statistics serve every evaluation of its outputs."""
+    if "timbre_stats" not in f.memo:
+        f.memo["timbre_stats"] = timbre_stats(f)
+    return f.memo["timbre_stats"]
+
+
 @dataclass
 class TimbreSpace:
     """The fitted timbre model (numpy only, picklable); ``d`` = 86 statistics.
