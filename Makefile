@@ -9,6 +9,8 @@ UV_SPEC ?= uv==0.13.9
 # e.g. `make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130"` (cluster/README.md).
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
+# Installs write bytecode even where PYTHONDONTWRITEBYTECODE is set: without it every Ray process compiles its
+# imports at start, and under load Ray's agents missed their start-up deadline ("node timed out during startup").
 # Both locks: CPython 3.11 on Linux (the cluster images' Python), every wheel's sha256, torch left to TORCH_SPEC.
 # Debian packages the project runs (the benchmark's renderer and its three soundfonts): installed by `make setup` when it runs as
 # root and one is missing; otherwise listed with the command that installs them.
@@ -24,8 +26,8 @@ $(UV):
 
 $(VENV)/.installed: requirements.lock constraints.txt pyproject.toml | $(UV)
 	$(PY) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$(TORCH_VERSION)')" 2>/dev/null \
-	  || $(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
-	$(UV) pip install --python $(PY) --require-hashes -r requirements.lock
+	  || $(PY) -m pip install -q --disable-pip-version-check --compile $(TORCH_SPEC)
+	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements.lock
 	$(UV) pip install --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
