@@ -450,7 +450,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_request(dataset, args.content, args.style, args.melodies)  # before the references are fitted
         fit = dataset if args.fit_data is None else load_dataset(args.fit_data, cache_dir=args.cache,
                                                                   soundfont=args.fit_soundfont)
-        check_request(fit, args.content, args.style, args.melodies)
         result = calibrate(dataset, args.content, args.style, melodies=args.melodies,
                            reference=metrics.build_reference(fit, cache_dir=args.cache))
     except AudiostyleError as exc:
