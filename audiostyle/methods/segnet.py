@@ -556,7 +556,8 @@ class SegNet(DomainPairMethod):
         """``"cpu"``: the quality table's 64-mel network (widths 16-32, latent 32 × 16 × 16, 64-frame patches ≈ 0.74 s,
         batch 8) for 1500 steps, about 5 minutes of training on 2 idle cores plus 6 reports; ``segnet`` with
         a shared encoder (its transfers keep the melody, see :class:`SegNetConfig`), ``unet`` with the report's two
-        encoders (its skips make it learn the identity). Measured: ``benchmarks/results/segnet_learning.md``."""
+        encoders (the report's setting, whose identity finding it is there to test). Measured:
+        ``benchmarks/results/segnet_learning.md``."""
         return {"cpu": {**CPU_NETWORK, "shared_encoder": not cls.skips}}
 
     @classmethod
