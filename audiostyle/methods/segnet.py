@@ -15,6 +15,8 @@ Networks
     (``segnet``) or x's skip features (``unet``): the only paths there are. The skips carry the input almost
     unchanged, so ``unet`` reconstructs nearly perfectly but transfers nearly the identity (the report's finding;
     visible in the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
+    ``shared_encoder=True`` uses one encoder for both domains: the report's two encoders, aligned only in
+    distribution by the critic, give the other decoder codes it reads as no melody at all (issue 28).
 :class:`Critic`
     A small MLP on the (average-pooled to ≤ 8×8) code, no normalisation layers, kept K-Lipschitz by a gradient
     penalty (``lipschitz="gp"``, WGAN-GP, ``gp_weight`` 10) or weight clipping (``"clip"``, ``clip_value`` 0.01).
@@ -280,8 +282,9 @@ class AutoEncoders(nn.Module):
     def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
         super().__init__()
         self.shared_encoder = shared_encoder
-        shared = Encoder(widths, latent_channels)
-        self.enc = nn.ModuleDict({k: shared if shared_encoder else Encoder(widths, latent_channels) for k in SIDES})
+        encoders = [Encoder(widths, latent_channels)] * len(SIDES) if shared_encoder else [
+            Encoder(widths, latent_channels) for _ in SIDES]
+        self.enc = nn.ModuleDict(dict(zip(SIDES, encoders)))
         self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
 
     def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
@@ -524,6 +527,7 @@ CPU_NETWORK: dict[str, Any] = {
 }
 """The ``cpu`` preset's fields shared by ``segnet`` and ``unet`` (:meth:`SegNet.presets`)."""
 
+
 class SegNet(DomainPairMethod):
     """Two SegNet autoencoders whose latents a Wasserstein critic aligns through gradient reversal (see module doc)."""
 
@@ -552,7 +556,8 @@ class SegNet(DomainPairMethod):
         """``"cpu"``: the quality table's 64-mel network (widths 16-32, latent 32 × 16 × 16, 64-frame patches ≈ 0.74 s,
         batch 8) for 1500 steps, about 5 minutes of training on 2 idle cores plus 6 reports; ``segnet`` with
         a shared encoder (its transfers keep the melody, see :class:`SegNetConfig`), ``unet`` with the report's two
-        encoders (its skips make it learn the identity). Measured: ``benchmarks/results/segnet_learning.md``."""
+        encoders (the report's setting, whose identity finding it is there to test). Measured:
+        ``benchmarks/results/segnet_learning.md``."""
         return {"cpu": {**CPU_NETWORK, "shared_encoder": not cls.skips}}
 
     @classmethod
