@@ -309,6 +309,50 @@ def test_a_resumed_searcher_takes_up_the_stopped_drivers_last_ask_and_writes_onl
     assert fail_unrun(str(copy), "killed") == 0 and fail_unrun(str(original), "killed") == 1
 
 
+def test_a_torn_snapshot_neither_adds_trials_nor_reruns_a_config(tmp_path: Path) -> None:
+    """Ray's trial list saved after its searcher snapshot (a driver killed while S3 uploads): the restored
+    generator counts the listed trials as created, and the searcher takes back the one it missed."""
+    import json
+
+    from ray.tune.experiment import Trial
+
+    from optuna.trial import TrialState
+
+    from audiostyle.sweep._keys import FINAL, RAY_TRIAL_ID, STATUS, STEP, tracked
+    from audiostyle.sweep._search import ResumableSearchGenerator, RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    def searcher() -> RestorableOptunaSearch:
+        return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
+                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="torn",
+                                      storage=journal_storage(str(tmp_path / "store")), store_root=str(tmp_path / "store"))
+
+    snapshot = tmp_path / "experiment"
+    snapshot.mkdir()
+    generator = ResumableSearchGenerator(searcher())
+    generator._total_samples, generator._counter = 3, 1  # Ray's count after creating trial "a"
+    first = generator.searcher.suggest("a")
+    generator.save_to_dir(str(snapshot), session_str="s")  # the searcher's snapshot: one trial
+    missed = generator.searcher.suggest("b")  # created and listed by Ray, then the driver was killed
+    trials = []
+    for trial_id in ("a", "b"):
+        trial = Trial("__fake", stub=True, trial_id=trial_id)
+        trials.append(list(trial.get_json_state()))
+    (snapshot / "experiment_state-2026-12-03_17-00-00.json").write_text(json.dumps({"trial_data": trials}))
+
+    restored = ResumableSearchGenerator(searcher())
+    restored._total_samples = 3
+    restored.restore_from_dir(str(snapshot))
+    assert not restored.is_finished() and restored._counter == 2  # one trial left to create, not two
+    restored.searcher.on_trial_complete("b", {STEP: 8, tracked("transfer_score"): 0.5, FINAL: True, STATUS: "finished"})
+    assert restored.searcher.suggest("c") is not None
+    study = optuna.load_study(study_name="torn", storage=journal_storage(str(tmp_path / "store")))
+    # "b" told as its own study trial (not adopted as a copy), "c" a new ask (not "b" taken up again)
+    assert [t.user_attrs[RAY_TRIAL_ID] for t in study.trials] == ["a", "b", "c"]
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE, TrialState.RUNNING]
+    assert [t.params for t in study.trials[:2]] == [first, missed]
+
+
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
     from audiostyle.sweep._plan import Settings, new_plan
     from audiostyle.sweep._search import make_searcher, population_size
@@ -319,10 +363,10 @@ def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
         population_size(16, 1)
     plan = new_plan("toy", Settings(objectives=PARETO, samples=16), str(tmp_path))
     plan.max_concurrent = 2
-    sampler = make_searcher(plan)._sampler
+    sampler = make_searcher(plan).searcher._sampler
     assert isinstance(sampler, optuna.samplers.NSGAIISampler) and sampler._population_size == 4
     plan.population = 6
-    assert make_searcher(plan)._sampler._population_size == 6
+    assert make_searcher(plan).searcher._sampler._population_size == 6
 
 
 def test_pareto_asha_stops_dominated_trials_and_keeps_the_front() -> None:

@@ -25,6 +25,9 @@ Notes
   interrupted; a second signal stops it at once.
 - The restored Tuner's searcher and store callback are pointed at the store being resumed, which need not be
   where the sweep started (a copied, moved or synced store): see :func:`_relocate`.
+- PBT keeps every checkpoint in Ray's storage: a trial that exploits another restores from a path Ray's retention
+  does not know it uses, and Ray deleted it under a donor that kept training (a restore then failed with "Path not
+  found"); other schedulers keep a trial's last two.
 - The default logger callbacks include TensorBoard's, which imports torch in the driver: only the JSON and CSV
   loggers run.
 """
@@ -251,8 +254,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float, 
             storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=plan.max_failures),
             stop={TIME_TOTAL: plan.trial_budget_s} if plan.trial_budget_s else None,
-            # PBT clones other trials' checkpoints: keep more of them
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if plan.scheduler == "pbt" else 2),
             callbacks=callbacks,
             progress_reporter=progress_reporter(plan.objectives, plan.headline, list(plan.space)),
             verbose=verbose,

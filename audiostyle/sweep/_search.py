@@ -22,6 +22,11 @@ holds RUNNING that the restored searcher does not know (asked by the stopped dri
 run) is taken up by the next trial Ray starts, with its config, so the study ends with one trial per Ray trial;
 one never taken up is failed when the sweep ends (:func:`audiostyle.sweep._study.fail_unrun`).
 
+The same torn snapshot can leave Ray's count of created trials (kept with the searcher) below the trial list it
+restores: Ray would then create more trials than the sweep's ``samples``. :class:`ResumableSearchGenerator` reads
+the restored trial list, raises the count to it, and hands the searcher the Ray trials it missed: each study trial
+carries its Ray trial id from the moment it is asked, so the searcher finds them in the journal.
+
 PBT searches by mutating running trials: its trials start from Ray's random search over the space
 (:func:`to_tune`), not from Optuna.
 """
@@ -31,11 +36,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
+from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from audiostyle.errors import AudiostyleError
@@ -120,6 +127,7 @@ class RestorableOptunaSearch(OptunaSearch):
             suggestion = super().suggest(trial_id)
         if isinstance(suggestion, dict):
             self._live.add(trial_id)
+            self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)  # found again after a torn snapshot
         return suggestion
 
     def _screened_out(self, trial_id: str, params: Mapping[str, Any], reason: str) -> None:
@@ -211,6 +219,18 @@ class RestorableOptunaSearch(OptunaSearch):
             trial.study, trial.storage = study, storage
         self._storage, self._ot_study, self._store_root = storage, study, store_root
 
+    def hold(self, ray_trial_ids: Iterable[str]) -> None:
+        """Take back the study trials of restored Ray trials this searcher's snapshot missed (by the Ray trial id
+        each study trial carries), so that they are told when they end and never taken up by a new trial."""
+        missed = set(ray_trial_ids) - set(self._ot_trials)
+        if not missed or self._ot_study is None:
+            return
+        for frozen in self._ot_study.get_trials(deepcopy=False):
+            ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
+            if ray_id in missed and SCREENED not in frozen.user_attrs:
+                self._ot_trials[ray_id] = optuna.Trial(self._ot_study, frozen._trial_id)
+                log.info("searcher took back trial %s (Optuna trial %d) after the restore", ray_id, frozen.number)
+
     def _take_unrun(self) -> optuna.Trial | None:
         """The next RUNNING study trial no Ray trial holds, with every searched value set (asked whole), if any."""
         if getattr(self, "_unrun", None) is None:
@@ -221,6 +241,35 @@ class RestorableOptunaSearch(OptunaSearch):
             return None
         frozen = self._ot_study.get_trials(deepcopy=False)[self._unrun.pop(0)]
         return optuna.Trial(self._ot_study, frozen._trial_id)
+
+
+class ResumableSearchGenerator(SearchGenerator):
+    """Ray's ``SearchGenerator`` whose count of created trials, after a restore, is at least the restored trial
+    list's length (a torn snapshot may hold an older count), and whose searcher learns the restored trials."""
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        ray_trial_ids = restored_trial_ids(dirpath)
+        self._counter = max(self._counter, len(ray_trial_ids))
+        if hasattr(self.searcher, "hold"):
+            self.searcher.hold(ray_trial_ids)
+
+    def relocate(self, store_root: str) -> None:
+        """The searcher's :meth:`RestorableOptunaSearch.relocate`."""
+        if hasattr(self.searcher, "relocate"):
+            self.searcher.relocate(store_root)
+
+
+def restored_trial_ids(dirpath: str) -> list[str]:
+    """The Ray trial ids of the newest experiment snapshot in ``dirpath`` (Ray's driver staging folder, where the
+    restore downloaded it), as Ray's own restore picks it (the greatest file name); [] when there is none."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    newest = _find_newest_experiment_checkpoint(dirpath)
+    if newest is None:
+        return []
+    state = json.loads(Path(newest).read_text())
+    return [json.loads(trial_json)["trial_id"] for trial_json, _ in state["trial_data"]]
 
 
 def _sampler(search: str, seed: int, population: int) -> Any:
@@ -263,7 +312,7 @@ def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] |
         screen=screen,
     )
     searcher.set_max_concurrency(plan.max_concurrent)
-    return searcher
+    return ResumableSearchGenerator(searcher)
 
 
 def to_tune(space: Space) -> dict[str, Any]:
