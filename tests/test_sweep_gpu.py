@@ -134,8 +134,10 @@ def test_cuda_out_of_memory_is_retried_in_a_new_worker_and_never_taught_as_a_sco
     pids = {t: {r["pid"] for r in logged[t]} for t in logged}
     # Tune reuses actors (the two fine trials ran in one worker) but not the one the GPU failure poisoned
     assert pids[fine[0]] == pids[fine[1]] and not pids[oom] & pids[fine[0]]
-    # Ray retried it from its checkpoint (the step-2 results are not repeated: the retry resumed at step 3)
-    assert [r["step"] for r in logged[oom]] == [1, 2]
+    # Ray retried it from its step-2 checkpoint: no step is logged twice (a retry from scratch would report step 1
+    # again). Ray may drop the step-2 result itself when the error overtakes it, so the log is [1, 2] or [1].
+    steps = [r["step"] for r in logged[oom]]
+    assert steps in ([1, 2], [1]), steps
     study = saved_study(result.experiment_path)
     states = sorted((t.params["fail"], t.state.name, t.values is None) for t in study.trials)
     assert states == [("none", "COMPLETE", False), ("none", "COMPLETE", False), ("oom", "FAIL", True)]
