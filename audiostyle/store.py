@@ -42,8 +42,6 @@ import logging
 import math
 import os
 import re
-import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -102,7 +100,6 @@ PATH_COLUMNS = ("artifact.dir", "artifact.audio", "artifact.spectrogram", "artif
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|session_key", re.IGNORECASE)
 _METHOD_DIR = re.compile(r"/method=([^/]+)/")
-_WRITE_ATTEMPTS = 3  # on top of botocore's own retries of throttling and 5xx answers
 
 
 # -- filesystem -----------------------------------------------------------------------------------
@@ -307,17 +304,6 @@ def _unify(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(fixed, promote_options="permissive")
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a write error is worth retrying (network hiccups, throttling, 5xx), not a denial."""
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
-        return False
-    if "EndpointConnectionError" in type(exc).__name__:  # server down: botocore has already retried it
-        return False
-    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or type(exc).__module__.startswith(
-        ("botocore", "aiobotocore", "aiohttp")
-    )
-
-
 # -- the store ------------------------------------------------------------------------------------
 class Store:
     """A Parquet result store at a local path or ``s3://bucket/prefix``.
@@ -376,40 +362,23 @@ class Store:
 
     # -- low-level atomic write ---------------------------------------------------------------------
     def _write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` whole or not at all (local rename / single S3 PUT, retried)."""
+        """Write ``data`` to ``path`` whole or not at all (:func:`audiostyle.fsio.atomic_write_bytes`)."""
         if not self.is_remote:
-            folder = os.path.dirname(path)
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
             try:
-                os.makedirs(folder, exist_ok=True)
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                fsio.atomic_write_bytes(path, data)
             except OSError as exc:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
                 raise AudiostyleError(
                     f"cannot write {path} in store {self.root!r}: {exc.strerror or exc}. "
                     f"Check that the folder is writable and the disk has free space, or pass another --store."
                 ) from exc
             return
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
-            try:
-                self.fs.pipe_file(path, data)
-                return
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not _is_transient(exc) or attempt == _WRITE_ATTEMPTS:
-                    raise AudiostyleError(
-                        f"cannot write s3://{path} in store {self.root!r}: {exc!r}. Check that the bucket exists, "
-                        f"the AWS credentials allow writing, and AWS_ENDPOINT_URL points at the S3 server."
-                    ) from exc
-                delay = 0.2 * 2 ** (attempt - 1)
-                log.warning("transient error writing s3://%s (attempt %d): %r; retrying in %.1fs", path, attempt, exc, delay)
-                time.sleep(delay)
+        try:
+            fsio.atomic_write_bytes(self.uri(path), data)
+        except Exception as exc:  # noqa: BLE001 - fsio retried the transient ones
+            raise AudiostyleError(
+                f"cannot write s3://{path} in store {self.root!r}: {exc!r}. Check that the bucket exists, "
+                f"the AWS credentials allow writing, and AWS_ENDPOINT_URL points at the S3 server."
+            ) from exc
 
     @staticmethod
     def _parquet_bytes(table: pa.Table) -> bytes:
