@@ -108,9 +108,9 @@ def load_with_rate(path_or_url: str | os.PathLike, sr: int | None = None) -> tup
     """
     label = str(path_or_url)
     suffix = Path(label).suffix
-    if label.startswith(("s3://", "gs://", "memory://")):
-        from audiostyle import fsio
+    from audiostyle import fsio
 
+    if fsio.is_remote(label):
         try:
             with fsio.open(label, "rb") as f:
                 data = io.BytesIO(f.read())

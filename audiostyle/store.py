@@ -56,6 +56,12 @@ from audiostyle.errors import AudiostyleError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_ROOT = "results"
+"""The store root when none is given (``--store``, ``sweep.run(store=)``): ``results`` under the working folder."""
+
+METRIC_PREFIX, CONFIG_PREFIX, ARTIFACT_PREFIX = "metric.", "config.", "artifact."
+"""Prefixes of the per-name columns: ``metric.<name>`` (float64), ``config.<field>``, ``artifact.<name>``."""
+
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 STATUSES = (FINISHED, FAILED, STOPPED)
 """Trial statuses (the ``status`` column); ``stopped`` = early-stopped by the scheduler."""
@@ -102,6 +108,16 @@ _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|se
 _METHOD_DIR = re.compile(r"/method=([^/]+)/")
 
 
+def metric_column(name: str) -> str:
+    """The column of metric ``name`` (``metric.<name>``)."""
+    return METRIC_PREFIX + name
+
+
+def config_column(name: str) -> str:
+    """The column of config field ``name`` (``config.<name>``)."""
+    return CONFIG_PREFIX + name
+
+
 # -- filesystem -----------------------------------------------------------------------------------
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for a store URL and the path inside it (see :func:`audiostyle.fsio.filesystem`).
@@ -109,9 +125,13 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     ``s3://`` uses s3fs with the endpoint from ``AWS_ENDPOINT_URL`` and credentials from the usual AWS
     settings; anything without a protocol is a local path. Other protocols raise :class:`AudiostyleError`.
     """
+    _check_protocol(url)
+    return fsio.filesystem(url)
+
+
+def _check_protocol(url: str) -> None:
     if fsio.is_remote(url) and not str(url).startswith("s3://"):
         raise AudiostyleError(f"store root {url!r}: only local paths and s3://bucket/prefix are supported.")
-    return fsio.filesystem(url)
 
 
 def _check_name(kind: str, value: Any) -> str:
@@ -124,7 +144,7 @@ def _check_name(kind: str, value: Any) -> str:
 
 
 # -- value normalisation --------------------------------------------------------------------------
-def plain_value(value: Any) -> Any:
+def storable_value(value: Any) -> Any:
     """A JSON/Arrow-friendly Python value: numpy scalars unwrapped, paths as str, datetimes as UTC."""
     if isinstance(value, np.generic):
         return value.item()
@@ -142,7 +162,7 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    plain = plain_value(value)
+    plain = storable_value(value)
     return plain if plain is not value else str(value)
 
 
@@ -156,7 +176,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return plain_value(value)
+    return storable_value(value)
 
 
 def _float(value: Any) -> float:
@@ -165,7 +185,7 @@ def _float(value: Any) -> float:
 
 def _config_value(value: Any) -> tuple[Any, pa.DataType]:
     """A config value and its Arrow type: bool, int64, float64, string (JSON for containers)."""
-    value = plain_value(value)
+    value = storable_value(value)
     if value is None:  # string: the type every reader can cast to any other when all values are null
         return None, pa.string()
     if isinstance(value, bool):
@@ -208,7 +228,8 @@ def trial_table(row: Mapping[str, Any]) -> pa.Table:
     status = flat.get("status")
     if status is not None and status not in STATUSES:
         raise AudiostyleError(f"trial status={status!r} is not one of {', '.join(STATUSES)}.")
-    unknown = [k for k in flat if k not in TRIAL_COLUMNS and not k.startswith(("config.", "metric.", "artifact."))]
+    prefixes = (CONFIG_PREFIX, METRIC_PREFIX, ARTIFACT_PREFIX)
+    unknown = [k for k in flat if k not in TRIAL_COLUMNS and not k.startswith(prefixes)]
     if unknown:
         raise AudiostyleError(
             f"trial row has unknown column(s) {', '.join(sorted(unknown))}: use config.*, metric.*, artifact.* "
@@ -224,14 +245,14 @@ def trial_table(row: Mapping[str, Any]) -> pa.Table:
         elif pa.types.is_integer(typ) and value is not None:
             value = int(value)
         elif value is not None:
-            value = str(plain_value(value))
+            value = str(storable_value(value))
         columns[name] = pa.array([value], type=typ)
     for name in sorted(k for k in flat if k not in TRIAL_COLUMNS):
-        if name.startswith("metric."):
-            columns[name] = pa.array([_float(plain_value(flat[name]))], type=pa.float64())
-        elif name.startswith("artifact."):
+        if name.startswith(METRIC_PREFIX):
+            columns[name] = pa.array([_float(storable_value(flat[name]))], type=pa.float64())
+        elif name.startswith(ARTIFACT_PREFIX):
             value = flat[name]
-            columns[name] = pa.array([None if value is None else str(plain_value(value))], type=pa.string())
+            columns[name] = pa.array([None if value is None else str(storable_value(value))], type=pa.string())
         else:
             value, typ = _config_value(flat[name])
             columns[name] = pa.array([value], type=typ)
@@ -251,7 +272,7 @@ def history_table(ids: Mapping[str, str], history: Iterable[Mapping[str, Any]]) 
     """
     rows = [dict(h) for h in history]
     metric_names = sorted(
-        {k if k.startswith("metric.") else f"metric.{k}" for r in rows for k in r if k not in HISTORY_COLUMNS}
+        {k if k.startswith(METRIC_PREFIX) else metric_column(k) for r in rows for k in r if k not in HISTORY_COLUMNS}
     )
     columns: dict[str, pa.Array] = {
         "trial_id": pa.array([ids["trial_id"]] * len(rows), type=pa.string()),
@@ -261,8 +282,8 @@ def history_table(ids: Mapping[str, str], history: Iterable[Mapping[str, Any]]) 
         "time_s": pa.array([_float(r.get("time_s")) for r in rows], type=pa.float64()),
     }
     for name in metric_names:
-        short = name[len("metric.") :]
-        values = [_float(plain_value(r.get(name, r.get(short)))) for r in rows]
+        short = name[len(METRIC_PREFIX) :]
+        values = [_float(storable_value(r.get(name, r.get(short)))) for r in rows]
         columns[name] = pa.array(values, type=pa.float64())
     return pa.table(columns)
 
@@ -321,7 +342,8 @@ class Store:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = str(root).rstrip("/") or "/"
-        self.is_remote = self.root.startswith("s3://")
+        _check_protocol(self.root)
+        self.is_remote = fsio.is_remote(self.root)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._base = filesystem(self.root)[1] if not self.is_remote else self.root[len("s3://") :]
 
@@ -551,7 +573,7 @@ class Store:
 
         if not uri or (isinstance(uri, float) and math.isnan(uri)):
             raise AudiostyleError("this trial has no checkpoint (artifact.checkpoint is empty): pick another trial.")
-        fs, path = filesystem(uri) if (uri.startswith("s3://") or not self.is_remote) else (self.fs, uri)
+        fs, path = filesystem(uri) if (fsio.is_remote(uri) or not self.is_remote) else (self.fs, uri)
         try:
             with fs.open(path, "rb") as fh:
                 data = fh.read()

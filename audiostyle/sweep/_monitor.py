@@ -29,7 +29,7 @@ from ray import tune
 from ray.util import metrics as ray_metrics
 
 from audiostyle.errors import AudiostyleError, check_choice
-from audiostyle.store import STATUSES
+from audiostyle.store import FAILED, FINISHED, STATUSES
 from audiostyle.sweep._keys import STEP, TIME_THIS_ITER, tracked
 
 #: Prefix of every metric this module publishes.
@@ -207,7 +207,7 @@ class SweepMetrics:
         self._rates.pop(key, None)
         self.counts[status] += 1
         self._ended.inc(1, tags={"status": status})
-        if metrics and status != "failed":
+        if metrics and status != FAILED:
             self.trial_result(metrics)
         self.publish()
 
@@ -306,11 +306,11 @@ class MonitorCallback(tune.Callback):
             sweep.steps(int(round(done)), float(result.get(TIME_THIS_ITER) or 0.0), trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        status = self.status_of(trial) if self.status_of else "finished"
+        status = self.status_of(trial) if self.status_of else FINISHED
         self._sweep().trial_finished(status, trial.last_result or {}, trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._sweep().trial_finished("failed", None, trial.trial_id)
+        self._sweep().trial_finished(FAILED, None, trial.trial_id)
 
 
 # ------------------------------------------------------------------------------------------- console
