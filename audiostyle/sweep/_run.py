@@ -96,7 +96,7 @@ def run(
     address : str, optional
         Ray address (see :func:`audiostyle.sweep._ray.connect`).
     cache_dir : str, optional
-        Feature cache root (default :func:`audiostyle.data.load.default_cache_dir`).
+        Feature cache root (default :func:`audiostyle.data.cache.default_cache_dir`).
     dashboard : bool
         Start the dashboard with a new local Ray.
     verbose : int
