@@ -1,6 +1,6 @@
 """``python -m audiostyle.dashboard --store results``: optuna-dashboard over the store's sweeps.
 
-Every sweep keeps its Optuna study in the store (:mod:`audiostyle.sweep._study`); this serves them all with
+Every sweep keeps its Optuna study in the store (:func:`audiostyle.sweep.journal_storage`); this serves them all with
 optuna-dashboard: per sweep (a study named by its sweep id) the optimisation history, parallel coordinates,
 hyperparameter importances, the Pareto front of a multi-objective sweep, and per trial its audio (content,
 style, output, true target) with players, and its spectrogram figure. Binds 127.0.0.1 unless ``--host`` says
@@ -28,7 +28,7 @@ def app(store: str) -> Any:
     from optuna_dashboard import wsgi
 
     from audiostyle import fsio
-    from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
+    from audiostyle.sweep import JOURNAL, artifact_store, journal_storage
 
     if not fsio.exists(fsio.join(store, JOURNAL)):
         raise AudiostyleError(
