@@ -18,12 +18,13 @@ from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import COMMON_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Dimension, Int, Space, from_description, to_optuna
-from audiostyle.store import USABLE_STATUSES
+from audiostyle.store import CONFIG_PREFIX, METRIC_PREFIX, USABLE_STATUSES, config_column, metric_column
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:
     """The metric names (without ``metric.``) that have at least one value in ``trials``."""
-    return sorted(c[len("metric.") :] for c in trials.columns if c.startswith("metric.") and trials[c].notna().any())
+    return sorted(c.removeprefix(METRIC_PREFIX) for c in trials.columns
+                  if c.startswith(METRIC_PREFIX) and trials[c].notna().any())
 
 
 def headline(method: str, trials: pd.DataFrame | None = None) -> Objective:
@@ -43,7 +44,7 @@ def rank(trials: pd.DataFrame, objective: Objective) -> pd.DataFrame:
 
     Ties are broken by trial id so the order is deterministic.
     """
-    column = f"metric.{objective.metric}"
+    column = metric_column(objective.metric)
     if column not in trials:
         return trials.iloc[0:0]
     usable = trials[trials["status"].isin(USABLE_STATUSES) & np.isfinite(trials[column].astype(float))]
@@ -55,7 +56,7 @@ def rank(trials: pd.DataFrame, objective: Objective) -> pd.DataFrame:
 def pareto_front(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     """The non-dominated usable trials over ``objectives`` (no other trial is at least as good on every
     objective and better on one), sorted by the first objective, best first."""
-    columns = [f"metric.{o.metric}" for o in objectives]
+    columns = [metric_column(o.metric) for o in objectives]
     if any(c not in trials for c in columns):
         return trials.iloc[0:0]
     usable = trials[trials["status"].isin(USABLE_STATUSES)].dropna(subset=columns)
@@ -101,7 +102,7 @@ def config_of(row: Mapping[str, Any] | pd.Series, method: str | None = None) -> 
     ints for ``int`` fields, ``"True"``/``"False"`` back to bools for ``bool`` fields. Fields the method
     no longer has are dropped when ``method`` is given and installed.
     """
-    config = {k[len("config.") :]: plain_value(v) for k, v in dict(row).items() if k.startswith("config.")}
+    config = {k[len(CONFIG_PREFIX) :]: plain_value(v) for k, v in dict(row).items() if k.startswith(CONFIG_PREFIX)}
     if method is None:
         return config
     try:
@@ -126,9 +127,9 @@ def config_of(row: Mapping[str, Any] | pd.Series, method: str | None = None) -> 
 def metrics_of(row: Mapping[str, Any] | pd.Series) -> dict[str, float]:
     """The trial's final metrics as ``{name: value}`` (NaN metrics left out)."""
     return {
-        k[len("metric.") :]: float(v)
+        k[len(METRIC_PREFIX) :]: float(v)
         for k, v in dict(row).items()
-        if k.startswith("metric.") and v is not None and not (isinstance(v, float) and math.isnan(v))
+        if k.startswith(METRIC_PREFIX) and v is not None and not (isinstance(v, float) and math.isnan(v))
     }
 
 
@@ -139,7 +140,7 @@ def comparison_table(trials: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["method", "trial_id", *(o.metric for o in COMMON_OBJECTIVES)])
     table = best[["method", "sweep_id", "trial_id"]].copy()
     for objective in COMMON_OBJECTIVES:
-        column = f"metric.{objective.metric}"
+        column = metric_column(objective.metric)
         table[objective.metric] = best[column] if column in best else np.nan
     return table
 
@@ -195,10 +196,10 @@ def study_from_trials(trials: pd.DataFrame, space: Space, objective: Objective) 
 
     study = optuna.create_study(direction="maximize" if objective.mode == "max" else "minimize")
     distributions = to_optuna(space)
-    dims = {name: (dim, distributions[name]) for name, dim in space.items() if f"config.{name}" in trials}
+    dims = {name: (dim, distributions[name]) for name, dim in space.items() if config_column(name) in trials}
     ranked = rank(trials, objective)
     values = {
-        name: [_param_value(dim, dist, v) for v in ranked[f"config.{name}"]] for name, (dim, dist) in dims.items()
+        name: [_param_value(dim, dist, v) for v in ranked[config_column(name)]] for name, (dim, dist) in dims.items()
     }
     # A field some trial holds outside the space (fixed by an override) is not a searched parameter here.
     values = {name: vals for name, vals in values.items() if all(v is not None for v in vals)}
@@ -208,7 +209,7 @@ def study_from_trials(trials: pd.DataFrame, space: Space, objective: Objective) 
             distributions={name: dims[name][1] for name in values},
             value=float(score),
         )
-        for i, score in enumerate(ranked[f"metric.{objective.metric}"])
+        for i, score in enumerate(ranked[metric_column(objective.metric)])
     ]
     study.add_trials(frozen)
     return study

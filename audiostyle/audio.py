@@ -108,9 +108,9 @@ def load_with_rate(path_or_url: str | os.PathLike, sr: int | None = None) -> tup
     """
     label = str(path_or_url)
     suffix = Path(label).suffix
-    if label.startswith(("s3://", "gs://", "memory://")):
-        from audiostyle import fsio
+    from audiostyle import fsio
 
+    if fsio.is_remote(label):
         try:
             with fsio.open(label, "rb") as f:
                 data = io.BytesIO(f.read())
@@ -266,29 +266,6 @@ def log_expand(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.expm1(x), 0)
 
 
-def griffin_lim(
-    mag: np.ndarray,
-    params: StftParams = StftParams(),
-    n_iter: int = 32,
-    length: int | None = None,
-    momentum: float = 0.99,
-    seed: int = 0,
-) -> np.ndarray:
-    """Fast Griffin-Lim (librosa) from a magnitude ``(F, T)``; random initial phase drawn from ``seed``.
-
-    Returns
-    -------
-    np.ndarray
-        float32 waveform ``(samples,)``.
-    """
-    import librosa
-
-    return librosa.griffinlim(
-        np.asarray(mag, dtype=np.float32), n_iter=n_iter, length=length, momentum=momentum,
-        random_state=seed, center=True, **_kw(params),
-    ).astype(np.float32)
-
-
 def spectral_convergence(mag: np.ndarray, y: np.ndarray, params: StftParams = StftParams()) -> float:
     """``‖mag − |STFT(y)|‖_F / ‖mag‖_F``: how well waveform ``y`` realises the target magnitude (0 = exactly)."""
     got = np.abs(stft(y, params))
@@ -359,17 +336,6 @@ def mfcc(
     return librosa.feature.mfcc(
         y=np.asarray(y, dtype=np.float32), sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, center=True, **_kw(params)
     ).astype(np.float32)
-
-
-def mfcc_to_audio(
-    M: np.ndarray, sr: int, n_mels: int = 128, params: StftParams = StftParams(), n_iter: int = 32,
-    length: int | None = None, seed: int = 0,
-) -> np.ndarray:
-    """Invert MFCCs from :func:`mfcc` (inverse DCT → mel → :func:`mel_to_audio`); float32 ``(samples,)``."""
-    import librosa
-
-    mel_power = librosa.feature.inverse.mfcc_to_mel(np.asarray(M, dtype=np.float32), n_mels=n_mels)
-    return mel_to_audio(mel_power, sr, params, n_iter=n_iter, length=length, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------- patches

@@ -31,9 +31,10 @@ from audiostyle.cli_help import HelpFormatter
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import Objective
 from audiostyle.metrics import objective as objective_of
-from audiostyle.store import USABLE_STATUSES, Store, plain_value
+from audiostyle.store import (
+    CONFIG_PREFIX, DEFAULT_ROOT, METRIC_PREFIX, USABLE_STATUSES, Store, metric_column, storable_value,
+)
 
-DEFAULT_STORE = "./results"
 FORMATS = ("table", "json", "yaml")
 
 
@@ -138,7 +139,7 @@ def _objective(method: str, trials: pd.DataFrame, metric: str | None, mode: str 
                 f"another metric with --metric NAME --mode {mode}."
             )
     else:
-        metric = metric.removeprefix("metric.")
+        metric = metric.removeprefix(METRIC_PREFIX)
         objective = Objective(metric, mode or objective_of(metric).mode)
     known = analysis.metric_names(trials)
     if objective.metric not in known:
@@ -150,7 +151,7 @@ def _objective(method: str, trials: pd.DataFrame, metric: str | None, mode: str 
 
 # -- output -------------------------------------------------------------------------------------------
 def _clean(value: Any) -> Any:
-    """JSON/YAML-safe values: containers walked, scalars as :func:`audiostyle.store.plain_value`, NaN/NaT → None,
+    """JSON/YAML-safe values: containers walked, scalars as :func:`audiostyle.store.storable_value`, NaN/NaT → None,
     timestamps → ISO strings."""
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
@@ -158,7 +159,7 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if value is pd.NaT:
         return None
-    value = plain_value(value)
+    value = storable_value(value)
     if isinstance(value, float) and math.isnan(value):
         return None
     return value.isoformat() if isinstance(value, dt.datetime) else value
@@ -190,10 +191,10 @@ def describe(row: pd.Series, method: str) -> dict[str, Any]:
 
 def _table(frame: pd.DataFrame, objective: Objective, extra: Sequence[str] = ()) -> str:
     """A compact ranked table: rank, trial, sweep, objective metric(s), the swept config columns."""
-    metric_cols = list(dict.fromkeys([f"metric.{objective.metric}", *(f"metric.{m}" for m in extra)]))
-    config_cols = [c for c in frame.columns if c.startswith("config.") and frame[c].nunique(dropna=True) > 1]
+    metric_cols = list(dict.fromkeys([metric_column(objective.metric), *(metric_column(m) for m in extra)]))
+    config_cols = [c for c in frame.columns if c.startswith(CONFIG_PREFIX) and frame[c].nunique(dropna=True) > 1]
     view = frame[["trial_id", "sweep_id", "status", *metric_cols, *config_cols]].copy()
-    view.columns = [c.removeprefix("metric.").removeprefix("config.") for c in view.columns]
+    view.columns = [c.removeprefix(METRIC_PREFIX).removeprefix(CONFIG_PREFIX) for c in view.columns]
     view.index = range(1, len(view) + 1)
     return view.to_string(float_format=lambda v: f"{v:.4g}")
 
@@ -341,7 +342,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--method", required=True, help=f"method name ({', '.join(methods.names())})")
-    p.add_argument("--store", default=DEFAULT_STORE, help="store root: a local path or s3://bucket/prefix")
+    p.add_argument("--store", default=DEFAULT_ROOT, help="store root: a local path or s3://bucket/prefix")
     p.add_argument("--sweep", help="only trials of this sweep id")
     p.add_argument("--metric", help="rank by this metric instead of the method's headline (e.g. fad, melody, lsd_db)")
     p.add_argument("--mode", choices=("max", "min"), help="direction of --metric (default: the metric's own); "

@@ -1,6 +1,6 @@
 """``python -m audiostyle.dashboard --store results``: optuna-dashboard over the store's sweeps.
 
-Every sweep keeps its Optuna study in the store (:mod:`audiostyle.sweep._study`); this serves them all with
+Every sweep keeps its Optuna study in the store (:func:`audiostyle.sweep.journal_storage`); this serves them all with
 optuna-dashboard: per sweep (a study named by its sweep id) the optimisation history, parallel coordinates,
 hyperparameter importances, the Pareto front of a multi-objective sweep, and per trial its audio (content,
 style, output, true target) with players, and its spectrogram figure. Binds 127.0.0.1 unless ``--host`` says
@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from audiostyle.cli_help import HelpFormatter
 from audiostyle.errors import AudiostyleError
+from audiostyle.store import DEFAULT_ROOT
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -27,7 +28,7 @@ def app(store: str) -> Any:
     from optuna_dashboard import wsgi
 
     from audiostyle import fsio
-    from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
+    from audiostyle.sweep import JOURNAL, artifact_store, journal_storage
 
     if not fsio.exists(fsio.join(store, JOURNAL)):
         raise AudiostyleError(
@@ -49,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m audiostyle.dashboard", formatter_class=HelpFormatter,
                                 description="Serve optuna-dashboard over the sweeps in a result store: history, "
                                             "parallel coordinates, importances, Pareto front, each trial's audio.")
-    p.add_argument("--store", default="results", help="store root: a local path or s3://bucket/prefix")
+    p.add_argument("--store", default=DEFAULT_ROOT, help="store root: a local path or s3://bucket/prefix")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request to stderr")

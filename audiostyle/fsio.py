@@ -8,11 +8,18 @@ so a file another process just wrote is seen.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
+import time
 import uuid
 from typing import IO, Any
 
 import fsspec
+
+log = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 3
+"""Tries of one S3 write, on top of botocore's own retries of throttling and 5xx answers."""
 
 
 def is_remote(url: str | os.PathLike) -> bool:
@@ -60,29 +67,61 @@ def exists(url: str | os.PathLike) -> bool:
     return fs.exists(path)
 
 
-def atomic_write_bytes(url: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(url: str | os.PathLike, data: bytes, *, attempts: int = WRITE_ATTEMPTS) -> None:
     """Write ``data`` to ``url`` so that readers see either nothing/the old file or the whole new file.
 
     Local: a temp file in the same folder, then :func:`os.replace`. S3: a single PUT is atomic (an object appears
-    whole or not at all), then the object is checked to exist with the right size.
+    whole or not at all), then the object is checked to exist with the right size; a transient error
+    (:func:`is_transient`) is retried, ``attempts`` tries in all, 0.2 s apart and doubling.
+
+    Raises
+    ------
+    OSError
+        The local write failed, or the upload is not visible whole.
+    Exception
+        The S3 backend's error, when it is not transient or the last attempt fails.
     """
     fs, path = filesystem(url)
     if not is_remote(url):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with builtins.open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _write_local(path, data)
         return
-    fs.pipe_file(path, data)
-    info = fs.info(path)
-    if int(info.get("size", -1)) != len(data):
-        raise OSError(f"upload of {url} incomplete: {info.get('size')} of {len(data)} bytes visible")
+    for attempt in range(1, attempts + 1):
+        try:
+            fs.pipe_file(path, data)
+            info = fs.info(path)
+            if int(info.get("size", -1)) != len(data):
+                raise OSError(f"upload of {url} incomplete: {info.get('size')} of {len(data)} bytes visible")
+            return
+        except Exception as exc:  # noqa: BLE001 - classified by is_transient
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            delay = 0.2 * 2 ** (attempt - 1)
+            log.warning("transient error writing %s (attempt %d): %r; retrying in %.1fs", url, attempt, exc, delay)
+            time.sleep(delay)
 
+
+def _write_local(path: str, data: bytes) -> None:
+    """Write a hidden temp file beside ``path``, fsync it and rename it into place; the temp file never stays."""
+    folder = os.path.dirname(path)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with builtins.open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a write error is worth retrying (network hiccups, throttling, 5xx), not a denial."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if "EndpointConnectionError" in type(exc).__name__:  # server down: botocore has already retried it
+        return False
+    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or type(exc).__module__.startswith(
+        ("botocore", "aiobotocore", "aiohttp")
+    )

@@ -19,7 +19,7 @@ from audiostyle import analysis
 from audiostyle.methods.examples import Example, figure, parse_wav_name
 from audiostyle.metrics import COMMON_METRICS, COMMON_OBJECTIVES, HEADLINE, PARETO_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Space
-from audiostyle.store import USABLE_STATUSES, Store
+from audiostyle.store import METRIC_PREFIX, USABLE_STATUSES, Store, config_column, metric_column
 
 
 def _pyplot():
@@ -94,13 +94,14 @@ def fig_compare_methods(trials: pd.DataFrame, objectives: Sequence[Objective] = 
     """One panel per common metric: every usable trial as a dot per method, the method's best as a star."""
     plt = _pyplot()
     usable = trials[trials["status"].isin(USABLE_STATUSES)]
-    shown = [o for o in objectives if f"metric.{o.metric}" in usable and usable[f"metric.{o.metric}"].notna().any()]
+    shown = [o for o in objectives
+             if metric_column(o.metric) in usable and usable[metric_column(o.metric)].notna().any()]
     names = sorted(usable["method"].unique())
     cols = min(3, max(len(shown), 1))
     rows = max(math.ceil(len(shown) / cols), 1)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, objective in zip(axes.flat, shown):
-        column = f"metric.{objective.metric}"
+        column = metric_column(objective.metric)
         for x, method in enumerate(names):
             values = usable.loc[usable["method"] == method, column].dropna().to_numpy(float)
             if values.size:
@@ -123,7 +124,7 @@ def fig_pareto(
     """Every usable trial on ``x`` against ``y`` by method, with the Pareto front over all methods."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    cols = [f"metric.{x.metric}", f"metric.{y.metric}"]
+    cols = [metric_column(x.metric), metric_column(y.metric)]
     usable = trials[trials["status"].isin(USABLE_STATUSES)].dropna(subset=[c for c in cols if c in trials])
     for method, group in usable.groupby("method") if all(c in usable for c in cols) else []:
         ax.scatter(group[cols[0]], group[cols[1]], label=method, alpha=0.7)
@@ -146,7 +147,7 @@ def fig_learning_curves(history: pd.DataFrame, metric: str | None = None):
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.3), squeeze=False)
     for ax, method in zip(axes[0], names):
         name = metric or analysis.headline(method).metric
-        column = f"metric.{name}"
+        column = metric_column(name)
         rows = history[history["method"] == method]
         if column in rows:
             for trial_id, curve in rows.dropna(subset=[column]).groupby("trial_id"):
@@ -174,7 +175,7 @@ def fig_trial_history(history: Sequence[Mapping[str, float]] | pd.DataFrame, tit
     from matplotlib.figure import Figure
 
     frame = pd.DataFrame(list(history) if not isinstance(history, pd.DataFrame) else history)
-    frame = frame.rename(columns=lambda c: c.removeprefix("metric."))
+    frame = frame.rename(columns=lambda c: c.removeprefix(METRIC_PREFIX))
     frame = frame.sort_values("step") if "step" in frame else frame.assign(step=[])
     numeric = [c for c in frame.columns if c != "step" and pd.api.types.is_numeric_dtype(frame[c])]
     varying = [c for c in numeric if frame[c].dropna().nunique() > 1]
@@ -217,9 +218,9 @@ def fig_parallel_coordinates(trials: pd.DataFrame, space: Space, objective: Obje
     coloured by the objective (bright = better)."""
     plt = _pyplot()
     ranked = analysis.rank(trials, objective)
-    fields = [f for f in space if f"config.{f}" in ranked and ranked[f"config.{f}"].astype(str).nunique() > 1]
-    axes_values = [_scaled(ranked[f"config.{f}"], space[f]) for f in fields]
-    score = ranked[f"metric.{objective.metric}"].to_numpy(float) if len(ranked) else np.zeros(0)
+    fields = [f for f in space if config_column(f) in ranked and ranked[config_column(f)].astype(str).nunique() > 1]
+    axes_values = [_scaled(ranked[config_column(f)], space[f]) for f in fields]
+    score = ranked[metric_column(objective.metric)].to_numpy(float) if len(ranked) else np.zeros(0)
     if len(score):
         span = score.max() - score.min()
         quality = (score - score.min()) / span if span > 0 else np.ones_like(score)

@@ -42,8 +42,6 @@ import logging
 import math
 import os
 import re
-import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -57,6 +55,12 @@ from audiostyle import fsio
 from audiostyle.errors import AudiostyleError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "results"
+"""The store root when none is given (``--store``, ``sweep.run(store=)``): ``results`` under the working folder."""
+
+METRIC_PREFIX, CONFIG_PREFIX, ARTIFACT_PREFIX = "metric.", "config.", "artifact."
+"""Prefixes of the per-name columns: ``metric.<name>`` (float64), ``config.<field>``, ``artifact.<name>``."""
 
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 STATUSES = (FINISHED, FAILED, STOPPED)
@@ -102,7 +106,16 @@ PATH_COLUMNS = ("artifact.dir", "artifact.audio", "artifact.spectrogram", "artif
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access_key|session_key", re.IGNORECASE)
 _METHOD_DIR = re.compile(r"/method=([^/]+)/")
-_WRITE_ATTEMPTS = 3  # on top of botocore's own retries of throttling and 5xx answers
+
+
+def metric_column(name: str) -> str:
+    """The column of metric ``name`` (``metric.<name>``)."""
+    return METRIC_PREFIX + name
+
+
+def config_column(name: str) -> str:
+    """The column of config field ``name`` (``config.<name>``)."""
+    return CONFIG_PREFIX + name
 
 
 # -- filesystem -----------------------------------------------------------------------------------
@@ -112,9 +125,13 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     ``s3://`` uses s3fs with the endpoint from ``AWS_ENDPOINT_URL`` and credentials from the usual AWS
     settings; anything without a protocol is a local path. Other protocols raise :class:`AudiostyleError`.
     """
+    _check_protocol(url)
+    return fsio.filesystem(url)
+
+
+def _check_protocol(url: str) -> None:
     if fsio.is_remote(url) and not str(url).startswith("s3://"):
         raise AudiostyleError(f"store root {url!r}: only local paths and s3://bucket/prefix are supported.")
-    return fsio.filesystem(url)
 
 
 def _check_name(kind: str, value: Any) -> str:
@@ -127,7 +144,7 @@ def _check_name(kind: str, value: Any) -> str:
 
 
 # -- value normalisation --------------------------------------------------------------------------
-def plain_value(value: Any) -> Any:
+def storable_value(value: Any) -> Any:
     """A JSON/Arrow-friendly Python value: numpy scalars unwrapped, paths as str, datetimes as UTC."""
     if isinstance(value, np.generic):
         return value.item()
@@ -145,7 +162,7 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    plain = plain_value(value)
+    plain = storable_value(value)
     return plain if plain is not value else str(value)
 
 
@@ -159,7 +176,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return plain_value(value)
+    return storable_value(value)
 
 
 def _float(value: Any) -> float:
@@ -168,7 +185,7 @@ def _float(value: Any) -> float:
 
 def _config_value(value: Any) -> tuple[Any, pa.DataType]:
     """A config value and its Arrow type: bool, int64, float64, string (JSON for containers)."""
-    value = plain_value(value)
+    value = storable_value(value)
     if value is None:  # string: the type every reader can cast to any other when all values are null
         return None, pa.string()
     if isinstance(value, bool):
@@ -211,7 +228,8 @@ def trial_table(row: Mapping[str, Any]) -> pa.Table:
     status = flat.get("status")
     if status is not None and status not in STATUSES:
         raise AudiostyleError(f"trial status={status!r} is not one of {', '.join(STATUSES)}.")
-    unknown = [k for k in flat if k not in TRIAL_COLUMNS and not k.startswith(("config.", "metric.", "artifact."))]
+    prefixes = (CONFIG_PREFIX, METRIC_PREFIX, ARTIFACT_PREFIX)
+    unknown = [k for k in flat if k not in TRIAL_COLUMNS and not k.startswith(prefixes)]
     if unknown:
         raise AudiostyleError(
             f"trial row has unknown column(s) {', '.join(sorted(unknown))}: use config.*, metric.*, artifact.* "
@@ -227,14 +245,14 @@ def trial_table(row: Mapping[str, Any]) -> pa.Table:
         elif pa.types.is_integer(typ) and value is not None:
             value = int(value)
         elif value is not None:
-            value = str(plain_value(value))
+            value = str(storable_value(value))
         columns[name] = pa.array([value], type=typ)
     for name in sorted(k for k in flat if k not in TRIAL_COLUMNS):
-        if name.startswith("metric."):
-            columns[name] = pa.array([_float(plain_value(flat[name]))], type=pa.float64())
-        elif name.startswith("artifact."):
+        if name.startswith(METRIC_PREFIX):
+            columns[name] = pa.array([_float(storable_value(flat[name]))], type=pa.float64())
+        elif name.startswith(ARTIFACT_PREFIX):
             value = flat[name]
-            columns[name] = pa.array([None if value is None else str(plain_value(value))], type=pa.string())
+            columns[name] = pa.array([None if value is None else str(storable_value(value))], type=pa.string())
         else:
             value, typ = _config_value(flat[name])
             columns[name] = pa.array([value], type=typ)
@@ -254,7 +272,7 @@ def history_table(ids: Mapping[str, str], history: Iterable[Mapping[str, Any]]) 
     """
     rows = [dict(h) for h in history]
     metric_names = sorted(
-        {k if k.startswith("metric.") else f"metric.{k}" for r in rows for k in r if k not in HISTORY_COLUMNS}
+        {k if k.startswith(METRIC_PREFIX) else metric_column(k) for r in rows for k in r if k not in HISTORY_COLUMNS}
     )
     columns: dict[str, pa.Array] = {
         "trial_id": pa.array([ids["trial_id"]] * len(rows), type=pa.string()),
@@ -264,8 +282,8 @@ def history_table(ids: Mapping[str, str], history: Iterable[Mapping[str, Any]]) 
         "time_s": pa.array([_float(r.get("time_s")) for r in rows], type=pa.float64()),
     }
     for name in metric_names:
-        short = name[len("metric.") :]
-        values = [_float(plain_value(r.get(name, r.get(short)))) for r in rows]
+        short = name[len(METRIC_PREFIX) :]
+        values = [_float(storable_value(r.get(name, r.get(short)))) for r in rows]
         columns[name] = pa.array(values, type=pa.float64())
     return pa.table(columns)
 
@@ -307,17 +325,6 @@ def _unify(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(fixed, promote_options="permissive")
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a write error is worth retrying (network hiccups, throttling, 5xx), not a denial."""
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
-        return False
-    if "EndpointConnectionError" in type(exc).__name__:  # server down: botocore has already retried it
-        return False
-    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or type(exc).__module__.startswith(
-        ("botocore", "aiobotocore", "aiohttp")
-    )
-
-
 # -- the store ------------------------------------------------------------------------------------
 class Store:
     """A Parquet result store at a local path or ``s3://bucket/prefix``.
@@ -335,7 +342,8 @@ class Store:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = str(root).rstrip("/") or "/"
-        self.is_remote = self.root.startswith("s3://")
+        _check_protocol(self.root)
+        self.is_remote = fsio.is_remote(self.root)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._base = filesystem(self.root)[1] if not self.is_remote else self.root[len("s3://") :]
 
@@ -376,40 +384,23 @@ class Store:
 
     # -- low-level atomic write ---------------------------------------------------------------------
     def _write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` whole or not at all (local rename / single S3 PUT, retried)."""
+        """Write ``data`` to ``path`` whole or not at all (:func:`audiostyle.fsio.atomic_write_bytes`)."""
         if not self.is_remote:
-            folder = os.path.dirname(path)
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
             try:
-                os.makedirs(folder, exist_ok=True)
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                fsio.atomic_write_bytes(path, data)
             except OSError as exc:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
                 raise AudiostyleError(
                     f"cannot write {path} in store {self.root!r}: {exc.strerror or exc}. "
                     f"Check that the folder is writable and the disk has free space, or pass another --store."
                 ) from exc
             return
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
-            try:
-                self.fs.pipe_file(path, data)
-                return
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not _is_transient(exc) or attempt == _WRITE_ATTEMPTS:
-                    raise AudiostyleError(
-                        f"cannot write s3://{path} in store {self.root!r}: {exc!r}. Check that the bucket exists, "
-                        f"the AWS credentials allow writing, and AWS_ENDPOINT_URL points at the S3 server."
-                    ) from exc
-                delay = 0.2 * 2 ** (attempt - 1)
-                log.warning("transient error writing s3://%s (attempt %d): %r; retrying in %.1fs", path, attempt, exc, delay)
-                time.sleep(delay)
+        try:
+            fsio.atomic_write_bytes(self.uri(path), data)
+        except Exception as exc:  # noqa: BLE001 - fsio retried the transient ones
+            raise AudiostyleError(
+                f"cannot write s3://{path} in store {self.root!r}: {exc!r}. Check that the bucket exists, "
+                f"the AWS credentials allow writing, and AWS_ENDPOINT_URL points at the S3 server."
+            ) from exc
 
     @staticmethod
     def _parquet_bytes(table: pa.Table) -> bytes:
@@ -582,7 +573,7 @@ class Store:
 
         if not uri or (isinstance(uri, float) and math.isnan(uri)):
             raise AudiostyleError("this trial has no checkpoint (artifact.checkpoint is empty): pick another trial.")
-        fs, path = filesystem(uri) if (uri.startswith("s3://") or not self.is_remote) else (self.fs, uri)
+        fs, path = filesystem(uri) if (fsio.is_remote(uri) or not self.is_remote) else (self.fs, uri)
         try:
             with fs.open(path, "rb") as fh:
                 data = fh.read()

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from audiostyle import audio
-from audiostyle.data import FeatureCache, bench, load_dataset, synth
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/reference.py: the librosa baseline
+
+from audiostyle import audio  # noqa: E402
+from audiostyle.data import FeatureCache, bench, load_dataset, synth  # noqa: E402
+from tests.reference import griffin_lim  # noqa: E402
 
 
 def _timed(fn):
@@ -59,8 +64,8 @@ def main() -> int:
     ys = [c.audio for c in ds.clips[: args.batch]]
     mags = np.stack([np.abs(audio.stft(y, params)) for y in ys])
     n = len(ys[0])
-    audio.griffin_lim(mags[0], params, n_iter=2, length=n)  # warm-up
-    _, t_np = _timed(lambda: [audio.griffin_lim(m, params, n_iter=args.iters, length=n) for m in mags])
+    griffin_lim(mags[0], params, n_iter=2, length=n)  # warm-up
+    _, t_np = _timed(lambda: [griffin_lim(m, params, n_iter=args.iters, length=n) for m in mags])
     rows.append((f"Griffin-Lim librosa, {args.batch} x 6 s one by one, {args.iters} it", f"{t_np:.2f} s", "reference"))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:

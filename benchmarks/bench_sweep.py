@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 from audiostyle import methods, metrics, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
-from audiostyle.sweep._prepare import load_data, prepare_data  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
 
@@ -153,8 +152,8 @@ def bench_cache(work: Path, quick: bool) -> str:
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        dataset = load_data("demo", smoke=quick, cache_dir=cache)
-        prepared = prepare_data(method, dataset, method.make_config({}), cache)
+        dataset = sweep.load_data("demo", smoke=quick, cache_dir=cache)
+        prepared = sweep.prepare_data(method, dataset, method.make_config({}), cache)
         times.append((time.perf_counter() - t0, prepared.hit))
     rows = [[f"{i + 1}", f"{t:.2f}", "hit" if hit else "miss"] for i, (t, hit) in enumerate(times)]
     return _table([f"sweep ({name}, demo{' small' if quick else ''})", "data prep s", "prepared-data cache"], rows) + (

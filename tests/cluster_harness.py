@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -359,3 +359,34 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def name_trainable(fn: Callable[[dict], Any], method: str, sweep_id: str) -> Callable[[dict], Any]:
+    """A copy of a function trainable ``fn(config)`` that Ray shows as the sweep's :func:`trainable_name`.
+
+    Apply it to the finished trainable (after ``tune.with_parameters`` / ``tune.with_resources``):
+    attributes those set on the function (e.g. ``_resources``) are carried over. ``fn`` itself is not
+    changed, so one function can serve several sweeps in one process.
+
+    Parameters
+    ----------
+    fn
+        A Tune function trainable taking the single argument ``config``.
+    method, sweep_id
+        The sweep's method name and id.
+
+    Returns
+    -------
+    Callable[[dict], Any]
+        The renamed trainable (Tune registers it under its ``__name__``).
+    """
+
+    def named(config: dict) -> Any:
+        return fn(config)
+
+    named.__dict__.update(getattr(fn, "__dict__", {}))
+    from audiostyle.sweep._monitor import trainable_name
+
+    named.__name__ = named.__qualname__ = trainable_name(method, sweep_id)
+    named.__doc__ = getattr(fn, "__doc__", None)
+    return named

@@ -16,12 +16,11 @@ from audiostyle.sweep._monitor import (
     MonitorCallback,
     SweepMetrics,
     job_metadata,
-    name_trainable,
     submission_id,
     trainable_name,
     trial_name_creator,
 )
-from tests.cluster_harness import Cluster, netns_skip_reason
+from tests.cluster_harness import Cluster, name_trainable, netns_skip_reason
 
 
 def test_names_are_safe_and_carry_the_sweep():
@@ -75,7 +74,8 @@ DRIVER = textwrap.dedent(
     import json, math, sys, time, urllib.request
     import ray
     from ray import tune
-    from audiostyle.sweep._monitor import MonitorCallback, name_trainable
+    from audiostyle.sweep._monitor import MonitorCallback
+    from tests.cluster_harness import name_trainable
 
     ray.init(logging_level="ERROR")  # RAY_ADDRESS: the test cluster
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from audiostyle import audio
-from audiostyle.data import FeatureCache, bench, load_dataset
+from audiostyle.data import FeatureCache, bench, builtin, load_dataset
 from audiostyle.data.layouts import IRMAS_DIR, PAIRED_MARKER, list_source
 from audiostyle.errors import AudiostyleError
 
@@ -117,12 +117,12 @@ def test_splits_are_by_melody_and_fixed_under_the_seed(folder):
 
 def test_bench_root_renders_once_then_loads_from_the_cache(tmp_path):
     kwargs = dict(n_melodies=1, names=["piano", "cello"])
-    root = bench.bench_root(str(tmp_path), **kwargs)
+    root = builtin.bench_root(str(tmp_path), **kwargs)
     assert root.parent == tmp_path and root.name.startswith(f"bench-v{bench.BENCH_VERSION}-sr22050-")
     mtime = (root / "cello" / "m000.wav").stat().st_mtime_ns
     copy = tmp_path / "renamed.sf3"  # the same soundfont under another name: the same render
     shutil.copy(bench.DEFAULT_SOUNDFONT, copy)
-    assert bench.bench_root(str(tmp_path), soundfont=copy, **kwargs) == root
+    assert builtin.bench_root(str(tmp_path), soundfont=copy, **kwargs) == root
     assert (root / "cello" / "m000.wav").stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bench")] == []
     cache = FeatureCache(str(tmp_path / "features"))

@@ -9,8 +9,7 @@ import pytest
 
 from audiostyle import fsio
 from audiostyle.data import FeatureCache, load_dataset
-from audiostyle.data.cache import fingerprint
-from tests.fixtures.data import tone, write_audio
+from tests.fixtures.data import fingerprint, tone, write_audio
 
 
 def test_get_or_compute_hits_after_the_first_call(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 
 from audiostyle import audio, fsio
 from audiostyle.data import FeatureCache, load_dataset
-from audiostyle.data.cache import fingerprint
 from audiostyle.errors import AudiostyleError
+from tests.fixtures.data import fingerprint
 
 pytestmark = pytest.mark.slow
 

@@ -41,7 +41,6 @@ from typing import Sequence
 import mido
 import numpy as np
 
-from audiostyle.data.cache import cache_key
 from audiostyle.data.layouts import IRMAS_CODES, IRMAS_DIR, PAIRED_MARKER
 from audiostyle.data.synth import PEAK, Note, melody, melody_name
 from audiostyle.errors import AudiostyleError, check_choice, check_range
@@ -310,31 +309,6 @@ def render_bench(
     log.info("rendered benchmark: %d melodies x %d instruments into %s in %.1f s", n_melodies, len(chosen), base,
              time.perf_counter() - t0)
     return base
-
-
-def bench_root(
-    cache_dir: str | None = None,
-    *,
-    sr: int = 22050,
-    soundfont: str | os.PathLike | None = None,
-    n_melodies: int = N_MELODIES,
-    names: Sequence[str] | None = None,
-) -> Path:
-    """The benchmark in the folder layout, rendered once into ``<cache>/bench-…`` and reused.
-
-    The folder's name is a hash of the soundfont's bytes, :data:`BENCH_VERSION`, ``sr`` and the melodies and
-    instruments, so another soundfont or generator renders anew; ``load_dataset("bench")`` then caches the decoded
-    clips in the feature cache, and a second load decodes nothing. See :func:`render_bench` for the parameters.
-    """
-    from audiostyle.data.load import rendered_root
-
-    font = find_soundfont(soundfont)
-    chosen = [i.name for i in instruments(names)]
-    key = cache_key({"soundfont": soundfont_digest(font), "version": BENCH_VERSION, "sr": sr,
-                     "n_melodies": n_melodies, "instruments": chosen})
-    return rendered_root(f"bench-v{BENCH_VERSION}-sr{sr}-{key[:16]}",
-                         lambda tmp: render_bench(tmp, n_melodies=n_melodies, names=chosen, sr=sr, soundfont=font),
-                         cache_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """Feature cache: arrays computed once per (source contents, feature parameters), stored locally or on S3.
 
 A key is the SHA-256 of the JSON of ``key_parts`` (put the source fingerprint, e.g.
-:attr:`AudioDataset.fingerprint <audiostyle.data.dataset.AudioDataset>` or :func:`fingerprint`, and every feature
-parameter in it), so a changed file or parameter gives a new key and a recomputation. Entries are ``.npz`` files
-(no pickles) written atomically: a reader sees a whole entry or none.
+:attr:`AudioDataset.fingerprint <audiostyle.data.dataset.AudioDataset>` or
+:meth:`Listing.fingerprint <audiostyle.data.layouts.Listing.fingerprint>`, and every feature parameter in it),
+so a changed file or parameter gives a new key and a recomputation. Entries are ``.npz`` files (no pickles)
+written atomically: a reader sees a whole entry or none.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -28,11 +31,9 @@ def cache_key(key_parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def fingerprint(source: str, layout: str = "auto") -> str:
-    """Fingerprint of the audio under ``source`` (path or ``s3://``): names, sizes, mtimes or ETags of every file."""
-    from audiostyle.data.layouts import list_source
-
-    return list_source(source, layout).fingerprint()
+def default_cache_dir() -> str:
+    """``$AUDIOSTYLE_CACHE`` or ``~/.cache/audiostyle``: the feature cache, and where the built-in sets render."""
+    return os.environ.get("AUDIOSTYLE_CACHE") or str(Path.home() / ".cache" / "audiostyle")
 
 
 class FeatureCache:

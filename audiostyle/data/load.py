@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from audiostyle import audio, fsio
+from audiostyle import audio
+from audiostyle.data.builtin import BUILT_IN, built_in_root
 from audiostyle.data.cache import FeatureCache, cache_key
 from audiostyle.data.dataset import AudioDataset, Clip, clip_key
-from audiostyle.data.layouts import PAIRED_MARKER, AudioFile, Listing, list_source, resolve_domains
+from audiostyle.data.layouts import AudioFile, Listing, list_source, resolve_domains
 from audiostyle.data.splits import assign_splits, check_fractions
 from audiostyle.errors import AudiostyleError, check_range
 
@@ -22,43 +20,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when decoding or clipping changes, so cached clips are rebuilt.
 DECODE_VERSION = 2
-#: Built-in sources: ``source=`` names that render a set into the cache instead of reading a folder.
-BUILT_IN = ("demo", "bench")
-
-
-def default_cache_dir() -> str:
-    """``$AUDIOSTYLE_CACHE`` or ``~/.cache/audiostyle``."""
-    return os.environ.get("AUDIOSTYLE_CACHE") or str(Path.home() / ".cache" / "audiostyle")
-
-
-def rendered_root(name: str, render: Callable[[Path], object], cache_dir: str | None = None) -> Path:
-    """Render a built-in set once into ``<cache>/<name>`` (a local folder) and return its path.
-
-    ``render(folder)`` writes the set, paired marker last. It renders into a temporary sibling folder that is
-    renamed into place, so a half-rendered set is never used; concurrent callers both render and one rename wins.
-    A remote ``cache_dir`` (``s3://``) renders into :func:`default_cache_dir` instead.
-    """
-    base = cache_dir if cache_dir and not fsio.is_remote(cache_dir) else default_cache_dir()
-    root = Path(base) / name
-    if (root / PAIRED_MARKER).exists():
-        return root
-    tmp = Path(base) / f".{name}.{uuid.uuid4().hex}"
-    try:
-        render(tmp)
-        os.replace(tmp, root)
-    except OSError:  # another process got there first
-        if not (root / PAIRED_MARKER).exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def demo_root(cache_dir: str | None = None, sr: int = 22050) -> Path:
-    """The default demo set (:func:`audiostyle.data.synth.render_demo`), rendered once into the cache."""
-    from audiostyle.data import synth  # lazily: `python -m audiostyle.data.synth` must not import it twice
-
-    return rendered_root(f"demo-v{synth.SYNTH_VERSION}-sr{sr}", lambda tmp: synth.render_demo(tmp, sr=sr), cache_dir)
 
 
 def _decode_domain(files: Sequence[AudioFile], sr: int, clip_seconds: float) -> dict[str, np.ndarray]:
@@ -151,7 +112,7 @@ def load_dataset(
     cache_dir : str, PathLike, FeatureCache or None
         Feature cache (local folder, ``s3://`` URL, or a :class:`FeatureCache` whose counters you read): decoded clips are stored per (file names/sizes/mtimes or ETags,
         ``sr``, ``clip_seconds``) and reused by later calls. None: no clip cache (the built-in sets still render into
-        :func:`default_cache_dir`).
+        :func:`~audiostyle.data.cache.default_cache_dir`).
     layout : str
         ``"auto"``, ``"gtzan"``, ``"irmas"`` or ``"folder"``.
     soundfont : str, PathLike or None
@@ -177,7 +138,7 @@ def load_dataset(
     check_fractions(val_fraction, test_fraction)
     source = str(source)
     cache = cache_dir if isinstance(cache_dir, FeatureCache) or cache_dir is None else FeatureCache(str(cache_dir))
-    root = _built_in_root(source, cache.root if cache else None, sr, soundfont) if source in BUILT_IN else source
+    root = built_in_root(source, cache.root if cache else None, sr, soundfont) if source in BUILT_IN else source
     listing = list_source(root, layout)
     chosen = resolve_domains(listing, domains)
     if not chosen:
@@ -226,11 +187,3 @@ def load_dataset(
     log.info("loaded %d clips of %s from %s (%s layout)", len(clips), ", ".join(chosen), root, listing.layout)
     return AudioDataset(clips, sr, source=source, fingerprint=fp)
 
-
-def _built_in_root(source: str, cache_dir: str | None, sr: int, soundfont: str | os.PathLike | None) -> str:
-    """The folder of a built-in source (``"demo"``, ``"bench"``), rendered into the cache on first use."""
-    if source == "bench":
-        from audiostyle.data import bench
-
-        return str(bench.bench_root(cache_dir, sr=sr, soundfont=soundfont))
-    return str(demo_root(cache_dir, sr))

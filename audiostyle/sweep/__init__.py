@@ -7,7 +7,8 @@
     print(result.summary())
 
 A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its space changes, and calls
-:func:`main`. The modules behind this face, one job each:
+:func:`main`. :func:`load_data` and :func:`prepare_data` are a sweep's data steps on their own (the benchmarks time
+them); :func:`journal_storage` and :func:`artifact_store` open a store's Optuna study (the dashboard serves them). The modules behind this face, one job each:
 
 ``_plan``      the plan of a sweep (its manifest; resume reads it back)
 ``_run``       :func:`run`: the plan's steps, top to bottom
@@ -33,7 +34,10 @@ from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.sweep._cli import Budget, main
 from audiostyle.sweep._plan import Plan
+from audiostyle.sweep._prepare import load_data, prepare_data
 from audiostyle.sweep._result import SweepResult
 from audiostyle.sweep._run import run
+from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
 
-__all__ = ["Budget", "Choice", "Float", "Int", "Objective", "PARETO", "Plan", "Space", "SweepResult", "main", "run"]
+__all__ = ["JOURNAL", "Budget", "Choice", "Float", "Int", "Objective", "PARETO", "Plan", "Space", "SweepResult",
+           "artifact_store", "journal_storage", "load_data", "main", "prepare_data", "run"]

@@ -25,6 +25,7 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.methods.fields import field_types, parse_text
 from audiostyle.metrics import PARETO_OBJECTIVES
 from audiostyle.methods.space import Space
+from audiostyle.store import DEFAULT_ROOT
 from audiostyle.sweep._console import configure_logging
 from audiostyle.sweep._schedule import SCHEDULERS
 from audiostyle.sweep._search import SEARCHERS
@@ -105,7 +106,7 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
                        help="method variant to sweep: " + ", ".join(f"{k} = {v}" for k, v in variants.items()))
     p.add_argument("--data", default=None, help="dataset: 'demo' (4 synthetic instruments), 'bench' (9 sampled instruments "
                    "rendered by FluidSynth; soundfont from $AUDIOSTYLE_SOUNDFONT), a folder, or s3://bucket/prefix (default demo)")
-    p.add_argument("--store", default="results", help="result store: folder or s3://bucket/prefix")
+    p.add_argument("--store", default=DEFAULT_ROOT, help="result store: folder or s3://bucket/prefix")
     p.add_argument("--samples", type=int, default=None, help=f"number of trials (default {budget.samples}; smoke {budget.smoke_samples})")
     p.add_argument("--steps", type=int, default=None, help="step budget per trial (default: --set/--config steps, else the script's budget, else the method's)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial (0.25: four trials per GPU; default 0)")

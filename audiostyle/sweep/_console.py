@@ -21,6 +21,7 @@ from ray import tune
 
 from audiostyle.methods.base import DIVERGED
 from audiostyle.metrics import Objective
+from audiostyle.store import FAILED
 from audiostyle.sweep._keys import FINAL, METRICS, STEP, STEP_SECONDS, tracked
 
 DIVERGED_NOTE = " (diverged: a discriminator wins outright; lower its lr or raise the generator's)"
@@ -113,4 +114,4 @@ class ProgressCallback(tune.Callback):
         self._line(trial, self.status_of(trial.last_result))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, "failed")
+        self._line(trial, FAILED)

@@ -3,9 +3,9 @@
 Names
     :func:`job_metadata` and :func:`submission_id` label the Ray job (``ray job submit --metadata-json``
     / ``--submission-id``, or ``ray.init(job_config=JobConfig(metadata=...))`` in the driver).
-    :func:`name_trainable` gives the Tune trainable a name, which Ray shows as the *repr name* of every
-    trial actor (dashboard → Actors, and the ``(name pid=…)`` prefix of their log lines);
-    :func:`trial_name_creator` names the trials themselves.
+    :func:`trainable_name` is the name a sweep's trial actors carry (a Tune trainable of that ``__name__`` is
+    what Ray shows as their *repr name*: dashboard → Actors, and the ``(name pid=…)`` prefix of their log
+    lines); :func:`trial_name_creator` names the trials themselves.
 
 Metrics (``ray.util.metrics``; the dashboard's Metrics tab and Prometheus show them with a ``ray_`` prefix)
     ``audiostyle_trials_running``        Gauge, trials running now
@@ -29,7 +29,7 @@ from ray import tune
 from ray.util import metrics as ray_metrics
 
 from audiostyle.errors import AudiostyleError, check_choice
-from audiostyle.store import STATUSES
+from audiostyle.store import FAILED, FINISHED, STATUSES
 from audiostyle.sweep._keys import STEP, TIME_THIS_ITER, tracked
 
 #: Prefix of every metric this module publishes.
@@ -75,35 +75,6 @@ def submission_id(method: str, sweep_id: str) -> str:
 def trainable_name(method: str, sweep_id: str) -> str:
     """The name trial actors of a sweep carry in the dashboard, e.g. ``audiostyle.shallow_cnn.<sweep_id>``."""
     return f"audiostyle.{_safe(method)}.{_safe(sweep_id)}"
-
-
-def name_trainable(fn: Callable[[dict], Any], method: str, sweep_id: str) -> Callable[[dict], Any]:
-    """A copy of a function trainable ``fn(config)`` that Ray shows as :func:`trainable_name`.
-
-    Apply it to the finished trainable (after ``tune.with_parameters`` / ``tune.with_resources``):
-    attributes those set on the function (e.g. ``_resources``) are carried over. ``fn`` itself is not
-    changed, so one function can serve several sweeps in one process.
-
-    Parameters
-    ----------
-    fn
-        A Tune function trainable taking the single argument ``config``.
-    method, sweep_id
-        The sweep's method name and id.
-
-    Returns
-    -------
-    Callable[[dict], Any]
-        The renamed trainable (Tune registers it under its ``__name__``).
-    """
-
-    def named(config: dict) -> Any:
-        return fn(config)
-
-    named.__dict__.update(getattr(fn, "__dict__", {}))
-    named.__name__ = named.__qualname__ = trainable_name(method, sweep_id)
-    named.__doc__ = getattr(fn, "__doc__", None)
-    return named
 
 
 def trial_name_creator(method: str) -> Callable[[Any], str]:
@@ -207,7 +178,7 @@ class SweepMetrics:
         self._rates.pop(key, None)
         self.counts[status] += 1
         self._ended.inc(1, tags={"status": status})
-        if metrics and status != "failed":
+        if metrics and status != FAILED:
             self.trial_result(metrics)
         self.publish()
 
@@ -306,11 +277,11 @@ class MonitorCallback(tune.Callback):
             sweep.steps(int(round(done)), float(result.get(TIME_THIS_ITER) or 0.0), trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        status = self.status_of(trial) if self.status_of else "finished"
+        status = self.status_of(trial) if self.status_of else FINISHED
         self._sweep().trial_finished(status, trial.last_result or {}, trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._sweep().trial_finished("failed", None, trial.trial_id)
+        self._sweep().trial_finished(FAILED, None, trial.trial_id)
 
 
 # ------------------------------------------------------------------------------------------- console

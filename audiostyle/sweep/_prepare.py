@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from audiostyle.data.dataset import AudioDataset
-from audiostyle.data.load import default_cache_dir
+from audiostyle.data.builtin import smoke_dataset
+from audiostyle.data.cache import default_cache_dir
 from audiostyle.methods.base import Method
 
 PREPARED_FORMAT = 1
@@ -42,10 +43,9 @@ def load_data(
     """
     if isinstance(data, AudioDataset):
         return data
-    if data == "demo" and smoke:
-        from audiostyle.data.synth import demo_dataset
-
-        return demo_dataset(seed=seed)
+    small = smoke_dataset(data, seed) if smoke else None
+    if small is not None:
+        return small
     from audiostyle.data import load_dataset
 
     return load_dataset(data, domains=domains, seed=seed, cache_dir=cache_dir or default_cache_dir())

@@ -13,7 +13,7 @@ import pandas as pd
 from audiostyle import analysis
 from audiostyle.metrics import COMMON_METRICS
 from audiostyle.metrics import Objective
-from audiostyle.store import FAILED, Store
+from audiostyle.store import CONFIG_PREFIX, FAILED, METRIC_PREFIX, Store, metric_column
 from audiostyle.sweep._plan import Plan
 
 
@@ -92,9 +92,10 @@ class SweepResult:
         lines.append("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         lines += ["", *_table(analysis.rank(self.trials, obj).head(top), self.trials, self.objectives)]
         if self.best is not None:
+            score = _fmt(self.best.get(metric_column(obj.metric)))
             lines += [
                 "",
-                f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {_fmt(self.best.get('metric.' + obj.metric))}",
+                f"best by {obj.metric} ({obj.mode}): trial {self.best['trial_id']} = {score}",
                 "best config: " + json.dumps(analysis.config_of(self.best), sort_keys=True, default=str),
             ]
             found = analysis.metrics_of(self.best)
@@ -108,10 +109,10 @@ class SweepResult:
 
 
 def _table(ranked: pd.DataFrame, trials: pd.DataFrame, objectives: list[Objective]) -> list[str]:
-    varying = [c for c in ranked.columns if c.startswith("config.") and trials[c].astype(str).nunique() > 1][:6]
-    metric_cols = [f"metric.{o.metric}" for o in objectives if f"metric.{o.metric}" in ranked]
+    varying = [c for c in ranked.columns if c.startswith(CONFIG_PREFIX) and trials[c].astype(str).nunique() > 1][:6]
+    metric_cols = [metric_column(o.metric) for o in objectives if metric_column(o.metric) in ranked]
     cols = ["trial_id", "status", "steps", *metric_cols, *varying]
-    header = "| " + " | ".join(c.removeprefix("config.").removeprefix("metric.") for c in cols) + " |"
+    header = "| " + " | ".join(c.removeprefix(CONFIG_PREFIX).removeprefix(METRIC_PREFIX) for c in cols) + " |"
     rows = ["| " + " | ".join(_fmt(row[c]) for c in cols) + " |" for _, row in ranked.iterrows()]
     return [header, "|" + "---|" * len(cols), *rows]
 

@@ -44,9 +44,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from audiostyle import methods
+from audiostyle import fsio, methods
 from audiostyle.errors import AudiostyleError
-from audiostyle.store import Store
+from audiostyle.store import DEFAULT_ROOT, Store
 from audiostyle.sweep._console import quiet_env, worker_env
 from audiostyle.sweep._keys import TIME_TOTAL
 from audiostyle.sweep._plan import Plan, Settings, check_new_name, new_plan, resumed_plan
@@ -70,7 +70,7 @@ _RAY_ENV = {
 def run(
     method: str,
     *,
-    store: str = "results",
+    store: str = DEFAULT_ROOT,
     resume: bool = False,
     name: str | None = None,
     address: str | None = None,
@@ -96,7 +96,7 @@ def run(
     address : str, optional
         Ray address (see :func:`audiostyle.sweep._ray.connect`).
     cache_dir : str, optional
-        Feature cache root (default :func:`audiostyle.data.load.default_cache_dir`).
+        Feature cache root (default :func:`audiostyle.data.cache.default_cache_dir`).
     dashboard : bool
         Start the dashboard with a new local Ray.
     verbose : int
@@ -121,7 +121,7 @@ def run(
         os.environ.setdefault(key, value)
     quiet = quiet_env(verbose)
     # trials run in Ray's per-trial working folders: a relative store path must be made absolute here
-    store = store if "://" in str(store) else str(Path(store).expanduser().absolute())
+    store = store if fsio.is_remote(store) else str(Path(store).expanduser().absolute())
     asked = _settings(settings)
     plan = _plan_of(method, asked, store, resume, name)
     if plan.warm_points and not resume:
