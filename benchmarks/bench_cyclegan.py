@@ -274,7 +274,7 @@ def worker(args) -> dict:
             model.optimize_parameters()
     else:
         from audiostyle.methods.cyclegan import CycleGAN
-        from audiostyle.methods.trained import Amp, compile_modules, trial_amp
+        from audiostyle.methods.precision import Amp, compile_modules, trial_amp
 
         method = CycleGAN()
         config = _our_config(args)
@@ -323,7 +323,8 @@ def _loop_overhead(method, config, parts, amp, device, step_s: float) -> dict:
     import numpy as np
 
     from audiostyle.data import synth
-    from audiostyle.methods.trained import capture_state, evaluation
+    from audiostyle.methods.checkpoint import capture_state
+    from audiostyle.methods.trained import evaluation
 
     data = method.prepare(synth.demo_dataset(), config)
     t = time.perf_counter()

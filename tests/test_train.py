@@ -14,19 +14,10 @@ import torch
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
 from audiostyle.metrics import Objective
-from audiostyle.methods.trained import (
-    AMP_METRIC,
-    NATIVE_BF16_CPU_FLAGS,
-    Amp,
-    Parts,
-    TrainConfig,
-    TrainedMethod,
-    compile_modules,
-    mean_over_directions,
-    resolve_amp,
-    translate_spectrogram,
-    trial_amp,
-)
+from audiostyle.methods.domain_pair import mean_over_directions
+from audiostyle.methods.precision import NATIVE_BF16_CPU_FLAGS, compile_modules, resolve_amp, trial_amp
+from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.trained import AMP_METRIC, Amp, Parts, TrainConfig, TrainedMethod
 
 
 @dataclass
@@ -208,7 +199,7 @@ def test_config_validation_names_the_fix():
 
 
 def test_fp16_is_ignored_on_cpu_with_a_log_line(caplog):
-    with caplog.at_level(logging.INFO, logger="audiostyle.methods.trained"):
+    with caplog.at_level(logging.INFO, logger="audiostyle.methods.precision"):
         amp = Amp("fp16", torch.device("cpu"))
     assert amp.mode == "none" and amp.scaler is None
     assert "ignored on cpu" in caplog.text

@@ -63,14 +63,9 @@ from audiostyle.methods.nets import (
     set_requires_grad,
 )
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (
-    Amp,
-    DomainPairConfig,
-    DomainPairMethod,
-    Parts,
-    mean_over_directions,
-    translate_spectrogram,
-)
+from audiostyle.methods.domain_pair import DomainPairConfig, DomainPairMethod, mean_over_directions
+from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +111,7 @@ class CycleGANConfig(DomainPairConfig):
         The two domains (report: IRMAS piano ↔ electric guitar; demo set: piano ↔ guitar).
     val_clips : int
         Clips of ``split`` per direction that the metrics use (the first ones by name: fixed). ``split``
-        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`.
+        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`.
     channels_last : bool
         Channels-last memory format on CUDA (faster cuDNN convolutions). The CPU always uses NCHW: its
         channels-last instance norm is inaccurate (see :func:`memory_format`).

@@ -35,9 +35,10 @@ Losses (the report's section 6)
 Inputs and normalisation
     Audio at ``sr`` 22.05 kHz, mel power spectrogram with 256 bands (``n_fft`` 2048, hop 512: 256 frames ≈ 5.9 s),
     cut into 256×256 patches (training: random crops; inference: half-overlapping patches cross-faded back by
-    :func:`audiostyle.methods.trained.translate_spectrogram`, so clips of any length work). Each clip is normalised on its own:
-    ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's loudest bin (at
-    least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB below.
+    :func:`audiostyle.methods.spectrogram.translate_spectrogram`, so clips of any length work). Each clip is
+    normalised on its own: ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's
+    loudest bin (at least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB
+    below.
     ``recon_mse``/``recon_mae`` are per-pixel means on this [0, 1] scale over fixed validation patches of both
     domains. The report gives no normalisation for its table (SegNet MSE 0.07 / MAE 0.10, U-Net 0.01 / 0.06 "on
     normalised spectrograms"); a [0, 1] scale is the natural reading, so the numbers are comparable in kind but not
@@ -49,7 +50,7 @@ Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the vali
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
-paired), averaged by :func:`audiostyle.methods.trained.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
+paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
 ``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
 that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
 ``wasserstein`` (W).
@@ -74,8 +75,9 @@ from audiostyle.methods.examples import Example, write_examples
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairConfig, DomainPairMethod, Parts, mean_over_directions,
-                              translate_spectrogram)
+from audiostyle.methods.domain_pair import DIRECTIONS, DomainPairConfig, DomainPairMethod, mean_over_directions
+from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +373,7 @@ class SegNetConfig(DomainPairConfig):
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
 
-    Inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`: ``split`` (the scored clips' split,
+    Inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`: ``split`` (the scored clips' split,
     ``"val"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
     1e-3: the report gives none), ``report_every``, ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
@@ -508,7 +510,7 @@ def transfer_audio(
     """Transfer a whole clip ``(samples,)`` at ``config.sr`` (any length) in ``direction`` (``"x2y"``/``"y2x"``).
 
     Normalised log-mel → half-overlapping patches through the source encoder and the target decoder
-    (:func:`audiostyle.methods.trained.translate_spectrogram`) → de-normalised with the input's own reference →
+    (:func:`audiostyle.methods.spectrogram.translate_spectrogram`) → de-normalised with the input's own reference →
     :func:`audiostyle.audio.mel_to_audio` on ``device``. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
     """
     src, dst = direction[0], direction[-1]
@@ -658,7 +660,7 @@ class SegNet(DomainPairMethod):
         return {"loss_recon": loss_recon.detach(), "loss_critic": loss_critic.detach(), "wasserstein": w.detach()}
 
     def evaluate(self, parts: Parts, config: SegNetConfig, data: SegNetData, device: torch.device) -> dict[str, float]:
-        """Common metrics of both directions (:func:`~audiostyle.methods.trained.mean_over_directions`), ``recon_mse``,
+        """Common metrics of both directions (:func:`~audiostyle.methods.domain_pair.mean_over_directions`), ``recon_mse``,
         ``recon_mae`` (per pixel, both autoencoders) and ``target_prob_input``."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []

@@ -38,7 +38,8 @@ from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.random_cnn import (MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, positions,
                                            to_audio)
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import to_cpu, resolve_device
+from audiostyle.methods.checkpoint import to_cpu
+from audiostyle.methods.trained import resolve_device
 
 log = logging.getLogger(__name__)
 
