@@ -161,7 +161,8 @@ class TrainConfig:
         step on the CPU takes 0.9× the eager time and 0.7× the memory; in float32 only the memory drops);
         ``"off"``: eager; ``"auto"``: on for runs of at least
         :data:`~audiostyle.methods.precision.COMPILE_AUTO_STEPS` steps on CUDA or with mixed precision, where a
-        compiler is available (compiling costs one to two minutes once per trial), else off. Evaluation always runs eagerly.
+        compiler is available (compiling costs one to two minutes once per trial), else off. Evaluation always
+        runs eagerly.
     grad_clip : float
         Clip each optimiser's gradient norm to this value; 0 = no clipping.
     seed : int
@@ -199,6 +200,17 @@ class TrainConfig:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def seed(config_seed: int, ctx_seed: int) -> np.random.Generator:
+    """Seed torch (CPU and CUDA), numpy's and Python's global generators from
+    ``numpy.random.SeedSequence([config_seed, ctx_seed])``; return the batch generator, seeded from the same
+    sequence."""
+    seeds = np.random.SeedSequence([int(config_seed), int(ctx_seed)]).generate_state(4)
+    torch.manual_seed(int(seeds[0]))
+    np.random.seed(int(seeds[1]))
+    random.seed(int(seeds[2]))
+    return np.random.default_rng(int(seeds[3]))
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device(device)``; a CUDA device that is not available raises :class:`AudiostyleError`."""
     dev = torch.device(device)
@@ -326,6 +338,9 @@ class TrainedMethod(Method):
     def train(self, config: Any, data: Any, ctx: TrialContext) -> dict[str, float]:
         """Train ``config`` on ``data``; report through ``ctx``; return the final metrics.
 
+        The loop's steps, in order: resolve the device and the precision, :func:`seed`, set up (:meth:`_set_up`:
+        build, compile, resume), then per step :meth:`_step` and every ``report_every`` steps :meth:`_report`.
+
         Raises
         ------
         FloatingPointError
@@ -337,62 +352,68 @@ class TrainedMethod(Method):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         config = dataclasses.replace(config, amp=trial_amp(config, self.auto_amp, device))  # "auto" resolved
-        seeds = np.random.SeedSequence([int(config.seed), int(ctx.seed)]).generate_state(4)
-        torch.manual_seed(int(seeds[0]))
-        np.random.seed(int(seeds[1]))
-        random.seed(int(seeds[2]))
-        batch_rng = np.random.default_rng(int(seeds[3]))
+        batch_rng = seed(config.seed, ctx.seed)
+        parts, amp, start = self._set_up(config, data, device, ctx.resume_state, batch_rng)
 
+        sums: dict[str, float] = {}
+        count = 0
+        metrics: dict[str, float] = {}
+        for step in range(start + 1, config.steps + 1):
+            for name, value in self._step(parts, config, data, step, amp, batch_rng).items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+            if step % config.report_every == 0 or step == config.steps:
+                means = {k: v / count for k, v in sums.items()}
+                metrics = self._report(parts, config, data, ctx, step, amp, batch_rng, means)
+                sums, count = {}, 0
+        if start >= config.steps:  # resumed from a finished run: report its final state again
+            metrics = self._report(parts, config, data, ctx, start, amp, batch_rng, {})
+        return metrics
+
+    def _set_up(
+        self, config: Any, data: Any, device: torch.device, resume_state: Mapping[str, Any] | None,
+        batch_rng: np.random.Generator,
+    ) -> tuple[Parts, Amp, int]:
+        """The trial's parts (built, in training mode, compiled per ``config.compile``) and :class:`Amp`, restored
+        from ``resume_state`` when given; with the step the loop continues after (0 for a fresh run)."""
         parts = self.build(config, data, device)
         parts.config = config
         for m in parts.modules.values():
             m.train()
         compile_modules(parts, config, device, self.name)
         amp = Amp(config.amp, device, config.grad_clip)
-        start = 0
-        if ctx.resume_state is not None:
-            start = restore_state(ctx.resume_state, parts, config, amp, batch_rng, self.name)
-            log.info("%s: resumed at step %d of %d", self.name, start, config.steps)
+        if resume_state is None:
+            return parts, amp, 0
+        start = restore_state(resume_state, parts, config, amp, batch_rng, self.name)
+        log.info("%s: resumed at step %d of %d", self.name, start, config.steps)
+        return parts, amp, start
 
-        sums: dict[str, float] = {}
-        count = 0
-        metrics: dict[str, float] = {}
-        for step in range(start + 1, config.steps + 1):
-            batch = to_device(self.sample(config, data, batch_rng), device)
-            losses = self.train_step(parts, batch, step, amp)
-            amp.update()
-            for s in parts.schedulers.values():
-                s.step()
-            for name, value in _finite_losses(losses, step, self.name, config).items():
-                sums[name] = sums.get(name, 0.0) + value
-            count += 1
-            if step % config.report_every == 0 or step == config.steps:
-                metrics = self._report(parts, config, data, device, ctx, step, amp, batch_rng, sums, count)
-                sums, count = {}, 0
-        if start >= config.steps:  # resumed from a finished run: report its final state again
-            metrics = self._report(parts, config, data, device, ctx, start, amp, batch_rng, {}, 0)
-        return metrics
+    def _step(
+        self, parts: Parts, config: Any, data: Any, step: int, amp: Amp, batch_rng: np.random.Generator
+    ) -> dict[str, float]:
+        """One training step: a batch from :meth:`sample` on the device, :meth:`train_step`, the loss scale's
+        update and every scheduler's step. Returns the step's losses as floats (a non-finite one raises)."""
+        batch = to_device(self.sample(config, data, batch_rng), amp.device)
+        losses = self.train_step(parts, batch, step, amp)
+        amp.update()
+        for s in parts.schedulers.values():
+            s.step()
+        return _finite_losses(losses, step, self.name, config)
 
     def _report(
-        self,
-        parts: Parts,
-        config: Any,
-        data: Any,
-        device: torch.device,
-        ctx: TrialContext,
-        step: int,
-        amp: Amp,
-        batch_rng: np.random.Generator,
-        sums: Mapping[str, float],
-        count: int,
+        self, parts: Parts, config: Any, data: Any, ctx: TrialContext, step: int, amp: Amp,
+        batch_rng: np.random.Generator, losses: Mapping[str, float],
     ) -> dict[str, float]:
+        """Evaluate after ``step`` and report the metrics with ``losses`` (each loss's mean since the last report),
+        the precision and the divergence flag; with the checkpoint and the artifacts when one is due. Returns the
+        metrics."""
         _check_finite_modules(parts, step, self.name, config)
         try:
-            with evaluation(parts, device):
-                metrics = {k: float(v) for k, v in self.evaluate(parts, config, data, device).items()}
+            with evaluation(parts, amp.device):
+                metrics = {k: float(v) for k, v in self.evaluate(parts, config, data, amp.device).items()}
         except FloatingPointError as exc:  # e.g. translate_spectrogram saw a non-finite output
             raise FloatingPointError(f"{self.name}: evaluating step {step}: {exc}") from exc
-        metrics.update({k: v / count for k, v in sums.items()} if count else {})
+        metrics.update(losses)
         metrics[AMP_METRIC] = float(config.amp == "bf16")
         judged = [metrics[name] for name in self.discriminator_losses(config) if name in metrics]
         if judged:
@@ -403,7 +424,7 @@ class TrainedMethod(Method):
         if due and ctx.artifact_dir is not None:  # before the report, so an early-stopped trial keeps samples
             out = Path(ctx.artifact_dir)
             out.mkdir(parents=True, exist_ok=True)
-            with evaluation(parts, device):
+            with evaluation(parts, amp.device):
                 self.write_artifacts(parts, config, data, out)
         ctx.report(step, metrics, state)
         return metrics
