@@ -5,10 +5,10 @@ like two independent autoencoders plus one extra objective: a Wasserstein critic
 trained through a gradient-reversal layer, pushes the codes of both domains towards one distribution.
 
 Networks
-    :class:`Encoder`: ``n_down`` SegNet stages (3×3 conv-BN-ReLU ×2, 2×2 max-pool keeping its indices), widths
+    :class:`~audiostyle.methods.nets.Encoder`: ``n_down`` SegNet stages (3×3 conv-BN-ReLU ×2, 2×2 max-pool keeping its indices), widths
     ``base_channels · 2^i`` capped at ``max_channels``, then a linear 1×1 projection to ``latent_channels``: a
     ``(1, n_mels, patch_frames)`` patch becomes a ``(latent_channels, n_mels/2^n_down, patch_frames/2^n_down)``
-    code. :class:`Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
+    code. :class:`~audiostyle.methods.nets.Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
     indices of the encoder whose code it decodes; no feature maps pass from encoder to decoder. ``unet``: the
     same depth and widths, learned 2×2 transposed-conv up-sampling and skip connections (concatenation) from the
     encoder's pre-pooling features. For a transfer x→y, y's decoder gets x's code *and* x's max-pool indices
@@ -17,14 +17,14 @@ Networks
     visible in the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
     ``shared_encoder=True`` uses one encoder for both domains: the report's two encoders, aligned only in
     distribution by the critic, give the other decoder codes it reads as no melody at all (issue 28).
-:class:`Critic`
+:class:`~audiostyle.methods.nets.Critic`
     A small MLP on the (average-pooled to ≤ 8×8) code, no normalisation layers, kept K-Lipschitz by a gradient
     penalty (``lipschitz="gp"``, WGAN-GP, ``gp_weight`` 10) or weight clipping (``"clip"``, ``clip_value`` 0.01).
 
 Losses (the report's section 6)
     ``L_recon = (1/B) Σ_b Σ_ij |X − X̂|`` (per-example pixel sum, batch mean, as the report writes it; ``"l2"``
     squares the error instead), summed over both autoencoders. ``L_disc = −W + gp_weight·GP`` with
-    ``W = E[D(z_x)] − E[D(z_y)]`` (report eq. 1); the codes reach the critic through :func:`grad_reverse`, so one
+    ``W = E[D(z_x)] − E[D(z_y)]`` (report eq. 1); the codes reach the critic through :func:`~audiostyle.methods.nets.grad_reverse`, so one
     backward pass of ``L_recon + L_disc`` trains the critic to minimise ``L_disc`` while the encoders get
     ``L_enc = L_recon − λ·L_disc`` (``λ = critic_weight``) and the decoders ``L_dec = L_recon``. Because the
     reconstruction is a pixel *sum*, ``λ`` is relative to patch area: the report's ``λ = 1`` at 256×256 equals
@@ -73,7 +73,7 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
 from audiostyle.methods.examples import Example, write_examples
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
-from audiostyle.methods.nets import gradient_penalty
+from audiostyle.methods.nets import SIDES, AutoEncoders, Critic, clip_weights, critic_loss, critic_update, grad_reverse
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.domain_pair import DIRECTIONS, DomainPairConfig, DomainPairMethod, mean_over_directions
 from audiostyle.methods.spectrogram import translate_spectrogram
@@ -83,232 +83,6 @@ log = logging.getLogger(__name__)
 
 SILENCE_DB = -100.0
 """Floor of the dB scale (power 1e-10)."""
-SIDES = ("x", "y")
-
-
-# -- gradient reversal -----------------------------------------------------------------------------
-class GradReverse(torch.autograd.Function):
-    """Identity forward; the backward pass multiplies the incoming gradient by ``-scale``.
-
-    Put between the encoders and the critic, one backward pass trains the critic to *raise* its
-    Wasserstein estimate while the encoders receive the reversed gradient and *lower* it (Ganin &
-    Lempitsky 2015), which is the report's ``L_enc = L_recon - λ·L_disc``.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
-        ctx.scale = float(scale)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad.neg() * ctx.scale, None
-
-
-def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
-    """``x`` unchanged; gradients flowing back through it are multiplied by ``-scale``."""
-    return GradReverse.apply(x, scale)
-
-
-# -- SegNet / U-Net encoder-decoders ---------------------------------------------------------------
-def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
-    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
-    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """A SegNet block: (3×3 conv - batch norm - ReLU) × 2, ``(B, c_in, H, W) -> (B, c_out, H, W)``."""
-    return nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
-
-
-@dataclass
-class EncoderTrace:
-    """What an encoder hands its decoder besides the latent code.
-
-    Attributes
-    ----------
-    indices : list of Tensor
-        Max-pool indices of every down-sampling stage, shallowest first, shapes ``(B, w_i, H/2^(i+1), W/2^(i+1))``.
-    skips : list of Tensor
-        The pre-pooling feature maps, shallowest first, ``(B, w_i, H/2^i, W/2^i)``; only the U-Net decoder uses them.
-    """
-
-    indices: list[Tensor]
-    skips: list[Tensor]
-
-
-class Encoder(nn.Module):
-    """SegNet encoder: per stage a conv block then 2×2 max-pooling that keeps its indices.
-
-    Parameters
-    ----------
-    widths : sequence of int
-        Channels of each down-sampling stage; ``len(widths)`` stages divide H and W by ``2**len(widths)``.
-    latent_channels : int
-        Channels of the latent code (a linear 1×1 projection of the deepest stage).
-    in_channels : int
-        Input channels (1 for a spectrogram).
-
-    ``forward(x)`` maps ``(B, in_channels, H, W)`` to the code ``(B, latent_channels, H/2^n, W/2^n)`` and an
-    :class:`EncoderTrace`.
-    """
-
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, in_channels: int = 1) -> None:
-        super().__init__()
-        chans = (in_channels, *widths)
-        self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1]) for i in range(len(widths)))
-        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
-        self.to_latent = nn.Conv2d(widths[-1], latent_channels, 1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, EncoderTrace]:
-        trace = EncoderTrace([], [])
-        for stage in self.stages:
-            x = stage(x)
-            trace.skips.append(x)
-            x, idx = self.pool(x)
-            trace.indices.append(idx)
-        return self.to_latent(x), trace
-
-
-class Decoder(nn.Module):
-    """The mirror of :class:`Encoder`.
-
-    SegNet (``skips=False``): every stage up-samples by max-unpooling with the encoder's indices of that
-    stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
-    else passes from encoder to decoder. U-Net (``skips=True``): every stage up-samples with a learned 2×2
-    transposed convolution and concatenates the encoder's pre-pooling features of that stage before its conv
-    block. Same depth and widths in both.
-
-    ``forward(z, trace)`` maps ``(B, latent_channels, h, w)`` to ``(B, out_channels, h·2^n, w·2^n)`` (linear
-    output, no squashing).
-    """
-
-    def __init__(
-        self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False
-    ) -> None:
-        super().__init__()
-        self.use_skips = skips
-        n = len(widths)
-        self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2)
-            for i in reversed(range(n))
-        )
-        self.stages = nn.ModuleList(
-            conv_block(widths[i] * (2 if skips else 1), widths[max(i - 1, 0)]) for i in reversed(range(n))
-        )
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
-
-    def forward(self, z: Tensor, trace: EncoderTrace) -> Tensor:
-        x = self.from_latent(z)
-        for up, stage, idx, skip in zip(self.up, self.stages, reversed(trace.indices), reversed(trace.skips)):
-            if self.use_skips:
-                x = torch.cat([up(x), skip], dim=1)
-            else:
-                x = up(x, idx, output_size=skip.shape[-2:])
-            x = stage(x)
-        return self.head(x)
-
-
-class Critic(nn.Module):
-    """The Wasserstein critic: a small MLP on a latent code, no normalisation layers (WGAN-GP forbids them).
-
-    The code ``(B, C, h, w)`` is average-pooled to at most ``grid × grid`` positions (so the MLP stays small
-    whatever the latent resolution), flattened, and mapped to one score per example: Linear - LeakyReLU(0.2)
-    - Linear - LeakyReLU(0.2) - Linear. Output ``(B,)``.
-    """
-
-    def __init__(self, latent_channels: int, latent_hw: tuple[int, int], hidden: int, grid: int = 8) -> None:
-        super().__init__()
-        self.grid = (min(grid, latent_hw[0]), min(grid, latent_hw[1]))
-        d = latent_channels * self.grid[0] * self.grid[1]
-        self.net = nn.Sequential(
-            nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
-        )
-
-    def forward(self, z: Tensor) -> Tensor:
-        if tuple(z.shape[-2:]) != self.grid:
-            z = nn.functional.adaptive_avg_pool2d(z, self.grid)
-        return self.net(z.flatten(1)).squeeze(1)
-
-
-def wasserstein_estimate(critic: nn.Module, z_a: Tensor, z_b: Tensor) -> Tensor:
-    """The critic's estimate of the Kantorovich dual ``E[D(z_a)] - E[D(z_b)]`` (report eq. 1), a scalar."""
-    return critic(z_a).mean() - critic(z_b).mean()
-
-
-def critic_loss(critic: nn.Module, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float) -> tuple[Tensor, Tensor]:
-    """What the critic minimises, ``L_disc = -W + gp_weight · GP`` (GP only when ``lipschitz == "gp"``), and ``W``.
-
-    Gradients reach ``z_a``/``z_b`` only through ``-W`` (the penalty uses detached copies).
-    """
-    w = wasserstein_estimate(critic, z_a, z_b)
-    loss = -w
-    if lipschitz == "gp":
-        loss = loss + gp_weight * gradient_penalty(critic, z_a, z_b)
-    return loss, w
-
-
-@torch.no_grad()
-def clip_weights(critic: nn.Module, c: float) -> None:
-    """Clamp every critic parameter into ``[-c, c]`` (the original WGAN's Lipschitz constraint)."""
-    for p in critic.parameters():
-        p.clamp_(-c, c)
-
-
-def critic_update(
-    critic: nn.Module,
-    opt: torch.optim.Optimizer,
-    z_a: Tensor,
-    z_b: Tensor,
-    lipschitz: str,
-    gp_weight: float,
-    clip: float,
-) -> None:
-    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``)."""
-    opt.zero_grad(set_to_none=True)
-    loss, _ = critic_loss(critic, z_a.detach(), z_b.detach(), lipschitz, gp_weight)
-    loss.backward()
-    opt.step()
-    if lipschitz == "clip":
-        clip_weights(critic, clip)
-
-
-class AutoEncoders(nn.Module):
-    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``.
-
-    ``shared_encoder=True`` puts one :class:`Encoder` under both keys (one set of weights and batch-norm
-    statistics, one code space for both domains); each domain keeps its own decoder.
-    """
-
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
-        super().__init__()
-        self.shared_encoder = shared_encoder
-        encoders = [Encoder(widths, latent_channels)] * len(SIDES) if shared_encoder else [
-            Encoder(widths, latent_channels) for _ in SIDES]
-        self.enc = nn.ModuleDict(dict(zip(SIDES, encoders)))
-        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
-
-    def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
-        """Both sides' batches ``{"x": (B, 1, F, T), "y": (B', 1, F, T)}`` through their encoders.
-
-        A shared encoder encodes the two batches as one (its batch norm normalises both domains with the same
-        statistics in training, as in evaluation), then splits the code and trace back per side.
-        """
-        if not self.shared_encoder:
-            return {side: self.enc[side](x[side]) for side in SIDES}
-        sizes = [len(x[side]) for side in SIDES]
-        z, trace = self.enc["x"](torch.cat([x[side] for side in SIDES]))
-        parts = [t.split(sizes) for t in (z, *trace.indices, *trace.skips)]
-        n = len(trace.indices)
-        return {
-            side: (p[0], EncoderTrace(list(p[1 : 1 + n]), list(p[1 + n :])))
-            for side, p in zip(SIDES, zip(*parts))
-        }
-
-    def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
-        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (same side: reconstruct)."""
-        return self.dec[dst](*self.enc[src](x))
 
 
 # -- normalisation ------------------------------------------------------------------------------------
