@@ -64,7 +64,7 @@ from audiostyle.methods.nets import (
 )
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.domain_pair import DomainPairConfig, DomainPairMethod, mean_over_directions
-from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.spectrogram import StftFields, translate_spectrogram
 from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CycleGANConfig(DomainPairConfig):
+class CycleGANConfig(DomainPairConfig, StftFields):
     """CycleGAN hyper-parameters; defaults from report ``001_*`` and the reference implementation.
 
     Attributes
@@ -159,8 +159,7 @@ class CycleGANConfig(DomainPairConfig):
         check_range("n_down", self.n_down, 0, 6)
         check_range("d_layers", self.d_layers, 1, 6)
         check_range("sr", self.sr, 1000, 192_000)
-        check_range("n_fft", self.n_fft, 16, 16_384)
-        check_range("hop_length", self.hop_length, 1, self.n_fft)
+        self.check_stft()
         check_range("val_clips", self.val_clips, 1, 1000)
         if self.silence_db is not None:
             check_range("silence_db", self.silence_db, -140.0, 0.0, fix="Use e.g. -60, or none for no gate.")
@@ -179,10 +178,6 @@ class CycleGANConfig(DomainPairConfig):
         """Frequency bins of the STFT, ``n_fft // 2 + 1``."""
         return self.n_fft // 2 + 1
 
-    @property
-    def stft(self) -> A.StftParams:
-        """The STFT parameters."""
-        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
 
 # -- spectrogram features --------------------------------------------------------------------------

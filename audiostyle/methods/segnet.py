@@ -76,7 +76,7 @@ from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.nets import SIDES, AutoEncoders, Critic, clip_weights, critic_loss, critic_update, grad_reverse
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.methods.domain_pair import DIRECTIONS, DomainPairConfig, DomainPairMethod, mean_over_directions
-from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters, translate_spectrogram
 from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
 
 # -- config and data ------------------------------------------------------------------------------------
 @dataclass
-class SegNetConfig(DomainPairConfig):
+class SegNetConfig(DomainPairConfig, StftFields):
     """Hyper-parameters of ``segnet``/``unet``; defaults from report 000_* where it gives them (see module doc).
 
     Attributes
@@ -180,9 +180,7 @@ class SegNetConfig(DomainPairConfig):
         super().__post_init__()
         check_range("sr", self.sr, 1000, 192_000)
         check_range("n_mels", self.n_mels, 8, 1024)
-        check_range("n_fft", self.n_fft, 64, 16384)
-        # Griffin-Lim's overlap-add needs frames that overlap: a hop of n_fft leaves Hann-window gaps.
-        check_range("hop_length", self.hop_length, 1, self.n_fft // 2, fix="Raise n_fft or lower hop_length.")
+        self.check_stft()
         check_range("patch_frames", self.patch_frames, 8, 4096)
         check_range("top_db", self.top_db, 10.0, 200.0)
         check_range("base_channels", self.base_channels, 1, 1024)
@@ -200,7 +198,7 @@ class SegNetConfig(DomainPairConfig):
         check_range("gp_weight", self.gp_weight, 0.0, 1e6)
         check_range("clip_value", self.clip_value, 1e-6, 10.0)
         check_range("val_clips", self.val_clips, 1, 1000)
-        check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
+        check_griffin_lim_iters("griffin_lim_iters", self.griffin_lim_iters)
         stride = 2**self.n_down
         if self.n_mels % stride or self.patch_frames % stride:
             raise AudiostyleError(
@@ -214,11 +212,6 @@ class SegNetConfig(DomainPairConfig):
     def widths(self) -> tuple[int, ...]:
         """Channels of each encoder stage."""
         return tuple(min(self.base_channels * 2**i, self.max_channels) for i in range(self.n_down))
-
-    @property
-    def stft(self) -> A.StftParams:
-        """The STFT under the mel spectrogram."""
-        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
     def domain(self, side: str) -> str:
         """The domain name of side ``"x"`` or ``"y"``."""
