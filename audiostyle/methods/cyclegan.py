@@ -342,6 +342,12 @@ class CycleGAN(DomainPairMethod):
                 "n_blocks": 9, "ngf": 64, "pool_size": 50, "d_layers": 3, "patch_frames": 256}
         return [{**base, "lambda_id": 4.0}, {**base, "lambda_id": 5.0}]
 
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "n_blocks": 1, "ngf": 8, "ndf": 8, "d_layers": 2,
+                "patch_frames": 32, "val_clips": 1}
+
     # -- data ---------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: CycleGANConfig) -> CycleGANData:
         """Spectrograms of both domains at ``config.sr``, fixed validation clips and the metrics reference."""

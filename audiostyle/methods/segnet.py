@@ -334,6 +334,13 @@ class SegNet(DomainPairMethod):
         """The report's choices: L1 reconstruction, critic weight 1."""
         return [{"recon_loss": "l1", "critic_weight": 1.0}]
 
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "n_mels": 64, "n_fft": 1024,
+                "patch_frames": 32, "base_channels": 8, "max_channels": 32, "n_down": 2,
+                "latent_channels": 16, "critic_hidden": 32, "val_clips": 1, "griffin_lim_iters": 4}
+
     # -- data --------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: SegNetConfig) -> SegNetData:
         """Normalised log-mels of both domains' training clips, fixed validation patches and clips, the metrics

@@ -312,6 +312,13 @@ class ShallowCNN(Method):
             {**best, "features": "mel", "activation": "tanh"},
         ]
 
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        # 3 s clips, one pair, few Griffin-Lim iterations, at most 1024 filters: a trial takes seconds
+        return {"pairs": 1, "max_seconds": 3.0, "report_every": 4, "griffin_lim_iters": 16,
+                "report_griffin_lim_iters": 8, "filters": 512}
+
     # -- data ----------------------------------------------------------------------------------------
     def data_domains(self, config: ShallowCNNConfig) -> tuple[str, ...] | None:
         """Both domains when the config names them (the sweep then decodes only those), else all."""

@@ -297,6 +297,13 @@ class SpecGAN(GenerativeMethod):
         return [{"noise_dim": 1024, "loss": "bce", "batch_size": 10, "lr": 2e-4, "lr_d": 2e-4, "beta1": 0.5,
                  "d_steps": 1}]
 
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
+                "noise_dim": 32, "g_hidden": 32, "g_channels": 8, "d_hidden": 32, "n_mels": 32,
+                "griffin_lim_iters": 4}
+
     # -- data -----------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: SpecGANConfig) -> SpecGANData:
         """The domain's examples (:func:`~audiostyle.methods.generative.prepare_domain_clips`) as spectrograms."""
