@@ -168,7 +168,7 @@ def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(
 
 
 def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:
-    result = toy_sweep(tmp_path, objectives=sweep.PARETO, samples=6, overrides={})
+    result = toy_sweep(tmp_path, objectives=sweep.PARETO_OBJECTIVES, samples=6, overrides={})
     manifest = Store(result.store).sweeps("toy")[0]
     assert manifest["args"]["search"] == "nsga2" and manifest["args"]["scheduler"] == "asha"
     assert saved_study(result.experiment_path).sampler._population_size == 2  # a quarter of 6 trials, at least 2

@@ -29,11 +29,11 @@ A sweep script (``sweeps/<method>.py``) declares a :class:`Budget` and what its 
 ``_keys``      the result keys trials report
 """
 
-from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective
+from audiostyle.metrics import PARETO_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.sweep._cli import Budget, main
 from audiostyle.sweep._plan import Plan
 from audiostyle.sweep._result import SweepResult
 from audiostyle.sweep._run import run
 
-__all__ = ["Budget", "Choice", "Float", "Int", "Objective", "PARETO", "Plan", "Space", "SweepResult", "main", "run"]
+__all__ = ["Budget", "Choice", "Float", "Int", "Objective", "PARETO_OBJECTIVES", "Plan", "Space", "SweepResult", "main", "run"]
