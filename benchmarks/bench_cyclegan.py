@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
               "| reference operator | ms | share | ours operator | ms | share |\n|---|---|---|---|---|---|")
         for (rn, rms, rs), (on, oms, os_) in zip(ref_prof, ours_prof):
             print(f"| {rn} | {rms:.0f} | {100 * rs:.1f} % | {on} | {oms:.0f} | {100 * os_:.1f} % |")
-    print(f"\nLoad at the end: {machine.describe(args.device).split('load average ')[1]}.")
+    print(f"\nLoad at the end: {machine.load_now()}.")
     return 0
 
 

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe
+from machine import describe, load_averages
 
 import numpy as np
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{mt['reference_s']:.2f} |",
         f"| evaluate: all common metrics of one 6 s output (content, style, true target) | {mt['evaluate_s']:.3f} |",
     ]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = load_averages()[0]
     if load > (os.cpu_count() or 1):
         lines += ["", f"Note: the machine was busy (load average {load:.1f} on {os.cpu_count()} cores at the end): wall "
                   "times are inflated; CPU s / evaluation divided by the threads estimates an idle machine's wall time."]
