@@ -3,7 +3,7 @@
 Each variant runs in its own subprocess (clean peak RSS) on random 1-channel ``size × size`` spectrogram batches
 (batch 2, PatchGAN, instance norm, least-squares loss, image pool 50, identity weight 4, cycle weights 10), with
 ``--threads`` CPU threads. Reported: median seconds per step after warm-up, peak resident memory (CPU) or peak
-allocated memory (CUDA), and the ratios ours / reference (target: ≤ 0.7× time, ≤ 0.6× memory, TARGETS.md).
+allocated memory (CUDA), and the ratios ours / reference (target: ≤ 0.7× time, ≤ 0.6× memory, BENCHMARKS.md).
 The ``ours`` worker also measures the shared loop's overhead at the default cadence: one ``evaluate`` (common
 metrics on the demo set's fixed validation clips) plus one checkpoint capture, divided by ``report_every`` steps.
 

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{fast['cpu_s_per_eval'] / plain['cpu_s_per_eval']:.2f}× | **{fast['peak_rss_gb'] / plain['peak_rss_gb']:.2f}×** | | |",
         "",
         f"Errors are relative to the plain algorithm in float64 (loss {truth:.8g}). "
-        "Target (TARGETS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU, the same loss to float32 rounding."
+        "Target (BENCHMARKS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU, the same loss to float32 rounding."
         + ("" if np.isnan(fast["peak_gpu_gb"]) else
            f" Peak GPU memory: plain {plain['peak_gpu_gb']:.2f} GB, audiostyle {fast['peak_gpu_gb']:.2f} GB."),
         "",
