@@ -288,7 +288,7 @@ def render_audio(
     import soundfile as sf
 
     from audiostyle import audio as audio_io
-    from audiostyle.methods.trained import DIRECTIONS, DomainPairMethod
+    from audiostyle.methods.domain_pair import DIRECTIONS, DomainPairMethod
 
     impl = methods.get(method)
     pair = isinstance(impl, DomainPairMethod)
@@ -334,7 +334,7 @@ def seed_everything(seed: int) -> None:
 # -- CLI ----------------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     """The flags of ``python -m audiostyle.best``."""
-    from audiostyle.methods.trained import DIRECTIONS
+    from audiostyle.methods.domain_pair import DIRECTIONS
 
     p = argparse.ArgumentParser(
         prog="python -m audiostyle.best",

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| method | bf16 / float32 time per step (incl. the final evaluation) | verdict for amp=auto |",
               "|---|---|---|"]
     lines += [f"| {n} | {speed[n]:.2f} | {verdicts[n]} |" for n in args.methods]
-    lines.append(f"\nLoad at the end: {machine.describe().split('load average ')[1]}.")
+    lines.append(f"\nLoad at the end: {machine.load_now()}.")
     print("\n".join(lines[-len(args.methods) - 4:]))
     args.out.write_text("\n".join(lines) + "\n")
     return 0

@@ -33,7 +33,7 @@ SOURCES = ("demo", "bench", "bench:timgm6mb", "bench:opl3", "bench:timgm6mb@benc
 """What is tabled by default: each source against its own references, then the other soundfonts against references
 fitted on MuseScore General (``bench``)."""
 COST_TARGET_S = 0.5
-"""All common metrics of one 6 s output (TARGETS.md)."""
+"""Target seconds for all common metrics of one 6 s output (BENCHMARKS.md, Targets)."""
 
 
 def _pitch_agreement(dataset, clips: int) -> tuple[float, float, float]:

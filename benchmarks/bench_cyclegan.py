@@ -3,7 +3,7 @@
 Each variant runs in its own subprocess (clean peak RSS) on random 1-channel ``size × size`` spectrogram batches
 (batch 2, PatchGAN, instance norm, least-squares loss, image pool 50, identity weight 4, cycle weights 10), with
 ``--threads`` CPU threads. Reported: median seconds per step after warm-up, peak resident memory (CPU) or peak
-allocated memory (CUDA), and the ratios ours / reference (target: ≤ 0.7× time, ≤ 0.6× memory, TARGETS.md).
+allocated memory (CUDA), and the ratios ours / reference (target: ≤ 0.7× time, ≤ 0.6× memory, BENCHMARKS.md).
 The ``ours`` worker also measures the shared loop's overhead at the default cadence: one ``evaluate`` (common
 metrics on the demo set's fixed validation clips) plus one checkpoint capture, divided by ``report_every`` steps.
 
@@ -274,7 +274,7 @@ def worker(args) -> dict:
             model.optimize_parameters()
     else:
         from audiostyle.methods.cyclegan import CycleGAN
-        from audiostyle.methods.trained import Amp, compile_modules, trial_amp
+        from audiostyle.methods.precision import Amp, compile_modules, trial_amp
 
         method = CycleGAN()
         config = _our_config(args)
@@ -323,7 +323,8 @@ def _loop_overhead(method, config, parts, amp, device, step_s: float) -> dict:
     import numpy as np
 
     from audiostyle.data import synth
-    from audiostyle.methods.trained import capture_state, evaluation
+    from audiostyle.methods.checkpoint import capture_state
+    from audiostyle.methods.trained import evaluation
 
     data = method.prepare(synth.demo_dataset(), config)
     t = time.perf_counter()
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
               "| reference operator | ms | share | ours operator | ms | share |\n|---|---|---|---|---|---|")
         for (rn, rms, rs), (on, oms, os_) in zip(ref_prof, ours_prof):
             print(f"| {rn} | {rms:.0f} | {100 * rs:.1f} % | {on} | {oms:.0f} | {100 * os_:.1f} % |")
-    print(f"\nLoad at the end: {machine.describe(args.device).split('load average ')[1]}.")
+    print(f"\nLoad at the end: {machine.load_now()}.")
     return 0
 
 

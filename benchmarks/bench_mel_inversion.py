@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.settings or (["segnet"] if args.quick else list(SETTINGS)):
         lines.append(run(name, args))
         print(lines[-1], flush=True)
-    lines.append(f"\nLoad at the end: {machine.describe(args.device).split('load average ')[1]}.")
+    lines.append(f"\nLoad at the end: {machine.load_now()}.")
     print(lines[-1])
     args.out.write_text("\n".join(lines) + "\n")
     return 0

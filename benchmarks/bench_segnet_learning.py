@@ -24,7 +24,7 @@ from audiostyle import methods, metrics
 from audiostyle.data import load_dataset
 from audiostyle.methods.base import TrialContext
 from audiostyle.methods.segnet import SIDES
-from audiostyle.methods.trained import mean_over_directions
+from audiostyle.methods.domain_pair import mean_over_directions
 from machine import describe
 
 COLUMNS = ("loss_recon", "wasserstein", "recon_mse", "recon_mae", "lsd_rel", "pitch_acc", "target_prob", "melody",

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe
+from machine import describe, load_averages
 
 import numpy as np
 
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{fast['cpu_s_per_eval'] / plain['cpu_s_per_eval']:.2f}× | **{fast['peak_rss_gb'] / plain['peak_rss_gb']:.2f}×** | | |",
         "",
         f"Errors are relative to the plain algorithm in float64 (loss {truth:.8g}). "
-        "Target (TARGETS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU, the same loss to float32 rounding."
+        "Target (BENCHMARKS.md): ≤ 0.6 s and ≤ 1 GB per evaluation on the 2-core CPU, the same loss to float32 rounding."
         + ("" if np.isnan(fast["peak_gpu_gb"]) else
            f" Peak GPU memory: plain {plain['peak_gpu_gb']:.2f} GB, audiostyle {fast['peak_gpu_gb']:.2f} GB."),
         "",
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{mt['reference_s']:.2f} |",
         f"| evaluate: all common metrics of one 6 s output (content, style, true target) | {mt['evaluate_s']:.3f} |",
     ]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = load_averages()[0]
     if load > (os.cpu_count() or 1):
         lines += ["", f"Note: the machine was busy (load average {load:.1f} on {os.cpu_count()} cores at the end): wall "
                   "times are inflated; CPU s / evaluation divided by the threads estimates an idle machine's wall time."]

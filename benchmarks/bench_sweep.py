@@ -3,7 +3,7 @@
 
 1. search   the shallow CNN's hand grid (filters × widths at alpha 0.006, full budget each) against Optuna +
             ASHA (filters × widths × alpha) with a fraction of the grid's trials, for each searcher setting of
-            SEARCHERS (TARGETS: within 2 % of the grid's best headline with ≤ 15 % of its trial-steps).
+            SEARCHERS (target, BENCHMARKS.md: within 2 % of the grid's best headline with ≤ 15 % of its trial-steps).
 2. overhead a trivial trial (one step) in Ray Tune, through ``sweep.run``, against calling it directly.
 3. cache    the driver's data preparation (load + ``prepare``) of a second sweep against the first.
 4. scale    driver memory (RSS) and time per trial over a sweep of many trivial trials.

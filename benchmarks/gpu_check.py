@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import runpy
 import statistics
 import subprocess
 import sys
@@ -42,15 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TRAINED = ("cyclegan", "segnet", "unet", "spec_gan", "wave_vae", "wave_vae_pool")
-"""The trained methods, each with its sweep script (wave_vae_pool: the pool variant of ``sweeps/wave_vae.py``)."""
-SCRIPTS = {"unet": "segnet", "wave_vae_pool": "wave_vae"}
+"""The trained methods (every built-in one but shallow_cnn)."""
 
 
 def smoke_overrides(method: str) -> dict:
-    """The method's sweep script's smoke overrides (a few-second network), read from the script's ``BUDGET``."""
-    script = ROOT / "sweeps" / f"{SCRIPTS.get(method, method)}.py"
-    budget = runpy.run_path(str(script))["BUDGET"]
-    return {**budget.overrides, **budget.smoke_overrides}
+    """The method's smoke config (a few-second network, :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+    from audiostyle import methods
+
+    return methods.get(method).smoke_overrides()
 
 
 def time_steps(method_name: str, overrides: dict, amp_mode: str, device_name: str, steps: int, warmup: int,

@@ -31,16 +31,25 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
     return model, [f for f in FLAGS if f in flags]
 
 
+def load_averages() -> tuple[float, float, float]:
+    """The 1, 5 and 15 min load averages (zeros where the platform has none)."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+
+
+def load_now() -> str:
+    """``a / b / c, <UTC date>``: the load averages (1/5/15 min) and the time, as :func:`describe` ends."""
+    load = " / ".join(f"{v:.1f}" for v in load_averages())
+    return f"{load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+
+
 def describe(device: str = "cpu") -> str:
     """``<CPU or GPU>, N cores, flags …, torch …, load average a / b / c (1/5/15 min), <UTC date>``."""
     import torch
 
     model, flags = cpu_model_and_flags()
     where = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else model
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     return (f"{where}, {os.cpu_count()} cores, flags {' '.join(flags) or 'none of ' + ' '.join(FLAGS)}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load_now()}")
 
 
 def peak_mb(device) -> float:

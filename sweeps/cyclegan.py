@@ -16,8 +16,6 @@ BUDGET = Budget(
     steps=15_000,
     smoke_samples=2,
     smoke_steps=4,
-    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "n_blocks": 1, "ngf": 8, "ndf": 8, "d_layers": 2,
-                     "patch_frames": 32, "val_clips": 1},
 )
 
 if __name__ == "__main__":

@@ -24,9 +24,6 @@ BUDGET = Budget(
     steps=10_000,
     smoke_samples=2,
     smoke_steps=4,
-    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "n_mels": 64, "n_fft": 1024,
-                     "patch_frames": 32, "base_channels": 8, "max_channels": 32, "n_down": 2,
-                     "latent_channels": 16, "critic_hidden": 32, "val_clips": 1, "griffin_lim_iters": 4},
 )
 
 if __name__ == "__main__":

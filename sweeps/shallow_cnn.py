@@ -21,9 +21,6 @@ BUDGET = Budget(
     demo_overrides={"content_domain": "piano", "style_domain": "violin"},
     smoke_samples=4,
     smoke_steps=12,
-    # 3 s clips, one pair, few Griffin-Lim iterations, at most 1024 filters: a trial takes seconds
-    smoke_overrides={"pairs": 1, "max_seconds": 3.0, "report_every": 4, "griffin_lim_iters": 16,
-                     "report_griffin_lim_iters": 8, "filters": 512},
 )
 
 if __name__ == "__main__":

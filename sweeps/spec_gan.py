@@ -17,9 +17,6 @@ BUDGET = Budget(
     smoke_steps=4,
     # sr/clip length are data fields: the data is prepared once per sweep, so they are not searched
     overrides={"sr": 3150},
-    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
-                     "noise_dim": 32, "g_hidden": 32, "g_channels": 8, "d_hidden": 32, "n_mels": 32,
-                     "griffin_lim_iters": 4},
 )
 
 if __name__ == "__main__":

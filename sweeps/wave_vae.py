@@ -17,8 +17,6 @@ BUDGET = Budget(
     smoke_steps=4,
     # the sample rate is a data field: the data is prepared once per sweep, so it is not searched
     overrides={"sr": 3150},
-    smoke_overrides={"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
-                     "latent": 8, "width": 4, "layers": 2},
 )
 
 if __name__ == "__main__":

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.s3",
     "tests.fixtures.stores",
+    "tests.fixtures.threads",
 ]

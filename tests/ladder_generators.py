@@ -32,7 +32,7 @@ def one_batch(data: Any, field: str, n: int) -> Any:
 
 def train_on_one_batch(method: GenerativeMethod, config: Any, data: Any, steps: int, seed: int = 0) -> Any:
     """``steps`` of ``method``'s real ``train_step`` on one fixed batch (``method.sample`` once); returns the
-    :class:`~audiostyle.methods.trained.Parts` after them, the batch and each step's losses
+    :class:`~audiostyle.methods.checkpoint.Parts` after them, the batch and each step's losses
     ``(parts, batch, [{name: float}])``."""
     torch.manual_seed(seed)
     data = method.adapt(data, config)

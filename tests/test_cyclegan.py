@@ -20,7 +20,8 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.methods import cyclegan
 from audiostyle.methods.base import DIVERGED, TrialContext
 from audiostyle.methods.cyclegan import CycleGAN, denormalise, normalise
-from audiostyle.methods.trained import AMP_METRIC, D_WINS_LOSS, Amp, trial_amp
+from audiostyle.methods.precision import trial_amp
+from audiostyle.methods.trained import AMP_METRIC, D_WINS_LOSS, Amp
 
 TINY = dict(
     ngf=8, ndf=8, n_blocks=1, n_down=2, d_layers=2, n_fft=127, hop_length=64, patch_frames=64, sr=22050,

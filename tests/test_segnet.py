@@ -13,6 +13,7 @@ import torch
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods import TrialContext, get
+from audiostyle.methods import nets
 from audiostyle.methods import segnet as sn
 from audiostyle.methods.trained import Amp
 from audiostyle.metrics import COMMON_METRICS
@@ -22,7 +23,7 @@ from tests import ladder_segnet as ladder
 # -- networks ----------------------------------------------------------------------------------------
 def _pair(skips: bool, widths=(4, 8), latent=6):
     torch.manual_seed(0)
-    return sn.Encoder(widths, latent), sn.Decoder(widths, latent, skips=skips)
+    return nets.Encoder(widths, latent), nets.Decoder(widths, latent, skips=skips)
 
 
 @pytest.mark.parametrize("skips", [False, True])
@@ -43,7 +44,7 @@ def test_segnet_decoder_uses_only_the_code_and_the_indices():
     x = torch.randn(2, 1, 32, 32)
     z, trace = enc(x)
     out = dec(z, trace)
-    noisy = sn.EncoderTrace(trace.indices, [torch.randn_like(s) for s in trace.skips])
+    noisy = nets.EncoderTrace(trace.indices, [torch.randn_like(s) for s in trace.skips])
     torch.testing.assert_close(dec(z, noisy), out)
     # the first unpooling scatters into the positions the deepest max-pool picked
     up = dec.up[0](dec.from_latent(z), trace.indices[-1], output_size=trace.skips[-1].shape[-2:])
@@ -55,7 +56,7 @@ def test_unet_decoder_depends_on_the_skips():
     enc, dec = _pair(skips=True)
     enc.eval(), dec.eval()
     z, trace = enc(torch.randn(2, 1, 32, 32))
-    noisy = sn.EncoderTrace(trace.indices, [torch.randn_like(s) for s in trace.skips])
+    noisy = nets.EncoderTrace(trace.indices, [torch.randn_like(s) for s in trace.skips])
     assert not torch.allclose(dec(z, noisy), dec(z, trace))
 
 
@@ -71,7 +72,7 @@ def test_grad_reverse_flips_the_gradient_sign(scale):
     def f(v):
         return (torch.sin(v) * w).sum() + (v**3).sum()
 
-    y = sn.grad_reverse(x, scale)
+    y = nets.grad_reverse(x, scale)
     torch.testing.assert_close(y, x)
     (g_rev,) = torch.autograd.grad(f(y), x)
     h = 1e-6
@@ -103,14 +104,14 @@ def _lipschitz_estimate(critic, z_a, z_b) -> float:
 def test_weight_clipping_keeps_every_critic_weight_within_c():
     z_a, z_b = _clouds()
     torch.manual_seed(0)
-    critic = sn.Critic(4, (4, 4), hidden=32)
+    critic = nets.Critic(4, (4, 4), hidden=32)
     opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
     for _ in range(30):
-        sn.critic_update(critic, opt, z_a, z_b, "clip", gp_weight=10.0, clip=0.01)
+        nets.critic_update(critic, opt, z_a, z_b, "clip", gp_weight=10.0, clip=0.01)
     assert all(p.abs().max() <= 0.01 for p in critic.parameters())
     # the clamp binds (an unconstrained critic at this lr leaves the box), and the critic still separates
     assert sum(int((p.abs() == 0.01).sum()) for p in critic.parameters()) > 100
-    assert float(sn.wasserstein_estimate(critic, z_a, z_b).detach()) > 0
+    assert float(nets.wasserstein_estimate(critic, z_a, z_b).detach()) > 0
 
 
 def test_gradient_penalty_makes_the_critic_1_lipschitz():
@@ -121,10 +122,10 @@ def test_gradient_penalty_makes_the_critic_1_lipschitz():
     slopes = {}
     for name, weight in (("gp", 10.0), ("none", 0.0)):
         torch.manual_seed(0)
-        critic = sn.Critic(4, (4, 4), hidden=32)
+        critic = nets.Critic(4, (4, 4), hidden=32)
         opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
         for _ in range(150):
-            sn.critic_update(critic, opt, z_a, z_b, "gp", gp_weight=weight, clip=0.01)
+            nets.critic_update(critic, opt, z_a, z_b, "gp", gp_weight=weight, clip=0.01)
         slopes[name] = _lipschitz_estimate(critic, z_a, z_b)
         if name == "gp":
             eps = torch.rand(len(z_a), 1, 1, 1)
@@ -367,7 +368,7 @@ def test_transfer_path_of_identical_autoencoders_is_the_reconstruction(data):
     exactly the x→x reconstruction."""
     config = get("segnet").make_config(TINY)
     torch.manual_seed(0)
-    ae = sn.AutoEncoders(config.widths, config.latent_channels, skips=False).eval()
+    ae = nets.AutoEncoders(config.widths, config.latent_channels, skips=False).eval()
     ae.enc["y"].load_state_dict(ae.enc["x"].state_dict())
     ae.dec["y"].load_state_dict(ae.dec["x"].state_dict())
     y = data.val_audio["x"][0]

@@ -15,16 +15,15 @@ from audiostyle.data.synth import demo_dataset
 from audiostyle.methods.base import TrialContext
 from audiostyle.metrics import COMMON_METRICS
 from audiostyle.methods.space import Choice, Float, contains
-from tests.fixtures.stores import SCRIPTS, sweep_script
 
 pytestmark = pytest.mark.slow
 
 
 def smoke_overrides(method: str) -> dict[str, Any]:
-    """The fixed values of ``method``'s smoke sweep (its script's budget), for one step with its report; a value the
-    smoke budget sets outside the default space (a smaller network) is replaced by the space's smallest."""
-    budget = sweep_script(SCRIPTS[method][0]).BUDGET
-    fixed = {**budget.overrides, **budget.demo_overrides, **budget.smoke_overrides, "steps": 1, "report_every": 1}
+    """The method's smoke config (:meth:`~audiostyle.methods.base.Method.smoke_overrides`), for one step with its
+    report; a value the smoke config sets outside the default space (a smaller network) is replaced by the space's
+    smallest."""
+    fixed = {**methods.get(method).smoke_overrides(), "steps": 1, "report_every": 1}
     for name, dim in methods.get(method).default_space().items():
         if name in fixed and not contains(dim, fixed[name]):
             fixed[name] = dim.options[0] if isinstance(dim, Choice) else dim.low
@@ -42,7 +41,7 @@ def prepared(method: str) -> Any:
 
 def cases() -> list[tuple[str, str, Any]]:
     out = []
-    for method in (m for m in methods.names() if m in SCRIPTS):  # the built-in methods (tests register a toy too)
+    for method in methods.BUILTIN:  # not the toy the sweep tests register
         for name, dim in methods.get(method).default_space().items():
             if isinstance(dim, Choice):
                 out += [(method, name, option) for option in dim.options]

@@ -16,7 +16,7 @@ import pytest
 from audiostyle import analysis, methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
-from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective, parse_objectives
+from audiostyle.metrics import PARETO_OBJECTIVES, Objective, parse_objectives
 from audiostyle.methods.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
 from audiostyle.sweep._cli import load_config_file, parse_overrides, split_config
 from audiostyle.sweep._prepare import load_data, prepare_data
@@ -88,8 +88,8 @@ def test_config_values_of_the_wrong_type_or_range_raise_clear_errors() -> None:
 def test_objectives_parse_and_reject_bad_modes() -> None:
     toy = methods.get("toy")
     assert parse_objectives(None, toy.headline) == [Objective("transfer_score", "max")]
-    assert parse_objectives(["melody:max", ("timbre_dist", "min")], toy.headline) == list(PARETO)
-    assert parse_objectives(["melody", "timbre_dist"], toy.headline) == list(PARETO)  # directions known
+    assert parse_objectives(["melody:max", ("timbre_dist", "min")], toy.headline) == list(PARETO_OBJECTIVES)
+    assert parse_objectives(["melody", "timbre_dist"], toy.headline) == list(PARETO_OBJECTIVES)  # directions known
     with pytest.raises(AudiostyleError, match="mode"):
         parse_objectives([("fad", "lowest")], toy.headline)
 
@@ -105,7 +105,7 @@ def test_rank_and_pareto_front() -> None:
     )
     ranked = analysis.rank(trials, Objective("timbre_dist", "min"))
     assert list(ranked["trial_id"]) == ["b", "c", "a", "e"]  # failed trials never rank
-    front = analysis.pareto_front(trials, PARETO)
+    front = analysis.pareto_front(trials, PARETO_OBJECTIVES)
     assert sorted(front["trial_id"]) == ["a", "b"]  # c dominated by b, e by a
 
 
@@ -361,7 +361,7 @@ def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
     assert population_size(16, 8) == 8
     with pytest.raises(AudiostyleError, match="at least 2"):
         population_size(16, 1)
-    plan = new_plan("toy", Settings(objectives=PARETO, samples=16), str(tmp_path))
+    plan = new_plan("toy", Settings(objectives=PARETO_OBJECTIVES, samples=16), str(tmp_path))
     plan.max_concurrent = 2
     sampler = make_searcher(plan).searcher._sampler
     assert isinstance(sampler, optuna.samplers.NSGAIISampler) and sampler._population_size == 4

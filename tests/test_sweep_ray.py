@@ -27,7 +27,7 @@ from audiostyle.methods.space import Choice
 from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 from audiostyle.sweep._study import journal_storage
-from tests.fixtures.stores import SCRIPTS, smoke_sweep
+from tests.fixtures.stores import smoke_sweep
 from tests.toy_method import ROOM_NAMESPACE, Room, ToyConfig, quality
 
 pytestmark = pytest.mark.slow
@@ -168,7 +168,7 @@ def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(
 
 
 def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:
-    result = toy_sweep(tmp_path, objectives=sweep.PARETO, samples=6, overrides={})
+    result = toy_sweep(tmp_path, objectives=sweep.PARETO_OBJECTIVES, samples=6, overrides={})
     manifest = Store(result.store).sweeps("toy")[0]
     assert manifest["args"]["search"] == "nsga2" and manifest["args"]["scheduler"] == "asha"
     assert saved_study(result.experiment_path).sampler._population_size == 2  # a quarter of 6 trials, at least 2
@@ -194,9 +194,8 @@ def test_pbt_sweep_runs_and_stores_every_trial(tmp_path: Path, ray_session: None
 
 def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_lr(tmp_path: Path, ray_session: None) -> None:
     from audiostyle.methods.space import Float, Int
-    from tests.fixtures.stores import sweep_script
 
-    smoke = sweep_script("wave_vae").BUDGET.smoke_overrides
+    smoke = methods.get("wave_vae").smoke_overrides()
     result = sweep.run(
         "wave_vae", data="demo", smoke=True, store=str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"),
         space={"lr": Float(1e-4, 3e-3, log=True), "width": Int(4, 8)},  # width shapes the network
@@ -345,7 +344,7 @@ def test_a_sweep_stopped_by_sigterm_then_sigkill_finishes_in_a_copy_of_its_store
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav")[0], sf.read(content)[0] * best_x, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", list(SCRIPTS))
+@pytest.mark.parametrize("method", methods.BUILTIN)
 def test_smoke_sweep_of_every_method(method: str, smoke_store: str, tmp_path: Path) -> None:
     if method in ("shallow_cnn", "segnet"):  # the session's smoke store already ran these sweeps
         store = Store(smoke_store)

@@ -14,23 +14,14 @@ import torch
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
 from audiostyle.metrics import Objective
-from audiostyle.methods.trained import (
-    AMP_METRIC,
-    NATIVE_BF16_CPU_FLAGS,
-    Amp,
-    Parts,
-    TrainConfig,
-    TrainedMethod,
-    compile_modules,
-    mean_over_directions,
-    resolve_amp,
-    translate_spectrogram,
-    trial_amp,
-)
+from audiostyle.methods.domain_pair import mean_over_directions
+from audiostyle.methods.precision import NATIVE_BF16_CPU_FLAGS, compile_modules, resolve_amp, trial_amp
+from audiostyle.methods.spectrogram import translate_spectrogram
+from audiostyle.methods.trained import AMP_METRIC, Amp, Parts, TrainConfig, TrainedMethod
 
 
 @dataclass
-class ToyConfig(TrainConfig):
+class MlpToyConfig(TrainConfig):
     steps: int = 12
     batch_size: int = 4
     lr: float = 1e-2
@@ -52,9 +43,9 @@ class Counter:
         self.n = state["n"]
 
 
-class Toy(TrainedMethod):
+class MlpToy(TrainedMethod):
     name = "mlp_toy"  # not registered: the sweep tests register tests.toy_method.Toy as "toy"
-    Config = ToyConfig
+    Config = MlpToyConfig
     headline = Objective("val_mse", "min")
 
     @classmethod
@@ -104,7 +95,7 @@ class Toy(TrainedMethod):
         return audio
 
 
-def _run(config: ToyConfig, resume: Any = None) -> tuple[TrialContext, dict[int, Any], dict[str, float]]:
+def _run(config: MlpToyConfig, resume: Any = None) -> tuple[TrialContext, dict[int, Any], dict[str, float]]:
     states: dict[int, Any] = {}
 
     def report(step, metrics, state=None):
@@ -112,7 +103,7 @@ def _run(config: ToyConfig, resume: Any = None) -> tuple[TrialContext, dict[int,
             states[step] = state
 
     ctx = TrialContext(report=report, resume_state=resume)
-    final = Toy().train(config, Toy().prepare(None, config), ctx)
+    final = MlpToy().train(config, MlpToy().prepare(None, config), ctx)
     return ctx, states, final
 
 
@@ -124,7 +115,7 @@ def _roundtrip(state: Any) -> Any:
 
 
 def test_reports_at_cadence_with_checkpoints_and_final_metrics():
-    ctx, states, final = _run(Toy.make_config())
+    ctx, states, final = _run(MlpToy.make_config())
     assert [h["step"] for h in ctx.history] == [3, 6, 9, 12]
     assert sorted(states) == [6, 12]
     assert final == {k: v for k, v in ctx.history[-1].items() if k != "step"}
@@ -136,7 +127,7 @@ def test_reports_at_cadence_with_checkpoints_and_final_metrics():
 
 
 def test_resume_continues_to_bit_identical_losses():
-    config = Toy.make_config()
+    config = MlpToy.make_config()
     ctx_full, states, _ = _run(config)
     ctx_resumed, states2, _ = _run(config, resume=_roundtrip(states[6]))
     assert [h["step"] for h in ctx_resumed.history] == [9, 12]
@@ -152,63 +143,63 @@ def test_artifacts_are_written_before_each_checkpoint_report(tmp_path):
     def report(step, metrics, state=None):
         seen.append((step, state is not None, (tmp_path / "sample.txt").read_text() if state else None))
 
-    Toy().train(Toy.make_config(), Toy().prepare(None, None), TrialContext(report=report, artifact_dir=tmp_path))
+    MlpToy().train(MlpToy.make_config(), MlpToy().prepare(None, None), TrialContext(report=report, artifact_dir=tmp_path))
     assert seen == [(3, False, None), (6, True, "6"), (9, False, None), (12, True, "12")]
 
 
 def test_evaluation_does_not_perturb_training():
-    _, a, _ = _run(Toy.make_config({"report_every": 1, "checkpoint_every": 0}))
-    _, b, _ = _run(Toy.make_config({"report_every": 6, "checkpoint_every": 0}))
+    _, a, _ = _run(MlpToy.make_config({"report_every": 1, "checkpoint_every": 0}))
+    _, b, _ = _run(MlpToy.make_config({"report_every": 6, "checkpoint_every": 0}))
     for name, tensor in a[12]["modules"]["net"].items():
         assert torch.equal(tensor, b[12]["modules"]["net"][name])
 
 
 def test_changed_config_on_resume_takes_new_optimizer_hyperparameters():
-    _, states, _ = _run(Toy.make_config())
+    _, states, _ = _run(MlpToy.make_config())
     parts_lr = []
 
-    class Spy(Toy):
+    class Spy(MlpToy):
         def train_step(self, parts, batch, step, amp):
             parts_lr.append(parts.optimizers["opt"].param_groups[0]["initial_lr"])
             return super().train_step(parts, batch, step, amp)
 
-    Spy().train(Toy.make_config({"lr": 0.5}), Toy().prepare(None, None), TrialContext(resume_state=states[6]))
+    Spy().train(MlpToy.make_config({"lr": 0.5}), MlpToy().prepare(None, None), TrialContext(resume_state=states[6]))
     assert parts_lr and all(lr == 0.5 for lr in parts_lr)
 
 
 def test_nan_loss_fails_with_clear_reason_and_keeps_last_state():
-    config = Toy.make_config({"nan_at": 8})
+    config = MlpToy.make_config({"nan_at": 8})
     ctx = TrialContext()
     with pytest.raises(FloatingPointError, match=r"loss 'recon' became nan at step 8 .*lower lr or enable gradient"):
-        Toy().train(config, Toy().prepare(None, config), ctx)
+        MlpToy().train(config, MlpToy().prepare(None, config), ctx)
     assert [h["step"] for h in ctx.history] == [3, 6]
     assert ctx.last_state["step"] == 6
     assert all(torch.isfinite(t).all() for t in ctx.last_state["modules"]["net"].values())
 
 
 def test_state_is_weights_only_loadable_and_renders():
-    _, states, _ = _run(Toy.make_config())
+    _, states, _ = _run(MlpToy.make_config())
     state = _roundtrip(states[12])
-    modules = Toy().restore_modules(Toy.make_config(), state)
+    modules = MlpToy().restore_modules(MlpToy.make_config(), state)
     assert not modules["net"].training
     with pytest.raises(AudiostyleError, match="render needs the trained state"):
-        Toy().restore_modules(Toy.make_config(), None)
+        MlpToy().restore_modules(MlpToy.make_config(), None)
     broken = {**state, "modules": {}}
     with pytest.raises(AudiostyleError, match="lacks module"):
-        Toy().restore_modules(Toy.make_config(), broken)
+        MlpToy().restore_modules(MlpToy.make_config(), broken)
 
 
 def test_config_validation_names_the_fix():
     with pytest.raises(AudiostyleError, match="checkpoint_every=5 is not a multiple of report_every=3"):
-        Toy.make_config({"checkpoint_every": 5})
+        MlpToy.make_config({"checkpoint_every": 5})
     with pytest.raises(AudiostyleError, match="amp='int8'"):
-        Toy.make_config({"amp": "int8"})
+        MlpToy.make_config({"amp": "int8"})
     with pytest.raises(AudiostyleError, match="unknown config key"):
-        Toy.make_config({"stepz": 3})
+        MlpToy.make_config({"stepz": 3})
 
 
 def test_fp16_is_ignored_on_cpu_with_a_log_line(caplog):
-    with caplog.at_level(logging.INFO, logger="audiostyle.methods.trained"):
+    with caplog.at_level(logging.INFO, logger="audiostyle.methods.precision"):
         amp = Amp("fp16", torch.device("cpu"))
     assert amp.mode == "none" and amp.scaler is None
     assert "ignored on cpu" in caplog.text
@@ -219,8 +210,8 @@ def test_bf16_autocasts_on_cpu_and_trains():
     with amp.autocast():
         out = torch.nn.Linear(8, 8)(torch.ones(2, 8))
     assert out.dtype == torch.bfloat16
-    _, _, final = _run(Toy.make_config({"amp": "bf16", "steps": 30, "report_every": 10, "checkpoint_every": 30}))
-    _, _, first = _run(Toy.make_config({"amp": "bf16", "steps": 1, "report_every": 1, "checkpoint_every": 1}))
+    _, _, final = _run(MlpToy.make_config({"amp": "bf16", "steps": 30, "report_every": 10, "checkpoint_every": 30}))
+    _, _, first = _run(MlpToy.make_config({"amp": "bf16", "steps": 1, "report_every": 1, "checkpoint_every": 1}))
     assert final["val_mse"] < 0.7 * first["val_mse"]
 
 
@@ -240,7 +231,7 @@ def test_amp_auto_on_this_cpu_follows_its_flags():
     flags = next((set(line.split(":", 1)[1].split()) for line in open("/proc/cpuinfo") if line.startswith("flags")),
                  set())
     native = bool(flags & NATIVE_BF16_CPU_FLAGS)
-    config = Toy.make_config({})
+    config = MlpToy.make_config({})
     assert config.amp == "auto"
     assert trial_amp(config, "bf16", torch.device("cpu")) == ("bf16" if native else "none")
     assert trial_amp(config, "none", torch.device("cpu")) == "none"
@@ -248,17 +239,17 @@ def test_amp_auto_on_this_cpu_follows_its_flags():
         assert torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-class AutoBf16Toy(Toy):
+class AutoBf16Toy(MlpToy):
     auto_amp = "bf16"
 
 
 def test_the_resolved_precision_reaches_the_checkpoint_and_every_report(tmp_path):
     """Every report carries AMP_METRIC (so the store row has it as a metric column) and the checkpoint the value."""
-    expected = trial_amp(Toy.make_config({}), "bf16", torch.device("cpu"))
+    expected = trial_amp(MlpToy.make_config({}), "bf16", torch.device("cpu"))
     states: dict[int, Any] = {}
     ctx = TrialContext(report=lambda step, metrics, state=None: states.setdefault(step, state))
     config = AutoBf16Toy.make_config({"steps": 3, "report_every": 3, "checkpoint_every": 3})
-    final = AutoBf16Toy().train(config, Toy().prepare(None, config), ctx)
+    final = AutoBf16Toy().train(config, MlpToy().prepare(None, config), ctx)
     assert final[AMP_METRIC] == float(expected == "bf16")
     assert all(h[AMP_METRIC] == final[AMP_METRIC] for h in ctx.history)
     assert states[3]["config"]["amp"] == expected
@@ -274,7 +265,7 @@ class Traced(torch.nn.Linear):
         return super().forward(x)
 
 
-class CompiledToy(Toy):
+class CompiledToy(MlpToy):
     def build(self, config, data, device):
         parts = super().build(config, data, device)
         net = torch.nn.Sequential(Traced(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8)).to(device)
@@ -289,8 +280,8 @@ def test_compile_on_trains_compiled_and_evaluates_eagerly():
     Traced.seen.clear()
     states: dict[int, Any] = {}
     ctx = TrialContext(report=lambda step, metrics, state=None: states.setdefault(step, state))
-    config = Toy.make_config({"compile": "on", "steps": 6})
-    CompiledToy().train(config, Toy().prepare(None, config), ctx)
+    config = MlpToy.make_config({"compile": "on", "steps": 6})
+    CompiledToy().train(config, MlpToy().prepare(None, config), ctx)
     assert (True, True) in Traced.seen  # training forward traced by dynamo
     assert (False, True) not in Traced.seen and (False, False) in Traced.seen  # evaluation eager
     eager_keys = set(CompiledToy().build(config, None, torch.device("cpu")).modules["net"].state_dict())
@@ -299,17 +290,17 @@ def test_compile_on_trains_compiled_and_evaluates_eagerly():
 
 def test_compile_auto_skips_short_runs_and_on_without_compiler_names_the_fix(monkeypatch):
     Traced.seen.clear()
-    config = Toy.make_config({"compile": "auto", "steps": 3})
-    CompiledToy().train(config, Toy().prepare(None, config), TrialContext(report=lambda *a, **k: None))
+    config = MlpToy.make_config({"compile": "auto", "steps": 3})
+    CompiledToy().train(config, MlpToy().prepare(None, config), TrialContext(report=lambda *a, **k: None))
     assert Traced.seen and not any(compiling for _, compiling in Traced.seen)
     cpu = torch.device("cpu")
-    long_fp32, long_bf16 = (Toy.make_config({"compile": "auto", "steps": 2000, "amp": a}) for a in ("none", "bf16"))
-    assert not compile_modules(Toy().build(long_fp32, None, cpu), long_fp32, cpu, "toy")  # fp32 CPU: no time gain
-    assert compile_modules(Toy().build(long_bf16, None, cpu), long_bf16, cpu, "toy")
+    long_fp32, long_bf16 = (MlpToy.make_config({"compile": "auto", "steps": 2000, "amp": a}) for a in ("none", "bf16"))
+    assert not compile_modules(MlpToy().build(long_fp32, None, cpu), long_fp32, cpu, "toy")  # fp32 CPU: no time gain
+    assert compile_modules(MlpToy().build(long_bf16, None, cpu), long_bf16, cpu, "toy")
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(AudiostyleError, match="compile='on' needs a C\\+\\+ compiler"):
-        _run(Toy.make_config({"compile": "on"}))
+        _run(MlpToy.make_config({"compile": "on"}))
 
 
 def test_grad_clip_bounds_the_update():
@@ -406,4 +397,4 @@ def test_a_discriminator_that_wins_outright_flags_the_reports_diverged():
     first, last = ctx.history[0], ctx.history[-1]
     assert first["loss_d"] > D_WINS_LOSS and first[DIVERGED] == 0.0  # step 10: still learning to tell them apart
     assert last["loss_d"] < D_WINS_LOSS and last[DIVERGED] == 1.0
-    assert DIVERGED not in _run(Toy.make_config())[0].history[-1]  # no discriminator: no flag
+    assert DIVERGED not in _run(MlpToy.make_config())[0].history[-1]  # no discriminator: no flag

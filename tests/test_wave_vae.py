@@ -22,13 +22,7 @@ from tests.ladder_generators import train_on_one_batch, untrained_metrics
 TINY = {"latent": 16, "width": 8, "layers": 3, "kernel": 5, "eval_samples": 2, "clip_s": 0.4, "lr": 3e-3, "checkpoint_every": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convs run faster on one thread than on two busy ones; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: faster on one thread than on two busy ones
 
 
 @pytest.fixture(scope="module")

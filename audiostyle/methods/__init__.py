@@ -22,6 +22,9 @@ _REGISTRY: dict[str, str] = {
     "wave_vae_pool": "audiostyle.methods.wave_vae:WaveVAEPool",
 }
 
+BUILTIN: tuple[str, ...] = tuple(_REGISTRY)
+"""The methods audiostyle ships, in registry order (:func:`register` may add more, e.g. a test's toy)."""
+
 
 def register(name: str, target: str) -> None:
     """Register (or replace) a method: ``target`` is ``"package.module:ClassName"``."""
@@ -53,4 +56,4 @@ def get(name: str) -> Method:
     return cls()
 
 
-__all__ = ["Method", "TrialContext", "get", "names", "register"]
+__all__ = ["BUILTIN", "Method", "TrialContext", "get", "names", "register"]

@@ -104,6 +104,13 @@ class Method(ABC):
         return []
 
     @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """A partial config small enough that a trial takes seconds on a 2-core CPU (a small network, short clips, few
+        steps between reports): the fixed values of a smoke sweep (``--smoke``), on top of the sweep script's
+        budget; ``{}`` by default."""
+        return {}
+
+    @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
         """Named partial configs, ``{preset: {config_field: value}}``, chosen with ``preset=NAME`` (``--preset``).
 

@@ -63,21 +63,16 @@ from audiostyle.methods.nets import (
     set_requires_grad,
 )
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (
-    Amp,
-    DomainPairConfig,
-    DomainPairMethod,
-    Parts,
-    mean_over_directions,
-    translate_spectrogram,
-)
+from audiostyle.methods.domain_pair import DomainPairConfig, DomainPairMethod, mean_over_directions
+from audiostyle.methods.spectrogram import StftFields, translate_spectrogram
+from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
 
 
 
 @dataclass
-class CycleGANConfig(DomainPairConfig):
+class CycleGANConfig(DomainPairConfig, StftFields):
     """CycleGAN hyper-parameters; defaults from report ``001_*`` and the reference implementation.
 
     Attributes
@@ -116,7 +111,7 @@ class CycleGANConfig(DomainPairConfig):
         The two domains (report: IRMAS piano ↔ electric guitar; demo set: piano ↔ guitar).
     val_clips : int
         Clips of ``split`` per direction that the metrics use (the first ones by name: fixed). ``split``
-        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`.
+        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`.
     channels_last : bool
         Channels-last memory format on CUDA (faster cuDNN convolutions). The CPU always uses NCHW: its
         channels-last instance norm is inaccurate (see :func:`memory_format`).
@@ -164,8 +159,7 @@ class CycleGANConfig(DomainPairConfig):
         check_range("n_down", self.n_down, 0, 6)
         check_range("d_layers", self.d_layers, 1, 6)
         check_range("sr", self.sr, 1000, 192_000)
-        check_range("n_fft", self.n_fft, 16, 16_384)
-        check_range("hop_length", self.hop_length, 1, self.n_fft)
+        self.check_stft()
         check_range("val_clips", self.val_clips, 1, 1000)
         if self.silence_db is not None:
             check_range("silence_db", self.silence_db, -140.0, 0.0, fix="Use e.g. -60, or none for no gate.")
@@ -184,10 +178,6 @@ class CycleGANConfig(DomainPairConfig):
         """Frequency bins of the STFT, ``n_fft // 2 + 1``."""
         return self.n_fft // 2 + 1
 
-    @property
-    def stft(self) -> A.StftParams:
-        """The STFT parameters."""
-        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
 
 # -- spectrogram features --------------------------------------------------------------------------
@@ -351,6 +341,12 @@ class CycleGAN(DomainPairMethod):
         base = {"lambda_adv": 1.0, "lambda_fwd": 10.0, "lambda_bwd": 10.0, "lr": 2e-4, "beta1": 0.5,
                 "n_blocks": 9, "ngf": 64, "pool_size": 50, "d_layers": 3, "patch_frames": 256}
         return [{**base, "lambda_id": 4.0}, {**base, "lambda_id": 5.0}]
+
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "n_blocks": 1, "ngf": 8, "ndf": 8, "d_layers": 2,
+                "patch_frames": 32, "val_clips": 1}
 
     # -- data ---------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: CycleGANConfig) -> CycleGANData:

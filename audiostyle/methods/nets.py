@@ -1,6 +1,6 @@
-"""Building blocks shared by the image-to-image methods (cyclegan; reusable by segnet and spec_gan).
+"""The networks of the image-to-image methods, one place for all: cyclegan's, then segnet's and unet's.
 
-The networks follow the CycleGAN reference (Zhu et al. 2017; junyanz/pytorch-CycleGAN-and-pix2pix):
+CycleGAN's follow the CycleGAN reference (Zhu et al. 2017; junyanz/pytorch-CycleGAN-and-pix2pix):
 a ResNet generator (7×7 stem, stride-2 encoder, residual blocks, transposed-conv decoder, no skips,
 reflection padding, instance norm, tanh output), a PatchGAN discriminator (4×4 convs, LeakyReLU 0.2,
 instance norm), normal(0, 0.02) init, least-squares GAN loss and the history pool of generated images
@@ -19,14 +19,20 @@ the noise sits below Adam's eps and the bias barely moves; under bf16 autocast i
 one step, ``benchmarks/results/amp_quality.md``), enough for the biases to random-walk, and a drifting offset leaves
 fewer of bf16's 8 mantissa bits for the signal. The networks compute the same function either way, and checkpoints
 that hold such biases still load (:func:`drop_cancelled_biases`).
+
+SegNet's and U-Net's (report 000_*, :mod:`audiostyle.methods.segnet`): per domain an :class:`Encoder` (conv-BN-ReLU
+blocks, max-pooling that keeps its indices) and a :class:`Decoder` (max-unpooling, or transposed convolutions and
+skips), paired in :class:`AutoEncoders`, and the Wasserstein :class:`Critic` on their latent codes with its losses and
+the gradient-reversal layer (:func:`grad_reverse`) between them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 def instance_norm(channels: int) -> nn.Module:
@@ -238,3 +244,233 @@ __all__ = [
     "lsgan_loss",
     "set_requires_grad",
 ]
+
+
+# -- segnet / unet: encoder-decoders and their latent critic ---------------------------------------
+SIDES = ("x", "y")
+"""The two domains of :class:`AutoEncoders`: ``x`` = ``config.domain_x``, ``y`` = ``config.domain_y``."""
+
+
+# -- gradient reversal -----------------------------------------------------------------------------
+class GradReverse(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the incoming gradient by ``-scale``.
+
+    Put between the encoders and the critic, one backward pass trains the critic to *raise* its
+    Wasserstein estimate while the encoders receive the reversed gradient and *lower* it (Ganin &
+    Lempitsky 2015), which is the report's ``L_enc = L_recon - λ·L_disc``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = float(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad.neg() * ctx.scale, None
+
+
+def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
+    """``x`` unchanged; gradients flowing back through it are multiplied by ``-scale``."""
+    return GradReverse.apply(x, scale)
+
+
+# -- SegNet / U-Net encoder-decoders ---------------------------------------------------------------
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """A SegNet block: (3×3 conv - batch norm - ReLU) × 2, ``(B, c_in, H, W) -> (B, c_out, H, W)``."""
+    return nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
+
+
+@dataclass
+class EncoderTrace:
+    """What an encoder hands its decoder besides the latent code.
+
+    Attributes
+    ----------
+    indices : list of Tensor
+        Max-pool indices of every down-sampling stage, shallowest first, shapes ``(B, w_i, H/2^(i+1), W/2^(i+1))``.
+    skips : list of Tensor
+        The pre-pooling feature maps, shallowest first, ``(B, w_i, H/2^i, W/2^i)``; only the U-Net decoder uses them.
+    """
+
+    indices: list[Tensor]
+    skips: list[Tensor]
+
+
+class Encoder(nn.Module):
+    """SegNet encoder: per stage a conv block then 2×2 max-pooling that keeps its indices.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Channels of each down-sampling stage; ``len(widths)`` stages divide H and W by ``2**len(widths)``.
+    latent_channels : int
+        Channels of the latent code (a linear 1×1 projection of the deepest stage).
+    in_channels : int
+        Input channels (1 for a spectrogram).
+
+    ``forward(x)`` maps ``(B, in_channels, H, W)`` to the code ``(B, latent_channels, H/2^n, W/2^n)`` and an
+    :class:`EncoderTrace`.
+    """
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, in_channels: int = 1) -> None:
+        super().__init__()
+        chans = (in_channels, *widths)
+        self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1]) for i in range(len(widths)))
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.to_latent = nn.Conv2d(widths[-1], latent_channels, 1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, EncoderTrace]:
+        trace = EncoderTrace([], [])
+        for stage in self.stages:
+            x = stage(x)
+            trace.skips.append(x)
+            x, idx = self.pool(x)
+            trace.indices.append(idx)
+        return self.to_latent(x), trace
+
+
+class Decoder(nn.Module):
+    """The mirror of :class:`Encoder`.
+
+    SegNet (``skips=False``): every stage up-samples by max-unpooling with the encoder's indices of that
+    stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
+    else passes from encoder to decoder. U-Net (``skips=True``): every stage up-samples with a learned 2×2
+    transposed convolution and concatenates the encoder's pre-pooling features of that stage before its conv
+    block. Same depth and widths in both.
+
+    ``forward(z, trace)`` maps ``(B, latent_channels, h, w)`` to ``(B, out_channels, h·2^n, w·2^n)`` (linear
+    output, no squashing).
+    """
+
+    def __init__(
+        self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False
+    ) -> None:
+        super().__init__()
+        self.use_skips = skips
+        n = len(widths)
+        self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2)
+            for i in reversed(range(n))
+        )
+        self.stages = nn.ModuleList(
+            conv_block(widths[i] * (2 if skips else 1), widths[max(i - 1, 0)]) for i in reversed(range(n))
+        )
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, z: Tensor, trace: EncoderTrace) -> Tensor:
+        x = self.from_latent(z)
+        for up, stage, idx, skip in zip(self.up, self.stages, reversed(trace.indices), reversed(trace.skips)):
+            if self.use_skips:
+                x = torch.cat([up(x), skip], dim=1)
+            else:
+                x = up(x, idx, output_size=skip.shape[-2:])
+            x = stage(x)
+        return self.head(x)
+
+
+class Critic(nn.Module):
+    """The Wasserstein critic: a small MLP on a latent code, no normalisation layers (WGAN-GP forbids them).
+
+    The code ``(B, C, h, w)`` is average-pooled to at most ``grid × grid`` positions (so the MLP stays small
+    whatever the latent resolution), flattened, and mapped to one score per example: Linear - LeakyReLU(0.2)
+    - Linear - LeakyReLU(0.2) - Linear. Output ``(B,)``.
+    """
+
+    def __init__(self, latent_channels: int, latent_hw: tuple[int, int], hidden: int, grid: int = 8) -> None:
+        super().__init__()
+        self.grid = (min(grid, latent_hw[0]), min(grid, latent_hw[1]))
+        d = latent_channels * self.grid[0] * self.grid[1]
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        if tuple(z.shape[-2:]) != self.grid:
+            z = nn.functional.adaptive_avg_pool2d(z, self.grid)
+        return self.net(z.flatten(1)).squeeze(1)
+
+
+def wasserstein_estimate(critic: nn.Module, z_a: Tensor, z_b: Tensor) -> Tensor:
+    """The critic's estimate of the Kantorovich dual ``E[D(z_a)] - E[D(z_b)]`` (report eq. 1), a scalar."""
+    return critic(z_a).mean() - critic(z_b).mean()
+
+
+def critic_loss(critic: nn.Module, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float) -> tuple[Tensor, Tensor]:
+    """What the critic minimises, ``L_disc = -W + gp_weight · GP`` (GP only when ``lipschitz == "gp"``), and ``W``.
+
+    Gradients reach ``z_a``/``z_b`` only through ``-W`` (the penalty uses detached copies).
+    """
+    w = wasserstein_estimate(critic, z_a, z_b)
+    loss = -w
+    if lipschitz == "gp":
+        loss = loss + gp_weight * gradient_penalty(critic, z_a, z_b)
+    return loss, w
+
+
+@torch.no_grad()
+def clip_weights(critic: nn.Module, c: float) -> None:
+    """Clamp every critic parameter into ``[-c, c]`` (the original WGAN's Lipschitz constraint)."""
+    for p in critic.parameters():
+        p.clamp_(-c, c)
+
+
+def critic_update(
+    critic: nn.Module,
+    opt: torch.optim.Optimizer,
+    z_a: Tensor,
+    z_b: Tensor,
+    lipschitz: str,
+    gp_weight: float,
+    clip: float,
+) -> None:
+    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``)."""
+    opt.zero_grad(set_to_none=True)
+    loss, _ = critic_loss(critic, z_a.detach(), z_b.detach(), lipschitz, gp_weight)
+    loss.backward()
+    opt.step()
+    if lipschitz == "clip":
+        clip_weights(critic, clip)
+
+
+class AutoEncoders(nn.Module):
+    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``.
+
+    ``shared_encoder=True`` puts one :class:`Encoder` under both keys (one set of weights and batch-norm
+    statistics, one code space for both domains); each domain keeps its own decoder.
+    """
+
+    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
+        super().__init__()
+        self.shared_encoder = shared_encoder
+        encoders = [Encoder(widths, latent_channels)] * len(SIDES) if shared_encoder else [
+            Encoder(widths, latent_channels) for _ in SIDES]
+        self.enc = nn.ModuleDict(dict(zip(SIDES, encoders)))
+        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
+
+    def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
+        """Both sides' batches ``{"x": (B, 1, F, T), "y": (B', 1, F, T)}`` through their encoders.
+
+        A shared encoder encodes the two batches as one (its batch norm normalises both domains with the same
+        statistics in training, as in evaluation), then splits the code and trace back per side.
+        """
+        if not self.shared_encoder:
+            return {side: self.enc[side](x[side]) for side in SIDES}
+        sizes = [len(x[side]) for side in SIDES]
+        z, trace = self.enc["x"](torch.cat([x[side] for side in SIDES]))
+        parts = [t.split(sizes) for t in (z, *trace.indices, *trace.skips)]
+        n = len(trace.indices)
+        return {
+            side: (p[0], EncoderTrace(list(p[1 : 1 + n]), list(p[1 + n :])))
+            for side, p in zip(SIDES, zip(*parts))
+        }
+
+    def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
+        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (same side: reconstruct)."""
+        return self.dec[dst](*self.enc[src](x))

@@ -5,10 +5,10 @@ like two independent autoencoders plus one extra objective: a Wasserstein critic
 trained through a gradient-reversal layer, pushes the codes of both domains towards one distribution.
 
 Networks
-    :class:`Encoder`: ``n_down`` SegNet stages (3×3 conv-BN-ReLU ×2, 2×2 max-pool keeping its indices), widths
+    :class:`~audiostyle.methods.nets.Encoder`: ``n_down`` SegNet stages (3×3 conv-BN-ReLU ×2, 2×2 max-pool keeping its indices), widths
     ``base_channels · 2^i`` capped at ``max_channels``, then a linear 1×1 projection to ``latent_channels``: a
     ``(1, n_mels, patch_frames)`` patch becomes a ``(latent_channels, n_mels/2^n_down, patch_frames/2^n_down)``
-    code. :class:`Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
+    code. :class:`~audiostyle.methods.nets.Decoder` mirrors it. ``segnet``: the decoder up-samples by max-unpooling with the max-pool
     indices of the encoder whose code it decodes; no feature maps pass from encoder to decoder. ``unet``: the
     same depth and widths, learned 2×2 transposed-conv up-sampling and skip connections (concatenation) from the
     encoder's pre-pooling features. For a transfer x→y, y's decoder gets x's code *and* x's max-pool indices
@@ -17,14 +17,14 @@ Networks
     visible in the metrics as low ``recon_*`` with ``target_prob`` no better than ``target_prob_input``).
     ``shared_encoder=True`` uses one encoder for both domains: the report's two encoders, aligned only in
     distribution by the critic, give the other decoder codes it reads as no melody at all (issue 28).
-:class:`Critic`
+:class:`~audiostyle.methods.nets.Critic`
     A small MLP on the (average-pooled to ≤ 8×8) code, no normalisation layers, kept K-Lipschitz by a gradient
     penalty (``lipschitz="gp"``, WGAN-GP, ``gp_weight`` 10) or weight clipping (``"clip"``, ``clip_value`` 0.01).
 
 Losses (the report's section 6)
     ``L_recon = (1/B) Σ_b Σ_ij |X − X̂|`` (per-example pixel sum, batch mean, as the report writes it; ``"l2"``
     squares the error instead), summed over both autoencoders. ``L_disc = −W + gp_weight·GP`` with
-    ``W = E[D(z_x)] − E[D(z_y)]`` (report eq. 1); the codes reach the critic through :func:`grad_reverse`, so one
+    ``W = E[D(z_x)] − E[D(z_y)]`` (report eq. 1); the codes reach the critic through :func:`~audiostyle.methods.nets.grad_reverse`, so one
     backward pass of ``L_recon + L_disc`` trains the critic to minimise ``L_disc`` while the encoders get
     ``L_enc = L_recon − λ·L_disc`` (``λ = critic_weight``) and the decoders ``L_dec = L_recon``. Because the
     reconstruction is a pixel *sum*, ``λ`` is relative to patch area: the report's ``λ = 1`` at 256×256 equals
@@ -35,9 +35,10 @@ Losses (the report's section 6)
 Inputs and normalisation
     Audio at ``sr`` 22.05 kHz, mel power spectrogram with 256 bands (``n_fft`` 2048, hop 512: 256 frames ≈ 5.9 s),
     cut into 256×256 patches (training: random crops; inference: half-overlapping patches cross-faded back by
-    :func:`audiostyle.methods.trained.translate_spectrogram`, so clips of any length work). Each clip is normalised on its own:
-    ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's loudest bin (at
-    least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB below.
+    :func:`audiostyle.methods.spectrogram.translate_spectrogram`, so clips of any length work). Each clip is
+    normalised on its own: ``x = clip(1 + (dB − ref)/top_db, 0, 1)`` with ``dB = 10·log10(mel)``, ``ref`` the clip's
+    loudest bin (at least ``−100 + top_db`` dB, so silence maps to 0) and ``top_db`` 80: 1 = the clip's peak, 0 = 80 dB
+    below.
     ``recon_mse``/``recon_mae`` are per-pixel means on this [0, 1] scale over fixed validation patches of both
     domains. The report gives no normalisation for its table (SegNet MSE 0.07 / MAE 0.10, U-Net 0.01 / 0.06 "on
     normalised spectrograms"); a [0, 1] scale is the natural reading, so the numbers are comparable in kind but not
@@ -49,7 +50,7 @@ Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the vali
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
-paired), averaged by :func:`audiostyle.methods.trained.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
+paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
 ``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
 that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
 ``wasserstein`` (W).
@@ -72,241 +73,16 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError, check_choice, check_positive, check_range
 from audiostyle.methods.examples import Example, write_examples
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
-from audiostyle.methods.nets import gradient_penalty
+from audiostyle.methods.nets import SIDES, AutoEncoders, Critic, clip_weights, critic_loss, critic_update, grad_reverse
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import (DIRECTIONS, Amp, DomainPairConfig, DomainPairMethod, Parts, mean_over_directions,
-                              translate_spectrogram)
+from audiostyle.methods.domain_pair import DIRECTIONS, DomainPairConfig, DomainPairMethod, mean_over_directions
+from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters, translate_spectrogram
+from audiostyle.methods.trained import Amp, Parts
 
 log = logging.getLogger(__name__)
 
 SILENCE_DB = -100.0
 """Floor of the dB scale (power 1e-10)."""
-SIDES = ("x", "y")
-
-
-# -- gradient reversal -----------------------------------------------------------------------------
-class GradReverse(torch.autograd.Function):
-    """Identity forward; the backward pass multiplies the incoming gradient by ``-scale``.
-
-    Put between the encoders and the critic, one backward pass trains the critic to *raise* its
-    Wasserstein estimate while the encoders receive the reversed gradient and *lower* it (Ganin &
-    Lempitsky 2015), which is the report's ``L_enc = L_recon - λ·L_disc``.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
-        ctx.scale = float(scale)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad.neg() * ctx.scale, None
-
-
-def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
-    """``x`` unchanged; gradients flowing back through it are multiplied by ``-scale``."""
-    return GradReverse.apply(x, scale)
-
-
-# -- SegNet / U-Net encoder-decoders ---------------------------------------------------------------
-def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
-    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
-    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """A SegNet block: (3×3 conv - batch norm - ReLU) × 2, ``(B, c_in, H, W) -> (B, c_out, H, W)``."""
-    return nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
-
-
-@dataclass
-class EncoderTrace:
-    """What an encoder hands its decoder besides the latent code.
-
-    Attributes
-    ----------
-    indices : list of Tensor
-        Max-pool indices of every down-sampling stage, shallowest first, shapes ``(B, w_i, H/2^(i+1), W/2^(i+1))``.
-    skips : list of Tensor
-        The pre-pooling feature maps, shallowest first, ``(B, w_i, H/2^i, W/2^i)``; only the U-Net decoder uses them.
-    """
-
-    indices: list[Tensor]
-    skips: list[Tensor]
-
-
-class Encoder(nn.Module):
-    """SegNet encoder: per stage a conv block then 2×2 max-pooling that keeps its indices.
-
-    Parameters
-    ----------
-    widths : sequence of int
-        Channels of each down-sampling stage; ``len(widths)`` stages divide H and W by ``2**len(widths)``.
-    latent_channels : int
-        Channels of the latent code (a linear 1×1 projection of the deepest stage).
-    in_channels : int
-        Input channels (1 for a spectrogram).
-
-    ``forward(x)`` maps ``(B, in_channels, H, W)`` to the code ``(B, latent_channels, H/2^n, W/2^n)`` and an
-    :class:`EncoderTrace`.
-    """
-
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, in_channels: int = 1) -> None:
-        super().__init__()
-        chans = (in_channels, *widths)
-        self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1]) for i in range(len(widths)))
-        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
-        self.to_latent = nn.Conv2d(widths[-1], latent_channels, 1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, EncoderTrace]:
-        trace = EncoderTrace([], [])
-        for stage in self.stages:
-            x = stage(x)
-            trace.skips.append(x)
-            x, idx = self.pool(x)
-            trace.indices.append(idx)
-        return self.to_latent(x), trace
-
-
-class Decoder(nn.Module):
-    """The mirror of :class:`Encoder`.
-
-    SegNet (``skips=False``): every stage up-samples by max-unpooling with the encoder's indices of that
-    stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
-    else passes from encoder to decoder. U-Net (``skips=True``): every stage up-samples with a learned 2×2
-    transposed convolution and concatenates the encoder's pre-pooling features of that stage before its conv
-    block. Same depth and widths in both.
-
-    ``forward(z, trace)`` maps ``(B, latent_channels, h, w)`` to ``(B, out_channels, h·2^n, w·2^n)`` (linear
-    output, no squashing).
-    """
-
-    def __init__(
-        self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False
-    ) -> None:
-        super().__init__()
-        self.use_skips = skips
-        n = len(widths)
-        self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2)
-            for i in reversed(range(n))
-        )
-        self.stages = nn.ModuleList(
-            conv_block(widths[i] * (2 if skips else 1), widths[max(i - 1, 0)]) for i in reversed(range(n))
-        )
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
-
-    def forward(self, z: Tensor, trace: EncoderTrace) -> Tensor:
-        x = self.from_latent(z)
-        for up, stage, idx, skip in zip(self.up, self.stages, reversed(trace.indices), reversed(trace.skips)):
-            if self.use_skips:
-                x = torch.cat([up(x), skip], dim=1)
-            else:
-                x = up(x, idx, output_size=skip.shape[-2:])
-            x = stage(x)
-        return self.head(x)
-
-
-class Critic(nn.Module):
-    """The Wasserstein critic: a small MLP on a latent code, no normalisation layers (WGAN-GP forbids them).
-
-    The code ``(B, C, h, w)`` is average-pooled to at most ``grid × grid`` positions (so the MLP stays small
-    whatever the latent resolution), flattened, and mapped to one score per example: Linear - LeakyReLU(0.2)
-    - Linear - LeakyReLU(0.2) - Linear. Output ``(B,)``.
-    """
-
-    def __init__(self, latent_channels: int, latent_hw: tuple[int, int], hidden: int, grid: int = 8) -> None:
-        super().__init__()
-        self.grid = (min(grid, latent_hw[0]), min(grid, latent_hw[1]))
-        d = latent_channels * self.grid[0] * self.grid[1]
-        self.net = nn.Sequential(
-            nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
-        )
-
-    def forward(self, z: Tensor) -> Tensor:
-        if tuple(z.shape[-2:]) != self.grid:
-            z = nn.functional.adaptive_avg_pool2d(z, self.grid)
-        return self.net(z.flatten(1)).squeeze(1)
-
-
-def wasserstein_estimate(critic: nn.Module, z_a: Tensor, z_b: Tensor) -> Tensor:
-    """The critic's estimate of the Kantorovich dual ``E[D(z_a)] - E[D(z_b)]`` (report eq. 1), a scalar."""
-    return critic(z_a).mean() - critic(z_b).mean()
-
-
-def critic_loss(critic: nn.Module, z_a: Tensor, z_b: Tensor, lipschitz: str, gp_weight: float) -> tuple[Tensor, Tensor]:
-    """What the critic minimises, ``L_disc = -W + gp_weight · GP`` (GP only when ``lipschitz == "gp"``), and ``W``.
-
-    Gradients reach ``z_a``/``z_b`` only through ``-W`` (the penalty uses detached copies).
-    """
-    w = wasserstein_estimate(critic, z_a, z_b)
-    loss = -w
-    if lipschitz == "gp":
-        loss = loss + gp_weight * gradient_penalty(critic, z_a, z_b)
-    return loss, w
-
-
-@torch.no_grad()
-def clip_weights(critic: nn.Module, c: float) -> None:
-    """Clamp every critic parameter into ``[-c, c]`` (the original WGAN's Lipschitz constraint)."""
-    for p in critic.parameters():
-        p.clamp_(-c, c)
-
-
-def critic_update(
-    critic: nn.Module,
-    opt: torch.optim.Optimizer,
-    z_a: Tensor,
-    z_b: Tensor,
-    lipschitz: str,
-    gp_weight: float,
-    clip: float,
-) -> None:
-    """One critic-only step on detached codes (then clipping when ``lipschitz == "clip"``)."""
-    opt.zero_grad(set_to_none=True)
-    loss, _ = critic_loss(critic, z_a.detach(), z_b.detach(), lipschitz, gp_weight)
-    loss.backward()
-    opt.step()
-    if lipschitz == "clip":
-        clip_weights(critic, clip)
-
-
-class AutoEncoders(nn.Module):
-    """The two domains' encoder-decoders: ``enc["x"]``, ``dec["x"]`` (``domain_x``) and ``enc["y"]``, ``dec["y"]``.
-
-    ``shared_encoder=True`` puts one :class:`Encoder` under both keys (one set of weights and batch-norm
-    statistics, one code space for both domains); each domain keeps its own decoder.
-    """
-
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
-        super().__init__()
-        self.shared_encoder = shared_encoder
-        encoders = [Encoder(widths, latent_channels)] * len(SIDES) if shared_encoder else [
-            Encoder(widths, latent_channels) for _ in SIDES]
-        self.enc = nn.ModuleDict(dict(zip(SIDES, encoders)))
-        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
-
-    def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
-        """Both sides' batches ``{"x": (B, 1, F, T), "y": (B', 1, F, T)}`` through their encoders.
-
-        A shared encoder encodes the two batches as one (its batch norm normalises both domains with the same
-        statistics in training, as in evaluation), then splits the code and trace back per side.
-        """
-        if not self.shared_encoder:
-            return {side: self.enc[side](x[side]) for side in SIDES}
-        sizes = [len(x[side]) for side in SIDES]
-        z, trace = self.enc["x"](torch.cat([x[side] for side in SIDES]))
-        parts = [t.split(sizes) for t in (z, *trace.indices, *trace.skips)]
-        n = len(trace.indices)
-        return {
-            side: (p[0], EncoderTrace(list(p[1 : 1 + n]), list(p[1 + n :])))
-            for side, p in zip(SIDES, zip(*parts))
-        }
-
-    def transfer(self, x: Tensor, src: str, dst: str) -> Tensor:
-        """Encode ``(B, 1, F, T)`` with ``src``'s encoder, decode with ``dst``'s decoder (same side: reconstruct)."""
-        return self.dec[dst](*self.enc[src](x))
 
 
 # -- normalisation ------------------------------------------------------------------------------------
@@ -327,7 +103,7 @@ def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
 
 # -- config and data ------------------------------------------------------------------------------------
 @dataclass
-class SegNetConfig(DomainPairConfig):
+class SegNetConfig(DomainPairConfig, StftFields):
     """Hyper-parameters of ``segnet``/``unet``; defaults from report 000_* where it gives them (see module doc).
 
     Attributes
@@ -371,7 +147,7 @@ class SegNetConfig(DomainPairConfig):
     griffin_lim_iters : int
         Griffin-Lim iterations of the mel inversion.
 
-    Inherited from :class:`~audiostyle.methods.trained.DomainPairConfig`: ``split`` (the scored clips' split,
+    Inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`: ``split`` (the scored clips' split,
     ``"val"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
     1e-3: the report gives none), ``report_every``, ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
@@ -404,9 +180,7 @@ class SegNetConfig(DomainPairConfig):
         super().__post_init__()
         check_range("sr", self.sr, 1000, 192_000)
         check_range("n_mels", self.n_mels, 8, 1024)
-        check_range("n_fft", self.n_fft, 64, 16384)
-        # Griffin-Lim's overlap-add needs frames that overlap: a hop of n_fft leaves Hann-window gaps.
-        check_range("hop_length", self.hop_length, 1, self.n_fft // 2, fix="Raise n_fft or lower hop_length.")
+        self.check_stft()
         check_range("patch_frames", self.patch_frames, 8, 4096)
         check_range("top_db", self.top_db, 10.0, 200.0)
         check_range("base_channels", self.base_channels, 1, 1024)
@@ -424,7 +198,7 @@ class SegNetConfig(DomainPairConfig):
         check_range("gp_weight", self.gp_weight, 0.0, 1e6)
         check_range("clip_value", self.clip_value, 1e-6, 10.0)
         check_range("val_clips", self.val_clips, 1, 1000)
-        check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
+        check_griffin_lim_iters("griffin_lim_iters", self.griffin_lim_iters)
         stride = 2**self.n_down
         if self.n_mels % stride or self.patch_frames % stride:
             raise AudiostyleError(
@@ -438,11 +212,6 @@ class SegNetConfig(DomainPairConfig):
     def widths(self) -> tuple[int, ...]:
         """Channels of each encoder stage."""
         return tuple(min(self.base_channels * 2**i, self.max_channels) for i in range(self.n_down))
-
-    @property
-    def stft(self) -> A.StftParams:
-        """The STFT under the mel spectrogram."""
-        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
     def domain(self, side: str) -> str:
         """The domain name of side ``"x"`` or ``"y"``."""
@@ -508,7 +277,7 @@ def transfer_audio(
     """Transfer a whole clip ``(samples,)`` at ``config.sr`` (any length) in ``direction`` (``"x2y"``/``"y2x"``).
 
     Normalised log-mel → half-overlapping patches through the source encoder and the target decoder
-    (:func:`audiostyle.methods.trained.translate_spectrogram`) → de-normalised with the input's own reference →
+    (:func:`audiostyle.methods.spectrogram.translate_spectrogram`) → de-normalised with the input's own reference →
     :func:`audiostyle.audio.mel_to_audio` on ``device``. Returns float32 ``(len(y),)``. ``ae`` must be in eval mode.
     """
     src, dst = direction[0], direction[-1]
@@ -564,6 +333,13 @@ class SegNet(DomainPairMethod):
     def best_known(cls) -> list[dict[str, Any]]:
         """The report's choices: L1 reconstruction, critic weight 1."""
         return [{"recon_loss": "l1", "critic_weight": 1.0}]
+
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "n_mels": 64, "n_fft": 1024,
+                "patch_frames": 32, "base_channels": 8, "max_channels": 32, "n_down": 2,
+                "latent_channels": 16, "critic_hidden": 32, "val_clips": 1, "griffin_lim_iters": 4}
 
     # -- data --------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: SegNetConfig) -> SegNetData:
@@ -658,7 +434,7 @@ class SegNet(DomainPairMethod):
         return {"loss_recon": loss_recon.detach(), "loss_critic": loss_critic.detach(), "wasserstein": w.detach()}
 
     def evaluate(self, parts: Parts, config: SegNetConfig, data: SegNetData, device: torch.device) -> dict[str, float]:
-        """Common metrics of both directions (:func:`~audiostyle.methods.trained.mean_over_directions`), ``recon_mse``,
+        """Common metrics of both directions (:func:`~audiostyle.methods.domain_pair.mean_over_directions`), ``recon_mse``,
         ``recon_mae`` (per pixel, both autoencoders) and ``target_prob_input``."""
         ae: AutoEncoders = parts.modules["autoencoders"]  # type: ignore[assignment]
         errors = []

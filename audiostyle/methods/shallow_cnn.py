@@ -38,7 +38,9 @@ from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.random_cnn import (MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, positions,
                                            to_audio)
 from audiostyle.methods.space import Choice, Float, Int, Space
-from audiostyle.methods.trained import to_cpu, resolve_device
+from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters
+from audiostyle.methods.checkpoint import to_cpu
+from audiostyle.methods.trained import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ STATE_FORMAT = 1
 
 
 @dataclass
-class ShallowCNNConfig:
+class ShallowCNNConfig(StftFields):
     """A shallow-CNN transfer; defaults are the reports' best: ``003_*``'s 1 layer, 4096 filters, width 11, L-BFGS,
     lr 0.001, alpha 0.006 on log1p|STFT| (n_fft 2048), run on Ulyanov & Lebedev's network, hence ReLU; no pooling
     and Griffin-Lim from both reports. ``004_*`` preferred tanh (by ear, with its own setup); it is in the space.
@@ -163,14 +165,13 @@ class ShallowCNNConfig:
         check_choice("init", self.init, ("content", "noise"))
         check_range("steps", self.steps, 1, 100_000)
         check_range("report_every", self.report_every, 1, 100_000)
-        check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 10_000)
-        check_range("report_griffin_lim_iters", self.report_griffin_lim_iters, 1, 10_000)
+        check_griffin_lim_iters("griffin_lim_iters", self.griffin_lim_iters)
+        check_griffin_lim_iters("report_griffin_lim_iters", self.report_griffin_lim_iters)
         check_range("pairs", self.pairs, 1, 1024)
         check_choice("split", self.split, ("val", "test"))
         check_range("max_seconds", self.max_seconds, 0.1, 3600.0)
         check_range("sr", self.sr, 4000, 192_000)
-        check_range("n_fft", self.n_fft, 64, 16384)
-        check_range("hop_length", self.hop_length, 16, self.n_fft)
+        self.check_stft()
         check_choice("amp", self.amp, ("none", "bf16"))
         if self.content_domain is not None and self.content_domain == self.style_domain:
             raise AudiostyleError(f"content_domain and style_domain are both {self.content_domain!r}: pick two domains.")
@@ -310,6 +311,13 @@ class ShallowCNN(Method):
             {**common, "layers": 2, "filters": 2048, "width": 11, "alpha": 0.001},
             {**best, "features": "mel", "activation": "tanh"},
         ]
+
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        # 3 s clips, one pair, few Griffin-Lim iterations, at most 1024 filters: a trial takes seconds
+        return {"pairs": 1, "max_seconds": 3.0, "report_every": 4, "griffin_lim_iters": 16,
+                "report_griffin_lim_iters": 8, "filters": 512}
 
     # -- data ----------------------------------------------------------------------------------------
     def data_domains(self, config: ShallowCNNConfig) -> tuple[str, ...] | None:

@@ -40,6 +40,7 @@ from audiostyle.methods.generative import (
 )
 from audiostyle.methods.nets import gradient_penalty
 from audiostyle.methods.space import Choice, Float, Int, Space
+from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters
 from audiostyle.methods.trained import Amp, Parts
 
 
@@ -118,7 +119,7 @@ class DenseDiscriminator(nn.Module):
 
 # -- the method -------------------------------------------------------------------------------------
 @dataclass
-class SpecGANConfig(DomainConfig):
+class SpecGANConfig(DomainConfig, StftFields):
     """``spec_gan``: defaults from report 002_* (noise 1024, Adam, weight decay 1e-5, batch 10, ~100 epochs).
 
     Attributes
@@ -188,16 +189,11 @@ class SpecGANConfig(DomainConfig):
         check_choice("loss", self.loss, ("bce", "lsgan", "wgan_gp"))
         check_range("gp_weight", self.gp_weight, 0.0, 1e4)
         check_range("d_steps", self.d_steps, 1, 100)
-        check_range("n_fft", self.n_fft, 16, 65_536)
-        check_range("hop_length", self.hop_length, 1, self.n_fft, fix="Use a hop of at most n_fft, e.g. n_fft // 8.")
+        self.check_stft()
         check_range("n_mels", self.n_mels, 2, self.n_fft // 2 + 1, fix="Use at most n_fft // 2 + 1 mel bands.")
         check_range("top_db", self.top_db, 1.0, 200.0)
-        check_range("griffin_lim_iters", self.griffin_lim_iters, 0, 10_000)
+        check_griffin_lim_iters("griffin_lim_iters", self.griffin_lim_iters)
 
-    @property
-    def stft(self) -> A.StftParams:
-        """STFT of the mel spectrograms."""
-        return A.StftParams(n_fft=self.n_fft, hop_length=self.hop_length)
 
 
 MEL_FIELDS = ("n_mels", "n_fft", "hop_length", "top_db")
@@ -300,6 +296,13 @@ class SpecGAN(GenerativeMethod):
         """The report's setting: noise 1024, BCE, batch 10, weight decay 1e-5 (its lr is not given: 2e-4)."""
         return [{"noise_dim": 1024, "loss": "bce", "batch_size": 10, "lr": 2e-4, "lr_d": 2e-4, "beta1": 0.5,
                  "d_steps": 1}]
+
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
+                "noise_dim": 32, "g_hidden": 32, "g_channels": 8, "d_hidden": 32, "n_mels": 32,
+                "griffin_lim_iters": 4}
 
     # -- data -----------------------------------------------------------------------------------------
     def prepare(self, dataset: AudioDataset, config: SpecGANConfig) -> SpecGANData:

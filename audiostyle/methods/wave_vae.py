@@ -274,6 +274,12 @@ class WaveVAE(GenerativeMethod):
         return [{"batch_size": 10, "lr": 1e-3, "beta": 1e-4, "latent": 128, "width": 16, "layers": 4,
                  "kernel": 9}]
 
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        """The smoke sweep's network and data size (see :meth:`~audiostyle.methods.base.Method.smoke_overrides`)."""
+        return {"report_every": 2, "checkpoint_every": 2, "batch_size": 2, "eval_samples": 2, "clip_s": 3.0,
+                "latent": 8, "width": 4, "layers": 2}
+
     def build(self, config: WaveVAEConfig, data: DomainClips | ClipGeometry | None, device: torch.device) -> Parts:
         """The VAE for ``data.length``-sample examples and its Adam optimiser."""
         if data is None:

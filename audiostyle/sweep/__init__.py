@@ -30,7 +30,7 @@ them); :func:`journal_storage` and :func:`artifact_store` open a store's Optuna 
 ``_keys``      the result keys trials report
 """
 
-from audiostyle.metrics import PARETO_OBJECTIVES as PARETO, Objective
+from audiostyle.metrics import PARETO_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Float, Int, Space
 from audiostyle.sweep._cli import Budget, main
 from audiostyle.sweep._plan import Plan
@@ -39,5 +39,5 @@ from audiostyle.sweep._result import SweepResult
 from audiostyle.sweep._run import run
 from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
 
-__all__ = ["JOURNAL", "Budget", "Choice", "Float", "Int", "Objective", "PARETO", "Plan", "Space", "SweepResult",
-           "artifact_store", "journal_storage", "load_data", "main", "prepare_data", "run"]
+__all__ = ["JOURNAL", "Budget", "Choice", "Float", "Int", "Objective", "PARETO_OBJECTIVES", "Plan", "Space",
+           "SweepResult", "artifact_store", "journal_storage", "load_data", "main", "prepare_data", "run"]

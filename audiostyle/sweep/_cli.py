@@ -2,7 +2,8 @@
 
 Fixed config values layer in this order, each on top of the one before: the budget's ``steps``, the script's
 ``overrides``, ``demo_overrides`` (with ``--data demo``), the method's ``--preset`` (e.g. ``cpu``: a network and
-step budget a 2-core machine trains in minutes), ``smoke_overrides`` (with ``--smoke``), the unsearched
+step budget a 2-core machine trains in minutes), with ``--smoke`` the method's
+:meth:`~audiostyle.methods.base.Method.smoke_overrides` and then the script's ``smoke_overrides``, the unsearched
 fields of ``--config FILE`` (its searched fields become the searcher's first point), ``--set KEY=VALUE``, then
 ``--steps``. So a budget never replaces a value the user fixed (``--set steps=50`` or ``steps`` in the file);
 ``--steps`` and a different ``steps`` from the user are refused.
@@ -37,7 +38,9 @@ class Budget:
 
     ``overrides`` are fixed in every run of the script (e.g. data fields a sweep must not vary, since the data
     is prepared once); ``demo_overrides`` come on top with ``--data demo`` (e.g. the demo set's domain pair that
-    transfers best); ``smoke_overrides`` on top with ``--smoke`` (see the module notes for the whole order).
+    transfers best); with ``--smoke`` the method's own smoke config
+    (:meth:`~audiostyle.methods.base.Method.smoke_overrides`), then ``smoke_overrides`` on top (see the module notes
+    for the whole order).
     """
 
     samples: int = 16
@@ -161,7 +164,7 @@ def _fixed(args: argparse.Namespace, budget: Budget, method: methods.Method, fil
         **budget.overrides,
         **(budget.demo_overrides if data == "demo" else {}),
         **_preset(args, method),
-        **(budget.smoke_overrides if args.smoke else {}),
+        **({**method.smoke_overrides(), **budget.smoke_overrides} if args.smoke else {}),
         **user,
     }
 

@@ -132,7 +132,7 @@ def _restore(checkpoint: Any) -> _Resumed:
 
     with checkpoint.as_directory() as folder:
         meta = json.loads((Path(folder) / TRIAL_FILE).read_text())
-        # tensors, numbers, strings and containers only (audiostyle.methods.trained.capture_state): no pickled code
+        # tensors, numbers, strings and containers only (audiostyle.methods.checkpoint.capture_state): no pickled code
         state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     log.info("trial resumes from the checkpoint of trial %s at step %d", meta.get("trial_id"), meta["step"])
     return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"),
