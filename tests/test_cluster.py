@@ -25,7 +25,7 @@ pytestmark = [
 
 METHOD = "shallow_cnn"
 SWEEP = REPO / "sweeps" / f"{METHOD}.py"
-JOB_TIMEOUT_S = 240
+JOB_TIMEOUT_S = 480  # a smoke sweep takes about 1 min alone; 4 min was seen under a load of 15 on 2 cores
 # Fast failure detection, so a killed node is noticed in seconds rather than half a minute.
 FAST_HEALTH_CHECKS = {
     "RAY_health_check_initial_delay_ms": "1000",
