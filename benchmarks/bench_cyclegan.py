@@ -282,7 +282,7 @@ def worker(args) -> dict:
         parts = method.build(config, None, device)
         parts.config = config
         extra["amp_resolved"] = config.amp
-        extra["compiled"] = compile_modules(parts, config, device, method.name)  # the warm-up step compiles
+        extra["compiled"] = compile_modules(parts.modules, config, device, method.name)  # the warm-up step compiles
         amp = Amp(config.amp, device, config.grad_clip)
 
         def step(i: int) -> None:

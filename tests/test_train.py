@@ -295,8 +295,8 @@ def test_compile_auto_skips_short_runs_and_on_without_compiler_names_the_fix(mon
     assert Traced.seen and not any(compiling for _, compiling in Traced.seen)
     cpu = torch.device("cpu")
     long_fp32, long_bf16 = (MlpToy.make_config({"compile": "auto", "steps": 2000, "amp": a}) for a in ("none", "bf16"))
-    assert not compile_modules(MlpToy().build(long_fp32, None, cpu), long_fp32, cpu, "toy")  # fp32 CPU: no time gain
-    assert compile_modules(MlpToy().build(long_bf16, None, cpu), long_bf16, cpu, "toy")
+    assert not compile_modules(MlpToy().build(long_fp32, None, cpu).modules, long_fp32, cpu, "toy")  # fp32 CPU: no time gain
+    assert compile_modules(MlpToy().build(long_bf16, None, cpu).modules, long_bf16, cpu, "toy")
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(AudiostyleError, match="compile='on' needs a C\\+\\+ compiler"):

@@ -12,13 +12,12 @@ import importlib.util
 import logging
 import os
 import shutil
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from audiostyle.errors import AudiostyleError
-from audiostyle.methods.checkpoint import Parts
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +151,8 @@ def _compiler_available(device: torch.device) -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c)
 
 
-def compile_modules(parts: Parts, config: Any, device: torch.device, method: str) -> bool:
-    """Compile ``parts.modules`` in place (``nn.Module.compile``: state-dict keys unchanged) per ``config.compile``.
+def compile_modules(modules: Mapping[str, nn.Module], config: Any, device: torch.device, method: str) -> bool:
+    """Compile ``modules`` (a method's named networks, ``Parts.modules``) in place (``nn.Module.compile``: state-dict keys unchanged) per ``config.compile``.
 
     Returns whether they were compiled. ``"on"`` without a compiler raises :class:`AudiostyleError`.
     """
@@ -168,7 +167,7 @@ def compile_modules(parts: Parts, config: Any, device: torch.device, method: str
                                   "install one or use compile='off'.")
         log.info("%s: not compiling (%s has no %s); training eagerly.", method, device.type, need)
         return False
-    for m in parts.modules.values():
+    for m in modules.values():
         m.compile()
     log.info("%s: modules compiled with torch.compile; the first steps include compilation.", method)
     return True

@@ -380,7 +380,7 @@ class TrainedMethod(Method):
         parts.config = config
         for m in parts.modules.values():
             m.train()
-        compile_modules(parts, config, device, self.name)
+        compile_modules(parts.modules, config, device, self.name)
         amp = Amp(config.amp, device, config.grad_clip)
         if resume_state is None:
             return parts, amp, 0
