@@ -79,7 +79,7 @@ def test_prepare_pairs_contents_with_other_melodies_and_true_targets(method, dem
 
 
 def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, untouched, tmp_path):
-    # 003_*'s best: 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (ReLU); iterations shortened.
+    # report 003, docs/reports.md's best: 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (ReLU); iterations shortened.
     config = method.make_config({**PAIR, "pairs": 1, "steps": 10, "report_every": 5, "griffin_lim_iters": 32,
                                  "report_griffin_lim_iters": 8})
     assert (config.layers, config.filters, config.width, config.optimizer, config.alpha, config.activation) == (
@@ -115,7 +115,7 @@ def test_small_config_transfers_a_batch_of_pairs(method, data, untouched):
 
 
 def test_raising_alpha_raises_content_preservation(method, data):
-    # From noise (Ulyanov's notebook, 004_*) the content term alone pulls the melody in: alpha sets how much.
+    # From noise (Ulyanov's notebook, report 004) the content term alone pulls the melody in: alpha sets how much.
     # (From the content, a 512-filter network keeps the melody at any alpha in a few iterations.)
     corr = {}
     for alpha in (0.001, 10.0):

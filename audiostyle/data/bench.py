@@ -41,7 +41,7 @@ from typing import Sequence
 import mido
 import numpy as np
 
-from audiostyle.data.layouts import IRMAS_CODES, IRMAS_DIR, PAIRED_MARKER
+from audiostyle.data.layouts import IRMAS_DIR, PAIRED_MARKER
 from audiostyle.data.synth import PEAK, Note, melody, melody_name
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 

@@ -1,4 +1,4 @@
-"""``cyclegan``: unpaired instrument translation on magnitude spectrograms (report ``001_*``, Zhu et al. 2017).
+"""``cyclegan``: unpaired instrument translation on magnitude spectrograms (report 001, docs/reports.md, Zhu et al. 2017).
 
 Audio is resampled to ``sr`` (25 kHz in the report) and cut by an STFT with a Hann window of ``n_fft`` = 511
 samples (256 frequency bins; hop 127, librosa's default for that window, which the report used). Only the
@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CycleGANConfig(DomainPairConfig, StftFields):
-    """CycleGAN hyper-parameters; defaults from report ``001_*`` and the reference implementation.
+    """CycleGAN hyper-parameters; defaults from report 001 and the reference implementation.
 
     Attributes
     ----------

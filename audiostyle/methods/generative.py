@@ -1,6 +1,6 @@
 """What the generators (``spec_gan``, ``wave_vae``, ``wave_vae_pool``) share: data, metrics, rendering.
 
-Data, as report 002_* prepared it: the clips of ONE domain (GTZAN "classical" in the report; the demo set's
+Data, as report 002, docs/reports.md prepared it: the clips of ONE domain (GTZAN "classical" in the report; the demo set's
 "violin" by default here), resampled to ``sr`` = 3150 Hz (22050 / 7), cut to ``clip_s`` = 29 s, and each clip split
 into two halves (twice the training examples). All three are config fields. Clips shorter than ``clip_s`` (the demo
 set's are 3–6 s) are used as they are: the clip length becomes the shortest clip's, and a log line says so.
@@ -165,7 +165,7 @@ def band_limited(dataset: AudioDataset, sr: int) -> AudioDataset:
 
 
 def prepare_domain_clips(dataset: AudioDataset, config: DomainConfig) -> DomainClips:
-    """Select, resample, cut and halve one domain's clips (report 002_*); fit the band-limited metrics reference.
+    """Select, resample, cut and halve one domain's clips (report 002); fit the band-limited metrics reference.
 
     Parameters
     ----------

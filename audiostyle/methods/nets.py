@@ -20,7 +20,7 @@ one step, ``benchmarks/results/amp_quality.md``), enough for the biases to rando
 fewer of bf16's 8 mantissa bits for the signal. The networks compute the same function either way, and checkpoints
 that hold such biases still load (:func:`drop_cancelled_biases`).
 
-SegNet's and U-Net's (report 000_*, :mod:`audiostyle.methods.segnet`): per domain an :class:`Encoder` (conv-BN-ReLU
+SegNet's and U-Net's (report 000, docs/reports.md, :mod:`audiostyle.methods.segnet`): per domain an :class:`Encoder` (conv-BN-ReLU
 blocks, max-pooling that keeps its indices) and a :class:`Decoder` (max-unpooling, or transposed convolutions and
 skips), paired in :class:`AutoEncoders`, and the Wasserstein :class:`Critic` on their latent codes with its losses and
 the gradient-reversal layer (:func:`grad_reverse`) between them.

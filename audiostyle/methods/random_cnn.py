@@ -32,9 +32,9 @@ from audiostyle import audio as A
 from audiostyle.errors import AudiostyleError
 
 N_MELS = 128
-"""Mel bands of the ``"mel"`` features (``004_*``)."""
+"""Mel bands of the ``"mel"`` features (report 004, docs/reports.md)."""
 N_MFCC = 40
-"""Coefficients of the ``"mfcc"`` features (``004_*``)."""
+"""Coefficients of the ``"mfcc"`` features (report 004)."""
 MAX_ELEMENTS = 2**28
 """Largest activation or weight tensor (elements, 1 GiB in float32) a config may need; larger ones are refused."""
 

@@ -1,4 +1,4 @@
-"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (report 000_*).
+"""``segnet`` and ``unet``: two autoencoders with a shared, critic-aligned latent space (report 000, docs/reports.md).
 
 One encoder and one decoder per domain (sides ``x`` = ``config.domain_x`` and ``y`` = ``config.domain_y``), trained
 like two independent autoencoders plus one extra objective: a Wasserstein critic on the two encoders' latent codes,
@@ -104,7 +104,7 @@ def denormalise_mel(x: np.ndarray, ref_db: float, top_db: float) -> np.ndarray:
 # -- config and data ------------------------------------------------------------------------------------
 @dataclass
 class SegNetConfig(DomainPairConfig, StftFields):
-    """Hyper-parameters of ``segnet``/``unet``; defaults from report 000_* where it gives them (see module doc).
+    """Hyper-parameters of ``segnet``/``unet``; defaults from report 000 where it gives them (see module doc).
 
     Attributes
     ----------

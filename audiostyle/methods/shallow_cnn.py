@@ -1,7 +1,7 @@
 """``shallow_cnn``: optimisation-based style transfer through a random-weight shallow CNN.
 
-After Ulyanov & Lebedev (2016) and Ustyuzhaninov et al. (2016), as swept by hand in the reports ``003_*``
-(DeepMix) and ``004_*`` (CS753 audio style transfer): the output's feature map (log-magnitude STFT, mel or
+After Ulyanov & Lebedev (2016) and Ustyuzhaninov et al. (2016), as swept by hand in reports 003
+(DeepMix) and 004 (CS753 audio style transfer; both in docs/reports.md): the output's feature map (log-magnitude STFT, mel or
 MFCC) is optimised so that the features of 1–2 random frozen convolution layers match the content clip's
 (weight ``alpha``) and their Gram matrices match the style clip's. Griffin-Lim turns it back into audio.
 
@@ -50,13 +50,13 @@ STATE_FORMAT = 1
 
 @dataclass
 class ShallowCNNConfig(StftFields):
-    """A shallow-CNN transfer; defaults are the reports' best: ``003_*``'s 1 layer, 4096 filters, width 11, L-BFGS,
+    """A shallow-CNN transfer; defaults are the reports' best: report 003's 1 layer, 4096 filters, width 11, L-BFGS,
     lr 0.001, alpha 0.006 on log1p|STFT| (n_fft 2048), run on Ulyanov & Lebedev's network, hence ReLU; no pooling
-    and Griffin-Lim from both reports. ``004_*`` preferred tanh (by ear, with its own setup); it is in the space.
+    and Griffin-Lim from both reports. report 004 preferred tanh (by ear, with its own setup); it is in the space.
 
     ``alpha`` is not invariant to the clip length in this (the original) loss: the content term sums over frames,
     the style term compares Gram matrices normalised by frames, so a 3 s clip weighs content ≈ 3.3× less than the
-    10 s clips ``003_*`` tuned alpha on.
+    10 s clips report 003 tuned alpha on.
 
     Attributes
     ----------
@@ -72,13 +72,13 @@ class ShallowCNNConfig(StftFields):
     width : int
         Filter width in frames (reports: 5 … 30).
     activation : str
-        ``"relu"`` (the network of ``003_*``'s best), ``"tanh"`` (preferred in ``004_*``) or ``"selu"``.
+        ``"relu"`` (the network of report 003's best), ``"tanh"`` (preferred in report 004) or ``"selu"``.
     pooling : str
         ``"none"`` (best), ``"max"`` or ``"avg"`` after each activation, over ``pool_width``.
     pool_width : int
         Pooling window (frames; frames and bands for ``conv="2d"``).
     alpha : float
-        Weight of the content loss (``003_*``: 0.005–0.006 keeps the melody and takes the timbre).
+        Weight of the content loss (report 003: 0.005–0.006 keeps the melody and takes the timbre).
     optimizer : str
         ``"lbfgs"``, ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
     lr : float
@@ -88,7 +88,7 @@ class ShallowCNNConfig(StftFields):
         scipy L-BFGS-B the reports ran (which has no learning rate: their "lr 0.001" did not act on it).
     init : str
         Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
-        ``"noise"`` (Ulyanov's notebook, ``004_*``).
+        ``"noise"`` (Ulyanov's notebook, report 004).
     steps : int
         Optimiser iterations (an L-BFGS iteration may evaluate the loss several times). 300 = the notebook's.
     report_every : int
@@ -106,7 +106,7 @@ class ShallowCNNConfig(StftFields):
         it), ``"test"`` for final numbers on melodies nothing was chosen on. Metrics references always come from
         the train split.
     max_seconds : float
-        Clips are cut to at most this long (``003_*`` used 10 s).
+        Clips are cut to at most this long (report 003 used 10 s).
     sr : int
         Sample rate of the optimisation, Hz.
     n_fft, hop_length : int
@@ -283,7 +283,7 @@ class ShallowCNN(Method):
     # -- declaration -------------------------------------------------------------------------------
     @classmethod
     def default_space(cls) -> Space:
-        """Everything the reports varied (``003_*`` grid and optimisers, ``004_*`` features, activations, pooling)."""
+        """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling)."""
         return {
             "features": Choice(("stft", "mel", "mfcc")),
             "conv": Choice(("1d", "2d")),
@@ -301,8 +301,8 @@ class ShallowCNN(Method):
 
     @classmethod
     def best_known(cls) -> list[dict[str, Any]]:
-        """``003_*``'s best (1 × 4096 × 11, alpha 0.006), its "ok" 2-layer config (2 × 2048 × 11, alpha 0.001),
-        and the same best network with ``004_*``'s choices (mel features, tanh)."""
+        """Report 003's best (1 × 4096 × 11, alpha 0.006), its "ok" 2-layer config (2 × 2048 × 11, alpha 0.001),
+        and the same best network with report 004's choices (mel features, tanh)."""
         common = {"optimizer": "lbfgs", "lr": 0.001, "features": "stft", "conv": "1d", "pooling": "none",
                   "activation": "relu"}
         best = {**common, "layers": 1, "filters": 4096, "width": 11, "alpha": 0.006}

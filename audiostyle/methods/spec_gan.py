@@ -1,4 +1,4 @@
-"""A GAN that generates mel spectrograms (report 002_*): ``spec_gan``.
+"""A GAN that generates mel spectrograms (report 002, docs/reports.md): ``spec_gan``.
 
 The generator maps ``noise_dim``-d Gaussian noise through dense layers to a small ``(channels, h, w)`` map and
 through transposed convolutions (each doubling both axes) to a log-mel spectrogram of the data's shape
@@ -120,7 +120,7 @@ class DenseDiscriminator(nn.Module):
 # -- the method -------------------------------------------------------------------------------------
 @dataclass
 class SpecGANConfig(DomainConfig, StftFields):
-    """``spec_gan``: defaults from report 002_* (noise 1024, Adam, weight decay 1e-5, batch 10, ~100 epochs).
+    """``spec_gan``: defaults from report 002 (noise 1024, Adam, weight decay 1e-5, batch 10, ~100 epochs).
 
     Attributes
     ----------

@@ -1,4 +1,4 @@
-"""Convolutional VAEs on raw waveforms (report 002_*): ``wave_vae`` and ``wave_vae_pool``.
+"""Convolutional VAEs on raw waveforms (report 002, docs/reports.md): ``wave_vae`` and ``wave_vae_pool``.
 
 Two registry entries share one network class and one method class:
 
@@ -149,7 +149,7 @@ def vae_losses(
 # -- the methods ------------------------------------------------------------------------------------
 @dataclass
 class WaveVAEConfig(DomainConfig):
-    """``wave_vae``: the plain conv VAE. Defaults from report 002_* where it gives them.
+    """``wave_vae``: the plain conv VAE. Defaults from report 002 where it gives them.
 
     Attributes
     ----------
@@ -233,7 +233,7 @@ class WaveVAEPoolConfig(WaveVAEConfig):
 
 
 class WaveVAE(GenerativeMethod):
-    """``wave_vae``: a plain 1-D conv VAE on raw waveforms of one domain (report 002_*, Network 1).
+    """``wave_vae``: a plain 1-D conv VAE on raw waveforms of one domain (report 002, Network 1).
 
     Reports the common generator metrics of prior samples (:func:`~audiostyle.methods.generative.sample_metrics`)
     plus ``recon_mse`` (waveform MSE of the fixed validation clips decoded from their means), ``recon_rel`` (that MSE
@@ -370,7 +370,7 @@ class WaveVAE(GenerativeMethod):
 
 
 class WaveVAEPool(WaveVAE):
-    """``wave_vae_pool``: conv + pooling encoder, upsample + conv decoder (report 002_*, Network 2, its best)."""
+    """``wave_vae_pool``: conv + pooling encoder, upsample + conv decoder (report 002, Network 2, its best)."""
 
     name = "wave_vae_pool"
     Config = WaveVAEPoolConfig
