@@ -214,10 +214,12 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     """``method`` swept at its ``cpu`` preset on val melodies: its preset trial's and its winner's rows on the test
     pairs, and the notes (budget, trials, and for unet the identity finding)."""
     preset = method.presets()[PRESET]
-    samples, steps = SAMPLES[method.name], int(preset["steps"])
+    samples, steps = args.samples or SAMPLES[method.name], int(preset["steps"])
     overrides = {"preset": PRESET, **_direction(method, args, None), "split": "val"}
     if args.quick:
         samples, steps = 2, max(2, steps // 4)
+    if args.quick or args.steps:
+        steps = args.steps or steps
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
     result = _sweep(method.name, data="bench", store=store, samples=samples, overrides=overrides,
                     scheduler="none", cache_dir=args.cache)
@@ -239,7 +241,9 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
         rows[label] = pairs.score(outputs[label])
     headline = metrics.HEADLINE
     val = ", ".join(f"{t[f'metric.{headline}']:.3f}" if f"metric.{headline}" in t else "?" for _, t in trials.iterrows())
-    notes = [f"- **{method.name}**: preset `{PRESET}` = `{preset}`; {samples} trials of {steps} steps "
+    notes = [f"- **{method.name}**: preset `{PRESET}` = `{preset}`"
+             + (f", its steps cut to **{steps}** (`--steps`: this machine's load)" if steps != preset["steps"] else "")
+             + f"; {samples} trials of {steps} steps "
              f"(scheduler none) on val melodies, val {headline} per trial {val}; "
              f"winner `{chosen}`" + (" (the preset's own config)" if chosen == first else "") + "."]
     if method.name == "unet":
@@ -324,7 +328,8 @@ def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) 
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + ("" if done else f" (partial: {len(verdicts)} of {len(args.methods)} methods so far)"), "",
              f"`python benchmarks/bench_quality.py --methods {' '.join(args.methods)}"
-             + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
+             + (f" --samples {args.samples}" if args.samples else "")
+             + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
              f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
              "For comparison, Cífka et al. 2021's synthetic set: LSD 12.16 (ss-VQ-VAE), 14.50 (Ulyanov & Lebedev's "
              "shallow CNN), 14.62 (copy content), i.e. 0.83 and 0.99 of copy-content.", "", "Budgets:", *notes, "",
@@ -341,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content", default="piano")
     p.add_argument("--style", default="violin")
     p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="sweep trials of each trained method (default SAMPLES: 3; 1 runs the preset alone)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per trial of each trained method in place of its preset's (a machine too loaded for "
+                        "the preset's budget; the table says so)")
     p.add_argument("--quick", action="store_true", help="2 trials of a quarter of the steps, 1 pair")
     p.add_argument("--cache", default=None)
     p.add_argument("--work", type=Path, default=None,
