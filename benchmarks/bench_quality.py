@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -141,8 +142,12 @@ def _patient_ray() -> None:
     """Give Ray's node start-up :data:`RAY_START_WAIT_S` instead of its fixed 30 s: on a 2-core machine under
     load its Python agents start slower than that and ``ray.init`` fails with "The current node timed out during
     startup" (it did, every time, at load 10-16). Ray polls ``services.get_node`` until the deadline; this one
-    retries inside the call until the longer one."""
+    retries inside the call until the longer one. The raylet itself waits for its agents' port files for
+    ``RAY_raylet_start_wait_time_s`` and aborts after it ("Timed out waiting for file .../metrics_agent_port"):
+    set to the same deadline."""
     from ray._private import services
+
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", str(int(RAY_START_WAIT_S)))
 
     if getattr(services.get_node, "patient", False):
         return
