@@ -241,7 +241,8 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     preset_trial = trials.iloc[at_preset[0]]
     chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in space}
     rows, outputs = {}, {}
-    for label, trial in ((f"`{PRESET}` preset", preset_trial), ("sweep's best", result.best)):
+    cut = "" if steps == preset["steps"] else f", {steps} steps"
+    for label, trial in ((f"`{PRESET}` preset{cut}", preset_trial), (f"sweep's best{cut}", result.best)):
         outputs[label], config = _translate(method, trial, store, pairs)
         rows[label] = pairs.score(outputs[label])
     headline = metrics.HEADLINE
