@@ -2,31 +2,40 @@
 """The quality table on the benchmark, in the layout of Cífka et al. 2021 (ss-VQ-VAE), and the shallow CNN's sweep
 winner reproduced by ``python -m audiostyle.best --render``.
 
-On ``--data bench``, one direction (default piano → violin), every row is scored on **test-split** melodies that
-nothing was fitted or chosen on (metrics references: train split; the sweeps: val split):
+On ``--data bench``, one direction (default piano → violin), every row is scored on the same **test-split** pairs,
+melodies that nothing was fitted or chosen on (metrics references: train split; the sweeps: val split):
 
 - ``copy content`` and ``copy style`` (a target-instrument clip of another melody): the floors every method must
-  clear;
-- each transfer method (``--methods``) at its reports' configuration (its first ``best_known`` config) and at the
-  best configuration of a sweep on the val split, both at the CPU budget of :data:`BUDGETS`: the trained methods
-  train a reduced network for a few hundred steps on this 2-core machine (the reports trained for hours on a GPU),
-  so their rows say what a CPU budget reaches, not what the method can.
+  clear; ``eq_match``: the signal-processing baseline (:func:`audiostyle.calibrate.eq_match`, the content filtered
+  by the ratio of the style clip's long-term spectrum to its own), the bar a trained method must clear on LSD;
+- the shallow CNN (an optimisation method) at its reports' configuration and at the best configuration of a sweep
+  on the val split, both at :data:`SHALLOW_BUDGET`;
+- each trained method (cyclegan, segnet, unet) at its ``cpu`` preset (``Method.presets()["cpu"]``: network size,
+  steps, report cadence; the rest its reports' config) and at the best configuration of a sweep of its space with
+  that preset fixed (:data:`SAMPLES` trials, no early stopping, ranked on val melodies). The preset's run is the
+  sweep's first trial (the reports' config is its first point) and both rows are the trials' final checkpoints
+  translating the test pairs' contents (content → style): nothing is retrained for the table. For unet the rows
+  come with its identity finding in numbers: the output's LSD to the *content* clip beside its LSD to the true
+  target.
 
 Columns: mel-LSD to the true target (dB, and ``lsd_rel``, its ratio to copy-content's on the same clips, the
-figure comparable across data sets and methods), timbre distance, pitch accuracy, target probability, melody and
-the headline. Then the shallow CNN winner's config is rendered with ``python -m audiostyle.best --render`` on a
-test melody (content and style written as wav files) and its metrics are compared with the same config's trial
-run on that pair: the tolerances are :data:`TOLERANCE`.
+figure comparable across data sets and methods), timbre distance and shift, pitch accuracy, target probability,
+melody and the headline (the geometric mean of melody, timbre shift and ``exp(-lsd_rel²)``). Then the shallow
+CNN winner's config is rendered with ``python -m audiostyle.best --render`` on a test melody (content and style
+written as wav files) and its metrics are compared with the same config's trial run on that pair: the tolerances
+are :data:`TOLERANCE`.
 
 Usage::
 
-    python benchmarks/bench_quality.py                                  # every transfer method, BUDGETS
+    python benchmarks/bench_quality.py                                  # every transfer method
     python benchmarks/bench_quality.py --methods shallow_cnn            # the shallow CNN only (about 5 min)
+    python benchmarks/bench_quality.py --methods cyclegan segnet unet   # the trained methods' cpu presets
     python benchmarks/bench_quality.py --quick                          # 2 trials, a quarter of the steps, 1 pair
 
-Writes ``benchmarks/results/quality.md``; exits 1 when the shallow CNN's winner does not beat copy-content on the
-headline and on its transfer components (the headline's timbre and target terms) or when the render misses the
-tolerance.
+Puts a new dated section (machine and load stated) on top of ``benchmarks/results/quality.md``, the earlier
+sections kept below it, rewritten after each method so that an interrupted run keeps what it finished; exits 1
+when the shallow CNN's winner does not beat copy-content on the headline and on its transfer components (the
+headline's timbre and target terms) or when the render misses the tolerance.
 """
 
 from __future__ import annotations
@@ -43,10 +52,12 @@ import soundfile as sf
 from audiostyle import analysis, best, methods, metrics, sweep
 from audiostyle.data import load_dataset
 from audiostyle.methods.base import TrialContext
+from audiostyle.calibrate import eq_match
+from audiostyle.store import Store
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
-COLUMNS = ("lsd_db", "lsd_rel", "timbre_dist", "pitch_acc", "target_prob", "melody", metrics.HEADLINE)
+COLUMNS = ("lsd_db", "lsd_rel", "timbre_dist", "timbre_shift", "pitch_acc", "target_prob", "melody", metrics.HEADLINE)
 TOLERANCE = {metrics.HEADLINE: 0.05, "lsd_db": 1.0, "pitch_acc": 0.1}
 """Largest difference between ``best --render`` and the trial run of the same config on the same pair (Griffin-Lim
 starts from a seeded random phase in both; the render reads 16-bit wav inputs)."""
@@ -54,15 +65,14 @@ starts from a seeded random phase in both; the render reads 16-bit wav inputs)."
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """What one method gets on this machine.
+    """What the shallow CNN gets on this machine.
 
     Attributes
     ----------
     samples, steps : int
-        Sweep trials, and steps (L-BFGS iterations for the shallow CNN) per trial and per table row.
+        Sweep trials, and L-BFGS iterations per trial and per table row.
     fixed : dict
-        Config values every row and trial of the method shares: the CPU-sized network (removed from the sweep's
-        space and written over the reports' config, which the table says) and report cadence.
+        Config values every row and trial shares (removed from the sweep's space).
     """
 
     samples: int
@@ -70,32 +80,34 @@ class Budget:
     fixed: dict
 
 
-_MEL_NET = {"n_mels": 64, "n_fft": 1024, "hop_length": 256, "patch_frames": 64, "base_channels": 16,
-            "max_channels": 64, "n_down": 2, "latent_channels": 32, "critic_hidden": 64, "batch_size": 8,
-            "griffin_lim_iters": 32}
-BUDGETS = {
-    "shallow_cnn": Budget(6, 20, {"griffin_lim_iters": 64, "report_griffin_lim_iters": 16, "max_seconds": 6.0}),
-    "cyclegan": Budget(3, 200, {"n_blocks": 3, "ngf": 16, "ndf": 16, "d_layers": 2, "patch_frames": 64}),
-    "segnet": Budget(4, 300, _MEL_NET),
-    "unet": Budget(4, 300, _MEL_NET),
-}
-"""Per method: 2 cores run a 3-block, 16-filter CycleGAN at about 0.5 s a step and the 64-mel encoder–decoders at
-about 0.15 s a step, so each method's rows and sweep take 5–10 minutes."""
+SHALLOW_BUDGET = Budget(6, 20, {"griffin_lim_iters": 64, "report_griffin_lim_iters": 16, "max_seconds": 6.0})
+TRAINED = ("cyclegan", "segnet", "unet")
+"""The trained transfer methods: budget and network from their ``cpu`` preset."""
+SAMPLES = {"cyclegan": 3, "segnet": 3, "unet": 3}
+"""Sweep trials per trained method at its ``cpu`` preset (the first is the preset itself, the reports' config):
+2 cores run them two at a time, a 400-step CycleGAN trial in 5-10 minutes, a 1500-step SegNet/U-Net trial in
+about 5 (quiet machine; 3-4× that under the load of four other sessions)."""
+PRESET = "cpu"
 
 
 def _fields(method) -> set[str]:
     return {f.name for f in dataclasses.fields(method.Config)}
 
 
+def _direction(method, args: argparse.Namespace, pairs: int | None) -> dict:
+    """The direction's config fields of ``method`` (content → style), with ``pairs`` scored clips (None: the
+    method's own default or preset value)."""
+    if "content_domain" in _fields(method):
+        return {"content_domain": args.content, "style_domain": args.style,
+                **({"pairs": pairs} if pairs is not None else {})}
+    return {"domain_x": args.content, "domain_y": args.style, **({"val_clips": pairs} if pairs is not None else {})}
+
+
 def _settings(method, args: argparse.Namespace, split: str, steps: int) -> dict:
-    """The fixed part of every config of ``method``: direction, scored split and clip count, budget."""
-    fields = _fields(method)
-    direction = ({"content_domain": args.content, "style_domain": args.style, "pairs": args.pairs}
-                 if "content_domain" in fields else
-                 {"domain_x": args.content, "domain_y": args.style, "val_clips": args.pairs})
+    """The fixed part of every shallow-CNN config: direction, scored split and clip count, budget."""
     every = max(1, steps // 3)
-    cadence = {"report_every": every, **({"checkpoint_every": every} if "checkpoint_every" in fields else {})}
-    return {**BUDGETS[method.name].fixed, **direction, "split": split, "steps": steps, **cadence}
+    return {**SHALLOW_BUDGET.fixed, **_direction(method, args, args.pairs), "split": split, "steps": steps,
+            "report_every": every}
 
 
 def _score(method, config: dict, dataset) -> dict[str, float]:
@@ -104,39 +116,173 @@ def _score(method, config: dict, dataset) -> dict[str, float]:
     return method.train(cfg, method.prepare(dataset, cfg), TrialContext())
 
 
-def _copies(dataset, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """The copy-content and copy-style rows on the shallow CNN's test pairs."""
+@dataclasses.dataclass
+class Pairs:
+    """The test pairs every row is scored on (the shallow CNN's test split, ``--pairs`` of them) and the reference."""
+
+    contents: list
+    targets: list
+    styles: list
+    sr: int
+    reference: object
+    style_domain: str
+    names: list
+
+    def score(self, outputs) -> dict[str, float]:
+        return metrics.evaluate(outputs, self.contents, self.sr, self.reference, self.style_domain,
+                                true_targets=self.targets)
+
+
+RAY_START_WAIT_S = 90.0
+"""How long a local Ray's node may take to register (Ray waits 30 s, a constant in ``ray._private.node``)."""
+RAY_STARTS = 3
+"""Attempts at starting a local Ray (:func:`_sweep`)."""
+
+
+def _patient_ray() -> None:
+    """Give Ray's node start-up :data:`RAY_START_WAIT_S` instead of its fixed 30 s: on a 2-core machine under
+    load its Python agents start slower than that and ``ray.init`` fails with "The current node timed out during
+    startup". Ray polls ``services.get_node`` until the deadline; this one retries inside the call until the
+    longer one. (The raylet itself also aborts when its dashboard agent has not written its port file within
+    about 15 s, "Timed out waiting for file .../metrics_agent_port" in ``raylet.out``; that deadline is not
+    configurable here (``RAY_raylet_start_wait_time_s`` did not move it), hence :func:`_sweep`'s retries.)"""
+    from ray._private import services
+
+    if getattr(services.get_node, "patient", False):
+        return
+    plain = services.get_node
+
+    def get_node(*a, **kw):
+        deadline = time.monotonic() + RAY_START_WAIT_S
+        while True:
+            try:
+                return plain(*a, **kw)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    get_node.patient = True
+    services.get_node = get_node
+
+
+def _sweep(name: str, **settings):
+    """``sweep.run`` on a local Ray of its own (``address="local"``: never a cluster another process started on
+    this machine), with a patient start-up (:func:`_patient_ray`), started again up to :data:`RAY_STARTS` times
+    when Ray's node still fails to come up (under load 10-19 it did in five of seven starts)."""
+    import ray
+
+    _patient_ray()
+    for attempt in range(1, RAY_STARTS + 1):
+        try:
+            return sweep.run(name, address="local", dashboard=False, verbose=0, **settings)
+        except Exception as exc:  # Ray raises a bare Exception for it
+            if "timed out during startup" not in str(exc) or attempt == RAY_STARTS:
+                raise
+            print(f"{name}: Ray's node did not start (attempt {attempt} of {RAY_STARTS}); starting it again",
+                  file=sys.stderr)
+            ray.shutdown()
+            time.sleep(10)
+
+
+def _pairs(dataset, args: argparse.Namespace) -> Pairs:
     method = methods.get("shallow_cnn")
     cfg = method.make_config(_settings(method, args, "test", 1))
     data = method.prepare(dataset, cfg)
-    contents, targets = list(data.contents), list(data.targets)
-
-    def score(outputs):
-        return metrics.evaluate(outputs, contents, data.sr, data.reference, data.style_domain, true_targets=targets)
-
-    return {"copy content": score(contents), "copy style": score([s[: len(c)] for s, c in zip(data.styles, contents)])}
+    return Pairs(list(data.contents), list(data.targets), [s[: len(c)] for s, c in zip(data.styles, data.contents)],
+                 data.sr, data.reference, data.style_domain, list(data.names))
 
 
-def _method_rows(method, dataset, args: argparse.Namespace, store: str) -> tuple[dict, dict, list[str]]:
-    """The reports' row and the sweep winner's row of ``method`` on test melodies, the winner's trial row (val), and
-    the notes that say what the CPU budget changed."""
-    budget = BUDGETS[method.name]
+def _copies(pairs: Pairs) -> dict[str, dict[str, float]]:
+    """The copy-content, copy-style and eq_match rows."""
+    return {"copy content": pairs.score(pairs.contents), "copy style": pairs.score(pairs.styles),
+            "eq_match (signal processing)": pairs.score(
+                [eq_match(c, s, pairs.sr) for c, s in zip(pairs.contents, pairs.styles)])}
+
+
+def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tuple[dict, dict, list[str]]:
+    """The shallow CNN's reports' row and sweep winner's row on test melodies, the winner's trial row (val), and
+    the notes that say its budget."""
+    budget = SHALLOW_BUDGET
     samples, steps = (2, max(2, budget.steps // 4)) if args.quick else (budget.samples, budget.steps)
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
-    result = sweep.run(method.name, data="bench", store=store, samples=samples, steps=steps,
-                       overrides=_settings(method, args, "val", steps), dashboard=False, verbose=0,
-                       cache_dir=args.cache)
+    result = _sweep(method.name, data="bench", store=store, samples=samples, steps=steps,
+                    overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
     chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in result.plan.space}
     rows = {"reports' config": _score(method, {**test, **reports}, dataset),
             "sweep's best": _score(method, {**test, **chosen}, dataset)}
-    reduced = sorted(set(method.best_known()[0]) & set(budget.fixed))
-    notes = [f"- **{method.name}**: {samples} trials of {steps} steps on val melodies; CPU budget "
-             f"`{budget.fixed}`" + (f" (in place of the reports' {', '.join(reduced)})" if reduced else "")
-             + f"; winner `{chosen}`."]
+    notes = [f"- **{method.name}**: {samples} trials of {steps} L-BFGS steps on val melodies; fixed "
+             f"`{budget.fixed}`; winner `{chosen}`."]
     return rows, result.best, notes
+
+
+def _translate(method, trial, store: str, pairs: Pairs) -> tuple[list, dict]:
+    """The test pairs' contents translated content → style by ``trial``'s final checkpoint, and its config."""
+    config = method.make_config(analysis.config_of(trial, method.name))
+    state = Store(store).load_checkpoint(trial["artifact.checkpoint"])
+    return [method.transfer(config, state, c, pairs.sr, "x2y") for c in pairs.contents], config
+
+
+def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) -> tuple[dict, list[str]]:
+    """``method`` swept at its ``cpu`` preset on val melodies: its preset trial's and its winner's rows on the test
+    pairs, and the notes (budget, trials, and for unet the identity finding)."""
+    preset = method.presets()[PRESET]
+    samples, steps = args.samples or SAMPLES[method.name], int(preset["steps"])
+    overrides = {"preset": PRESET, **_direction(method, args, None), "split": "val"}
+    if args.quick:
+        samples, steps = 2, max(2, steps // 4)
+    if args.quick or args.steps:
+        steps = args.steps or steps
+        overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
+    result = _sweep(method.name, data="bench", store=store, samples=samples, overrides=overrides,
+                    scheduler="none", cache_dir=args.cache)
+    trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
+    if result.best is None or trials.empty:
+        raise SystemExit(f"{method.name}: the sweep finished no trial")
+    space = result.plan.space
+    searched = [{k: v for k, v in analysis.config_of(t, method.name).items() if k in space}
+                for _, t in trials.iterrows()]
+    first = result.plan.points[0] if result.plan.points else None
+    at_preset = [i for i, c in enumerate(searched) if first is not None and c == first]
+    if not at_preset:
+        raise SystemExit(f"{method.name}: no finished trial ran the preset's config {first}")
+    preset_trial = trials.iloc[at_preset[0]]
+    chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in space}
+    rows, outputs = {}, {}
+    cut = "" if steps == preset["steps"] else f", {steps} steps"
+    for label, trial in ((f"`{PRESET}` preset{cut}", preset_trial), (f"sweep's best{cut}", result.best)):
+        outputs[label], config = _translate(method, trial, store, pairs)
+        rows[label] = pairs.score(outputs[label])
+    headline = metrics.HEADLINE
+    val = ", ".join(f"{t[f'metric.{headline}']:.3f}" if f"metric.{headline}" in t else "?" for _, t in trials.iterrows())
+    notes = [f"- **{method.name}**: preset `{PRESET}` = `{preset}`"
+             + (f", its steps cut to **{steps}** (`--steps`: this machine's load)" if steps != preset["steps"] else "")
+             + f"; {samples} trials of {steps} steps "
+             f"(scheduler none) on val melodies, val {headline} per trial {val}; "
+             f"winner `{chosen}`" + (" (the preset's own config)" if chosen == first else "") + "."]
+    if method.name == "unet":
+        notes += _identity(rows, outputs, pairs)
+    return rows, notes
+
+
+def _identity(rows: dict, outputs: dict, pairs: Pairs) -> list[str]:
+    """U-Net's identity finding in numbers: each row's output LSD to the content clip and to the true target."""
+    copy = pairs.score(pairs.contents)
+    lines = ["", "  U-Net's identity finding on the test pairs (LSD in dB; an output that is a copy of its input reads "
+             "≈ 0 to the content and copy-content's LSD to the target):", "",
+             "  | output | LSD to content | LSD to true target | pitch_acc | melody | timbre_shift | target_prob |",
+             "  |---|---:|---:|---:|---:|---:|---:|",
+             f"  | copy content | 0.00 | {copy['lsd_db']:.2f} | {copy['pitch_acc']:.3f} | {copy['melody']:.3f} | "
+             f"{copy['timbre_shift']:.3f} | {copy['target_prob']:.3f} |"]
+    for label, row in rows.items():
+        to_content = metrics.evaluate(outputs[label], pairs.contents, pairs.sr, pairs.reference, pairs.style_domain,
+                                      true_targets=pairs.contents)["lsd_db"]
+        lines.append(f"  | unet, {label} | {to_content:.2f} | {row['lsd_db']:.2f} | {row['pitch_acc']:.3f} | "
+                     f"{row['melody']:.3f} | {row['timbre_shift']:.3f} | {row['target_prob']:.3f} |")
+    return lines
 
 
 def _render_check(method, dataset, winner: dict, store: str, work: Path) -> list[str]:
@@ -181,46 +327,86 @@ def _table(rows: dict[str, dict]) -> list[str]:
                     + " |" for name, row in rows.items()]
 
 
+def _verdicts(rows: dict[str, dict], name: str) -> list[str]:
+    """Per row of ``name``: the headline and its transfer components against copy-content's, and LSD against
+    the signal-processing baseline's."""
+    base, eq = rows["copy content"], rows["eq_match (signal processing)"]
+    out = []
+    for label, row in rows.items():
+        if not label.startswith(f"{name}, "):
+            continue
+        won = {**_beats(row, base), "LSD vs eq_match": row["lsd_db"] < eq["lsd_db"]}
+        out.append(f"- {label}: " + ", ".join(f"{k} {'beats' if v else 'does NOT beat'}" for k, v in won.items()))
+    return out
+
+
+def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) -> list[str]:
+    lines = [f"## {', '.join(args.methods)}: {args.content} → {args.style}, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             + ("" if done else f" (partial: {len(verdicts)} of {len(args.methods)} methods so far)"), "",
+             f"`python benchmarks/bench_quality.py --methods {' '.join(args.methods)}"
+             + (f" --samples {args.samples}" if args.samples else "")
+             + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
+             f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
+             "For comparison, Cífka et al. 2021's synthetic set: LSD 12.16 (ss-VQ-VAE), 14.50 (Ulyanov & Lebedev's "
+             "shallow CNN), 14.62 (copy content), i.e. 0.83 and 0.99 of copy-content.", "", "Budgets:", *notes, "",
+             "Against copy-content on test melodies (melody: copying the content keeps all of it by definition) and "
+             "the eq_match baseline on LSD:", *[line for _, won in verdicts for line in won]]
+    if render:
+        lines += ["", "### The shallow CNN's winner rendered by `python -m audiostyle.best --render`", "", *render]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    p.add_argument("--methods", nargs="+", default=["shallow_cnn", *TRAINED], choices=["shallow_cnn", *TRAINED])
     p.add_argument("--content", default="piano")
     p.add_argument("--style", default="violin")
-    p.add_argument("--pairs", type=int, default=3, help="test (and val) pairs per row (2 left val and test far apart)")
+    p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="sweep trials of each trained method (default SAMPLES: 3; 1 runs the preset alone)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per trial of each trained method in place of its preset's (a machine too loaded for "
+                        "the preset's budget; the table says so)")
     p.add_argument("--quick", action="store_true", help="2 trials of a quarter of the steps, 1 pair")
     p.add_argument("--cache", default=None)
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the sweeps' stores (kept; default a temporary folder, removed at the end)")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = p.parse_args(argv)
     if args.quick:
         args.pairs = 1
     dataset = load_dataset("bench", cache_dir=args.cache)
-    started = time.perf_counter()
-    rows, notes, verdicts, render = _copies(dataset, args), [], [], []
+    started, machine = time.perf_counter(), describe()
+    earlier = args.out.read_text().splitlines() if args.out.exists() else []
+    title = "# Quality on `--data bench`"
+    if earlier and earlier[0].startswith("# "):
+        earlier = earlier[1:]
+    pairs = _pairs(dataset, args)
+    rows, notes, verdicts, render = _copies(pairs), [], [], []
+
+    def write(done: bool) -> list[str]:
+        lines = _section(args, rows, notes, verdicts, render, time.perf_counter() - started, machine, done)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join([title, "", *lines, *earlier]) + "\n")
+        return lines
+
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.work is None else args.work
         for name in args.methods:
             method, store = methods.get(name), str(work / name)
-            method_rows, winner, method_notes = _method_rows(method, dataset, args, store)
+            if name == "shallow_cnn":
+                method_rows, winner, method_notes = _shallow_rows(method, dataset, args, store)
+                render = _render_check(method, dataset, winner, store, work)
+            else:
+                method_rows, method_notes = _trained_rows(method, args, store, pairs)
             rows.update({f"{name}, {row}": values for row, values in method_rows.items()})
             notes += method_notes
-            won = _beats(method_rows["sweep's best"], rows["copy content"])
-            verdicts.append((name, won))
-            if name == "shallow_cnn":
-                render = _render_check(method, dataset, winner, store, work)
-    lines = [f"# Quality on `--data bench`, {args.content} → {args.style} ({time.strftime('%Y-%m-%d')})", "",
-             f"Machine: {describe()}. Every row on {args.pairs} test-split pairs; "
-             f"{time.perf_counter() - started:.0f} s in all.", "", *_table(rows), "",
-             "For comparison, Cífka et al. 2021's synthetic set: LSD 12.16 (ss-VQ-VAE), 14.50 (Ulyanov & Lebedev's "
-             "shallow CNN), 14.62 (copy content), i.e. 0.83 and 0.99 of copy-content.", "", "Budgets:", *notes, "",
-             "Sweep winners against copy-content on test melodies (melody: copying the content keeps all of it by "
-             "definition):",
-             *[f"- {name}: " + ", ".join(f"{k} {'beats' if v else 'does NOT beat'}" for k, v in won.items())
-               for name, won in verdicts]]
-    if render:
-        lines += ["", "## The shallow CNN's winner rendered by `python -m audiostyle.best --render`", "", *render]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+            verdicts.append((name, _verdicts(rows, name)))
+            write(done=False)
+    lines = write(done=True)
     print("\n".join(lines))
-    shallow = dict(verdicts).get("shallow_cnn", {})
+    shallow = _beats(rows["shallow_cnn, sweep's best"], rows["copy content"]) if "shallow_cnn" in args.methods else {}
     return 0 if all(shallow.values()) and "RENDER MISSED THE TOLERANCE" not in render else 1
 
 
