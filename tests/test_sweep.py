@@ -353,6 +353,45 @@ def test_a_torn_snapshot_neither_adds_trials_nor_reruns_a_config(tmp_path: Path)
     assert [t.params for t in study.trials[:2]] == [first, missed]
 
 
+def test_a_searcher_snapshot_newer_than_rays_trial_list_lets_go_of_the_trial_ray_lost(tmp_path: Path) -> None:
+    """The other tear: the searcher saved after asking for "b", Ray's trial list without "b". The restored count
+    is Ray's, and the next Ray trial takes up "b"'s study trial instead of asking a ninth."""
+    import json
+
+    from optuna.trial import TrialState
+    from ray.tune.experiment import Trial
+
+    from audiostyle.sweep._keys import FINAL, RAY_TRIAL_ID, STATUS, STEP, tracked
+    from audiostyle.sweep._search import ResumableSearchGenerator, RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    def searcher() -> RestorableOptunaSearch:
+        return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
+                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="newer",
+                                      storage=journal_storage(str(tmp_path / "store")), store_root=str(tmp_path / "store"))
+
+    snapshot = tmp_path / "experiment"
+    snapshot.mkdir()
+    generator = ResumableSearchGenerator(searcher())
+    generator._total_samples, generator._counter = 3, 2  # Ray's count after creating "a" and "b"
+    generator.searcher.suggest("a")
+    lost = generator.searcher.suggest("b")
+    generator.save_to_dir(str(snapshot), session_str="s")  # the searcher's snapshot holds "a" and "b"
+    trial = Trial("__fake", stub=True, trial_id="a")  # Ray's list was saved before "b" was created
+    (snapshot / "experiment_state-2026-12-03_17-00-00.json").write_text(json.dumps({"trial_data": [list(trial.get_json_state())]}))
+
+    restored = ResumableSearchGenerator(searcher())
+    restored._total_samples = 3
+    restored.restore_from_dir(str(snapshot))
+    assert restored._counter == 1  # two trials left to create, as Ray holds one
+    assert restored.searcher.suggest("c") == lost  # the first new trial runs "b"'s config, in its study trial
+    restored.searcher.on_trial_complete("c", {STEP: 8, tracked("transfer_score"): 0.5, FINAL: True, STATUS: "finished"})
+    assert restored.searcher.suggest("d") is not None
+    study = optuna.load_study(study_name="newer", storage=journal_storage(str(tmp_path / "store")))
+    assert [t.user_attrs[RAY_TRIAL_ID] for t in study.trials] == ["a", "c", "d"]
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE, TrialState.RUNNING]
+
+
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
     from audiostyle.sweep._plan import Settings, new_plan
     from audiostyle.sweep._search import make_searcher, population_size

@@ -22,10 +22,11 @@ holds RUNNING that the restored searcher does not know (asked by the stopped dri
 run) is taken up by the next trial Ray starts, with its config, so the study ends with one trial per Ray trial;
 one never taken up is failed when the sweep ends (:func:`audiostyle.sweep._study.fail_unrun`).
 
-The same torn snapshot can leave Ray's count of created trials (kept with the searcher) below the trial list it
-restores: Ray would then create more trials than the sweep's ``samples``. :class:`ResumableSearchGenerator` reads
-the restored trial list, raises the count to it, and hands the searcher the Ray trials it missed: each study trial
-carries its Ray trial id from the moment it is asked, so the searcher finds them in the journal.
+The same torn snapshot can leave Ray's count of created trials (kept with the searcher) off the trial list it
+restores, either way: Ray would then create more or fewer trials than the sweep's ``samples``.
+:class:`ResumableSearchGenerator` reads the restored trial list and sets the count to its length; the searcher
+takes back the restored Ray trials it missed (each study trial carries its Ray trial id from the moment it is
+asked, so it finds them in the journal) and lets go of those Ray did not restore, which new trials take up.
 
 PBT searches by mutating running trials: its trials start from Ray's random search over the space
 (:func:`to_tune`), not from Optuna.
@@ -220,16 +221,25 @@ class RestorableOptunaSearch(OptunaSearch):
         self._storage, self._ot_study, self._store_root = storage, study, store_root
 
     def hold(self, ray_trial_ids: Iterable[str]) -> None:
-        """Take back the study trials of restored Ray trials this searcher's snapshot missed (by the Ray trial id
-        each study trial carries), so that they are told when they end and never taken up by a new trial."""
-        missed = set(ray_trial_ids) - set(self._ot_trials)
-        if not missed or self._ot_study is None:
+        """Match this searcher's trials to the Ray trials restored with it (a torn snapshot may disagree either way).
+
+        Study trials of restored Ray trials this searcher's snapshot missed are taken back (by the Ray trial id each
+        study trial carries), so they are told when they end and never taken up by a new trial. Trials it holds that
+        Ray did not restore and that are still running in the study are let go: the next Ray trials take them up.
+        """
+        ray_ids = set(ray_trial_ids)
+        if self._ot_study is None:
             return
         for frozen in self._ot_study.get_trials(deepcopy=False):
             ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
-            if ray_id in missed and SCREENED not in frozen.user_attrs:
+            if ray_id in ray_ids and ray_id not in self._ot_trials and SCREENED not in frozen.user_attrs:
                 self._ot_trials[ray_id] = optuna.Trial(self._ot_study, frozen._trial_id)
                 log.info("searcher took back trial %s (Optuna trial %d) after the restore", ray_id, frozen.number)
+            elif ray_id not in ray_ids and frozen.state == TrialState.RUNNING:
+                for trial_id in [t for t, held in self._ot_trials.items() if held._trial_id == frozen._trial_id]:
+                    del self._ot_trials[trial_id]
+                    log.info("searcher let go of trial %s (Optuna trial %d): Ray did not restore it", trial_id,
+                             frozen.number)
 
     def _take_unrun(self) -> optuna.Trial | None:
         """The next RUNNING study trial no Ray trial holds, with every searched value set (asked whole), if any."""
@@ -244,13 +254,14 @@ class RestorableOptunaSearch(OptunaSearch):
 
 
 class ResumableSearchGenerator(SearchGenerator):
-    """Ray's ``SearchGenerator`` whose count of created trials, after a restore, is at least the restored trial
-    list's length (a torn snapshot may hold an older count), and whose searcher learns the restored trials."""
+    """Ray's ``SearchGenerator`` whose count of created trials, after a restore, is the restored trial list's length
+    (a torn snapshot may hold an older or newer count), and whose searcher learns the restored trials."""
 
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         ray_trial_ids = restored_trial_ids(dirpath)
-        self._counter = max(self._counter, len(ray_trial_ids))
+        if ray_trial_ids:  # Ray creates trials only here: its restored list is what it created
+            self._counter = len(ray_trial_ids)
         if hasattr(self.searcher, "hold"):
             self.searcher.hold(ray_trial_ids)
 
