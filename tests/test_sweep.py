@@ -309,6 +309,17 @@ def test_a_resumed_searcher_takes_up_the_stopped_drivers_last_ask_and_writes_onl
     assert fail_unrun(str(copy), "killed") == 0 and fail_unrun(str(original), "killed") == 1
 
 
+def _journal_searcher(store: Path, study: str):
+    """A seeded random-sampling searcher of one float ``x`` whose study is ``study`` in ``store``'s journal."""
+    from audiostyle.sweep._keys import tracked
+    from audiostyle.sweep._search import RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"), mode="max",
+                                  sampler=optuna.samplers.RandomSampler(seed=0), study_name=study,
+                                  storage=journal_storage(str(store)), store_root=str(store))
+
+
 def test_a_torn_snapshot_neither_adds_trials_nor_reruns_a_config(tmp_path: Path) -> None:
     """Ray's trial list saved after its searcher snapshot (a driver killed while S3 uploads): the restored
     generator counts the listed trials as created, and the searcher takes back the one it missed."""
@@ -319,17 +330,12 @@ def test_a_torn_snapshot_neither_adds_trials_nor_reruns_a_config(tmp_path: Path)
     from optuna.trial import TrialState
 
     from audiostyle.sweep._keys import FINAL, RAY_TRIAL_ID, STATUS, STEP, tracked
-    from audiostyle.sweep._search import ResumableSearchGenerator, RestorableOptunaSearch
+    from audiostyle.sweep._search import ResumableSearchGenerator
     from audiostyle.sweep._study import journal_storage
-
-    def searcher() -> RestorableOptunaSearch:
-        return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
-                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="torn",
-                                      storage=journal_storage(str(tmp_path / "store")), store_root=str(tmp_path / "store"))
 
     snapshot = tmp_path / "experiment"
     snapshot.mkdir()
-    generator = ResumableSearchGenerator(searcher())
+    generator = ResumableSearchGenerator(_journal_searcher(tmp_path / "store", "torn"))
     generator._total_samples, generator._counter = 3, 1  # Ray's count after creating trial "a"
     first = generator.searcher.suggest("a")
     generator.save_to_dir(str(snapshot), session_str="s")  # the searcher's snapshot: one trial
@@ -340,7 +346,7 @@ def test_a_torn_snapshot_neither_adds_trials_nor_reruns_a_config(tmp_path: Path)
         trials.append(list(trial.get_json_state()))
     (snapshot / "experiment_state-2026-12-03_17-00-00.json").write_text(json.dumps({"trial_data": trials}))
 
-    restored = ResumableSearchGenerator(searcher())
+    restored = ResumableSearchGenerator(_journal_searcher(tmp_path / "store", "torn"))
     restored._total_samples = 3
     restored.restore_from_dir(str(snapshot))
     assert not restored.is_finished() and restored._counter == 2  # one trial left to create, not two
@@ -362,17 +368,12 @@ def test_a_searcher_snapshot_newer_than_rays_trial_list_lets_go_of_the_trial_ray
     from ray.tune.experiment import Trial
 
     from audiostyle.sweep._keys import FINAL, RAY_TRIAL_ID, STATUS, STEP, tracked
-    from audiostyle.sweep._search import ResumableSearchGenerator, RestorableOptunaSearch
+    from audiostyle.sweep._search import ResumableSearchGenerator
     from audiostyle.sweep._study import journal_storage
-
-    def searcher() -> RestorableOptunaSearch:
-        return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"),
-                                      mode="max", sampler=optuna.samplers.RandomSampler(seed=0), study_name="newer",
-                                      storage=journal_storage(str(tmp_path / "store")), store_root=str(tmp_path / "store"))
 
     snapshot = tmp_path / "experiment"
     snapshot.mkdir()
-    generator = ResumableSearchGenerator(searcher())
+    generator = ResumableSearchGenerator(_journal_searcher(tmp_path / "store", "newer"))
     generator._total_samples, generator._counter = 3, 2  # Ray's count after creating "a" and "b"
     generator.searcher.suggest("a")
     lost = generator.searcher.suggest("b")
@@ -380,7 +381,7 @@ def test_a_searcher_snapshot_newer_than_rays_trial_list_lets_go_of_the_trial_ray
     trial = Trial("__fake", stub=True, trial_id="a")  # Ray's list was saved before "b" was created
     (snapshot / "experiment_state-2026-12-03_17-00-00.json").write_text(json.dumps({"trial_data": [list(trial.get_json_state())]}))
 
-    restored = ResumableSearchGenerator(searcher())
+    restored = ResumableSearchGenerator(_journal_searcher(tmp_path / "store", "newer"))
     restored._total_samples = 3
     restored.restore_from_dir(str(snapshot))
     assert restored._counter == 1  # two trials left to create, as Ray holds one
