@@ -24,5 +24,5 @@ BUDGET = Budget(
 )
 
 if __name__ == "__main__":
-    # the method's default space: report 003, docs/reports.md's hand grid (filters × widths) plus the optimiser, features and alpha
+    # the method's default space: report 003's hand grid (filters × widths; docs/reports.md) plus the optimiser, features, alpha
     sys.exit(main("shallow_cnn", __doc__.splitlines()[0], BUDGET))

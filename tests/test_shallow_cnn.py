@@ -79,7 +79,7 @@ def test_prepare_pairs_contents_with_other_melodies_and_true_targets(method, dem
 
 
 def test_reports_best_config_transfers_timbre_and_keeps_melody(method, demo, untouched, tmp_path):
-    # report 003, docs/reports.md's best: 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (ReLU); iterations shortened.
+    # report 003's best (docs/reports.md): 1 layer, 4096 filters of width 11, L-BFGS, alpha 0.006 (ReLU); iterations shortened.
     config = method.make_config({**PAIR, "pairs": 1, "steps": 10, "report_every": 5, "griffin_lim_iters": 32,
                                  "report_griffin_lim_iters": 8})
     assert (config.layers, config.filters, config.width, config.optimizer, config.alpha, config.activation) == (
