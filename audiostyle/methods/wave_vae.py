@@ -323,7 +323,7 @@ class WaveVAE(GenerativeMethod):
     def _reconstruct(net: WaveVAENet, x: np.ndarray, device: torch.device) -> tuple[np.ndarray, float, float]:
         """Decode the posterior means of ``x (n, length)``: ``(x̂ (n, length), recon_mse, kl)``."""
         with torch.no_grad():
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None].to(device)
+            t = torch.tensor(x, dtype=torch.float32)[:, None].to(device)  # a copy: x may be a read-only view
             mu, logvar = net.encode(t)
             recon = net.decode(mu)
             mse, kl = vae_losses(t, recon, mu, logvar)

@@ -10,7 +10,11 @@
     stopped for a poor scalar headline.
 ``pbt``
     Ray Tune's ``PopulationBasedTraining``, mutating only the fields a checkpoint survives
-    (:func:`pbt_mutations`).
+    (:func:`pbt_mutations`). Synchronous: at every ``grace`` steps the whole population is ranked at the same
+    step, the top quarter saves and the bottom quarter exploits it. Asynchronous PBT ranks each trial against
+    whatever the others last reported and skips an exploit when the donor's checkpoint is not yet saved, so which
+    trials exploit depends on timing; the synchronous form costs a pause and a restore per interval and makes
+    the exploits a function of the seed and the scores.
 ``none``
     Every trial runs its whole budget.
 
@@ -175,6 +179,7 @@ def _pbt(plan: Any) -> PopulationBasedTraining:
         metric=tracked(plan.objectives[0].metric),
         mode=plan.objectives[0].mode,
         perturbation_interval=plan.grace_steps,
+        synch=True,
         hyperparam_mutations=mutations,
         custom_explore_fn=ClipToSpace(mutable_space(plan.space)),
     )
