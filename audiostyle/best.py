@@ -32,7 +32,8 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import Objective
 from audiostyle.metrics import objective as objective_of
 from audiostyle.store import (
-    CONFIG_PREFIX, DEFAULT_ROOT, METRIC_PREFIX, USABLE_STATUSES, Store, metric_column, storable_value,
+    ARTIFACT_AUDIO, ARTIFACT_CHECKPOINT, ARTIFACT_DIR, ARTIFACT_SPECTROGRAM, CONFIG_PREFIX, DEFAULT_ROOT, METRIC_PREFIX,
+    USABLE_STATUSES, Store, metric_column, storable_value,
 )
 
 FORMATS = ("table", "json", "yaml")
@@ -180,10 +181,10 @@ def describe(row: pd.Series, method: str) -> dict[str, Any]:
             "config": analysis.config_of(row, method),
             "metrics": analysis.metrics_of(row),
             "artifacts": {
-                "dir": row.get("artifact.dir"),
-                "audio": row.get("artifact.audio"),
-                "spectrogram": row.get("artifact.spectrogram"),
-                "checkpoint": row.get("artifact.checkpoint"),
+                "dir": row.get(ARTIFACT_DIR),
+                "audio": row.get(ARTIFACT_AUDIO),
+                "spectrogram": row.get(ARTIFACT_SPECTROGRAM),
+                "checkpoint": row.get(ARTIFACT_CHECKPOINT),
             },
         }
     )
@@ -300,7 +301,7 @@ def render_audio(
     config = impl.make_config(analysis.config_of(row, method))
     content, sr = audio_io.load_with_rate(in_path, sr)
     style = audio_io.load(style_path, sr=sr) if style_path else None
-    uri = row.get("artifact.checkpoint")
+    uri = row.get(ARTIFACT_CHECKPOINT)
     state = store.load_checkpoint(uri) if isinstance(uri, str) and uri else None
     if state is None and style is None:
         raise AudiostyleError(

@@ -19,7 +19,9 @@ from audiostyle import analysis
 from audiostyle.methods.examples import Example, figure, parse_wav_name
 from audiostyle.metrics import COMMON_METRICS, COMMON_OBJECTIVES, HEADLINE, PARETO_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Space
-from audiostyle.store import METRIC_PREFIX, USABLE_STATUSES, Store, config_column, metric_column
+from audiostyle.store import (
+    ARTIFACT_AUDIO, ARTIFACT_CLIPS, ARTIFACT_DIR, METRIC_PREFIX, USABLE_STATUSES, Store, config_column, metric_column,
+)
 
 
 def _pyplot():
@@ -40,9 +42,9 @@ def save(fig, figures: str | Path, name: str) -> Path:
 # -- audio artifacts ------------------------------------------------------------------------------------
 def artifact_wavs(store: Store, row: Mapping) -> dict[str, str]:
     """The trial's wav artifacts as ``{file name: URI}`` (content, style, output… whatever it wrote)."""
-    folder = row.get("artifact.dir")
+    folder = row.get(ARTIFACT_DIR)
     if not isinstance(folder, str) or not folder:
-        audio = row.get("artifact.audio")
+        audio = row.get(ARTIFACT_AUDIO)
         return {Path(audio).name: audio} if isinstance(audio, str) and audio else {}
     fs, path = store.fs, folder.removeprefix("s3://")
     try:
@@ -64,7 +66,7 @@ def read_wav(store: Store, uri: str) -> tuple[np.ndarray, int]:
 def trial_examples(store: Store, row: Mapping) -> tuple[list[Example], int]:
     """A trial's examples read back from its wavs (``<stem>_<role>.wav``, :mod:`audiostyle.methods.examples`) with the
     clip names of its ``artifact.clips``, and their sample rate (0 without any)."""
-    clips = json.loads(row["artifact.clips"]) if isinstance(row.get("artifact.clips"), str) else {}
+    clips = json.loads(row[ARTIFACT_CLIPS]) if isinstance(row.get(ARTIFACT_CLIPS), str) else {}
     found: dict[str, Example] = {}
     sr = 0
     for name, uri in artifact_wavs(store, row).items():

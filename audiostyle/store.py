@@ -62,6 +62,11 @@ DEFAULT_ROOT = "results"
 METRIC_PREFIX, CONFIG_PREFIX, ARTIFACT_PREFIX = "metric.", "config.", "artifact."
 """Prefixes of the per-name columns: ``metric.<name>`` (float64), ``config.<field>``, ``artifact.<name>``."""
 
+ARTIFACT_DIR, ARTIFACT_AUDIO, ARTIFACT_SPECTROGRAM = "artifact.dir", "artifact.audio", "artifact.spectrogram"
+ARTIFACT_CHECKPOINT, ARTIFACT_CLIPS = "artifact.checkpoint", "artifact.clips"
+"""The artifact columns of a trial row: its folder, its first audio example and figure, its last checkpoint (paths
+inside the store) and the dataset clips behind its examples (JSON, :mod:`audiostyle.methods.examples`)."""
+
 FINISHED, FAILED, STOPPED = "finished", "failed", "stopped"
 STATUSES = (FINISHED, FAILED, STOPPED)
 """Trial statuses (the ``status`` column); ``stopped`` = early-stopped by the scheduler."""
@@ -81,10 +86,10 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "steps": pa.int64(),
     "device": pa.string(),
     "seed": pa.int64(),
-    "artifact.dir": pa.string(),
-    "artifact.audio": pa.string(),
-    "artifact.spectrogram": pa.string(),
-    "artifact.checkpoint": pa.string(),
+    ARTIFACT_DIR: pa.string(),
+    ARTIFACT_AUDIO: pa.string(),
+    ARTIFACT_SPECTROGRAM: pa.string(),
+    ARTIFACT_CHECKPOINT: pa.string(),
     "objective.metric": pa.string(),
     "objective.mode": pa.string(),
 }
@@ -100,7 +105,7 @@ HISTORY_COLUMNS: dict[str, pa.DataType] = {
 """The fixed columns of a history row (``metric.*`` float64 columns come on top)."""
 
 
-PATH_COLUMNS = ("artifact.dir", "artifact.audio", "artifact.spectrogram", "artifact.checkpoint")
+PATH_COLUMNS = (ARTIFACT_DIR, ARTIFACT_AUDIO, ARTIFACT_SPECTROGRAM, ARTIFACT_CHECKPOINT)
 """Trial columns holding a path inside the store: stored relative to its root, read back as URIs under it."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

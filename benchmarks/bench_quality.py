@@ -53,7 +53,7 @@ from audiostyle import analysis, best, methods, metrics, sweep
 from audiostyle.data import load_dataset
 from audiostyle.methods.base import TrialContext
 from audiostyle.calibrate import eq_match
-from audiostyle.store import Store
+from audiostyle.store import ARTIFACT_CHECKPOINT, Store
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
@@ -222,7 +222,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
 def _translate(method, trial, store: str, pairs: Pairs) -> tuple[list, dict]:
     """The test pairs' contents translated content → style by ``trial``'s final checkpoint, and its config."""
     config = method.make_config(analysis.config_of(trial, method.name))
-    state = Store(store).load_checkpoint(trial["artifact.checkpoint"])
+    state = Store(store).load_checkpoint(trial[ARTIFACT_CHECKPOINT])
     return [method.transfer(config, state, c, pairs.sr, "x2y") for c in pairs.contents], config
 
 

@@ -35,7 +35,10 @@ from ray import tune
 from audiostyle.methods.examples import INDEX, clips_of
 from audiostyle.methods.base import Method
 from audiostyle.metrics import Objective
-from audiostyle.store import FAILED, FINISHED, STOPPED, Store
+from audiostyle.store import (
+    ARTIFACT_AUDIO, ARTIFACT_CHECKPOINT, ARTIFACT_CLIPS, ARTIFACT_DIR, ARTIFACT_SPECTROGRAM, FAILED, FINISHED, STOPPED,
+    Store,
+)
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS, STATUS,
                                     STEP, TIME_TOTAL)
 
@@ -187,11 +190,11 @@ class StoreCallback(tune.Callback):
             "seed": self.seed,
             "config": self._config(trial.config),
             "metrics": metrics,
-            "artifact.dir": self.store.artifact_dir(self.method.name, self.sweep_id, trial.trial_id),
-            "artifact.audio": _first(artifacts, ".wav"),
-            "artifact.spectrogram": _first(artifacts, ".png"),
-            "artifact.clips": self._clips(artifacts),
-            "artifact.checkpoint": self._checkpoint_uri(trial),
+            ARTIFACT_DIR: self.store.artifact_dir(self.method.name, self.sweep_id, trial.trial_id),
+            ARTIFACT_AUDIO: _first(artifacts, ".wav"),
+            ARTIFACT_SPECTROGRAM: _first(artifacts, ".png"),
+            ARTIFACT_CLIPS: self._clips(artifacts),
+            ARTIFACT_CHECKPOINT: self._checkpoint_uri(trial),
             "objective.metric": self.objective.metric,
             "objective.mode": self.objective.mode,
         }

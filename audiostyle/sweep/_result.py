@@ -13,7 +13,9 @@ import pandas as pd
 from audiostyle import analysis
 from audiostyle.metrics import COMMON_METRICS
 from audiostyle.metrics import Objective
-from audiostyle.store import CONFIG_PREFIX, FAILED, METRIC_PREFIX, Store, metric_column
+from audiostyle.store import (
+    ARTIFACT_AUDIO, ARTIFACT_SPECTROGRAM, CONFIG_PREFIX, FAILED, METRIC_PREFIX, Store, metric_column,
+)
 from audiostyle.sweep._plan import Plan
 
 
@@ -100,7 +102,7 @@ class SweepResult:
             ]
             found = analysis.metrics_of(self.best)
             lines.append("best metrics: " + ", ".join(f"{m} {_fmt(found[m])}" for m in COMMON_METRICS if m in found))
-            for label, key in (("best audio", "artifact.audio"), ("best figure", "artifact.spectrogram")):
+            for label, key in (("best audio", ARTIFACT_AUDIO), ("best figure", ARTIFACT_SPECTROGRAM)):
                 if isinstance(self.best.get(key), str):
                     lines.append(f"{label}: {self.best[key]}")
         if len(self.objectives) > 1:
