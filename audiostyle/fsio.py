@@ -28,6 +28,16 @@ def is_remote(url: str | os.PathLike) -> bool:
     return proto not in ("file", "local")
 
 
+def is_anchored(path: str) -> bool:
+    """True for a URL or an absolute local path: one that does not name a place relative to some root."""
+    return "://" in path or os.path.isabs(path)
+
+
+def is_unsupported(url: str | os.PathLike) -> bool:
+    """True for a URL of a protocol other than ``s3://`` (no other client is installed)."""
+    return is_remote(url) and fsspec.utils.get_protocol(str(url)) != "s3"
+
+
 def storage_options(url: str | os.PathLike) -> dict[str, Any]:
     """fsspec options for ``url`` (for pandas/pyarrow ``storage_options=``): the S3 endpoint when set."""
     if fsspec.utils.get_protocol(str(url)) in ("s3", "s3a"):

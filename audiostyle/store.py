@@ -135,7 +135,7 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def _check_protocol(url: str) -> None:
-    if fsio.is_remote(url) and not str(url).startswith("s3://"):
+    if fsio.is_unsupported(url):
         raise AudiostyleError(f"store root {url!r}: only local paths and s3://bucket/prefix are supported.")
 
 
@@ -380,7 +380,7 @@ class Store:
 
     def absolute(self, path: Any) -> Any:
         """The URI under this store's root of a path :meth:`relative` made; URIs, absolute paths and nulls as they are."""
-        if not isinstance(path, str) or not path or "://" in path or path.startswith("/"):
+        if not isinstance(path, str) or not path or fsio.is_anchored(path):
             return path
         return self.uri(self._path(path))
 

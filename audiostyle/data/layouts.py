@@ -164,7 +164,7 @@ def _describe(rel: dict[str, dict]) -> str:
 
 def check_source_url(source: str) -> None:
     """Refuse a data source URL of a protocol other than ``s3://`` (no other client is installed)."""
-    if "://" in source and not source.startswith("s3://"):
+    if fsio.is_unsupported(source):
         raise AudiostyleError(f"data source {source}: only local folders and s3://bucket/prefix are supported. Copy "
                               "the data to S3 or a local folder, or mount it and pass the folder.")
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from audiostyle import methods
+from audiostyle import fsio, methods
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.data.layouts import check_source_url
 from audiostyle.errors import AudiostyleError, check_choice, check_positive
@@ -193,7 +193,7 @@ def in_store(path: str, store: str) -> str:
 
 def from_store(path: str, store: str) -> str:
     """The inverse of :func:`in_store`: a relative ``path`` joined to the store root, a URL or absolute path as is."""
-    return path if "://" in path or path.startswith("/") else f"{store.rstrip('/')}/{path}"
+    return path if fsio.is_anchored(path) else f"{store.rstrip('/')}/{path}"
 _ARGS = tuple(f.name for f in dataclasses.fields(Plan) if f.name not in _TOP)
 
 

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from audiostyle import fsio
 from audiostyle.errors import AudiostyleError
 
 PROBE_TIMEOUT_S = 120.0
@@ -94,7 +95,7 @@ def check_shared(paths: Iterable[tuple[str, str]], mode: str, mounts_file: str =
     """Raise :class:`AudiostyleError` for a local path of ``paths`` (``(flag, path)`` pairs, e.g.
     ``("--store", "results")``) that the nodes running trials would not share; nothing for a local Ray
     (``mode == "local"``) or ``s3://`` paths."""
-    local = [(flag, path) for flag, path in paths if "://" not in path]
+    local = [(flag, path) for flag, path in paths if not fsio.is_remote(path)]
     if mode == "local" or not local:
         return
     nodes = _trial_nodes()
