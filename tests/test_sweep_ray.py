@@ -295,6 +295,45 @@ def wait_for_rows(store: Store, n: int, proc: subprocess.Popen, log: Path, withi
         time.sleep(0.3)
 
 
+def study_trials(root: str, name: str) -> list:
+    """The trials of sweep ``name``'s Optuna study in the store at ``root`` (none before its journal exists)."""
+    try:
+        return optuna.load_study(study_name=name, storage=journal_storage(root)).trials
+    except KeyError:  # the study is not created yet
+        return []
+
+
+@pytest.mark.parametrize("point", ["ray starting", "first trial asked"])
+def test_a_driver_killed_before_its_first_trial_resumes_to_exactly_its_samples(point: str, tmp_path: Path) -> None:
+    """SIGKILL of the driver and its local Ray before any trial ended: while Ray starts (the manifest written,
+    no Ray state saved) or once Optuna has handed out the first config (a study trial that never ran).
+    ``--resume`` ends with exactly ``--samples`` trials in the study, all complete, one row each."""
+    root = str(tmp_path / "store")
+    args = ["--store", root, "--name", "early", "--samples", "3", "--max-concurrent", "1",
+            "--set", "sleep_s=0.4", "--scheduler", "none"]
+    log = tmp_path / "killed.log"
+    proc = toy_cli(log, *args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
+    store = Store(root)
+    deadline = time.monotonic() + 180
+    try:
+        while not (store.sweeps("toy") if point == "ray starting" else study_trials(root, "early")):
+            assert proc.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, f"no {point!r} within 180 s"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(store.trials("toy")) == 0, "a trial ended before the kill: the test kills too late"
+
+    resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]
+    after = store.trials("toy")
+    assert len(after) == 3 and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
+    trials = study_trials(root, "early")
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert sorted(t.user_attrs[RAY_TRIAL_ID] for t in trials) == sorted(after["trial_id"])
+
+
 def test_a_sweep_stopped_by_sigterm_then_sigkill_finishes_in_a_copy_of_its_store(tmp_path: Path) -> None:
     """SIGTERM between trials stops the driver as Ctrl-C does (exit 130, the ``--resume`` command printed);
     the store is copied; ``--resume`` of the copy is SIGKILLed mid-trial and resumed again: the copy ends with
@@ -342,6 +381,42 @@ def test_a_sweep_stopped_by_sigterm_then_sigkill_finishes_in_a_copy_of_its_store
     assert best.main(argv) == 0
     best_x = after.sort_values("metric.transfer_score").iloc[-1]["config.x"]
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav")[0], sf.read(content)[0] * best_x, atol=1e-6)
+
+
+def test_a_store_synced_to_s3_and_back_and_one_moved_each_resume_on_their_own(s3_bucket: str, tmp_path: Path) -> None:
+    """A sweep stopped by SIGTERM; its store synced to the S3 server and back into a new folder (as ``aws s3 sync``
+    would), and the original moved elsewhere. Each resumes to the full sweep, writing only to itself: the
+    round-tripped copy's resume leaves the moved store as it was."""
+    from audiostyle import fsio
+
+    original, back, moved = tmp_path / "store", tmp_path / "back", tmp_path / "moved"
+    args = ["--name", "synced", "--samples", "3", "--max-concurrent", "1", "--set", "sleep_s=0.3", "--scheduler", "none"]
+    env = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    first = toy_cli(tmp_path / "first.log", "--store", str(original), *args, env=env)
+    wait_for_rows(Store(str(original)), 1, first, tmp_path / "first.log")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=180) == 130, (tmp_path / "first.log").read_text()[-4000:]
+    before = Store(str(original)).trials("toy")
+    assert 1 <= len(before) < 3
+
+    fs, remote = fsio.filesystem(f"{s3_bucket}/synced")
+    fs.put(f"{original}/", remote, recursive=True)
+    fs.get(f"{remote}/", f"{back}/", recursive=True)
+    shutil.move(original, moved)
+    untouched = {p: p.stat().st_mtime_ns for p in moved.rglob("*") if p.is_file()}
+
+    for store, log in ((back, tmp_path / "back.log"), (moved, tmp_path / "moved.log")):
+        resumed = toy_cli(log, "--store", str(store), *args, "--resume", env=env)
+        assert resumed.wait(timeout=300) == 0, log.read_text()[-4000:]
+        after = Store(str(store)).trials("toy")
+        assert len(after) == 3 and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
+        assert after["artifact.audio"].str.startswith(f"{store}/artifacts/").all(), after["artifact.audio"]
+        assert all(Path(uri).is_file() for uri in after["artifact.audio"])
+        kept = after.set_index("trial_id").loc[before["trial_id"]]
+        np.testing.assert_allclose(kept["metric.transfer_score"], before["metric.transfer_score"])
+        if store == back:  # the moved store saw nothing of the copy's resume
+            assert {p: p.stat().st_mtime_ns for p in moved.rglob("*") if p.is_file()} == untouched
+    assert not original.exists()
 
 
 @pytest.mark.parametrize("method", methods.BUILTIN)

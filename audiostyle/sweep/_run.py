@@ -269,7 +269,7 @@ def _restored_tuner(plan: Plan, trainable: Any) -> Any:
 
     storage_path, storage_fs = storage(plan.storage)
     path = f"{storage_path.rstrip('/')}/{plan.sweep_id}"
-    if not Tuner.can_restore(path, storage_filesystem=storage_fs):
+    if not (Tuner.can_restore(path, storage_filesystem=storage_fs) and _snapshot_saved(path, storage_fs)):
         log.warning("--resume %s: Ray saved no state at %s before the sweep stopped: starting it again from its plan",
                     plan.sweep_id, plan.experiment_path)
         return None
@@ -281,14 +281,31 @@ def _restored_tuner(plan: Plan, trainable: Any) -> Any:
     return tuner
 
 
+def _snapshot_saved(path: str, storage_fs: Any) -> bool:
+    """Whether Ray's experiment folder ``path`` holds a snapshot of its trials (``experiment_state-*.json``).
+
+    Ray writes its Tuner (``tuner.pkl``, what ``Tuner.can_restore`` looks for) before its first snapshot: a driver
+    killed in between leaves a Tuner whose restore knows no trials and stops after one.
+    """
+    from pyarrow.fs import FileSelector, LocalFileSystem
+
+    listing = (storage_fs or LocalFileSystem()).get_file_info(FileSelector(path, allow_not_found=True))
+    return any(Path(info.path).name.startswith("experiment_state-") for info in listing)
+
+
 def _relocate(tuner: Any, store: str) -> None:
     """Point the restored Tuner's searcher and callbacks at ``store``: Ray pickled them with the store the sweep
     started in, which a copied or moved store must never write to again (``relocate`` of
-    :class:`~audiostyle.sweep._search.RestorableOptunaSearch` and :class:`~audiostyle.sweep._callback.StoreCallback`)."""
+    :class:`~audiostyle.sweep._search.RestorableOptunaSearch` and :class:`~audiostyle.sweep._callback.StoreCallback`);
+    the trials still to be created go to the restored folder too
+    (:meth:`~audiostyle.sweep._search.ResumableSearchGenerator.use_storage`)."""
     internal = getattr(tuner, "_local_tuner", None)  # the restored TuneConfig and RunConfig (no public accessor)
     if internal is None:  # a Ray client (ray://) restores on the cluster, out of reach
         log.warning("--resume through a Ray client: the restored sweep writes to the store it started in")
         return
-    for part in [internal._tune_config.search_alg, *(internal._run_config.callbacks or [])]:
+    run = internal._run_config  # Ray set its storage to the folder the run was restored from
+    for part in [internal._tune_config.search_alg, *(run.callbacks or [])]:
         if hasattr(part, "relocate"):
             part.relocate(store)
+        if hasattr(part, "use_storage"):
+            part.use_storage(run.storage_path, run.storage_filesystem, run.name)

@@ -259,6 +259,7 @@ class ResumableSearchGenerator(SearchGenerator):
 
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
+        self._move_experiment()
         ray_trial_ids = restored_trial_ids(dirpath)
         if ray_trial_ids:  # Ray creates trials only here: its restored list is what it created
             self._counter = len(ray_trial_ids)
@@ -269,6 +270,26 @@ class ResumableSearchGenerator(SearchGenerator):
         """The searcher's :meth:`RestorableOptunaSearch.relocate`."""
         if hasattr(self.searcher, "relocate"):
             self.searcher.relocate(store_root)
+
+    def use_storage(self, storage_path: str, storage_filesystem: Any, experiment_dir_name: str) -> None:
+        """Create new trials in the experiment folder the run was restored from (``storage_path/experiment_dir_name``).
+
+        The snapshot holds the Experiment the generator creates trials from, with the storage folder the sweep
+        started in: Ray moves the restored trials to the folder it restores from, not the trials still to come, so
+        after a copied or moved store they would write to the original (or fail when it is gone).
+        """
+        self._storage_at = (storage_path, storage_filesystem, experiment_dir_name)
+
+    def _move_experiment(self) -> None:
+        target = getattr(self, "_storage_at", None)
+        if target is None or self._experiment is None:
+            return
+        from ray.train._internal.storage import get_fs_and_path
+
+        path, filesystem, name = target
+        storage = self._experiment.storage  # the very object the experiment's spec hands each new trial
+        storage.storage_filesystem, storage.storage_fs_path = get_fs_and_path(path, filesystem)
+        storage.experiment_dir_name = name
 
 
 def restored_trial_ids(dirpath: str) -> list[str]:
