@@ -93,3 +93,37 @@ def test_progress_line_flags_a_diverged_gan() -> None:
                                                                            METRICS: {"fad": 9.0, DIVERGED: 1.0}}))
     assert lines == ["[1/1] trial g finished at step 40: fad 9 (diverged: a discriminator wins outright; "
                      "lower its lr or raise the generator's)"]
+
+
+def test_a_failed_trials_line_ends_with_its_exception_and_no_colour_code(tmp_path: Path) -> None:
+    from audiostyle.sweep._keys import ERROR
+
+    lines: list[str] = []
+    cb = ProgressCallback(Objective("transfer_score", "max"), 2, lambda r: "failed", lines.append)
+    nan = {STEP: 3, ERROR: "Traceback (most recent call last):\n  File \"x.py\", line 1\nFloatingPointError: NaN loss at step 3\n"}
+    cb.on_trial_complete(0, [], SimpleNamespace(trial_id="n", last_result=nan))
+    error_file = tmp_path / "error.txt"  # as Ray writes it: one block per failure, the worker's name coloured
+    error_file.write_text("Failure # 1 (occurred at 2026-12-03)\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\n"
+                          "  File \"y.py\", line 2\nPlatformError: reporting step 2 to Ray Tune failed\n")
+    cb.on_trial_error(0, [], SimpleNamespace(trial_id="r", last_result={STEP: 1}, error_file=str(error_file)))
+    assert lines == ["[1/2] trial n failed at step 3: transfer_score nan: FloatingPointError: NaN loss at step 3",
+                     "[2/2] trial r failed at step 1: transfer_score nan: PlatformError: reporting step 2 to Ray Tune "
+                     "failed"]
+
+
+def test_a_quiet_sweep_drops_rays_per_attempt_failure_logs_and_keeps_its_other_errors(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import os
+
+    from audiostyle.sweep._console import QUIET_ENV, quiet_env
+
+    for key in QUIET_ENV:
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
+    quiet_env(0)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    with caplog.at_level(logging.WARNING):
+        controller.error("Trial task failed for trial toy_1\nTraceback ...")
+        logging.getLogger("ray.tune.tune").error("Trials did not complete: [toy_1]")
+        controller.error("Failed to restore the run state.")
+    assert [r.getMessage() for r in caplog.records] == ["Failed to restore the run state."]

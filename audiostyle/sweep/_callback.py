@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -203,6 +204,10 @@ class StoreCallback(tune.Callback):
         log.info("stored trial %s (%s)%s", trial.trial_id, status, f": {error}" if error else "")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+"""A terminal colour code."""
+
+
 def ray_error(trial: Any) -> str | None:
     """Ray's text of the trial's last failure: from the driver's own error file (written as the failure is handled),
     else from the trial's storage (``trial.get_error()``, which sees the file only once Ray has synced it there)."""
@@ -212,7 +217,7 @@ def ray_error(trial: Any) -> str | None:
         return None
     if "Failure # " in text:  # "Failure # <n> (occurred at <time>)\n<error>" for each failure: the last one
         text = text.rsplit("Failure # ", 1)[1].split("\n", 1)[-1]
-    return text.strip()
+    return _ANSI.sub("", text).strip()  # Ray colours the worker's name in it
 
 
 def _first(uris: Mapping[str, str], suffix: str) -> str | None:

@@ -22,7 +22,7 @@ from ray import tune
 from audiostyle.methods.base import DIVERGED
 from audiostyle.metrics import Objective
 from audiostyle.store import FAILED
-from audiostyle.sweep._keys import FINAL, METRICS, STEP, STEP_SECONDS, tracked
+from audiostyle.sweep._keys import ERROR, FINAL, METRICS, STEP, STEP_SECONDS, tracked
 
 DIVERGED_NOTE = " (diverged: a discriminator wins outright; lower its lr or raise the generator's)"
 """Appended to the line of a trial whose final report is flagged :data:`~audiostyle.methods.base.DIVERGED`."""
@@ -35,6 +35,12 @@ QUIET_ENV = {
 QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
 """Driver loggers a quiet sweep raises to ERROR: Ray's notice that a new local Ray enables token authentication
 (its secure default, which the sweep keeps)."""
+
+
+RAY_FAILURE_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune", "ray.tune.analysis.experiment_analysis")
+"""Driver loggers whose lines about failed trials a quiet sweep drops (:class:`QuietRayErrors`)."""
+REASON_CHARS = 200
+"""Most characters of a failed trial's reason on its console line."""
 
 
 def configure_logging(verbose: int) -> None:
@@ -59,6 +65,10 @@ def quiet_env(verbose: int) -> dict[str, str]:
         return {}
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in RAY_FAILURE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietRayErrors) for f in logger.filters):
+            logger.addFilter(QuietRayErrors())
     env = {key: os.environ.get(key, value) for key, value in QUIET_ENV.items()}
     os.environ.update(env)
     return env
@@ -97,7 +107,7 @@ class ProgressCallback(tune.Callback):
         self.headline, self.total, self.status_of, self.echo = headline, total, status_of, echo
         self.ended: set[str] = set()
 
-    def _line(self, trial: Any, status: str) -> None:
+    def _line(self, trial: Any, status: str, error: str | None = None) -> None:
         if trial.trial_id in self.ended:
             return
         self.ended.add(trial.trial_id)
@@ -108,10 +118,31 @@ class ProgressCallback(tune.Callback):
                              self.headline, None if value is None else float(value))
         seconds = (result.get(METRICS) or {}).get(STEP_SECONDS)
         cost = f" ({seconds:.3g} s/step)" if seconds else ""
-        (self.echo or print)(line + cost + (DIVERGED_NOTE if final.get(DIVERGED) == 1.0 else ""))
+        why = f": {failure_reason(error)}" if status == FAILED and error else ""
+        (self.echo or print)(line + cost + (DIVERGED_NOTE if final.get(DIVERGED) == 1.0 else "") + why)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, self.status_of(trial.last_result))
+        self._line(trial, self.status_of(trial.last_result), (trial.last_result or {}).get(ERROR))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, FAILED)
+        from audiostyle.sweep._callback import ray_error
+
+        self._line(trial, FAILED, ray_error(trial) if hasattr(trial, "error_file") else None)
+
+
+def failure_reason(error: str, width: int = REASON_CHARS) -> str:
+    """The line of a trial's error text a person reads first: its last non-empty line (the exception), cut to
+    ``width`` characters; the whole text is in the store's ``error`` column."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else error.strip()
+    return last if len(last) <= width else last[: width - 1] + "…"
+
+
+class QuietRayErrors(logging.Filter):
+    """Drops what Ray's driver logs about a failed trial (its worker's traceback, once per attempt, and the list of
+    trials that did not complete): a quiet sweep's console says it in the trial's own line."""
+
+    MESSAGES = ("Trial task failed for trial", "Trials did not complete", "Failed to fetch metrics")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.MESSAGES)
