@@ -3,6 +3,7 @@ Pareto sweeps, an s3:// store on a real S3 server, a killed driver resumed, ever
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -303,10 +304,13 @@ def study_trials(root: str, name: str) -> list:
         return []
 
 
-@pytest.mark.parametrize("point", ["ray starting", "first trial asked"])
-def test_a_driver_killed_before_its_first_trial_resumes_to_exactly_its_samples(point: str, tmp_path: Path) -> None:
-    """SIGKILL of the driver and its local Ray before any trial ended: while Ray starts (the manifest written,
-    no Ray state saved) or once Optuna has handed out the first config (a study trial that never ran).
+@pytest.mark.parametrize(("point", "stop"), [("ray starting", signal.SIGKILL), ("first trial asked", signal.SIGKILL),
+                                             ("ray starting", signal.SIGTERM)])
+def test_a_driver_stopped_before_its_first_trial_resumes_to_exactly_its_samples(point: str, stop: signal.Signals,
+                                                                                 tmp_path: Path) -> None:
+    """SIGKILL of the driver and its local Ray, or SIGTERM of the driver alone, before any trial ended: while Ray
+    starts (the manifest written, no Ray state saved) or once Optuna has handed out the first config (a study
+    trial that never ran). SIGTERM stops it as Ctrl-C does (exit 130, the ``--resume`` command printed).
     ``--resume`` ends with exactly ``--samples`` trials in the study, all complete, one row each."""
     root = str(tmp_path / "store")
     args = ["--store", root, "--name", "early", "--samples", "3", "--max-concurrent", "1",
@@ -320,10 +324,15 @@ def test_a_driver_killed_before_its_first_trial_resumes_to_exactly_its_samples(p
             assert proc.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, f"no {point!r} within 180 s"
             time.sleep(0.1)
+        if stop == signal.SIGTERM:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=180) == 130, log.read_text()[-4000:]
+            assert "Continue it with: " in log.read_text()
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the driver and its local Ray, or what SIGTERM left running
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert len(store.trials("toy")) == 0, "a trial ended before the kill: the test kills too late"
+    assert len(store.trials("toy")) == 0, "a trial ended before the stop: the test stops it too late"
 
     resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
     assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]

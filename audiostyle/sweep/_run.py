@@ -127,9 +127,10 @@ def run(
     if plan.warm_points and not resume:
         print(f"warm start: the {plan.warm_points} best configs of earlier {method} sweeps in {store} run first "
               "(--no-warm-start: without them)", flush=True)
-    mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
-    _stop_on_sigterm()
+    _stop_on_sigterm()  # a SIGTERM while Ray starts stops the sweep as Ctrl-C does
     try:
+        mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
+        _stop_on_sigterm()  # again: starting Ray put its own handler in place
         fitted = fit_concurrency(plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode)
         if plan.max_concurrent is None:
             plan = dataclasses.replace(plan, max_concurrent=fitted)
