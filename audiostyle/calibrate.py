@@ -48,6 +48,9 @@ GRIFFIN_LIM_ITERS = (16, 64)
 """Iterations of the Griffin-Lim resynthesis anchors (the content's own magnitude, phase rebuilt)."""
 EQ_SMOOTH_OCTAVES = 1 / 3
 """Smoothing (octaves) of the long-term spectra the ``eq_match`` anchor divides."""
+EQ_MAX_DB = 24.0
+"""Most boost or cut (dB) of the ``eq_match`` anchor in any bin, as a real equaliser's range: without it, bins where
+the content has no energy were raised by up to 120 dB (the spectra's floors' ratio), amplifying rounding noise."""
 ENVELOPE_CEPSTRA = 24
 """Cepstral coefficients of the spectral envelope the ``envelope`` anchor swaps."""
 ANCHOR_FFT = 2048
@@ -137,11 +140,13 @@ def _smooth_octaves(power: np.ndarray, sr: int, octaves: float) -> np.ndarray:
 
 def eq_match(content: np.ndarray, style: np.ndarray, sr: int) -> np.ndarray:
     """The content equalised to the style clip's long-term spectrum: each bin scaled by the square root of the
-    ratio of the two clips' mean power spectra, each smoothed over :data:`EQ_SMOOTH_OCTAVES`; ``(samples,)``."""
+    ratio of the two clips' mean power spectra, each smoothed over :data:`EQ_SMOOTH_OCTAVES`, the gain held within
+    ± :data:`EQ_MAX_DB`; ``(samples,)``."""
     c, s = _stft(content), _stft(style)
     ratio = (_smooth_octaves((np.abs(s) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12) / (
         _smooth_octaves((np.abs(c) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12)
-    return _istft(c * np.sqrt(ratio)[:, None], len(content))
+    gain_db = np.clip(10 * np.log10(ratio), -EQ_MAX_DB, EQ_MAX_DB)
+    return _istft(c * 10 ** (gain_db / 20)[:, None], len(content))
 
 
 def _envelope_db(spec: np.ndarray) -> np.ndarray:

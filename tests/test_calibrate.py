@@ -90,6 +90,11 @@ def test_anchors_are_what_they_say(demo):
     before = np.abs(smooth(c) - smooth(s)).mean()
     assert np.abs(smooth(a["eq_match"]) - smooth(s)).mean() < 0.25 * before
     assert np.abs(smooth(a["envelope"]) - smooth(s)).mean() < 0.75 * before
+    # an equaliser's range: content 60 dB down above 2 kHz is raised there by EQ_MAX_DB, not by the 60 dB it lacks
+    above = np.fft.rfftfreq(c.size, 1 / demo.sr) >= 2000
+    dull = np.fft.irfft(np.fft.rfft(c) * np.where(above, 1e-3, 1.0), c.size).astype(np.float32)
+    gain = 10 * np.log10(band(calibrate.eq_match(dull, s, demo.sr), 4000, 8000) / band(dull, 4000, 8000))
+    assert calibrate.EQ_MAX_DB - 3 <= gain <= calibrate.EQ_MAX_DB + 3
     for it in calibrate.GRIFFIN_LIM_ITERS:  # the content's magnitude, its phase rebuilt
         mag = np.abs(calibrate._stft(a[f"griffin_lim_{it}"])), np.abs(calibrate._stft(c))
         assert np.abs(mag[0] - mag[1]).sum() < 0.5 * mag[1].sum()
