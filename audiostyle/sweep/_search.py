@@ -174,7 +174,7 @@ class RestorableOptunaSearch(OptunaSearch):
 
         try:
             metrics = {k.removeprefix(f"{METRICS}/"): v for k, v in result.items() if k.startswith(f"{METRICS}/")}
-            record_trial(self._store_root, self._ot_trials[trial_id], trial_id, json.loads(result.get(ARTIFACTS) or "{}"),
+            record_trial(self._store_root, self._ot_trials[trial_id], json.loads(result.get(ARTIFACTS) or "{}"),
                          {**metrics, **(result.get(METRICS) or {})})
         except Exception as exc:  # noqa: BLE001 - the dashboard's copy is a convenience; the store has the files
             log.warning("trial %s: its artifacts did not reach the Optuna study: %s", trial_id, exc)

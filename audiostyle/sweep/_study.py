@@ -27,7 +27,6 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 from audiostyle import fsio
 from audiostyle.metrics import COMMON_METRICS
-from audiostyle.sweep._keys import RAY_TRIAL_ID
 
 JOURNAL = "optuna/journal.log"
 """The store's Optuna journal (every sweep's study), relative to the store root."""
@@ -109,16 +108,16 @@ def artifact_store(store_root: str) -> Any:
     return FileSystemArtifactStore(url)
 
 
-def record_trial(store_root: str, trial: optuna.Trial, ray_trial_id: str, uris: Mapping[str, str],
+def record_trial(store_root: str, trial: optuna.Trial, uris: Mapping[str, str],
                  metrics: Mapping[str, float] | None = None) -> int:
-    """Name a running study trial by its Ray trial, keep its final common metrics (the headline's parts, shown per
-    trial in the dashboard) as user attributes, and upload its wavs and pngs; how many were uploaded.
+    """Keep a running study trial's final common metrics (the headline's parts, shown per trial in the dashboard) as
+    user attributes, and upload its wavs and pngs; how many were uploaded. (The searcher named the study trial by
+    its Ray trial when it was asked.)
 
     Call it before the trial is told (Optuna ignores attributes set on a finished trial). ``uris``: the trial's
     artifacts in the store (``{relative name: URI}``, the trial's ``trial.artifacts``); ``metrics``: its final
     metrics by name.
     """
-    trial.set_user_attr(RAY_TRIAL_ID, ray_trial_id)
     for name in COMMON_METRICS:
         value = (metrics or {}).get(name)
         if isinstance(value, (int, float)) and math.isfinite(value):
