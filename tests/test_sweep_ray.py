@@ -260,7 +260,8 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     told = [t.user_attrs.get(RAY_TRIAL_ID) for t in study.trials if t.state.is_finished()]
     assert set(after["trial_id"]) <= set(told) and len(told) == len(set(told))
     # the trial the killed driver had asked for and never ran (if any) was taken up: one study trial per sample
-    assert len(study.trials) == 8 and [t.number for t in study.trials if not t.state.is_finished()] == []
+    assert len(study.trials) == 8 and [t.number for t in study.trials if not t.state.is_finished()] == [], [
+        (t.number, t.state.name, t.user_attrs.get(RAY_TRIAL_ID), t.params) for t in study.trials]
 
     # rows, history, artifacts and checkpoints all live on S3
     finished = after.iloc[0]
