@@ -309,13 +309,15 @@ def test_a_resumed_searcher_takes_up_the_stopped_drivers_last_ask_and_writes_onl
     assert fail_unrun(str(copy), "killed") == 0 and fail_unrun(str(original), "killed") == 1
 
 
-def _journal_searcher(store: Path, study: str):
-    """A seeded random-sampling searcher of one float ``x`` whose study is ``study`` in ``store``'s journal."""
+def _journal_searcher(store: Path, study: str, space: dict | None = None):
+    """A seeded random-sampling searcher of ``space`` (default one float ``x``) whose study is ``study`` in
+    ``store``'s journal."""
     from audiostyle.sweep._keys import tracked
     from audiostyle.sweep._search import RestorableOptunaSearch
     from audiostyle.sweep._study import journal_storage
 
-    return RestorableOptunaSearch(space=to_optuna({"x": Float(0.0, 1.0)}), metric=tracked("transfer_score"), mode="max",
+    space = space or {"x": Float(0.0, 1.0)}
+    return RestorableOptunaSearch(space=to_optuna(space), metric=tracked("transfer_score"), mode="max",
                                   sampler=optuna.samplers.RandomSampler(seed=0), study_name=study,
                                   storage=journal_storage(str(store)), store_root=str(store))
 
@@ -391,6 +393,26 @@ def test_a_searcher_snapshot_newer_than_rays_trial_list_lets_go_of_the_trial_ray
     study = optuna.load_study(study_name="newer", storage=journal_storage(str(tmp_path / "store")))
     assert [t.user_attrs[RAY_TRIAL_ID] for t in study.trials] == ["a", "c", "d"]
     assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE, TrialState.RUNNING]
+
+
+def test_a_trial_asked_half_way_when_the_driver_stopped_is_taken_up_whole(tmp_path: Path) -> None:
+    """The driver killed while Optuna wrote a new trial's values (one journal entry each): a RUNNING study trial
+    with ``x`` and no ``y`` that no Ray trial holds. The next Ray trial takes it up and draws ``y``, instead of
+    asking another trial and leaving that one running for ever."""
+    from audiostyle.methods.space import Int
+    from audiostyle.sweep._keys import RAY_TRIAL_ID
+    from audiostyle.sweep._study import journal_storage
+
+    space = {"x": Float(0.0, 1.0), "y": Int(0, 10)}
+    stopped = _journal_searcher(tmp_path / "store", "half", space)
+    half = stopped._ot_study.ask()
+    half._suggest("x", to_optuna(space)["x"])  # the driver stopped before "y" was written
+
+    config = _journal_searcher(tmp_path / "store", "half", space).suggest("a")
+    assert set(config) == {"x", "y"} and config["x"] == half.params["x"] and 0 <= config["y"] <= 10
+    study = optuna.load_study(study_name="half", storage=journal_storage(str(tmp_path / "store")))
+    assert len(study.trials) == 1 and study.trials[0].user_attrs[RAY_TRIAL_ID] == "a"
+    assert study.trials[0].params == config
 
 
 def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:

@@ -242,15 +242,23 @@ class RestorableOptunaSearch(OptunaSearch):
                              frozen.number)
 
     def _take_unrun(self) -> optuna.Trial | None:
-        """The next RUNNING study trial no Ray trial holds, with every searched value set (asked whole), if any."""
+        """The next RUNNING study trial no Ray trial holds, if any, with every searched value set.
+
+        Optuna writes an asked trial's values one journal entry at a time: a driver stopped in between leaves a
+        trial with some of them, whose missing values are drawn now.
+        """
         if getattr(self, "_unrun", None) is None:
             held = {trial.number for trial in self._ot_trials.values()}
             self._unrun = [t.number for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                           if t.number not in held and set(self._space) <= set(t.params)]
+                           if t.number not in held]
         if not self._unrun:
             return None
         frozen = self._ot_study.get_trials(deepcopy=False)[self._unrun.pop(0)]
-        return optuna.Trial(self._ot_study, frozen._trial_id)
+        trial = optuna.Trial(self._ot_study, frozen._trial_id)
+        for name, distribution in self._space.items():
+            if name not in frozen.params:
+                trial._suggest(name, distribution)  # Optuna's own ask(fixed_distributions=) does this per value
+        return trial
 
 
 class ResumableSearchGenerator(SearchGenerator):
