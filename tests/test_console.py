@@ -78,7 +78,7 @@ def test_progress_line_per_ended_trial_shows_the_final_headline_once() -> None:
     cb.on_trial_complete(0, [], done)
     cb.on_trial_complete(0, [], done)  # once per trial
     cb.on_trial_complete(0, [], stopped)
-    cb.on_trial_error(0, [], SimpleNamespace(trial_id="c", last_result=None))
+    cb.on_trial_error(0, [], SimpleNamespace(trial_id="c", last_result=None, error_file=None, get_error=lambda: None))
     assert lines == ["[1/3] trial a finished at step 12: transfer_score 0.5",
                      "[2/3] trial b stopped at step 4: transfer_score 0.25",
                      "[3/3] trial c failed at step 0: transfer_score nan"]

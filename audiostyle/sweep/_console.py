@@ -127,7 +127,7 @@ class ProgressCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from audiostyle.sweep._callback import ray_error
 
-        self._line(trial, FAILED, ray_error(trial) if hasattr(trial, "error_file") else None)
+        self._line(trial, FAILED, ray_error(trial))
 
 
 def failure_reason(error: str, width: int = REASON_CHARS) -> str:

@@ -283,15 +283,15 @@ def _restored_tuner(plan: Plan, trainable: Any) -> Any:
 
 
 def _snapshot_saved(path: str, storage_fs: Any) -> bool:
-    """Whether Ray's experiment folder ``path`` holds a snapshot of its trials (``experiment_state-*.json``).
+    """Whether Ray's experiment folder ``path`` holds a snapshot of its trials (``experiment_state-*.json``, found
+    as Ray's own restore finds it).
 
     Ray writes its Tuner (``tuner.pkl``, what ``Tuner.can_restore`` looks for) before its first snapshot: a driver
     killed in between leaves a Tuner whose restore knows no trials and stops after one.
     """
-    from pyarrow.fs import FileSelector, LocalFileSystem
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
-    listing = (storage_fs or LocalFileSystem()).get_file_info(FileSelector(path, allow_not_found=True))
-    return any(Path(info.path).name.startswith("experiment_state-") for info in listing)
+    return _find_newest_experiment_checkpoint(path, fs=storage_fs) is not None
 
 
 def _relocate(tuner: Any, store: str) -> None:
