@@ -2,7 +2,7 @@
 """The quality table on the benchmark, in the layout of Cífka et al. 2021 (ss-VQ-VAE), and the shallow CNN's sweep
 winner reproduced by ``python -m audiostyle.best --render``.
 
-On ``--data bench``, one direction (default piano → violin), every row is scored on the same **test-split** pairs,
+On ``--data bench`` (or another soundfont's rendering, ``--data bench:timgm6mb``), one direction (default piano → violin), every row is scored on the same **test-split** pairs,
 melodies that nothing was fitted or chosen on (metrics references: train split; the sweeps: val split):
 
 - ``copy content`` and ``copy style`` (a target-instrument clip of another melody): the floors every method must
@@ -29,13 +29,15 @@ Usage::
 
     python benchmarks/bench_quality.py                                  # every transfer method
     python benchmarks/bench_quality.py --methods shallow_cnn            # the shallow CNN only (about 5 min)
+    python benchmarks/bench_quality.py --methods shallow_cnn --data bench:timgm6mb   # on another soundfont
     python benchmarks/bench_quality.py --methods cyclegan segnet unet   # the trained methods' cpu presets
     python benchmarks/bench_quality.py --quick                          # 2 trials, a quarter of the steps, 1 pair
 
 Puts a new dated section (machine and load stated) on top of ``benchmarks/results/quality.md``, the earlier
 sections kept below it, rewritten after each method so that an interrupted run keeps what it finished; exits 1
 when the shallow CNN's winner does not beat copy-content on the headline and on its transfer components (the
-headline's timbre and target terms) or when the render misses the tolerance.
+headline's timbre and target terms), or the eq_match baseline on LSD and on the headline, or when the render misses
+the tolerance.
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     samples, steps = (2, max(2, budget.steps // 4)) if args.quick else (budget.samples, budget.steps)
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
-    result = _sweep(method.name, data="bench", store=store, samples=samples, steps=steps,
+    result = _sweep(method.name, data=args.data, store=store, samples=samples, steps=steps,
                     overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
@@ -237,7 +239,7 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     if args.quick or args.steps:
         steps = args.steps or steps
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
-    result = _sweep(method.name, data="bench", store=store, samples=samples, overrides=overrides,
+    result = _sweep(method.name, data=args.data, store=store, samples=samples, overrides=overrides,
                     scheduler="none", cache_dir=args.cache)
     trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
     if result.best is None or trials.empty:
@@ -313,7 +315,7 @@ def _render_check(method, dataset, winner: dict, store: str, work: Path) -> list
 
 def _beats(row: dict, base: dict) -> dict[str, bool]:
     """Which of the headline and its transfer components (:func:`audiostyle.metrics.headline_parts`: timbre, the
-    floored target probability; target, from ``lsd_rel``) of ``row`` beat copy-content's; melody cannot, as copying
+    graded timbre shift; target, from ``lsd_rel``) of ``row`` beat copy-content's; melody cannot, as copying
     keeps all of it."""
     mine, theirs = metrics.headline_parts(row), metrics.headline_parts(base)
     return {"headline": row[metrics.HEADLINE] > base[metrics.HEADLINE],
@@ -327,24 +329,30 @@ def _table(rows: dict[str, dict]) -> list[str]:
                     + " |" for name, row in rows.items()]
 
 
+def _won(row: dict, rows: dict[str, dict]) -> dict[str, bool]:
+    """The headline and its transfer components of ``row`` against copy-content's, and LSD and the headline
+    against the signal-processing baseline's."""
+    eq = rows["eq_match (signal processing)"]
+    return {**_beats(row, rows["copy content"]), "LSD vs eq_match": row["lsd_db"] < eq["lsd_db"],
+            "headline vs eq_match": row[metrics.HEADLINE] > eq[metrics.HEADLINE]}
+
+
 def _verdicts(rows: dict[str, dict], name: str) -> list[str]:
-    """Per row of ``name``: the headline and its transfer components against copy-content's, and LSD against
-    the signal-processing baseline's."""
-    base, eq = rows["copy content"], rows["eq_match (signal processing)"]
+    """Per row of ``name``: :func:`_won` as a line."""
     out = []
     for label, row in rows.items():
         if not label.startswith(f"{name}, "):
             continue
-        won = {**_beats(row, base), "LSD vs eq_match": row["lsd_db"] < eq["lsd_db"]}
+        won = _won(row, rows)
         out.append(f"- {label}: " + ", ".join(f"{k} {'beats' if v else 'does NOT beat'}" for k, v in won.items()))
     return out
 
 
 def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) -> list[str]:
-    lines = [f"## {', '.join(args.methods)}: {args.content} → {args.style}, "
+    lines = [f"## {', '.join(args.methods)} on `{args.data}`: {args.content} → {args.style}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + ("" if done else f" (partial: {len(verdicts)} of {len(args.methods)} methods so far)"), "",
-             f"`python benchmarks/bench_quality.py --methods {' '.join(args.methods)}"
+             f"`python benchmarks/bench_quality.py --data {args.data} --methods {' '.join(args.methods)}"
              + (f" --samples {args.samples}" if args.samples else "")
              + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
              f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
@@ -360,6 +368,8 @@ def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=["shallow_cnn", *TRAINED], choices=["shallow_cnn", *TRAINED])
+    p.add_argument("--data", default="bench",
+                   help="a built-in benchmark rendering: bench (MuseScore General), bench:timgm6mb, bench:opl3")
     p.add_argument("--content", default="piano")
     p.add_argument("--style", default="violin")
     p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
@@ -376,10 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.pairs = 1
-    dataset = load_dataset("bench", cache_dir=args.cache)
+    dataset = load_dataset(args.data, cache_dir=args.cache)
     started, machine = time.perf_counter(), describe()
     earlier = args.out.read_text().splitlines() if args.out.exists() else []
-    title = "# Quality on `--data bench`"
+    title = "# Quality on the benchmark (`--data bench` and its other soundfonts)"
     if earlier and earlier[0].startswith("# "):
         earlier = earlier[1:]
     pairs = _pairs(dataset, args)
@@ -406,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             write(done=False)
     lines = write(done=True)
     print("\n".join(lines))
-    shallow = _beats(rows["shallow_cnn, sweep's best"], rows["copy content"]) if "shallow_cnn" in args.methods else {}
+    shallow = _won(rows["shallow_cnn, sweep's best"], rows) if "shallow_cnn" in args.methods else {}
     return 0 if all(shallow.values()) and "RENDER MISSED THE TOLERANCE" not in render else 1
 
 

@@ -153,6 +153,19 @@ def test_partial_true_targets_score_the_others_and_say_so(demo, reference, by_ke
     assert none["transfer_score"] == pytest.approx(math.sqrt(parts["melody"] * parts["timbre"]))
 
 
+def test_headline_grades_timbre_without_a_cliff_at_no_move():
+    """Copying the content < halfway < the target; a 2 % timbre move that loses melody and distance does not
+    outrank copying (a floor under the cube root gave it 2.3x copy-content's score), and the score rises with the
+    shift at every step."""
+    copy = metrics.headline({"melody": 1.0, "timbre_shift": 0.0, "lsd_rel": 1.0})
+    nudged_worse = metrics.headline({"melody": 0.95, "timbre_shift": 0.02, "lsd_rel": 1.2})
+    halfway = metrics.headline({"melody": 0.95, "timbre_shift": 0.5, "lsd_rel": 0.5})
+    target = metrics.headline({"melody": 0.93, "timbre_shift": 1.0, "lsd_rel": 0.0})
+    assert nudged_worse < copy < halfway < target
+    along = [metrics.headline({"melody": 1.0, "timbre_shift": s, "lsd_rel": 1.0}) for s in np.linspace(0, 1, 21)]
+    assert np.all(np.diff(along) > 0) and along[1] / along[0] < 1.5  # the 1e-3 floor: 3.7
+
+
 def test_generated_samples_have_no_melody_columns(demo, reference, by_key):
     out = metrics.evaluate([by_key["violin", "m000"]], None, demo.sr, reference, "violin")
     assert all(math.isnan(out[k]) for k in (*metrics.MELODY_METRICS, metrics.HEADLINE))

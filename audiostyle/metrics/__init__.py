@@ -58,8 +58,8 @@ The columns (direction: better is):
     Fraction of the outputs that had a true target (``lsd_db`` is their mean; a batch is never NaN-ed by a few).
 ``transfer_score`` (max, [0, 1], :data:`HEADLINE`)
     The geometric mean of the headline's components (:func:`headline_parts`): ``melody``; ``timbre =
-    max(timbre_shift, TIMBRE_FLOOR)`` (moved towards the target instrument); and on paired data ``target =
-    exp(-lsd_rel²)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
+    (timbre_shift + TIMBRE_PRIOR) / (1 + TIMBRE_PRIOR)`` (moved towards the target instrument); and on paired data
+    ``target = exp(-lsd_rel²)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
     (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an output; a
     Gaussian in units of the content's own distance, so an output that moved halfway keeps ``exp(-1/4)`` and one
     farther from the target than the content (content + noise at 30 dB: ``lsd_rel`` about 1.5) keeps about 0.1.
@@ -75,7 +75,9 @@ target domain: a kernel of ``timbre_dist`` gives copying the content of a neighb
 half the credit of a true transfer, while ``timbre_shift`` gives copying any content 0. It is graded rather than the
 classifier's ``target_prob``, whose acceptance is a step: an output that moved halfway (a trained network early in
 its training, an equaliser) scored the same 0 as one that did nothing, and a sweep had no gradient to follow. Its
-floor keeps outputs that did not move ranked by their other components. A geometric mean is high only when every component is; a degenerate output fails at
+additive prior (:data:`TIMBRE_PRIOR`, 0.05) keeps outputs that did not move ranked by their other components and
+bounds the term's slope: copying the content scores 0.26 on paired data (0.22 unpaired), an output halfway to the
+target about 0.74, and an output that moved a little in timbre while losing melody or distance scores below copying. A geometric mean is high only when every component is; a degenerate output fails at
 least one, which is what ``python -m audiostyle.calibrate`` checks (its ``DEGENERATE_THRESHOLD`` is 0.5).
 No constant of the headline is fitted to a dataset by hand: the timbre distance unit and the acceptance radii are
 measured on each dataset's train split when its reference is built, and the target term's unit is the content's
@@ -97,7 +99,7 @@ from audiostyle.metrics._classifier import (
 )
 from audiostyle.metrics._distribution import FAD_SHRINKAGE, CovMode, frechet_distance
 from audiostyle.metrics._evaluate import (
-    TIMBRE_FLOOR,
+    TIMBRE_PRIOR,
     evaluate,
     headline,
     headline_parts,
@@ -139,7 +141,7 @@ __all__ = [  # the package face: every name imported above from the private modu
     "Audio", "CENT_TOLERANCE", "COMMON_METRICS", "COMMON_OBJECTIVES", "ClipFeatures", "CovMode", "DIAGNOSTICS",
     "Direction", "FAD_SHRINKAGE", "HEADLINE", "HEADLINE_OBJECTIVE", "MELODY_METRICS", "METRIC_DIRECTIONS",
     "METRIC_SR", "ONSET_WINDOW_S", "Objective", "PARETO", "PARETO_OBJECTIVES", "REFERENCE_VERSION", "REJECT_SIGMAS",
-    "Reference", "SHIFT_MIN_SPAN", "TIMBRE_FLOOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "acceptance",
+    "Reference", "SHIFT_MIN_SPAN", "TIMBRE_PRIOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "acceptance",
     "acceptance_radius", "build_reference", "cached_features", "chroma_similarity", "clip_features", "clip_stats",
     "dataset_hash", "domain_probabilities", "evaluate", "frechet_distance", "headline", "headline_parts",
     "log_mel_distance", "melody_metrics", "objective", "onset_f1", "parse_objectives", "pitch_accuracy",
