@@ -13,7 +13,8 @@ dataset's own, or another dataset's with ``--fit-data``), and :func:`check_rule`
 2. the 50/50 mix ranks between the target and copy-content;
 3. every degenerate anchor (:data:`DEGENERATE`) scores below :data:`DEGENERATE_THRESHOLD` on the headline;
 4. every metric moves the way its direction says: the target beats each anchor that the metric exists to reject
-   (:data:`REJECTS`; copy-content keeps the melody perfectly, so melody metrics do not reject it).
+   (:data:`REJECTS`; copy-content keeps the melody perfectly, so melody metrics do not reject it; ``silence_kept``
+   is judged by copy-content, :data:`JUDGES`).
 
 Usage::
 
@@ -98,7 +99,11 @@ REJECTS: dict[str, tuple[str, ...]] = {
     "lsd_db": tuple(a for a in ANCHORS if a != "target"),
     "lsd_rel": tuple(a for a in ANCHORS if a != "target"),
 }
-"""Per metric, the anchors the true target must beat on it (rule 4)."""
+"""Per metric, the anchors the true target (or the metric's :data:`JUDGES` anchor) must beat on it (rule 4)."""
+JUDGES: dict[str, str] = {"silence_kept": "copy_content"}
+"""Metrics whose rejected anchors are judged against another anchor than the true target: ``silence_kept`` is the
+output's level where the *content* is silent, and a target instrument may ring there legitimately (a piano's
+release after a flute's note), so the content itself, silent there by definition, must beat the pause anchors."""
 
 
 def evaluation_split(dataset: AudioDataset) -> str:
@@ -395,11 +400,12 @@ def check_rule(rows: dict[str, dict[str, float]]) -> list[str]:
             if not h[a] < DEGENERATE_THRESHOLD]
     for metric, rejected in REJECTS.items():
         sign = 1.0 if metrics.METRIC_DIRECTIONS[metric] == "max" else -1.0
-        mine = rows["target"][metric]
+        judge = JUDGES.get(metric, "target")
+        mine = rows[judge][metric]
         for a in rejected:
             theirs = rows[a][metric]
             if math.isfinite(mine) and not sign * mine > sign * theirs:
-                bad.append(f"{metric}: target {mine:.3f} does not beat {a} {theirs:.3f} "
+                bad.append(f"{metric}: {judge} {mine:.3f} does not beat {a} {theirs:.3f} "
                            f"({metrics.METRIC_DIRECTIONS[metric]} is better)")
     return bad
 

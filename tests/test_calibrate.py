@@ -111,6 +111,16 @@ def test_check_rule_names_what_fails(demo, reference):
     assert any("degenerate copy_content" in b for b in bad)
 
 
+def test_silence_kept_is_judged_by_the_content_not_the_target(demo, reference):
+    """A target instrument that rings into the content's pauses (a piano's release after a flute's note) is not a
+    drone; pause anchors louder there than the content are what ``silence_kept`` must reject."""
+    rows = calibrate.calibrate(demo, "piano", "violin", reference=reference).rows
+    ringing = {**rows, "target": {**rows["target"], "silence_kept": -20.0}}
+    assert not any(b.startswith("silence_kept") for b in calibrate.check_rule(ringing))
+    filled = {**rows, "copy_content": {**rows["copy_content"], "silence_kept": -10.0}}
+    assert any(b.startswith("silence_kept: copy_content") and "pause_hum" in b for b in calibrate.check_rule(filled))
+
+
 def test_errors(demo, reference):
     with pytest.raises(AudiostyleError, match="two different"):
         calibrate.calibrate(demo, "piano", "piano", reference=reference)
