@@ -43,6 +43,7 @@ the tolerance.
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import sys
 import tempfile
@@ -53,6 +54,7 @@ import soundfile as sf
 
 from audiostyle import analysis, best, methods, metrics, sweep
 from audiostyle.data import load_dataset
+from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
 from audiostyle.calibrate import eq_match
 from audiostyle.store import ARTIFACT_CHECKPOINT, Store
@@ -209,7 +211,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     samples, steps = (2, max(2, budget.steps // 4)) if args.quick else (budget.samples, budget.steps)
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
-    result = _sweep(method.name, data=args.data, store=store, samples=samples, steps=steps,
+    result = _sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
                     overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
@@ -239,7 +241,7 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     if args.quick or args.steps:
         steps = args.steps or steps
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
-    result = _sweep(method.name, data=args.data, store=store, samples=samples, overrides=overrides,
+    result = _sweep(method.name, data=args.source, store=store, samples=samples, overrides=overrides,
                     scheduler="none", cache_dir=args.cache)
     trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
     if result.best is None or trials.empty:
@@ -386,7 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.pairs = 1
-    dataset = load_dataset(args.data, cache_dir=args.cache)
+    args.source, _, font = args.data.partition(":")
+    if font:  # the sweeps' trials render the benchmark with the soundfont the environment names
+        os.environ[SOUNDFONT_ENV] = font
+    dataset = load_dataset(args.source, cache_dir=args.cache)
     started, machine = time.perf_counter(), describe()
     earlier = args.out.read_text().splitlines() if args.out.exists() else []
     title = "# Quality on the benchmark (`--data bench` and its other soundfonts)"
