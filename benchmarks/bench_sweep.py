@@ -3,7 +3,9 @@
 
 1. search   the shallow CNN's hand grid (filters × widths at alpha 0.006, full budget each) against Optuna +
             ASHA (filters × widths × alpha) with a fraction of the grid's trials, for each searcher setting of
-            SEARCHERS (target, BENCHMARKS.md: within 2 % of the grid's best headline with ≤ 15 % of its trial-steps).
+            SEARCHERS on ``--seeds`` seeds (target, BENCHMARKS.md: within 2 % of the grid's best headline with
+            ≤ 15 % of its trial-steps), in trial-steps and trial CPU-seconds; then the warm start (the store's
+            best configs of the first direction run first) against a cold sweep on a second direction.
 2. overhead a trivial trial (one step) in Ray Tune, through ``sweep.run``, against calling it directly.
 3. cache    the driver's data preparation (load + ``prepare``) of a second sweep against the first.
 4. scale    driver memory (RSS) and time per trial over a sweep of many trivial trials.
@@ -16,7 +18,6 @@ settings without running the grid again.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -47,79 +48,105 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 SEARCHERS = (
-    ("TPE + ASHA, the sweep's default grace (a quarter of the budget)", {}),
+    ("TPE + ASHA, the sweep's defaults (grace a quarter of the budget)", {}),
     ("TPE + ASHA, grace a fifth of the budget", {"grace": 0.20}),
-    ("TPE + ASHA, grace 0.15 of the budget", {"grace": 0.15}),
-    ("TPE + ASHA, default grace, without the method's best-known first points (diagnostic)", {"best_known": False}),
 )
-"""The searcher settings set against the grid: label, ASHA's first rung as a fraction of the budget (``grace``,
-default the sweep's: a quarter; the trials report at every rung) and whether the method's ``best_known()``
-configs go first (``best_known``, default True; False measures what they cost). Each runs a quarter of the
-grid's trials."""
+"""The searcher settings set against the grid: label and ASHA's first rung as a fraction of the budget (``grace``,
+default the sweep's: a quarter; the trials report at every rung). Each runs a quarter of the grid's trials, once per
+seed."""
+
+STEPS_TARGET, GAP_TARGET = 0.15, 2.0
+"""The search target (BENCHMARKS.md): within ``GAP_TARGET`` % of the grid's best headline with at most
+``STEPS_TARGET`` of its trial-steps (and of its trial CPU-seconds)."""
+
+WARM_DIRECTION = ("flute", "guitar")
+"""The second task of the warm-start arm: another direction of the demo set than the search task's."""
 
 
-@contextlib.contextmanager
-def _best_known(method: str, keep: bool):
-    """With ``keep`` False, ``method``'s ``best_known()`` is empty while the block runs (in this driver, where the
-    sweep's plan, and so the searcher's first points, is made)."""
-    cls = type(methods.get(method))
-    saved = cls.__dict__["best_known"]
-    if not keep:
-        cls.best_known = classmethod(lambda c: [])
-    try:
-        yield
-    finally:
-        cls.best_known = saved
+def _cost(result) -> dict[str, float]:
+    """A sweep's best headline, trial-steps and trial CPU-seconds (the sum of its trials' wall seconds: each holds
+    one CPU), and the trial-steps it spent until its first trial within :data:`GAP_TARGET` % of its best."""
+    trials = result.trials.sort_values("ended_at")
+    column = f"metric.{metrics.HEADLINE}"
+    best = float(trials[column].max()) if len(trials) else float("nan")
+    near = np.flatnonzero(trials[column].to_numpy() >= best - abs(best) * GAP_TARGET / 100)
+    spent = trials["steps"].cumsum().to_numpy()
+    return {"best": best, "steps": int(trials["steps"].sum()), "cpu_s": float(trials["wall_s"].sum()),
+            "to_best": int(spent[near[0]]) if len(near) else -1}
 
 
-def _grid(work: Path, filters, widths, fixed, common, column: str, cache: Path | None) -> tuple[float, int, str]:
-    """The grid's best headline, trial-steps and wall time; read from ``cache`` when it holds them (the grid has
-    no scheduler and fixed points: its numbers do not change between runs), else measured and written there."""
+def _grid(work: Path, filters, widths, fixed, common, cache: Path | None) -> dict[str, float]:
+    """The grid's :func:`_cost`; read from ``cache`` when it holds it (the grid has no scheduler and fixed points:
+    its numbers do not change between runs but for its seconds), else measured and written there."""
     if cache is not None and cache.exists():
-        known = json.loads(cache.read_text())
-        return known["best"], known["steps"], f"(from {cache.name})"
-    t0 = time.perf_counter()
+        return json.loads(cache.read_text())
     grid = sweep.run(
         "shallow_cnn", space={"filters": sweep.Choice(filters), "width": sweep.Choice(widths)}, overrides=fixed,
         store=str(work / "grid"), samples=len(filters) * len(widths), search="random", scheduler="none",
         points=[{"filters": f, "width": w} for f in filters for w in widths], **common,
     )
-    best, steps = (float(grid.best[column]) if grid.best else float("nan")), int(grid.trials["steps"].sum())
+    cost = _cost(grid)
     if cache is not None:
-        cache.write_text(json.dumps({"best": best, "steps": steps}))
-    return best, steps, f"{time.perf_counter() - t0:.0f}"
+        cache.write_text(json.dumps(cost))
+    return cost
 
 
-def bench_search(work: Path, quick: bool, grid_cache: Path | None = None) -> str:
-    """Hand grid vs Optuna + ASHA (each of :data:`SEARCHERS`) on the shallow CNN demo task, on the headline."""
+def _spread(values: list[float], fmt: str) -> str:
+    """``mean (min–max)`` of ``values`` in ``fmt``."""
+    return f"{np.mean(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds: int = 3) -> str:
+    """Hand grid vs Optuna + ASHA (each of :data:`SEARCHERS`, ``seeds`` seeds) on the shallow CNN demo task, on the
+    headline, in trial-steps and trial CPU-seconds; then the warm start's saving on a second direction."""
     filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
     widths = (5, 11, 20) if quick else (5, 10, 15, 20, 25, 30)
     steps = 12 if quick else 100
     fixed = {"alpha": 0.006, "pairs": 1, "max_seconds": 3.0, "content_domain": "piano", "style_domain": "violin",
              "report_every": max(1, steps // 4), "griffin_lim_iters": 32, "report_griffin_lim_iters": 8}
     common = dict(data="demo", smoke=True, dashboard=False, verbose=0, cache_dir=str(work / "cache"), steps=steps)
-    column = f"metric.{metrics.HEADLINE}"
     n_grid = len(filters) * len(widths)
-    g, grid_steps, grid_s = _grid(work, filters, widths, fixed, common, column, grid_cache)
-    rows = [[f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", n_grid, grid_steps, "1.00", f"{g:.4f}", "",
-             grid_s]]
+    grid = _grid(work, filters, widths, fixed, common, grid_cache)
+    rows = [[f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", n_grid, grid["steps"], "1.00",
+             f"{grid['cpu_s']:.0f}", "1.00", f"{grid['best']:.4f}", "", ""]]
     space = {"filters": sweep.Choice(filters), "width": sweep.Choice(widths), "alpha": sweep.Float(1e-3, 1e-1, log=True)}
     samples = max(2, n_grid // 4)
+
+    def search(store: Path, grace: int, seed: int, **task) -> dict[str, float]:
+        overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace, **task}
+        return _cost(sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(store), samples=samples,
+                               search="tpe", scheduler="asha", grace_steps=grace, seed=seed, **common))
+
     for i, (label, how) in enumerate(SEARCHERS):
-        t0 = time.perf_counter()
         grace = max(1, round(steps * how.get("grace", 0.25)))
-        overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace}
-        with _best_known("shallow_cnn", how.get("best_known", True)):
-            tuned = sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(work / f"optuna{i}"),
-                              samples=samples, search="tpe", scheduler="asha", grace_steps=grace, **common)
-        tuned_steps = int(tuned.trials["steps"].sum())
-        o = tuned.best[column] if tuned.best else float("nan")
-        gap = (g - o) / abs(g) * 100 if g else float("nan")
-        rows.append([f"{label}: rungs {grace}, {grace * 3}", samples, tuned_steps, f"{tuned_steps / grid_steps:.2f}", f"{o:.4f}", f"{gap:+.1f} %",
-                     f"{time.perf_counter() - t0:.0f}"])
-    return (_table(["search", "trials", "trial-steps", "steps vs grid", f"best {metrics.HEADLINE}",
-                    "gap to the grid (negative = better)", "wall s"], rows)
-            + "\n\nTarget: a gap of at most 2 % with at most 0.15 of the grid's trial-steps.")
+        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed) for seed in range(seeds)]
+        gaps = [(grid["best"] - r["best"]) / abs(grid["best"]) * 100 for r in runs]
+        met = sum(g <= GAP_TARGET and r["steps"] <= STEPS_TARGET * grid["steps"] for g, r in zip(gaps, runs))
+        rows.append([f"{label}: rungs {grace}, {grace * 3}", samples,
+                     _spread([r["steps"] for r in runs], ".0f"), _spread([r["steps"] / grid["steps"] for r in runs], ".2f"),
+                     _spread([r["cpu_s"] for r in runs], ".0f"), _spread([r["cpu_s"] / grid["cpu_s"] for r in runs], ".2f"),
+                     _spread([r["best"] for r in runs], ".4f"), _spread(gaps, "+.1f") + " %", f"{met} of {seeds}"])
+    table = _table(["search", "trials", "trial-steps", "vs grid", "trial CPU-s", "vs grid", f"best {metrics.HEADLINE}",
+                    "gap to the grid (negative = better)", "target met"], rows)
+    # The warm start: a second direction, cold (an empty store) against warm (the store of the default arm's
+    # sweep of the first direction, whose best configs then run first).
+    grace = max(1, round(steps * 0.25))
+    task = {"content_domain": WARM_DIRECTION[0], "style_domain": WARM_DIRECTION[1]}
+    warm_rows = []
+    for seed in range(seeds):
+        cold = search(work / f"cold-seed{seed}", grace, seed, **task)
+        warm = search(work / f"optuna0-seed{seed}", grace, seed, **task)
+        goal = max(cold["best"], warm["best"])
+        warm_rows.append([seed, *(f"{r['best']:.4f}" for r in (cold, warm)),
+                          *(r["to_best"] if r["best"] >= goal - abs(goal) * GAP_TARGET / 100 else "not reached"
+                            for r in (cold, warm)), *(f"{r['cpu_s']:.0f}" for r in (cold, warm))])
+    warm_table = _table(["seed", "best, cold", "best, warm", f"trial-steps to within {GAP_TARGET:g} % of the better "
+                         "best, cold", "… warm", "trial CPU-s, cold", "… warm"], warm_rows)
+    return (f"{table}\n\nTarget: a gap of at most {GAP_TARGET:g} % with at most {STEPS_TARGET} of the grid's "
+            f"trial-steps, on at least 2 of 3 seeds. Spreads are min–max over seeds 0–{seeds - 1}.\n\n"
+            f"Warm start on a second direction ({' → '.join(WARM_DIRECTION)}, {samples} trials, the sweep's "
+            f"defaults): cold from an empty store, warm from the store of the default arm's sweep of the first "
+            f"direction with the same seed.\n\n{warm_table}")
 
 
 def bench_overhead(work: Path, quick: bool) -> str:
@@ -202,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer trials")
     parser.add_argument("--only", choices=list(PARTS), action="append", help="run only these parts (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    parser.add_argument("--seeds", type=int, default=3, help="search: seeds per searcher arm (default 3)")
     parser.add_argument("--grid-cache", type=Path, default=None,
                         help="search: the grid's best and trial-steps in this JSON file (read when it exists, else "
                              "measured and written): compare more searcher settings without running the grid again")
@@ -218,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
               "other work shared the machine."]
     for name in args.only or list(PARTS):
         try:
-            options = {"grid_cache": args.grid_cache} if name == "search" else {}
+            options = {"grid_cache": args.grid_cache, "seeds": args.seeds} if name == "search" else {}
             text = PARTS[name](work, args.quick, **options)
         except Exception as exc:  # noqa: BLE001 - report the part as not measured and go on
             text = f"not measured: {type(exc).__name__}: {exc}"
