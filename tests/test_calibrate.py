@@ -1,4 +1,5 @@
-"""The calibration rule on a few directions of the demo set, and the CLI."""
+"""The calibration rule on a few directions of the demo set and of the benchmark through each of its three
+soundfonts, the headline along content -> target interpolations, and the CLI."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ def reference(demo: AudioDataset) -> metrics.Reference:
 
 
 # Per built-in set: a sustained and a plucked target, the closest timbres, and the pairs that failed before
-# (the demo's violin -> plucked mix; the benchmark's flute + hiss read as a cello). Every direction of both sets is
-# in benchmarks/results/calibration.md (benchmarks/bench_calibration.py).
+# (the demo's violin -> plucked mix; the benchmark's flute + hiss read as a cello); the benchmark through its other
+# two soundfonts, each with its own references (TimGM6mb: another sample library; OPL3: FM synthesis, whose piano
+# rings into a flute's pauses). The tabled directions are in benchmarks/results/calibration.md
+# (benchmarks/bench_calibration.py).
 @pytest.mark.parametrize("data,content,style", [
     ("demo_set", "piano", "violin"), ("demo_set", "flute", "violin"), ("demo_set", "violin", "guitar"),
     ("bench_set", "piano", "violin"), ("bench_set", "flute", "cello"), ("bench_set", "guitar_nylon", "trumpet"),
     ("bench_set", "clarinet", "saxophone"),
+    ("bench_timgm6mb_set", "piano", "violin"), ("bench_timgm6mb_set", "cello", "saxophone"),
+    ("bench_opl3_set", "piano", "violin"), ("bench_opl3_set", "flute", "piano"),
 ])
 def test_the_rule_holds(request, data, content, style):
     dataset = request.getfixturevalue(data)
@@ -40,7 +45,8 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @pytest.mark.parametrize("data,content,style", [
     ("demo_set", "piano", "violin"), ("bench_set", "piano", "violin"), ("bench_set", "violin", "cello"),
-    ("bench_set", "flute", "clarinet"),
+    ("bench_set", "flute", "clarinet"), ("bench_timgm6mb_set", "piano", "violin"),
+    ("bench_opl3_set", "piano", "violin"),
 ])
 def test_headline_grades_partial_transfer(request, data, content, style):
     """Magnitude-spectrum interpolation content -> true target: the headline and timbre_shift rise at every step."""
