@@ -2,8 +2,9 @@
 """The quality table on the benchmark, in the layout of Cífka et al. 2021 (ss-VQ-VAE), and the shallow CNN's sweep
 winner reproduced by ``python -m audiostyle.best --render``.
 
-On ``--data bench`` (or another soundfont's rendering, ``--data bench:timgm6mb``), one direction (default piano → violin), every row is scored on the same **test-split** pairs,
-melodies that nothing was fitted or chosen on (metrics references: train split; the sweeps: val split):
+On ``--data bench`` (or another soundfont's rendering, ``--data bench:timgm6mb``), one direction (default piano →
+violin), every row is scored on the same **test-split** pairs, melodies that nothing was fitted or chosen on
+(metrics references: train split; the sweeps: val split):
 
 - ``copy content`` and ``copy style`` (a target-instrument clip of another melody): the floors every method must
   clear; ``eq_match``: the signal-processing baseline (:func:`audiostyle.calibrate.eq_match`, the content filtered
@@ -43,8 +44,8 @@ the tolerance.
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
+import os
 import sys
 import tempfile
 import time

@@ -123,7 +123,8 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
     grid = _grid(work, filters, widths, fixed, common, grid_cache)
     rows = [[f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", n_grid, grid["steps"], "1.00",
              f"{grid['cpu_s']:.0f}", "1.00", f"{grid['best']:.4f}", "", ""]]
-    space = {"filters": sweep.Choice(filters), "width": sweep.Choice(widths), "alpha": sweep.Float(1e-3, 1e-1, log=True)}
+    space = {"filters": sweep.Choice(filters), "width": sweep.Choice(widths),
+             "alpha": sweep.Float(1e-3, 1e-1, log=True)}
     samples = max(2, n_grid // 4)
 
     def search(store: Path, grace: int, seed: int, **task) -> dict[str, float]:
@@ -138,8 +139,8 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
         gaps = [(grid["best"] - r["best"]) / abs(grid["best"]) * 100 for r in runs]
         met = sum(g <= GAP_TARGET and r["steps"] <= STEPS_TARGET * grid["steps"] for g, r in zip(gaps, runs))
         rows.append([f"{label}: rungs {grace}, {grace * 3}", samples,
-                     _spread([r["steps"] for r in runs], ".0f"), _spread([r["steps"] / grid["steps"] for r in runs], ".2f"),
-                     _spread([r["cpu_s"] for r in runs], ".0f"), _spread([r["cpu_s"] / grid["cpu_s"] for r in runs], ".2f"),
+                     *(_spread([r[k] / scale for r in runs], fmt) for k in ("steps", "cpu_s")
+                       for scale, fmt in ((1, ".0f"), (grid[k], ".2f"))),
                      _spread([r["best"] for r in runs], ".4f"), _spread(gaps, "+.1f") + " %", f"{met} of {seeds}"])
     table = _table(["search", "trials", "trial-steps", "vs grid", "trial CPU-s", "vs grid", f"best {metrics.HEADLINE}",
                     "gap to the grid (negative = better)", "target met"], rows)

@@ -59,10 +59,11 @@ The columns (direction: better is):
 ``transfer_score`` (max, [0, 1], :data:`HEADLINE`)
     The geometric mean of the headline's components (:func:`headline_parts`): ``melody``; ``timbre =
     (timbre_shift + TIMBRE_PRIOR) / (1 + TIMBRE_PRIOR)`` (moved towards the target instrument); and on paired data
-    ``target = exp(-lsd_rel²)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring instruments
-    (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an output; a
-    Gaussian in units of the content's own distance, so an output that moved halfway keeps ``exp(-1/4)`` and one
-    farther from the target than the content (content + noise at 30 dB: ``lsd_rel`` about 1.5) keeps about 0.1.
+    ``target = exp(-lsd_rel²)``: copying the content keeps ``exp(-1)`` of it in every direction, so neighbouring
+    instruments (violin → cello, whose copy-content LSD is half a distant pair's) ask proportionally more of an
+    output; a Gaussian in units of the content's own distance, so an output that moved halfway keeps ``exp(-1/4)``
+    and one farther from the target than the content (content + noise at 30 dB: ``lsd_rel`` about 1.5) keeps about
+    0.1.
 
 Which headline, and why. On paired data the true target exists, and the distance to it is the only measure that a
 degenerate output cannot approach from one side: copying the content keeps the melody perfectly, copying a style
@@ -77,8 +78,9 @@ classifier's ``target_prob``, whose acceptance is a step: an output that moved h
 its training, an equaliser) scored the same 0 as one that did nothing, and a sweep had no gradient to follow. Its
 additive prior (:data:`TIMBRE_PRIOR`, 0.05) keeps outputs that did not move ranked by their other components and
 bounds the term's slope: copying the content scores 0.26 on paired data (0.22 unpaired), an output halfway to the
-target about 0.74, and an output that moved a little in timbre while losing melody or distance scores below copying. A geometric mean is high only when every component is; a degenerate output fails at
-least one, which is what ``python -m audiostyle.calibrate`` checks (its ``DEGENERATE_THRESHOLD`` is 0.5).
+target about 0.73, and an output that moved a little in timbre while losing melody or distance scores below copying.
+A geometric mean is high only when every component is; a degenerate output fails at least one, which is what
+``python -m audiostyle.calibrate`` checks (its ``DEGENERATE_THRESHOLD`` is 0.5).
 No constant of the headline is fitted to a dataset by hand: the timbre distance unit and the acceptance radii are
 measured on each dataset's train split when its reference is built, and the target term's unit is the content's
 own distance to its target.
