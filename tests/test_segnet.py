@@ -52,6 +52,19 @@ def test_segnet_decoder_uses_only_the_code_and_the_indices():
     assert torch.all(up[picked == 0] == 0)
 
 
+def test_segnet_decoder_without_unpooling_uses_the_code_alone():
+    """``unpool=False``: neither the skips nor the pooling indices reach the decoder, only the code does."""
+    torch.manual_seed(0)
+    enc, dec = nets.Encoder((4, 8), 6).eval(), nets.Decoder((4, 8), 6, unpool=False).eval()
+    z, trace = enc(torch.randn(2, 1, 32, 32))
+    shuffled = nets.EncoderTrace([torch.zeros_like(i) for i in trace.indices],
+                                 [torch.randn_like(s) for s in trace.skips])
+    out = dec(z, trace)
+    assert out.shape == (2, 1, 32, 32)
+    torch.testing.assert_close(dec(z, shuffled), out)
+    assert not torch.allclose(dec(torch.randn_like(z), trace), out)
+
+
 def test_unet_decoder_depends_on_the_skips():
     enc, dec = _pair(skips=True)
     enc.eval(), dec.eval()

@@ -338,25 +338,32 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """The mirror of :class:`Encoder`.
 
-    SegNet (``skips=False``): every stage up-samples by max-unpooling with the encoder's indices of that
-    stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
-    else passes from encoder to decoder. U-Net (``skips=True``): every stage up-samples with a learned 2×2
+    SegNet (``skips=False``, ``unpool=True``): every stage up-samples by max-unpooling with the encoder's indices
+    of that stage (the values land where the encoder's maxima were, zeros elsewhere), then a conv block; nothing
+    else passes from encoder to decoder. ``unpool=False`` up-samples with a learned 2×2 transposed convolution
+    instead, so only the code passes. U-Net (``skips=True``): every stage up-samples with a learned 2×2
     transposed convolution and concatenates the encoder's pre-pooling features of that stage before its conv
-    block. Same depth and widths in both.
+    block. Same depth and widths in all three.
 
     ``forward(z, trace)`` maps ``(B, latent_channels, h, w)`` to ``(B, out_channels, h·2^n, w·2^n)`` (linear
     output, no squashing).
     """
 
     def __init__(
-        self, widths: tuple[int, ...], latent_channels: int, out_channels: int = 1, skips: bool = False
+        self,
+        widths: tuple[int, ...],
+        latent_channels: int,
+        out_channels: int = 1,
+        skips: bool = False,
+        unpool: bool = True,
     ) -> None:
         super().__init__()
         self.use_skips = skips
+        self.use_indices = unpool and not skips
         n = len(widths)
         self.from_latent = nn.Sequential(*_conv_bn_relu(latent_channels, widths[-1], kernel=1))
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2) if skips else nn.MaxUnpool2d(2, 2)
+            nn.MaxUnpool2d(2, 2) if self.use_indices else nn.ConvTranspose2d(widths[i], widths[i], 2, stride=2)
             for i in reversed(range(n))
         )
         self.stages = nn.ModuleList(
@@ -367,10 +374,12 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor, trace: EncoderTrace) -> Tensor:
         x = self.from_latent(z)
         for up, stage, idx, skip in zip(self.up, self.stages, reversed(trace.indices), reversed(trace.skips)):
-            if self.use_skips:
-                x = torch.cat([up(x), skip], dim=1)
-            else:
+            if self.use_indices:
                 x = up(x, idx, output_size=skip.shape[-2:])
+            else:
+                x = up(x)
+                if self.use_skips:
+                    x = torch.cat([x, skip], dim=1)
             x = stage(x)
         return self.head(x)
 
@@ -446,13 +455,20 @@ class AutoEncoders(nn.Module):
     statistics, one code space for both domains); each domain keeps its own decoder.
     """
 
-    def __init__(self, widths: tuple[int, ...], latent_channels: int, skips: bool, shared_encoder: bool = False) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, ...],
+        latent_channels: int,
+        skips: bool,
+        shared_encoder: bool = False,
+        unpool: bool = True,
+    ) -> None:
         super().__init__()
         self.shared_encoder = shared_encoder
         encoders = [Encoder(widths, latent_channels)] * len(SIDES) if shared_encoder else [
             Encoder(widths, latent_channels) for _ in SIDES]
         self.enc = nn.ModuleDict(dict(zip(SIDES, encoders)))
-        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips) for k in SIDES})
+        self.dec = nn.ModuleDict({k: Decoder(widths, latent_channels, skips=skips, unpool=unpool) for k in SIDES})
 
     def encode(self, x: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, EncoderTrace]]:
         """Both sides' batches ``{"x": (B, 1, F, T), "y": (B', 1, F, T)}`` through their encoders.

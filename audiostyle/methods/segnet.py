@@ -128,6 +128,10 @@ class SegNetConfig(DomainPairConfig, StftFields):
         One encoder for both domains (False: the report's one encoder per domain). Two encoders whose codes the
         critic only aligns in distribution keep no content across decoders (``benchmarks/results/segnet_learning.md``):
         a shared encoder gives a note the same code in both domains, so the other domain's decoder keeps the melody.
+    unpool : bool
+        ``segnet``'s decoders up-sample with the encoder's max-pool indices (True, the report's SegNet) or with
+        learned transposed convolutions, so that only the critic-aligned code crosses to the other decoder (False).
+        Ignored by ``unet`` (always transposed convolutions and skips).
     critic_hidden : int
         Hidden width of the critic MLP (256).
     recon_loss : str
@@ -165,6 +169,7 @@ class SegNetConfig(DomainPairConfig, StftFields):
     n_down: int = 4
     latent_channels: int = 64
     shared_encoder: bool = False
+    unpool: bool = True
     critic_hidden: int = 256
     recon_loss: str = "l1"
     critic_weight: float = 1.0
@@ -390,7 +395,9 @@ class SegNet(DomainPairMethod):
     # -- training ----------------------------------------------------------------------------------
     def build(self, config: SegNetConfig, data: SegNetData | None, device: torch.device) -> Parts:
         """Both autoencoders and the critic (torch's default init), an Adam optimiser for each."""
-        ae = AutoEncoders(config.widths, config.latent_channels, self.skips, config.shared_encoder).to(device)
+        ae = AutoEncoders(
+            config.widths, config.latent_channels, self.skips, config.shared_encoder, config.unpool
+        ).to(device)
         latent_hw = (config.n_mels >> config.n_down, config.patch_frames >> config.n_down)
         critic = Critic(config.latent_channels, latent_hw, config.critic_hidden).to(device)
         if config.lipschitz == "clip":
