@@ -327,6 +327,31 @@ def mel_to_audio(
     return out[0] if single else out
 
 
+def vocode(y: np.ndarray, sr: int, n_mels: int, params: StftParams, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+    """``y`` through a mel spectrogram and back (:func:`mel`, then :func:`mel_to_audio`): what a mel-domain method
+    that reproduced its input perfectly would output (the mel's smearing of partials and Griffin-Lim's phase).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Waveform ``(samples,)`` at ``sr``.
+    n_mels : int
+        Mel bands.
+    params : StftParams
+        The mel's STFT (Hann window).
+    n_iter : int
+        Griffin-Lim iterations.
+    seed : int
+        Seed of Griffin-Lim's initial phase.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(samples,)``, the length of ``y``.
+    """
+    return mel_to_audio(mel(y, sr, n_mels=n_mels, params=params), sr, params, n_iter=n_iter, length=len(y), seed=seed)
+
+
 def mfcc(
     y: np.ndarray, sr: int, n_mfcc: int = 40, n_mels: int = 128, params: StftParams = StftParams()
 ) -> np.ndarray:

@@ -3,8 +3,9 @@
 An anchor is an output whose quality is known without listening: the true target (best); degenerate outputs that
 a sweep must never prefer (copies, the content mixed with a style clip of another melody, the content plus white,
 pink or brown noise at 30/20/10 dB SNR, the content resynthesised by Griffin-Lim from its own magnitude, the content
-with hum or noise in its pauses only, silence, quiet noise, the target reversed); partial ones (the target low-passed, a 50/50 mix of content and target); and
-the signal-processing baseline (:data:`BASELINE`: the content equalised to a style clip, or with its spectral
+with hum or noise in its pauses only, silence, quiet noise, the target reversed); partial ones (the target
+low-passed, a 50/50 mix of content and target, the target through a mel vocoder: :data:`VOCODED`); and the
+signal-processing baseline (:data:`BASELINE`: the content equalised to a style clip, or with its spectral
 envelope). On test-split melodies (the val split where a dataset has no test split) of one ordered domain pair,
 every anchor is scored by :func:`audiostyle.metrics.evaluate` against references fitted on a train split (the
 dataset's own, or another dataset's with ``--fit-data``), and :func:`check_rule` states what must hold:
@@ -14,7 +15,9 @@ dataset's own, or another dataset's with ``--fit-data``), and :func:`check_rule`
 3. every degenerate anchor (:data:`DEGENERATE`) scores below :data:`DEGENERATE_THRESHOLD` on the headline;
 4. every metric moves the way its direction says: the target beats each anchor that the metric exists to reject
    (:data:`REJECTS`; copy-content keeps the melody perfectly, so melody metrics do not reject it; ``silence_kept``
-   is judged by copy-content, :data:`JUDGES`).
+   is judged by copy-content, :data:`JUDGES`);
+5. the vocoded target scores above the baseline and every degenerate anchor, and at least
+   :data:`DEGENERATE_THRESHOLD`.
 
 Usage::
 
@@ -38,6 +41,7 @@ import numpy as np
 from scipy import signal
 
 from audiostyle import metrics
+from audiostyle.audio import StftParams, vocode
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 
@@ -78,12 +82,20 @@ BASELINE: tuple[str, ...] = ("eq_match", "envelope")
 smoothed), and the content with its per-frame cepstral envelope replaced by the style clip's mean one. They move
 the timbre part of the way, so they may score above copy-content but must stay below the target; a method that
 does not beat them does no more than an equaliser."""
+VOCODED = "target_vocoded"
+"""The true target through a mel vocoder (:data:`VOCODED_MEL`): what a mel-domain method that transferred perfectly
+outputs. It must score above every degenerate anchor and the baseline, or no mel-domain method can be told from one
+that did nothing."""
+VOCODED_MEL = (64, 1024, 256)
+"""``(n_mels, n_fft, hop)`` of the :data:`VOCODED` anchor: the SegNet/U-Net ``cpu`` preset's mel, coarser than
+every vocoder the references are fitted through (:data:`audiostyle.metrics.VOCODERS`), so the anchor also checks
+that they generalise to a vocoder they never saw."""
 ANCHORS: tuple[str, ...] = (
-    "target", "mix", "lowpass_2k", *BASELINE, "copy_content", "copy_style", "mix_style", *NOISES, *RESYNTHESES,
+    "target", "mix", "lowpass_2k", VOCODED, *BASELINE, "copy_content", "copy_style", "mix_style", *NOISES, *RESYNTHESES,
     "pause_hum", "pause_noise", "silence", "quiet_noise", "reversed",
 )
 """Every anchor, in table order."""
-DEGENERATE: tuple[str, ...] = ANCHORS[3 + len(BASELINE):]
+DEGENERATE: tuple[str, ...] = ANCHORS[ANCHORS.index("copy_content"):]
 """Anchors that must score below :data:`DEGENERATE_THRESHOLD`."""
 CLIP_ANCHORS = ("target", "copy_content", "copy_style")
 """Anchors that are dataset clips as they are: their features (pitch track included) are computed once per process
@@ -254,12 +266,14 @@ def make_anchors(content: np.ndarray, target: np.ndarray, style: np.ndarray, sr:
     rng = np.random.default_rng(seed)
     noises = {colour: _noise(n, rng, exponent) for colour, exponent in NOISE_COLOURS.items()}
     lowpass = signal.butter(8, LOWPASS_HZ, fs=sr, output="sos")
+    n_mels, n_fft, hop = VOCODED_MEL
     magnitude = np.abs(_stft(c))
     gate, pause_level = pauses(c), _rms(c) * 10 ** (-PAUSE_SNR_DB / 20)
     out = {
         "target": t,
         "mix": 0.5 * c + 0.5 * t,
         "lowpass_2k": signal.sosfiltfilt(lowpass, t),
+        VOCODED: vocode(t, sr, n_mels, StftParams(n_fft=n_fft, hop_length=hop), n_iter=metrics.VOCODER_ITERS),
         "eq_match": eq_match(c, style, sr),
         "envelope": envelope_swap(c, style),
         "copy_content": c,
@@ -398,6 +412,9 @@ def check_rule(rows: dict[str, dict[str, float]]) -> list[str]:
                    f"{h['copy_content']:.3f}")
     bad += [f"degenerate {a} scores {h[a]:.3f} >= {DEGENERATE_THRESHOLD}" for a in DEGENERATE
             if not h[a] < DEGENERATE_THRESHOLD]
+    beaten = max(BASELINE + DEGENERATE, key=lambda a: h[a])
+    if not h[VOCODED] > max(h[beaten], DEGENERATE_THRESHOLD):
+        bad.append(f"{VOCODED} {h[VOCODED]:.3f} does not beat {beaten} {h[beaten]:.3f} and {DEGENERATE_THRESHOLD}")
     for metric, rejected in REJECTS.items():
         sign = 1.0 if metrics.METRIC_DIRECTIONS[metric] == "max" else -1.0
         judge = JUDGES.get(metric, "target")

@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Calibration of the headline ({time.strftime('%Y-%m-%d')})", "", f"Machine: {describe()}.", "",
              "The rule (`python -m audiostyle.calibrate`, module docstring): the true target ranks first on "
              f"`{metrics.HEADLINE}`, the 50/50 mix between it and copy-content, every degenerate anchor below "
-             f"{calibrate.DEGENERATE_THRESHOLD}, every metric moves the way its direction says. Per dataset the "
+             f"{calibrate.DEGENERATE_THRESHOLD}, every metric moves the way its direction says, and the target through a "
+             f"{calibrate.VOCODED_MEL[0]}-band mel vocoder (`{calibrate.VOCODED}`, what a perfect mel-domain method "
+             "outputs) above the baseline and every degenerate anchor. Per dataset the "
              "headline of each anchor, then every metric of every anchor.", ""]
     for summary, _, _ in sections:
         lines += summary

@@ -263,6 +263,20 @@ def test_bad_inputs_raise_clear_errors(demo, reference, by_key):
         metrics.build_reference(no_train)
 
 
+def test_reference_is_cached_in_the_data_cache_by_default(demo, tmp_path, monkeypatch):
+    """Without ``cache_dir`` every process of a sweep shares one fit: it lands in ``$AUDIOSTYLE_CACHE/references``,
+    and an unwritable cache only costs the file."""
+    ref = metrics.build_reference(demo)
+    monkeypatch.setenv("AUDIOSTYLE_CACHE", str(tmp_path))
+    assert metrics.build_reference(demo) is ref
+    files = list((tmp_path / "references").glob("reference-*.pkl"))
+    assert len(files) == 1 and pickle.loads(files[0].read_bytes()).dataset_hash == ref.dataset_hash
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("AUDIOSTYLE_CACHE", str(blocked))
+    assert metrics.build_reference(demo) is ref
+
+
 def test_reference_is_cached_by_content_and_never_touches_the_network(demo, tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("metrics tried to open a network connection")

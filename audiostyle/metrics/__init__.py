@@ -136,14 +136,17 @@ from audiostyle.metrics._objectives import (
     parse_objectives,
 )
 from audiostyle.metrics._paired import log_mel_distance, relative_distance
-from audiostyle.metrics._reference import REFERENCE_VERSION, TRAIN_SPLIT, Reference, build_reference, dataset_hash
+from audiostyle.metrics._reference import (
+    REFERENCE_VERSION, TRAIN_SPLIT, VOCODER_ITERS, VOCODERS, Reference, build_reference, dataset_hash,
+)
 from audiostyle.metrics._timbre import TimbreSpace, clip_stats, timbre_stats
 
 __all__ = [  # the package face: every name imported above from the private modules
     "Audio", "CENT_TOLERANCE", "COMMON_METRICS", "COMMON_OBJECTIVES", "ClipFeatures", "CovMode", "DIAGNOSTICS",
     "Direction", "FAD_SHRINKAGE", "HEADLINE", "HEADLINE_OBJECTIVE", "MELODY_METRICS", "METRIC_DIRECTIONS",
     "METRIC_SR", "ONSET_WINDOW_S", "Objective", "PARETO", "PARETO_OBJECTIVES", "REFERENCE_VERSION", "REJECT_SIGMAS",
-    "Reference", "SHIFT_MIN_SPAN", "TIMBRE_PRIOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "acceptance",
+    "Reference", "SHIFT_MIN_SPAN", "TIMBRE_PRIOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "VOCODERS", "VOCODER_ITERS",
+    "acceptance",
     "acceptance_radius", "build_reference", "cached_features", "chroma_similarity", "clip_features", "clip_stats",
     "dataset_hash", "domain_probabilities", "evaluate", "frechet_distance", "headline", "headline_parts",
     "log_mel_distance", "melody_metrics", "objective", "onset_f1", "parse_objectives", "pitch_accuracy",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audiostyle import audio
+from audiostyle.data.cache import default_cache_dir
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities, timbre_shift
@@ -21,10 +23,22 @@ from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_dis
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 6
+REFERENCE_VERSION = 7
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
 ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
-views from the unseen-clip distances."""
+views from the unseen-clip distances. 7: the timbre model also fits every train clip through a mel vocoder
+(:data:`VOCODERS`)."""
+VOCODERS: tuple[tuple[int, int, int], ...] = ((128, 2048, 512), (256, 2048, 512))
+"""``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. Train clip ``i``
+is also fitted through ``VOCODERS[i % 2]`` (:data:`VOCODER_ITERS` Griffin-Lim iterations), labelled with its
+domain and grouped with its melody. Without it even the true target through a 64-band mel read as no instrument
+(target_prob 0.00, timbre_shift 0.003 on the benchmark's piano → violin): the mel smears the partials a bowed
+string's timbre is told by into bands, so no mel-domain method could ever score a timbre move. With it the
+64-band vocoded target, a mel coarser than either here, scores 0.84–0.93 (``benchmarks/results/calibration.md``);
+a 64-band vocoder among these widened the domains towards noise so far that the demo set's piano + 30 dB white
+noise read as a violin (0.51)."""
+VOCODER_ITERS = 32
+"""Griffin-Lim iterations of :data:`VOCODERS` (the mel-domain methods' default)."""
 TRAIN_SPLIT = "train"
 """The only split references, classifiers and statistics are fitted on."""
 MEMO_SIZE = 4
@@ -112,6 +126,12 @@ def dataset_hash(dataset: AudioDataset) -> str:
     return h.hexdigest()
 
 
+def _vocoded(y: np.ndarray, sr: int, i: int) -> np.ndarray:
+    """Train clip ``i`` through its vocoder of :data:`VOCODERS` (the clip's own length), float32 ``(samples,)``."""
+    n_mels, n_fft, hop = VOCODERS[i % len(VOCODERS)]
+    return audio.vocode(y, sr, n_mels, audio.StftParams(n_fft=n_fft, hop_length=hop), n_iter=VOCODER_ITERS, seed=i)
+
+
 def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
     where = dataset.source or "the dataset"
     if len(dataset.domains) < 2:
@@ -127,10 +147,11 @@ def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
             f"clip of {', '.join(missing)}; give every domain training clips (a smaller val_fraction)."
         )
     feats = [clip_features(c.audio, c.sr) for c in train]
-    stats = np.stack([timbre_stats(f) for f in feats])
+    vocoded = [clip_features(_vocoded(c.audio, c.sr, i), c.sr) for i, c in enumerate(train)]
+    stats = np.stack([timbre_stats(f) for f in feats + vocoded])
     labels = np.array([dataset.domains.index(c.domain) for c in train])
     groups = np.array([c.pair_key if c.pair_key is not None else c.name for c in train])
-    space = fit_timbre_space(stats, labels, groups, len(dataset.domains))
+    space = fit_timbre_space(stats, np.tile(labels, 2), np.tile(groups, 2), len(dataset.domains))
     held = [c for c in dataset.clips if c.split != TRAIN_SPLIT]
     acc = float("nan")
     if held:
@@ -159,8 +180,10 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
         see only those; the accuracy is measured on the other splits' clips.
     cache_dir : str or PathLike, optional
         Local folder; the reference is stored as ``reference-<hash>.pkl`` there and reused by any later call on a
-        dataset with the same content. Within one process the last :data:`MEMO_SIZE` references are also kept in
-        memory (same hash, same object).
+        dataset with the same content (every trial of a sweep on one machine fits it once: about 1.5 minutes on the
+        benchmark, 2 cores). Default: ``references/`` in the data cache
+        (:func:`audiostyle.data.cache.default_cache_dir`). Within one process the last :data:`MEMO_SIZE` references
+        are also kept in memory (same hash, same object).
 
     Returns
     -------
@@ -173,8 +196,9 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
     """
     digest = dataset_hash(dataset)
     ref = _MEMO.get(digest)
-    path = Path(cache_dir) / f"reference-{digest[:24]}.pkl" if cache_dir is not None else None
-    if ref is None and path is not None and path.exists():
+    path = Path(cache_dir if cache_dir is not None else Path(default_cache_dir()) / "references") / (
+        f"reference-{digest[:24]}.pkl")
+    if ref is None and path.exists():
         try:
             with open(path, "rb") as fh:
                 cached = pickle.load(fh)
@@ -184,12 +208,16 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
             log.warning("ignoring unreadable metrics reference cache %s (%s)", path, exc)
     if ref is None:
         ref = _fit_reference(dataset, digest)
-    if path is not None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reference-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(ref, fh)
-        os.replace(tmp, path)
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reference-", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(ref, fh)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only or full cache costs a refit next time, never the result
+            log.warning("could not cache the metrics reference in %s (%s); set AUDIOSTYLE_CACHE to a writable "
+                        "folder to reuse it", path.parent, exc)
     if len(_MEMO) >= MEMO_SIZE:
         _MEMO.pop(next(iter(_MEMO)))
     _MEMO[ref.dataset_hash] = ref
