@@ -23,20 +23,24 @@ from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_dis
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 7
+REFERENCE_VERSION = 8
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
 ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
-views from the unseen-clip distances. 7: the timbre model also fits every train clip through a mel vocoder
+views from the unseen-clip distances. 8: the timbre model also fits train clips through mel vocoders
 (:data:`VOCODERS`)."""
 VOCODERS: tuple[tuple[int, int, int], ...] = ((128, 2048, 512), (256, 2048, 512))
-"""``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. Train clip ``i``
-is also fitted through ``VOCODERS[i % 2]`` (:data:`VOCODER_ITERS` Griffin-Lim iterations), labelled with its
-domain and grouped with its melody. Without it even the true target through a 64-band mel read as no instrument
-(target_prob 0.00, timbre_shift 0.003 on the benchmark's piano → violin): the mel smears the partials a bowed
-string's timbre is told by into bands, so no mel-domain method could ever score a timbre move. With it the
-64-band vocoded target, a mel coarser than either here, scores 0.84–0.93 (``benchmarks/results/calibration.md``);
-a 64-band vocoder among these widened the domains towards noise so far that the demo set's piano + 30 dB white
-noise read as a violin (0.51)."""
+"""``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. The first
+:data:`VOCODED_PER_DOMAIN` train clips of each domain are also fitted through them (the ``i``-th through
+``VOCODERS[i % 2]``, :data:`VOCODER_ITERS` Griffin-Lim iterations), labelled with their domain and grouped with
+their melody. Without it even the true target through a 64-band mel read as no instrument (target_prob 0.00,
+timbre_shift 0.003 on the benchmark's piano → violin): the mel smears the partials a bowed string's timbre is told by
+into bands, so no mel-domain method could ever score a timbre move. With it the 64-band vocoded target, a mel
+coarser than either here, scores far above copy-content (``benchmarks/results/calibration.md``); a 64-band vocoder
+among these widened the domains towards noise so far that the demo set's piano + 30 dB white noise read as a violin
+(0.51)."""
+VOCODED_PER_DOMAIN = 20
+"""Train clips per domain also fitted through a vocoder (about 0.4 s each on one core: the fit's main cost, once per
+dataset and machine, as the reference is cached)."""
 VOCODER_ITERS = 32
 """Griffin-Lim iterations of :data:`VOCODERS` (the mel-domain methods' default)."""
 TRAIN_SPLIT = "train"
@@ -147,11 +151,13 @@ def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
             f"clip of {', '.join(missing)}; give every domain training clips (a smaller val_fraction)."
         )
     feats = [clip_features(c.audio, c.sr) for c in train]
-    vocoded = [clip_features(_vocoded(c.audio, c.sr, i), c.sr) for i, c in enumerate(train)]
-    stats = np.stack([timbre_stats(f) for f in feats + vocoded])
     labels = np.array([dataset.domains.index(c.domain) for c in train])
     groups = np.array([c.pair_key if c.pair_key is not None else c.name for c in train])
-    space = fit_timbre_space(stats, np.tile(labels, 2), np.tile(groups, 2), len(dataset.domains))
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:VOCODED_PER_DOMAIN] for k in range(len(dataset.domains))])
+    vocoded = [clip_features(_vocoded(train[i].audio, train[i].sr, n), train[i].sr) for n, i in enumerate(chosen)]
+    stats = np.stack([timbre_stats(f) for f in feats + vocoded])
+    space = fit_timbre_space(stats, np.concatenate([labels, labels[chosen]]),
+                             np.concatenate([groups, groups[chosen]]), len(dataset.domains))
     held = [c for c in dataset.clips if c.split != TRAIN_SPLIT]
     acc = float("nan")
     if held:
