@@ -23,10 +23,10 @@ from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_dis
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 8
+REFERENCE_VERSION = 9
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
 ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
-views from the unseen-clip distances. 8: the timbre model also fits train clips through mel vocoders
+views from the unseen-clip distances. 9: the timbre model also fits train clips through mel vocoders
 (:data:`VOCODERS`)."""
 VOCODERS: tuple[tuple[int, int, int], ...] = ((128, 2048, 512), (256, 2048, 512))
 """``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. The first
