@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +34,7 @@ from audiostyle.metrics import Objective
 from audiostyle.metrics import objective as objective_of
 from audiostyle.store import (
     ARTIFACT_AUDIO, ARTIFACT_CHECKPOINT, ARTIFACT_DIR, ARTIFACT_SPECTROGRAM, CONFIG_PREFIX, DEFAULT_ROOT, METRIC_PREFIX,
-    USABLE_STATUSES, Store, metric_column, storable_value,
+    METRICS_VERSION, USABLE_STATUSES, Store, metric_column, storable_value,
 )
 
 FORMATS = ("table", "json", "yaml")
@@ -50,6 +51,9 @@ class Selection:
     pareto: dict[str, pd.DataFrame]
     """Pareto front per multi-objective sweep (``{sweep_id: front}``), empty otherwise."""
     pareto_objectives: dict[str, list[Objective]]
+    left_out: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    """Sweeps left out of the ranking because their trials were scored with an older metrics version than the
+    newest in the store (``{sweep_id: version}``, ``None`` for rows written before the version was recorded)."""
 
     @property
     def best(self) -> pd.Series:
@@ -100,6 +104,7 @@ def select(
         trials = trials[trials["sweep_id"] == sweep]
         if trials.empty:
             raise AudiostyleError(f"{method} has no sweep {sweep!r} in {store.root!r}; its sweeps: {', '.join(sweeps)}.")
+    trials, left_out = _comparable(trials)
     usable = trials[trials["status"].isin(USABLE_STATUSES)]
     if usable.empty:
         raise AudiostyleError(_no_finished(method, store, trials, "no finished trial"))
@@ -110,7 +115,17 @@ def select(
     manifests = [m for m in store.sweeps(method) if sweep is None or m.get("sweep_id") == sweep]
     multi = {s: objs for s, objs in analysis.sweep_objectives(manifests).items() if len(objs) >= 2}
     pareto = {s: analysis.pareto_front(trials[trials["sweep_id"] == s], objs) for s, objs in multi.items()}
-    return Selection(method, objective, ranked, {s: f for s, f in pareto.items() if len(f)}, multi)
+    return Selection(method, objective, ranked, {s: f for s, f in pareto.items() if len(f)}, multi, left_out)
+
+
+def _comparable(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:
+    """The trials scored with the newest metrics version among ``trials``, and the sweeps left out (their version,
+    ``None`` when unrecorded): a score of one version says nothing against another's."""
+    version = trials[METRICS_VERSION] if METRICS_VERSION in trials else pd.Series(np.nan, index=trials.index)
+    version = version.astype(float).fillna(-1)
+    newest = version == version.max()
+    older = trials[~newest].assign(_v=version[~newest])
+    return trials[newest], {s: None if v < 0 else int(v) for s, v in older.groupby("sweep_id")["_v"].max().items()}
 
 
 def _no_finished(method: str, store: Store, trials: pd.DataFrame, what: str) -> str:
@@ -178,6 +193,7 @@ def describe(row: pd.Series, method: str) -> dict[str, Any]:
             "wall_s": row.get("wall_s"),
             "device": row.get("device"),
             "seed": row.get("seed"),
+            METRICS_VERSION: None if pd.isna(row.get(METRICS_VERSION)) else int(row[METRICS_VERSION]),
             "config": analysis.config_of(row, method),
             "metrics": analysis.metrics_of(row),
             "artifacts": {
@@ -211,6 +227,8 @@ def render_report(selection: Selection, top: int, fmt: str) -> str:
         }
         if top > 1:
             payload["top"] = [describe(r, selection.method) for _, r in ranked.iterrows()]
+        if selection.left_out:
+            payload["left_out"] = selection.left_out
         if selection.pareto:
             payload["pareto"] = {
                 s: {
@@ -233,6 +251,10 @@ def render_report(selection: Selection, top: int, fmt: str) -> str:
         "artifacts:",
         *(f"  {k}: {v}" for k, v in best["artifacts"].items() if v),
     ]
+    if selection.left_out:
+        older = ", ".join(f"{s} ({'unrecorded' if v is None else f'v{v}'})" for s, v in sorted(selection.left_out.items()))
+        lines += ["", f"Left out sweeps scored with an older metrics version, not comparable with "
+                      f"v{best[METRICS_VERSION]}: {older}; rank one with --sweep ID."]
     if top > 1:
         lines += ["", f"Top {len(ranked)} of {len(selection.ranked)} usable trials:", _table(ranked, selection.objective)]
     for sweep_id, front in selection.pareto.items():

@@ -74,6 +74,10 @@ STATUSES = (FINISHED, FAILED, STOPPED)
 USABLE_STATUSES = (FINISHED, STOPPED)
 """Statuses whose metrics are valid (a stopped trial's are those of its last report)."""
 
+METRICS_VERSION = "metrics_version"
+"""The column of the metrics reference version a trial was scored with (:data:`audiostyle.metrics.REFERENCE_VERSION`;
+null in rows written before it was recorded): scores of different versions are not comparable."""
+
 TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "trial_id": pa.string(),
     "sweep_id": pa.string(),
@@ -86,6 +90,7 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "steps": pa.int64(),
     "device": pa.string(),
     "seed": pa.int64(),
+    METRICS_VERSION: pa.int64(),
     ARTIFACT_DIR: pa.string(),
     ARTIFACT_AUDIO: pa.string(),
     ARTIFACT_SPECTROGRAM: pa.string(),

@@ -80,6 +80,23 @@ def test_ranking_by_headline_and_filters(store: Store) -> None:
     assert best.select(store, "unet", metric="fad", mode="max").best["trial_id"] == "t7"
 
 
+def test_sweeps_scored_with_an_older_metrics_version_are_not_ranked_against_newer_ones(tmp_path: Path) -> None:
+    s = Store(tmp_path / "results")
+    s.write_trial(_row(0, 0.9, sweep="before"))  # written before the version was recorded: the highest score
+    s.write_trial(_row(1, 0.8, sweep="old", metrics_version=8))
+    s.write_trial(_row(2, 0.4, sweep="new", metrics_version=9))
+    s.write_trial(_row(3, 0.3, sweep="new", metrics_version=9))
+    sel = best.select(s, "unet")
+    assert list(sel.ranked["trial_id"]) == ["t2", "t3"] and sel.left_out == {"before": None, "old": 8}
+    code, out, _ = run_best("--method", "unet", "--store", s.root, "--top", "3")
+    assert code == 0 and "unet trial by transfer_score (max): t2 of sweep new" in out
+    assert "older metrics version, not comparable with v9: before (unrecorded), old (v8)" in out
+    code, out, _ = run_best("--method", "unet", "--store", s.root, "--format", "json")
+    payload = json.loads(out)
+    assert payload["best"]["metrics_version"] == 9 and payload["left_out"] == {"before": None, "old": 8}
+    assert best.select(s, "unet", sweep="old").best["trial_id"] == "t1"  # one sweep alone is ranked as it is
+
+
 def test_mode_alone_keeps_the_headline_and_refuses_to_flip_it(store: Store) -> None:
     assert best.select(store, "unet", mode="max").best["trial_id"] == "t5"  # agrees with the headline: the same
     code, out, err = run_best("--method", "unet", "--store", store.root, "--mode", "min")
