@@ -203,6 +203,22 @@ def _plan_from_cli(tmp_path: Path, *argv: str):
     return new_plan("toy", Settings(**settings), str(tmp_path))
 
 
+def test_the_sweep_seed_does_not_redraw_the_data_splits(tmp_path: Path) -> None:
+    """Sweeps with different --seed fit, choose and test on the same melodies."""
+    from audiostyle.data import load_dataset
+    from audiostyle.data.synth import render_demo
+    from audiostyle.sweep._plan import Settings
+    from audiostyle.sweep._run import _dataset
+
+    root = str(render_demo(tmp_path / "demo", n_melodies=10, seconds=3.5))
+    cache = str(tmp_path / "cache")
+    splits = lambda d: sorted((c.name, c.split) for c in d.clips)  # noqa: E731
+    assert splits(load_dataset(root, seed=3, cache_dir=cache)) != splits(load_dataset(root, cache_dir=cache))
+    drawn = [splits(_dataset(_plan_from_cli(tmp_path, "--seed", seed, "--data", root), Settings(), cache))
+             for seed in ("0", "3")]
+    assert drawn[0] == drawn[1] == splits(load_dataset(root, cache_dir=cache))
+
+
 def test_the_budget_never_replaces_steps_the_user_fixed(tmp_path: Path) -> None:
     assert _plan_from_cli(tmp_path).budget_steps == 8 and _plan_from_cli(tmp_path, "--smoke").budget_steps == 6
     assert _plan_from_cli(tmp_path, "--smoke", "--set", "steps=50").budget_steps == 50

@@ -122,7 +122,8 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     p.add_argument("--pareto", action="store_true", help="multi-objective: melody (max) vs timbre_dist (min), NSGA-II")
     p.add_argument("--config", default=None, metavar="FILE", help="a YAML/JSON config (e.g. from `audiostyle.best --export`): its searched fields are the first trial, the rest are fixed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a config value, parsed by the field's type (repeatable)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sampler and the trials (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampler and the trials (default 0); the data's train/val/test "
+                   "splits are the same for every seed")
     p.add_argument("--name", default=None, help="sweep id (default: method and UTC time); with --resume, the sweep to resume")
     p.add_argument("--resume", action="store_true", help="continue the latest (or --name) interrupted sweep in --store; "
                    "other flags must match the sweep's (a conflicting one is refused, listed)")

@@ -40,6 +40,7 @@ def load_data(
     ``"demo"`` with ``smoke`` is the small in-memory demo set (8 melodies × 3 s, a few seconds to make);
     otherwise ``audiostyle.data.load_dataset(data, domains=domains, ...)`` (which caches decoded audio under
     ``cache_dir``); ``domains`` (None: all) keeps a sweep over two IRMAS instruments from decoding all eleven.
+    ``seed`` draws the splits (and the smoke set); a sweep leaves it at 0 whatever its own ``--seed``.
     """
     if isinstance(data, AudioDataset):
         return data

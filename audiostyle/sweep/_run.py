@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from audiostyle import fsio, methods
+from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import DEFAULT_ROOT, Store
 from audiostyle.sweep._console import quiet_env, worker_env
@@ -186,13 +187,20 @@ def _plan_of(method: str, settings: Settings, store: str, resume: bool, name: st
     return plan
 
 
+def _dataset(plan: Plan, settings: Settings, cache_dir: str | None) -> AudioDataset:
+    """Step 3a: the dataset (the given object, else the plan's source). Its train/val/test splits are drawn with
+    :func:`load_data`'s fixed seed, not the sweep's: sweeps of one dataset with different ``--seed`` fit, choose and
+    test on the same melodies, so their scores compare and no sweep chooses on another's test melodies."""
+    m = methods.get(plan.method)
+    data = settings.data if settings.data is not None and not isinstance(settings.data, str) else plan.data
+    return load_data(data, smoke=plan.smoke, cache_dir=cache_dir, domains=m.data_domains(m.make_config(plan.overrides)))
+
+
 def _prepare(plan: Plan, settings: Settings, cache_dir: str | None) -> Prepared:
-    """Step 3: the dataset (the given object, else the plan's source) prepared once, through the cache."""
+    """Step 3: the dataset prepared once, through the cache."""
     m = methods.get(plan.method)
     base = m.make_config(plan.overrides)
-    data = settings.data if settings.data is not None and not isinstance(settings.data, str) else plan.data
-    dataset = load_data(data, smoke=plan.smoke, seed=plan.seed, cache_dir=cache_dir, domains=m.data_domains(base))
-    prepared = prepare_data(m, dataset, base, cache_dir)
+    prepared = prepare_data(m, _dataset(plan, settings, cache_dir), base, cache_dir)
     log.info("data prepared in %.2f s (%s)", prepared.seconds, "cache hit" if prepared.hit else "computed")
     return prepared
 
