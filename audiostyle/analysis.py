@@ -18,7 +18,7 @@ from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import COMMON_OBJECTIVES, Objective
 from audiostyle.methods.space import Choice, Dimension, Int, Space, from_description, to_optuna
-from audiostyle.store import CONFIG_PREFIX, METRIC_PREFIX, USABLE_STATUSES, config_column, metric_column
+from audiostyle.store import CONFIG_PREFIX, METRIC_PREFIX, METRICS_VERSION, USABLE_STATUSES, config_column, metric_column
 
 
 def metric_names(trials: pd.DataFrame) -> list[str]:
@@ -71,11 +71,22 @@ def pareto_front(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Da
     return front.sort_values(columns[0], ascending=objectives[0].mode == "min", ignore_index=True)
 
 
+def comparable(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:
+    """The trials scored with the newest metrics version among ``trials``, and the sweeps left out (their version,
+    ``None`` when unrecorded): a score of one version says nothing against another's."""
+    version = trials[METRICS_VERSION] if METRICS_VERSION in trials else pd.Series(np.nan, index=trials.index)
+    version = version.astype(float).fillna(-1)
+    newest = version == version.max()
+    older = trials[~newest].assign(_v=version[~newest])
+    return trials[newest], {s: None if v < 0 else int(v) for s, v in older.groupby("sweep_id")["_v"].max().items()}
+
+
 def best_per_method(trials: pd.DataFrame) -> pd.DataFrame:
-    """The best usable trial of each method by its headline metric (one row per method)."""
+    """The best usable trial of each method by its headline metric (one row per method), among the trials scored
+    with the method's newest metrics version (:func:`comparable`)."""
     rows = []
     for method in sorted(trials["method"].unique()) if len(trials) else []:
-        ranked = rank(trials[trials["method"] == method], headline(method, trials))
+        ranked = rank(comparable(trials[trials["method"] == method])[0], headline(method, trials))
         if len(ranked):
             rows.append(ranked.iloc[0])
     return pd.DataFrame(rows).reset_index(drop=True)

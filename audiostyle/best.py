@@ -13,12 +13,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
 import math
 import sys
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -104,7 +104,7 @@ def select(
         trials = trials[trials["sweep_id"] == sweep]
         if trials.empty:
             raise AudiostyleError(f"{method} has no sweep {sweep!r} in {store.root!r}; its sweeps: {', '.join(sweeps)}.")
-    trials, left_out = _comparable(trials)
+    trials, left_out = analysis.comparable(trials)
     usable = trials[trials["status"].isin(USABLE_STATUSES)]
     if usable.empty:
         raise AudiostyleError(_no_finished(method, store, trials, "no finished trial"))
@@ -116,16 +116,6 @@ def select(
     multi = {s: objs for s, objs in analysis.sweep_objectives(manifests).items() if len(objs) >= 2}
     pareto = {s: analysis.pareto_front(trials[trials["sweep_id"] == s], objs) for s, objs in multi.items()}
     return Selection(method, objective, ranked, {s: f for s, f in pareto.items() if len(f)}, multi, left_out)
-
-
-def _comparable(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:
-    """The trials scored with the newest metrics version among ``trials``, and the sweeps left out (their version,
-    ``None`` when unrecorded): a score of one version says nothing against another's."""
-    version = trials[METRICS_VERSION] if METRICS_VERSION in trials else pd.Series(np.nan, index=trials.index)
-    version = version.astype(float).fillna(-1)
-    newest = version == version.max()
-    older = trials[~newest].assign(_v=version[~newest])
-    return trials[newest], {s: None if v < 0 else int(v) for s, v in older.groupby("sweep_id")["_v"].max().items()}
 
 
 def _no_finished(method: str, store: Store, trials: pd.DataFrame, what: str) -> str:

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from audiostyle import best, methods
+from audiostyle import analysis, best, methods
 from audiostyle.audio import resample
 from audiostyle.errors import AudiostyleError
 from audiostyle.data import synth
@@ -95,6 +95,7 @@ def test_sweeps_scored_with_an_older_metrics_version_are_not_ranked_against_newe
     payload = json.loads(out)
     assert payload["best"]["metrics_version"] == 9 and payload["left_out"] == {"before": None, "old": 8}
     assert best.select(s, "unet", sweep="old").best["trial_id"] == "t1"  # one sweep alone is ranked as it is
+    assert list(analysis.best_per_method(s.trials())["trial_id"]) == ["t2"]  # the notebooks' winners too
 
 
 def test_mode_alone_keeps_the_headline_and_refuses_to_flip_it(store: Store) -> None:
