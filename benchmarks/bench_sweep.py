@@ -50,14 +50,12 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 SEARCHERS = (
-    ("TPE + ASHA, the sweep's defaults (grace a quarter of the budget, TPE's start-up a third of the trials)", {}),
+    ("TPE + ASHA, the sweep's defaults (grace a quarter of the budget)", {}),
     ("TPE + ASHA, grace a fifth of the budget", {"grace": 0.20}),
-    ("TPE + ASHA, Optuna's 10 start-up trials (the default until 2026-12-04)", {"startup": 10}),
 )
-"""The searcher settings set against the grid: label and how they differ from the sweep's defaults: ASHA's first rung
-as a fraction of the budget (``grace``, default a quarter; the trials report at every rung) and TPE's random
-start-up trials (``startup``, default :func:`audiostyle.sweep._search.startup_trials`). Each runs a quarter of the
-grid's trials, once per seed."""
+"""The searcher settings set against the grid: label and ASHA's first rung as a fraction of the budget (``grace``,
+default the sweep's: a quarter; the trials report at every rung). Each runs a quarter of the grid's trials, once per
+seed."""
 
 STEPS_TARGET, GAP_TARGET = 0.15, 2.0
 """The search target (BENCHMARKS.md): within ``GAP_TARGET`` % of the grid's best headline with at most
@@ -96,18 +94,15 @@ def _grid(work: Path, filters, widths, fixed, common, cache: Path | None) -> dic
 
 
 @contextlib.contextmanager
-def _sampler_seed(seed: int, startup: int | None = None):
+def _sampler_seed(seed: int):
     """Optuna's sampler seeded with ``seed`` while the block runs, the sweep's own seed (data splits, the pairs, the
-    trials' initialisation) left at 0: repeats of one task that differ only in what the searcher draws. ``startup``
-    replaces TPE's start-up trials."""
-    original, sized = _search._sampler, _search.startup_trials
-    _search._sampler = lambda search, _seed, samples, population: original(search, seed, samples, population)
-    if startup is not None:
-        _search.startup_trials = lambda samples: startup
+    trials' initialisation) left at 0: repeats of one task that differ only in what the searcher draws."""
+    original = _search._sampler
+    _search._sampler = lambda search, _seed, population: original(search, seed, population)
     try:
         yield
     finally:
-        _search._sampler, _search.startup_trials = original, sized
+        _search._sampler = original
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -132,15 +127,15 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
              "alpha": sweep.Float(1e-3, 1e-1, log=True)}
     samples = max(2, n_grid // 4)
 
-    def search(store: Path, grace: int, seed: int, startup: int | None = None, **task) -> dict[str, float]:
+    def search(store: Path, grace: int, seed: int, **task) -> dict[str, float]:
         overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace, **task}
-        with _sampler_seed(seed, startup):
+        with _sampler_seed(seed):
             return _cost(sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(store),
                                    samples=samples, search="tpe", scheduler="asha", grace_steps=grace, **common))
 
     for i, (label, how) in enumerate(SEARCHERS):
         grace = max(1, round(steps * how.get("grace", 0.25)))
-        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed, how.get("startup")) for seed in range(seeds)]
+        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed) for seed in range(seeds)]
         gaps = [(grid["best"] - r["best"]) / abs(grid["best"]) * 100 for r in runs]
         met = sum(g <= GAP_TARGET and r["steps"] <= STEPS_TARGET * grid["steps"] for g, r in zip(gaps, runs))
         rows.append([f"{label}: rungs {grace}, {grace * 3}", samples,

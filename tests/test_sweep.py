@@ -447,18 +447,6 @@ def test_nsga2_population_is_sized_to_the_budget(tmp_path: Path) -> None:
     assert make_searcher(plan).searcher._sampler._population_size == 6
 
 
-def test_tpe_startup_is_sized_to_the_budget(tmp_path: Path) -> None:
-    """A small sweep is not a random search: TPE models after a third of its trials, not after Optuna's fixed 10."""
-    from audiostyle.sweep._plan import Settings, new_plan
-    from audiostyle.sweep._search import make_searcher, startup_trials
-
-    assert [startup_trials(n) for n in (4, 9, 12, 30, 1000)] == [2, 3, 4, 10, 10]
-    plan = new_plan("toy", Settings(samples=9), str(tmp_path))
-    plan.max_concurrent = 2
-    sampler = make_searcher(plan).searcher._sampler
-    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
-
-
 def test_pareto_asha_stops_dominated_trials_and_keeps_the_front() -> None:
     from types import SimpleNamespace
 

@@ -60,8 +60,6 @@ SCREENED = "screened"
 """The user attribute of an Optuna trial that was never launched: why (:mod:`audiostyle.sweep._screen`)."""
 MAX_POPULATION = 50
 """NSGA-II's population is at most Optuna's default (the default otherwise: a quarter of the trials)."""
-MAX_STARTUP = 10
-"""TPE's random start-up trials are at most Optuna's default (the default otherwise: a third of the trials)."""
 
 
 def population_size(samples: int, population: int | None = None) -> int:
@@ -71,15 +69,6 @@ def population_size(samples: int, population: int | None = None) -> int:
     if population is not None and population < 2:
         raise AudiostyleError(f"population={population}: NSGA-II needs a population of at least 2.")
     return max(2, int(size))
-
-
-def startup_trials(samples: int) -> int:
-    """TPE's random start-up trials for a sweep of ``samples`` trials: a third of them (2 to :data:`MAX_STARTUP`).
-
-    Optuna's fixed 10 made every sweep of up to 10 trials a random search; the first points (the reports' configs,
-    a warm start's) count among the start-up trials, as they are completed trials of the study.
-    """
-    return max(2, min(MAX_STARTUP, samples // 3))
 
 
 def trial_state(result: Mapping[str, Any] | None, error: bool, values: list[Any]) -> TrialState:
@@ -323,21 +312,20 @@ def restored_trial_ids(dirpath: str) -> list[str]:
     return [json.loads(trial_json)["trial_id"] for trial_json, _ in state["trial_data"]]
 
 
-def _sampler(search: str, seed: int, samples: int, population: int | None) -> Any:
-    """The Optuna sampler of ``search``, seeded, sized to a sweep of ``samples`` trials."""
+def _sampler(search: str, seed: int, population: int) -> Any:
     if search == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(samples))
+        return optuna.samplers.TPESampler(seed=seed)
     if search == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size(samples, population))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] | None = None) -> Any:
     """The plan's searcher: Ray's random search for PBT, else :class:`RestorableOptunaSearch` with the plan's
-    sampler (TPE's start-up trials from :func:`startup_trials`, NSGA-II's population from :func:`population_size`),
-    seeded, its first points the plan's, limited to ``plan.max_concurrent`` live trials, its study (named by the
-    sweep id) in the store's Optuna journal (:mod:`audiostyle.sweep._study`); ``screen`` keeps proposals that
-    cannot run or cost too much from launching (:class:`~audiostyle.sweep._screen.ConfigScreen`)."""
+    sampler (NSGA-II's population from :func:`population_size`), seeded, its first points the plan's, limited to
+    ``plan.max_concurrent`` live trials, its study (named by the sweep id) in the store's Optuna journal
+    (:mod:`audiostyle.sweep._study`); ``screen`` keeps proposals that cannot run or cost too much from launching
+    (:class:`~audiostyle.sweep._screen.ConfigScreen`)."""
     from audiostyle.sweep._study import journal_storage
 
     if plan.scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
@@ -357,7 +345,7 @@ def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] |
         metric=metrics if multi else metrics[0],
         mode=modes if multi else modes[0],
         points_to_evaluate=None if begun else plan.points or None,
-        sampler=_sampler(plan.search, plan.seed, plan.samples, plan.population),
+        sampler=_sampler(plan.search, plan.seed, population_size(plan.samples, plan.population)),
         study_name=plan.sweep_id,
         storage=storage,
         store_root=plan.store,
