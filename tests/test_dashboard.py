@@ -128,15 +128,18 @@ def test_fsspec_journal_and_artifact_store_round_trip_a_study() -> None:
         store.open_reader("a1")
 
 
-def serve_and_get(store: Path, *flags: str) -> str:
-    """Start the dashboard over ``store`` on a free port, GET its study list, stop it; what it wrote to stderr."""
+def serve_and_get(store: Path, *flags: str, requests: int = 2) -> str:
+    """Start the dashboard over ``store`` on a free port, GET its study list ``requests`` times, stop it; what it
+    wrote to stderr. The server logs a request after answering it, so the last GET is there to let the earlier
+    ones' log lines be written before the server is stopped."""
     proc = subprocess.Popen([sys.executable, "-m", "audiostyle.dashboard", "--store", str(store), "--port", "0", *flags],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         match = re.search(r"http://127\.0\.0\.1:(\d+)/dashboard", proc.stdout.readline())
         assert match, proc.stderr.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/api/studies", timeout=60) as response:
-            assert response.status == 200 and b"quiet" in response.read()
+        for _ in range(requests):
+            with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/api/studies", timeout=60) as response:
+                assert response.status == 200 and b"quiet" in response.read()
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
