@@ -72,12 +72,14 @@ def pareto_front(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Da
 
 
 def comparable(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:
-    """The trials scored with the newest metrics version among ``trials``, and the sweeps left out (their version,
-    ``None`` when unrecorded): a score of one version says nothing against another's."""
+    """The trials scored with the newest metrics version among the usable ``trials`` (all of them when none is
+    usable), and the sweeps whose usable trials were left out (their version, ``None`` when unrecorded): a score of
+    one version says nothing against another's, and a failed trial of a newer version hides no finished older one."""
     version = trials[METRICS_VERSION] if METRICS_VERSION in trials else pd.Series(np.nan, index=trials.index)
     version = version.astype(float).fillna(-1)
-    newest = version == version.max()
-    older = trials[~newest].assign(_v=version[~newest])
+    usable = trials["status"].isin(USABLE_STATUSES)
+    newest = version == (version[usable].max() if usable.any() else version.max())
+    older = trials[~newest & usable].assign(_v=version[~newest & usable])
     return trials[newest], {s: None if v < 0 else int(v) for s, v in older.groupby("sweep_id")["_v"].max().items()}
 
 

@@ -96,6 +96,9 @@ def test_sweeps_scored_with_an_older_metrics_version_are_not_ranked_against_newe
     assert payload["best"]["metrics_version"] == 9 and payload["left_out"] == {"before": None, "old": 8}
     assert best.select(s, "unet", sweep="old").best["trial_id"] == "t1"  # one sweep alone is ranked as it is
     assert list(analysis.best_per_method(s.trials())["trial_id"]) == ["t2"]  # the notebooks' winners too
+    s.write_trial(_row(4, float("nan"), sweep="newer", status="failed", metrics_version=10))
+    sel = best.select(s, "unet")  # a newer version that only failed hides nothing
+    assert sel.best["trial_id"] == "t2" and sel.left_out == {"before": None, "old": 8}
 
 
 def test_mode_alone_keeps_the_headline_and_refuses_to_flip_it(store: Store) -> None:
