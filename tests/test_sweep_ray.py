@@ -140,6 +140,23 @@ def test_trials_one_at_a_time_never_meet(tmp_path: Path, ray_session: None) -> N
     assert len(result.trials) == 2 and ray.get(meeting.most_inside.remote()) == 1
 
 
+def test_a_ray_snapshot_of_no_trials_is_not_restored(tmp_path: Path, ray_session: None) -> None:
+    """A driver stopped while Ray starts can leave a snapshot with no trials, whose restore Ray fails ("Failed to
+    restore the run state") and then runs one trial: ``--resume`` must start such a sweep again from its plan."""
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    from audiostyle.sweep._run import _snapshot_saved
+
+    result = toy_sweep(tmp_path, samples=1, max_concurrent=1)
+    experiment = Path(result.experiment_path)
+    assert _snapshot_saved(str(experiment), None)
+    newest = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(newest.read_text())
+    assert state["trial_data"], "the finished sweep's snapshot names its trial"
+    newest.write_text(json.dumps({**state, "trial_data": []}, cls=TuneFunctionEncoder))
+    assert not _snapshot_saved(str(experiment), None)
+
+
 def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(tmp_path: Path, ray_session: None) -> None:
     result = toy_sweep(
         tmp_path,

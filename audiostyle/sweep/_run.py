@@ -291,15 +291,24 @@ def _restored_tuner(plan: Plan, trainable: Any) -> Any:
 
 
 def _snapshot_saved(path: str, storage_fs: Any) -> bool:
-    """Whether Ray's experiment folder ``path`` holds a snapshot of its trials (``experiment_state-*.json``, found
-    as Ray's own restore finds it).
+    """Whether Ray's experiment folder ``path`` holds a snapshot of at least one trial (the newest
+    ``experiment_state-*.json``, found and read as Ray's own restore does).
 
     Ray writes its Tuner (``tuner.pkl``, what ``Tuner.can_restore`` looks for) before its first snapshot: a driver
-    killed in between leaves a Tuner whose restore knows no trials and stops after one.
+    killed in between leaves a Tuner whose restore knows no trials and stops after one. A driver stopped by SIGTERM
+    while Ray starts snapshots no trials at all, and Ray's restore of that fails ("Failed to restore the run state")
+    and runs one trial: both start again from the plan.
     """
+    from ray.train._internal.storage import get_fs_and_path
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.utils.serialization import _loads_with_cloudpickle  # how Ray reads its snapshot
 
-    return _find_newest_experiment_checkpoint(path, fs=storage_fs) is not None
+    fs, fs_path = get_fs_and_path(path, storage_filesystem=storage_fs)
+    newest = _find_newest_experiment_checkpoint(fs_path, fs=fs)
+    if newest is None:
+        return False
+    with fs.open_input_stream(newest) as stream:
+        return bool(_loads_with_cloudpickle(stream.readall()).get("trial_data"))
 
 
 def _relocate(tuner: Any, store: str) -> None:
