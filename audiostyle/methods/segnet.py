@@ -331,7 +331,8 @@ class SegNet(DomainPairMethod):
         batch 8) for 1500 steps, about 5 minutes of training on 2 idle cores plus 6 reports, with a shared encoder
         (see :class:`SegNetConfig`). With the report's two encoders neither keeps the melody: the other decoder reads
         a piano's code (and U-Net's skips) as something else (U-Net at 1500 steps: transfers 32 dB from their input).
-        With one, SegNet transfers, and U-Net shows the report's identity finding: reconstruction near perfect (MSE
+        With one, SegNet's transfers keep the melody (violin → piano moves toward the target, piano → violin does
+        not: the critic leaves the codes telling the domains apart), and U-Net shows the report's identity finding: reconstruction near perfect (MSE
         0.000, MAE 0.013), transfers that keep the melody (pitch 0.95) at copy-content's distance from the target
         (lsd_rel 1.06) and target probability (0). Measured: ``benchmarks/results/segnet_learning.md``."""
         return {"cpu": {**CPU_NETWORK, "shared_encoder": True}}
