@@ -100,12 +100,13 @@ def _fields(method) -> set[str]:
 
 
 def _direction(method, args: argparse.Namespace, pairs: int | None) -> dict:
-    """The direction's config fields of ``method`` (content → style), with ``pairs`` scored clips (None: the
-    method's own default or preset value)."""
+    """The direction's config fields of ``method`` (content → style; a domain-pair method scores that direction
+    alone), with ``pairs`` scored clips (None: the method's own default or preset value)."""
     if "content_domain" in _fields(method):
         return {"content_domain": args.content, "style_domain": args.style,
                 **({"pairs": pairs} if pairs is not None else {})}
-    return {"domain_x": args.content, "domain_y": args.style, **({"val_clips": pairs} if pairs is not None else {})}
+    return {"domain_x": args.content, "domain_y": args.style, "scored": "x2y",  # the sweep chooses on content → style
+            **({"val_clips": pairs} if pairs is not None else {})}
 
 
 def _settings(method, args: argparse.Namespace, split: str, steps: int) -> dict:

@@ -174,11 +174,12 @@ def _train(name, data, artifact_dir=None, **overrides):
 
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
-    """Both methods trained once (segnet with the gradient penalty and 2 critic steps, unet with weight clipping
-    and artifacts)."""
+    """Both methods trained once (segnet with the gradient penalty and 2 critic steps, scoring both directions;
+    unet with weight clipping and artifacts, scoring x → y alone)."""
     return {
         "segnet": _train("segnet", data, critic_steps=2, lipschitz="gp"),
-        "unet": _train("unet", data, tmp_path_factory.mktemp("unet"), lipschitz="clip", clip_value=0.02),
+        "unet": _train("unet", data, tmp_path_factory.mktemp("unet"), lipschitz="clip", clip_value=0.02,
+                       scored="x2y"),
     }
 
 
@@ -207,6 +208,14 @@ def test_training_lowers_the_reconstruction_loss_and_reports_every_metric(traine
     assert all(math.isfinite(final[k]) for k in expected)
     assert final["target_prob_input"] == pytest.approx(data.target_prob_input)
     assert 0 <= final["recon_mae"] ** 2 <= final["recon_mse"] + 1e-9  # Jensen: MAE² ≤ MSE
+
+
+def test_the_row_describes_the_scored_directions(trained):
+    """``scored="both"``: the headline is the mean of the directions'; ``"x2y"``: that direction's alone (what a
+    sweep of one direction optimises), the other direction's still reported."""
+    both, one = trained["segnet"][-1], trained["unet"][-1]
+    assert both["transfer_score"] == pytest.approx((both["transfer_score_x2y"] + both["transfer_score_y2x"]) / 2)
+    assert one["transfer_score"] == one["transfer_score_x2y"] and math.isfinite(one["transfer_score_y2x"])
 
 
 def test_unet_skips_reconstruct_better_than_segnet(trained):
@@ -276,6 +285,7 @@ def test_nan_input_fails_with_the_loops_clear_error(data):
         ({"lipschitz": "spectral"}, "lipschitz"),
         ({"recon_loss": "huber"}, "recon_loss"),
         ({"critic_steps": 0}, "critic_steps"),
+        ({"scored": "sideways"}, "scored"),
         ({"domain_x": "piano", "domain_y": "piano"}, "two different domains"),
         ({"latent_size": 3}, "unknown config key"),
     ],

@@ -330,6 +330,9 @@ def test_mean_over_directions_averages_every_column_and_keeps_each_score():
     assert row["fad"] == 5.0 and row["lsd_db"] == 10.0 and row["melody"] == pytest.approx(0.6)
     assert row["transfer_score"] == pytest.approx(0.4)
     assert row["transfer_score_x2y"] == 0.6 and row["transfer_score_y2x"] == 0.2
+    one = mean_over_directions({"x2y": common, "y2x": other}, scored="y2x")  # the sweep optimises y2x alone
+    assert one["transfer_score"] == 0.2 and one["melody"] == 0.4 and one["fad"] == 6.0 and one["lsd_db"] == 10.0
+    assert one["transfer_score_x2y"] == 0.6 and one["transfer_score_y2x"] == 0.2
 
 
 @dataclass

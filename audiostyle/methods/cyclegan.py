@@ -29,7 +29,7 @@ metrics here (``benchmarks/results/amp_quality.md``), and long runs compile the 
 :class:`~audiostyle.methods.trained.TrainConfig`); BENCHMARKS.md gives the step's time against the reference's.
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
-directions (``transfer_score`` recomputed from the averaged components), the per-direction
+directions (or those of the direction ``scored`` names, :class:`~audiostyle.methods.domain_pair.DomainPairConfig`), the per-direction
 ``transfer_score_x2y`` / ``transfer_score_y2x``, and the report's mean relative forward-cycle loss
 ``‖G_yx(G_xy(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes per direction and split: ``cycle_rel_fwd_x_train``,
 ``cycle_rel_fwd_x_val``, ``cycle_rel_fwd_y_train``, ``cycle_rel_fwd_y_val`` (report after 27 h: piano 0.031/0.028,
@@ -111,7 +111,8 @@ class CycleGANConfig(DomainPairConfig, StftFields):
         The two domains (report: IRMAS piano ↔ electric guitar; demo set: piano ↔ guitar).
     val_clips : int
         Clips of ``split`` per direction that the metrics use (the first ones by name: fixed). ``split``
-        (``"val"``; ``"test"`` for a final table) is inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`.
+        (``"val"``; ``"test"`` for a final table) and ``scored`` (``"both"`` directions, or ``"x2y"`` / ``"y2x"``)
+        are inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`.
     channels_last : bool
         Channels-last memory format on CUDA (faster cuDNN convolutions). The CPU always uses NCHW: its
         channels-last instance norm is inaccurate (see :func:`memory_format`).
@@ -480,7 +481,7 @@ class CycleGAN(DomainPairMethod):
                 outputs, [c.audio for c in clips], config.sr, data.reference, target,
                 true_targets=targets,
             )
-        out = mean_over_directions(per_direction)
+        out = mean_over_directions(per_direction, config.scored)
         for side, (fwd, back) in (("x", (m["G_xy"], m["G_yx"])), ("y", (m["G_yx"], m["G_xy"]))):
             for split, specs in (("train", list(data.train_probe[side])), ("val", [c.spec for c in data.val[side]])):
                 out[f"cycle_rel_fwd_{side}_{split}"] = self._cycle_rel(fwd, back, specs, config, device)

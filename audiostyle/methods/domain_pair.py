@@ -2,7 +2,7 @@
 
 :class:`DomainPairMethod` loads only ``config.domain_x`` and ``config.domain_y``, scores the clips of
 ``config.split`` (:class:`DomainPairConfig`) and renders by translating a clip of any length ``x2y`` or ``y2x``;
-:func:`mean_over_directions` makes one metrics row of the two directions.
+:func:`mean_over_directions` makes one metrics row of the two directions (or of the one ``config.scored`` names).
 """
 
 from __future__ import annotations
@@ -23,22 +23,27 @@ from audiostyle.methods.trained import TrainConfig, TrainedMethod
 DIRECTIONS = ("x2y", "y2x")
 """Transfer directions of a :class:`DomainPairMethod`: ``domain_x`` → ``domain_y`` and back."""
 
+BOTH = "both"
+"""``DomainPairConfig.scored`` value for the mean of both directions."""
+
 SCORED_SPLITS = ("val", "test")
 """Splits a :class:`DomainPairConfig` may score its reports on (never ``"train"``: the model fits it)."""
 
 
-def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+def mean_over_directions(per_direction: Mapping[str, Mapping[str, float]], scored: str = BOTH) -> dict[str, float]:
     """One metrics row for a method that transfers in several directions (e.g. ``{"x2y": …, "y2x": …}``).
 
     Each common column (:data:`audiostyle.metrics.COMMON_METRICS`) is the mean over the directions (NaN ones
     skipped; NaN when all are), the headline (``transfer_score``) among them: a method scores the mean of its
-    directions' scores. Each direction's own score is kept as ``transfer_score_<direction>``.
+    directions' scores. ``scored`` names one direction to take the common columns from instead (the sweep then
+    optimises that direction alone). Each direction's own score is kept as ``transfer_score_<direction>``.
     """
     from audiostyle import metrics
 
+    rows = list(per_direction.values()) if scored == BOTH else [per_direction[scored]]
     out: dict[str, float] = {}
     for key in metrics.COMMON_METRICS:
-        values = [float(m[key]) for m in per_direction.values() if math.isfinite(float(m[key]))]
+        values = [float(m[key]) for m in rows if math.isfinite(float(m[key]))]
         out[key] = float(np.mean(values)) if values else float("nan")
     out.update({f"{metrics.HEADLINE}_{d}": float(m[metrics.HEADLINE]) for d, m in per_direction.items()})
     return out
@@ -55,13 +60,20 @@ class DomainPairConfig(TrainConfig):
         The split whose clips the reports transfer and score: ``"val"`` while sweeping (hyperparameters are chosen
         on it; the training clips when the dataset has no val split), ``"test"`` for a final table on melodies that
         nothing was fitted or chosen on (``benchmarks/bench_quality.py``; a dataset without a test split raises).
+    scored : str
+        Which transfers the reported common metrics describe, and so what a sweep optimises: ``"both"`` (the mean of
+        ``x2y`` and ``y2x``) or one direction, e.g. ``"x2y"`` (``domain_x`` → ``domain_y``, what ``render`` and
+        ``best --render`` produce) for a user who needs that direction only. Both directions are scored and each
+        one's headline is reported (``transfer_score_x2y``, ``transfer_score_y2x``) either way.
     """
 
     split: str = "val"
+    scored: str = BOTH
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("split", self.split, SCORED_SPLITS)
+        check_choice("scored", self.scored, (BOTH, *DIRECTIONS))
 
 
 class DomainPairMethod(TrainedMethod):

@@ -50,7 +50,7 @@ Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the vali
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
-paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions`, plus ``recon_mse``, ``recon_mae`` and
+paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions` (or one direction's, ``scored``), plus ``recon_mse``, ``recon_mae`` and
 ``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
 that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
 ``wasserstein`` (W).
@@ -152,7 +152,7 @@ class SegNetConfig(DomainPairConfig, StftFields):
         Griffin-Lim iterations of the mel inversion.
 
     Inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`: ``split`` (the scored clips' split,
-    ``"val"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
+    ``"val"``), ``scored`` (the direction(s) the metrics describe, ``"both"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
     1e-3: the report gives none), ``report_every``, ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
 
@@ -461,7 +461,7 @@ class SegNet(DomainPairMethod):
                 true_targets=data.val_targets[side],
             )
         return {
-            **mean_over_directions(per_direction),
+            **mean_over_directions(per_direction, config.scored),
             "recon_mse": float(err.square().mean()),
             "recon_mae": float(err.abs().mean()),
             "target_prob_input": data.target_prob_input,
