@@ -95,6 +95,9 @@ about 5 (quiet machine; 3-4× that under the load of four other sessions)."""
 PRESET = "cpu"
 
 
+DEFAULT_DIRECTION = ("piano", "violin")
+"""``--content`` and ``--style`` by default."""
+
 def _fields(method) -> set[str]:
     return {f.name for f in dataclasses.fields(method.Config)}
 
@@ -357,6 +360,8 @@ def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) 
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + ("" if done else f" (partial: {len(verdicts)} of {len(args.methods)} methods so far)"), "",
              f"`python benchmarks/bench_quality.py --data {args.data} --methods {' '.join(args.methods)}"
+             + ("" if (args.content, args.style) == DEFAULT_DIRECTION
+                else f" --content {args.content} --style {args.style}")
              + (f" --samples {args.samples}" if args.samples else "")
              + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
              f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
@@ -374,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["shallow_cnn", *TRAINED], choices=["shallow_cnn", *TRAINED])
     p.add_argument("--data", default="bench",
                    help="a built-in benchmark rendering: bench (MuseScore General), bench:timgm6mb, bench:opl3")
-    p.add_argument("--content", default="piano")
-    p.add_argument("--style", default="violin")
+    p.add_argument("--content", default=DEFAULT_DIRECTION[0])
+    p.add_argument("--style", default=DEFAULT_DIRECTION[1])
     p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
     p.add_argument("--samples", type=int, default=None,
                    help="sweep trials of each trained method (default SAMPLES: 3; 1 runs the preset alone)")

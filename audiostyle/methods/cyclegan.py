@@ -29,8 +29,8 @@ metrics here (``benchmarks/results/amp_quality.md``), and long runs compile the 
 :class:`~audiostyle.methods.trained.TrainConfig`); BENCHMARKS.md gives the step's time against the reference's.
 
 Metrics (every report, on FIXED clips): the common columns of :mod:`audiostyle.metrics`, averaged over the two
-directions (or those of the direction ``scored`` names, :class:`~audiostyle.methods.domain_pair.DomainPairConfig`), the per-direction
-``transfer_score_x2y`` / ``transfer_score_y2x``, and the report's mean relative forward-cycle loss
+directions (or those of the direction ``scored`` names, :class:`~audiostyle.methods.domain_pair.DomainPairConfig`),
+the per-direction ``transfer_score_x2y`` / ``transfer_score_y2x``, and the report's mean relative forward-cycle loss
 ``‖G_yx(G_xy(x)) − x‖₁ / ‖x‖₁`` on log1p magnitudes per direction and split: ``cycle_rel_fwd_x_train``,
 ``cycle_rel_fwd_x_val``, ``cycle_rel_fwd_y_train``, ``cycle_rel_fwd_y_val`` (report after 27 h: piano 0.031/0.028,
 guitar 0.010/0.010).

@@ -50,10 +50,10 @@ Transfer (:meth:`SegNet.transfer`, :meth:`SegNet.render` = ``x2y``, and the vali
 
 Metrics: the common columns of :mod:`audiostyle.metrics` for both directions (``x2y``, ``y2x``) on up to
 ``val_clips`` validation clips per side (``lsd_db`` against their renderings in the other domain when the data is
-paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions` (or one direction's, ``scored``), plus ``recon_mse``, ``recon_mae`` and
-``target_prob_input`` (the classifier's probability of the other domain for the untouched inputs: what a transfer
-that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``, ``loss_critic`` (= ``L_disc``) and
-``wasserstein`` (W).
+paired), averaged by :func:`audiostyle.methods.domain_pair.mean_over_directions` (or one direction's, ``scored``),
+plus ``recon_mse``, ``recon_mae`` and ``target_prob_input`` (the classifier's probability of the other domain for
+the untouched inputs: what a transfer that does nothing scores as ``target_prob``). Losses reported: ``loss_recon``,
+``loss_critic`` (= ``L_disc``) and ``wasserstein`` (W).
 """
 
 from __future__ import annotations
@@ -152,8 +152,9 @@ class SegNetConfig(DomainPairConfig, StftFields):
         Griffin-Lim iterations of the mel inversion.
 
     Inherited from :class:`~audiostyle.methods.domain_pair.DomainPairConfig`: ``split`` (the scored clips' split,
-    ``"val"``), ``scored`` (the direction(s) the metrics describe, ``"both"``), ``steps``, ``batch_size`` (8; the report gives none), ``lr`` (the autoencoders' Adam learning rate,
-    1e-3: the report gives none), ``report_every``, ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
+    ``"val"``), ``scored`` (the direction(s) the metrics describe, ``"both"``), ``steps``, ``batch_size`` (8; the
+    report gives none), ``lr`` (the autoencoders' Adam learning rate, 1e-3: the report gives none), ``report_every``,
+    ``checkpoint_every``, ``amp``, ``grad_clip``, ``seed``.
     """
 
     domain_x: str = "piano"
@@ -332,9 +333,10 @@ class SegNet(DomainPairMethod):
         (see :class:`SegNetConfig`). With the report's two encoders neither keeps the melody: the other decoder reads
         a piano's code (and U-Net's skips) as something else (U-Net at 1500 steps: transfers 32 dB from their input).
         With one, SegNet's transfers keep the melody (violin → piano moves toward the target, piano → violin does
-        not: the critic leaves the codes telling the domains apart), and U-Net shows the report's identity finding: reconstruction near perfect (MSE
-        0.000, MAE 0.013), transfers that keep the melody (pitch 0.95) at copy-content's distance from the target
-        (lsd_rel 1.06) and target probability (0). Measured: ``benchmarks/results/segnet_learning.md``."""
+        not: the critic leaves the codes telling the domains apart), and U-Net shows the report's identity finding:
+        reconstruction near perfect (MSE 0.000, MAE 0.013), transfers that keep the melody (pitch 0.95) at
+        copy-content's distance from the target (lsd_rel 1.06) and target probability (0). Measured:
+        ``benchmarks/results/segnet_learning.md``."""
         return {"cpu": {**CPU_NETWORK, "shared_encoder": True}}
 
     @classmethod
