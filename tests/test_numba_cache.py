@@ -30,3 +30,38 @@ def test_concurrent_first_compiles_leave_a_cache_every_later_process_loads(tmp_p
             _, err = p.communicate(timeout=300)
             assert p.returncode == 0, f"{wave}: exit {p.returncode}\n{err[-2000:]}"
     assert any((tmp_path / "numba").rglob("*.nbc")), "the kernels were cached"
+
+
+HOLD = """
+import fcntl, sys, time
+lock = open(sys.argv[1], "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lock_holder_that_never_lets_go_delays_a_trial_and_does_not_hang_it(monkeypatch, caplog):
+    """Another process holds the kernel-cache lock for good (a frozen process on a hung node that shares /tmp):
+    compile_librosa_kernels waits KERNEL_LOCK_WAIT_S, warns, and imports without it."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from audiostyle.sweep import _trial
+
+    path = Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(_trial, "KERNEL_LOCK_WAIT_S", 1.0)
+        start = time.monotonic()
+        _trial.compile_librosa_kernels()
+        assert 1.0 <= time.monotonic() - start < 30
+        assert "held for 1 s" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+    caplog.clear()
+    _trial.compile_librosa_kernels()  # free again: taken at once, no warning
+    assert "held for" not in caplog.text

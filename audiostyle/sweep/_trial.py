@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 LIBROSA_KERNEL_MODULES = ("librosa.util.utils", "librosa.beat", "librosa.core.audio", "librosa.core.pitch")
 """librosa's modules whose numba gufuncs compile when imported and are cached beside them (the metrics use them)."""
+KERNEL_LOCK_WAIT_S = 120.0
+"""Longest wait for another process's kernel compilation (a first compile of all of them takes about 20 s here)."""
 
 
 def compile_librosa_kernels() -> None:
@@ -51,11 +53,29 @@ def compile_librosa_kernels() -> None:
     leave the two files from different processes, and every later load of that kernel then crashes its process
     (SIGSEGV in ``librosa.onset.onset_detect``, seen on a fresh clone's first ``make sweep``). Under the lock the
     first process compiles and writes both files, and the others load them complete.
+
+    A holder that never lets go (a process frozen on a node that hangs, where nodes share ``/tmp``) must not hang
+    every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial imports without the lock, with a warning.
     """
     with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        deadline = time.monotonic() + KERNEL_LOCK_WAIT_S
+        while not _try_lock(lock):  # released when the file closes
+            if time.monotonic() > deadline:
+                log.warning("librosa's kernel-cache lock %s has been held for %.0f s (by a hung process?): importing "
+                            "without it", lock.name, KERNEL_LOCK_WAIT_S)
+                break
+            time.sleep(0.2)
         for name in LIBROSA_KERNEL_MODULES:
             importlib.import_module(name)
+
+
+def _try_lock(lock: Any) -> bool:
+    """Take the exclusive ``flock`` of the open file ``lock`` if no other process holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
