@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ def compile_librosa_kernels() -> None:
 
     A holder that never lets go (a process frozen on a node that hangs, where nodes share ``/tmp``) must not hang
     every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial imports without the lock, with a warning.
+    A process that has imported them already (a reused trial actor) returns at once.
     """
+    if all(name in sys.modules for name in LIBROSA_KERNEL_MODULES):
+        return
     with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
         deadline = time.monotonic() + KERNEL_LOCK_WAIT_S
         while not _try_lock(lock):  # released when the file closes
