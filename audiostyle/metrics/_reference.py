@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from audiostyle import audio
 from audiostyle.data.cache import default_cache_dir
@@ -191,6 +192,10 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
         (:func:`audiostyle.data.cache.default_cache_dir`). Within one process the last :data:`MEMO_SIZE` references
         are also kept in memory (same hash, same object).
 
+    The fit runs its BLAS calls on one thread: summed in another order, the float32 feature sums of a 2-thread fit
+    differed in the last digits from a 1-thread one, and the whitening of the timbre space amplified that to 0.3 in
+    a matrix element, so two processes with other thread settings fitted (and cached) different references.
+
     Returns
     -------
     Reference
@@ -213,7 +218,8 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
             log.warning("ignoring unreadable metrics reference cache %s (%s)", path, exc)
     if ref is None:
-        ref = _fit_reference(dataset, digest)
+        with threadpool_limits(limits=1, user_api="blas"):  # bit-identical fits whatever the caller's thread count
+            ref = _fit_reference(dataset, digest)
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
