@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from audiostyle import methods, metrics, sweep  # noqa: E402
 from audiostyle.data.synth import demo_dataset  # noqa: E402
 from audiostyle.methods.base import TrialContext  # noqa: E402
-from audiostyle.sweep import _search  # noqa: E402
+from audiostyle.sweep import _schedule, _search  # noqa: E402
 
 methods.register("toy", "tests.toy_method:Toy")
 
@@ -51,11 +51,14 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 SEARCHERS = (
     ("TPE + ASHA, the sweep's defaults (grace a quarter of the budget)", {}),
-    ("TPE + ASHA, grace a fifth of the budget", {"grace": 0.20}),
+    ("TPE + ASHA, grace a ninth of the budget", {"grace": 1 / 9}),
+    ("TPE + ASHA, grace a ninth, a third of the grid's trials", {"grace": 1 / 9, "trials": 1 / 3}),
+    ("TPE + ASHA, grace a sixteenth, reduction factor 4", {"grace": 1 / 16, "rf": 4}),
 )
-"""The searcher settings set against the grid: label and ASHA's first rung as a fraction of the budget (``grace``,
-default the sweep's: a quarter; the trials report at every rung). Each runs a quarter of the grid's trials, once per
-seed."""
+"""The searcher settings set against the grid: label and how they differ from the sweep's defaults: ASHA's first
+rung as a fraction of the budget (``grace``, default a quarter; the trials report at every rung), its reduction
+factor (``rf``, default ``_schedule.REDUCTION_FACTOR``) and the trials as a fraction of the grid's (``trials``, default
+a quarter). Each runs once per seed."""
 
 STEPS_TARGET, GAP_TARGET = 0.15, 2.0
 """The search target (BENCHMARKS.md): within ``GAP_TARGET`` % of the grid's best headline with at most
@@ -105,14 +108,36 @@ def _sampler_seed(seed: int):
         _search._sampler = original
 
 
+@contextlib.contextmanager
+def _reduction_factor(rf: int):
+    """ASHA's reduction factor set to ``rf`` in the sweeps started while the block runs."""
+    original = _schedule.REDUCTION_FACTOR
+    _schedule.REDUCTION_FACTOR = rf
+    try:
+        yield
+    finally:
+        _schedule.REDUCTION_FACTOR = original
+
+
+def _rungs(grace: int, steps: int, rf: int) -> list[int]:
+    """The steps at which ASHA ranks a trial of ``steps`` steps whose first rung is ``grace`` (``_schedule``'s
+    rungs: ``grace · rf^k`` below its ``max_t`` of ``steps + 1``)."""
+    rungs = [grace]
+    while rungs[-1] * rf <= steps:
+        rungs.append(rungs[-1] * rf)
+    return rungs
+
+
 def _spread(values: list[float], fmt: str) -> str:
     """``mean (min–max)`` of ``values`` in ``fmt``."""
     return f"{np.mean(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
 
 
-def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds: int = 3) -> str:
+def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds: int = 3,
+                 warm_start: bool = True) -> str:
     """Hand grid vs Optuna + ASHA (each of :data:`SEARCHERS`, ``seeds`` seeds) on the shallow CNN demo task, on the
-    headline, in trial-steps and trial CPU-seconds; then the warm start's saving on a second direction."""
+    headline, in trial-steps and trial CPU-seconds; then (``warm_start``) the warm start's saving on a second
+    direction."""
     filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
     widths = (5, 11, 20) if quick else (5, 10, 15, 20, 25, 30)
     steps = 12 if quick else 100
@@ -127,23 +152,30 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
              "alpha": sweep.Float(1e-3, 1e-1, log=True)}
     samples = max(2, n_grid // 4)
 
-    def search(store: Path, grace: int, seed: int, **task) -> dict[str, float]:
+    def search(store: Path, grace: int, seed: int, trials: int = samples, rf: int = _schedule.REDUCTION_FACTOR,
+               **task) -> dict[str, float]:
         overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace, **task}
-        with _sampler_seed(seed):
+        with _sampler_seed(seed), _reduction_factor(rf):
             return _cost(sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(store),
-                                   samples=samples, search="tpe", scheduler="asha", grace_steps=grace, **common))
+                                   samples=trials, search="tpe", scheduler="asha", grace_steps=grace, **common))
 
     for i, (label, how) in enumerate(SEARCHERS):
         grace = max(1, round(steps * how.get("grace", 0.25)))
-        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed) for seed in range(seeds)]
+        trials, rf = max(2, round(n_grid * how.get("trials", 0.25))), how.get("rf", _schedule.REDUCTION_FACTOR)
+        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed, trials, rf) for seed in range(seeds)]
         gaps = [(grid["best"] - r["best"]) / abs(grid["best"]) * 100 for r in runs]
         met = sum(g <= GAP_TARGET and r["steps"] <= STEPS_TARGET * grid["steps"] for g, r in zip(gaps, runs))
-        rows.append([f"{label}: rungs {grace}, {grace * 3}", samples,
+        rows.append([f"{label}: rungs {', '.join(map(str, _rungs(grace, steps, rf)))}", trials,
                      *(_spread([r[k] / scale for r in runs], fmt) for k in ("steps", "cpu_s")
                        for scale, fmt in ((1, ".0f"), (grid[k], ".2f"))),
                      _spread([r["best"] for r in runs], ".4f"), _spread(gaps, "+.1f") + " %", f"{met} of {seeds}"])
     table = _table(["search", "trials", "trial-steps", "vs grid", "trial CPU-s", "vs grid", f"best {metrics.HEADLINE}",
                     "gap to the grid (negative = better)", "target met"], rows)
+    target = (f"Target: a gap of at most {GAP_TARGET:g} % with at most {STEPS_TARGET} of the grid's trial-steps, on at "
+              f"least 2 of 3 seeds. Spreads are min–max over the sampler's seeds 0–{seeds - 1} (the task, its data "
+              f"splits and pairs, fixed at the sweep's seed 0).")
+    if not warm_start:
+        return f"{table}\n\n{target}"
     # The warm start: a second direction, cold (an empty store) against warm (the store of the default arm's
     # sweep of the first direction, whose best configs then run first).
     grace = max(1, round(steps * 0.25))
@@ -158,12 +190,9 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
                             for r in (cold, warm)), *(f"{r['cpu_s']:.0f}" for r in (cold, warm))])
     warm_table = _table(["seed", "best, cold", "best, warm", f"trial-steps to within {GAP_TARGET:g} % of the better "
                          "best, cold", "… warm", "trial CPU-s, cold", "… warm"], warm_rows)
-    return (f"{table}\n\nTarget: a gap of at most {GAP_TARGET:g} % with at most {STEPS_TARGET} of the grid's "
-            f"trial-steps, on at least 2 of 3 seeds. Spreads are min–max over the sampler's seeds 0–{seeds - 1} "
-            f"(the task, its data splits and pairs, fixed at the sweep's seed 0).\n\n"
-            f"Warm start on a second direction ({' → '.join(WARM_DIRECTION)}, {samples} trials, the sweep's "
-            f"defaults): cold from an empty store, warm from the store of the default arm's sweep of the first "
-            f"direction with the same seed.\n\n{warm_table}")
+    return (f"{table}\n\n{target}\n\nWarm start on a second direction ({' → '.join(WARM_DIRECTION)}, {samples} "
+            f"trials, the sweep's defaults): cold from an empty store, warm from the store of the default arm's sweep "
+            f"of the first direction with the same seed.\n\n{warm_table}")
 
 
 def bench_overhead(work: Path, quick: bool) -> str:
@@ -250,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid-cache", type=Path, default=None,
                         help="search: the grid's best and trial-steps in this JSON file (read when it exists, else "
                              "measured and written): compare more searcher settings without running the grid again")
+    parser.add_argument("--no-warm", action="store_true", help="search: leave out the warm-start part")
     args = parser.parse_args(argv)
     import logging
 
@@ -263,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
               "other work shared the machine."]
     for name in args.only or list(PARTS):
         try:
-            options = {"grid_cache": args.grid_cache, "seeds": args.seeds} if name == "search" else {}
+            options = {"grid_cache": args.grid_cache, "seeds": args.seeds, "warm_start": not args.no_warm} if name == "search" else {}
             text = PARTS[name](work, args.quick, **options)
         except Exception as exc:  # noqa: BLE001 - report the part as not measured and go on
             text = f"not measured: {type(exc).__name__}: {exc}"
