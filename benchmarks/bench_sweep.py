@@ -50,15 +50,15 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 SEARCHERS = (
-    ("TPE + synchronous halving, grace a quarter of the budget", {"scheduler": "halving"}),
-    ("TPE + ASHA, the sweep's default, grace a quarter", {}),
-    ("TPE + synchronous halving, grace a ninth", {"scheduler": "halving", "grace": 1 / 9}),
+    ("the sweep's defaults: TPE + synchronous halving, grace a quarter of the budget", {}),
+    ("TPE + ASHA, grace a quarter", {"scheduler": "asha"}),
+    ("TPE + synchronous halving, grace a ninth", {"grace": 1 / 9}),
 )
 """The searcher settings set against the grid: label and how they differ from the sweep's defaults: the scheduler
 (``scheduler``, default the sweep's), its first rung as a fraction of the budget (``grace``, default a quarter; the
 trials report at every rung), its reduction factor (``rf``, default ``_schedule.REDUCTION_FACTOR``) and the trials as
 a fraction of the grid's (``trials``, default a quarter). Each runs once per seed; the first is the warm start's
-first direction, and the warm start runs under its scheduler."""
+first direction."""
 
 STEPS_TARGET, GAP_TARGET = 0.15, 2.0
 """The search target (BENCHMARKS.md): within ``GAP_TARGET`` % of the grid's best headline with at most
@@ -187,9 +187,8 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
     task = {"content_domain": WARM_DIRECTION[0], "style_domain": WARM_DIRECTION[1]}
     warm_rows = []
     for seed in range(seeds):
-        scheduler = SEARCHERS[0][1].get("scheduler")
-        cold = search(work / f"cold-seed{seed}", grace, seed, scheduler=scheduler, **task)
-        warm = search(work / f"optuna0-seed{seed}", grace, seed, scheduler=scheduler, **task)
+        cold = search(work / f"cold-seed{seed}", grace, seed, **task)
+        warm = search(work / f"optuna0-seed{seed}", grace, seed, **task)
         goal = max(cold["best"], warm["best"])
         warm_rows.append([seed, *(f"{r['best']:.4f}" for r in (cold, warm)),
                           *(r["to_best"] if r["best"] >= goal - abs(goal) * GAP_TARGET / 100 else "not reached"
@@ -197,8 +196,8 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
     warm_table = _table(["seed", "best, cold", "best, warm", f"trial-steps to within {GAP_TARGET:g} % of the better "
                          "best, cold", "… warm", "trial CPU-s, cold", "… warm"], warm_rows)
     return (f"{table}\n\n{target}\n\nWarm start on a second direction ({' → '.join(WARM_DIRECTION)}, {samples} "
-            f"trials, the first arm's settings): cold from an empty store, warm from the store of the first arm's "
-            f"sweep of the first direction with the same seed.\n\n{warm_table}")
+            f"trials, the sweep's defaults): cold from an empty store, warm from the store of the default arm's sweep "
+            f"of the first direction with the same seed.\n\n{warm_table}")
 
 
 def bench_overhead(work: Path, quick: bool) -> str:

@@ -25,7 +25,7 @@ from audiostyle.methods import Method
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
-from audiostyle.sweep._schedule import SCHEDULERS, report_cadence
+from audiostyle.sweep._schedule import DEFAULT_SCHEDULER, SCHEDULERS, report_cadence
 from audiostyle.sweep._search import SEARCHERS, population_size
 
 
@@ -44,9 +44,9 @@ class Settings:
     objectives). ``population``: NSGA-II's (a
     quarter of the trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
     ``objectives``: e.g. ``[("melody", "max"), ("timbre_dist", "min")]`` or ``"metric[:mode]"`` strings for a
-    Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA with several
-    objectives), ``"halving"`` (synchronous successive halving, one objective), ``"pbt"`` (mutates the continuous
-    fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
+    Pareto sweep (default the headline). ``scheduler``: ``"halving"`` (synchronous successive halving,
+    the default with one objective), ``"asha"`` (the default with several: Pareto ASHA), ``"pbt"`` (mutates the
+    continuous fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
     checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a multi-node cluster use ``s3://``
     or a shared path). ``smoke``: the small in-memory demo set with ``data="demo"``. ``max_failures``: Ray's
     retries of a trial lost to the platform (2); failures of the method itself are recorded, never retried.
@@ -267,7 +267,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     budget = int(getattr(base, "steps", 0) or 0)
     objectives = parse_objectives(settings.objectives, m.headline)
     search = settings.search or ("nsga2" if len(objectives) > 1 else "tpe")
-    scheduler = settings.scheduler or "asha"
+    scheduler = settings.scheduler or (DEFAULT_SCHEDULER if len(objectives) == 1 else "asha")
     check_choice("search", search, SEARCHERS)
     check_choice("scheduler", scheduler, SCHEDULERS)
     if scheduler == "halving" and len(objectives) > 1:
