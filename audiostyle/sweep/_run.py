@@ -250,13 +250,11 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float, 
         ProgressCallback(plan.headline, plan.samples, functools.partial(status_of, budget_steps=plan.budget_steps)),
         ResourceWaitCallback(plan.cpus_per_trial, plan.gpus_per_trial, wait_warning_s),
     ]
-    scheduler = make_scheduler(plan)
     return tune.Tuner(
         trainable,
         param_space=to_tune(plan.space) if plan.scheduler == "pbt" else None,
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plan, screen, getattr(scheduler, "parked", None)), scheduler=scheduler,
-            num_samples=plan.samples,
+            search_alg=make_searcher(plan, screen), scheduler=make_scheduler(plan), num_samples=plan.samples,
             reuse_actors=True, trial_name_creator=name_trial, trial_dirname_creator=name_trial,
         ),
         run_config=tune.RunConfig(
