@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Benchmarks of the sweep engine, printed as markdown tables (and written with --out).
 
-1. search   the shallow CNN's hand grid (filters × widths at alpha 0.006, full budget each) against Optuna +
-            ASHA (filters × widths × alpha) with a fraction of the grid's trials, for each searcher setting of
+1. search   the shallow CNN's hand grid (filters × widths at alpha 0.006, full budget each) against Optuna and
+            a scheduler (filters × widths × alpha) with a fraction of the grid's trials, for each searcher setting of
             SEARCHERS on ``--seeds`` seeds (target, BENCHMARKS.md: within 2 % of the grid's best headline with
             ≤ 15 % of its trial-steps), in trial-steps and trial CPU-seconds; then the warm start (the store's
             best configs of the first direction run first) against a cold sweep on a second direction.
@@ -50,15 +50,15 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 SEARCHERS = (
-    ("TPE + ASHA, the sweep's defaults (grace a quarter of the budget)", {}),
-    ("TPE + ASHA, grace a ninth of the budget", {"grace": 1 / 9}),
-    ("TPE + ASHA, grace a ninth, a third of the grid's trials", {"grace": 1 / 9, "trials": 1 / 3}),
-    ("TPE + ASHA, grace a sixteenth, reduction factor 4", {"grace": 1 / 16, "rf": 4}),
+    ("the sweep's defaults: TPE + synchronous halving, grace a quarter of the budget", {}),
+    ("TPE + ASHA, grace a quarter", {"scheduler": "asha"}),
+    ("TPE + synchronous halving, grace a ninth", {"grace": 1 / 9}),
 )
-"""The searcher settings set against the grid: label and how they differ from the sweep's defaults: ASHA's first
-rung as a fraction of the budget (``grace``, default a quarter; the trials report at every rung), its reduction
-factor (``rf``, default ``_schedule.REDUCTION_FACTOR``) and the trials as a fraction of the grid's (``trials``, default
-a quarter). Each runs once per seed."""
+"""The searcher settings set against the grid: label and how they differ from the sweep's defaults: the scheduler
+(``scheduler``, default the sweep's), its first rung as a fraction of the budget (``grace``, default a quarter; the
+trials report at every rung), its reduction factor (``rf``, default ``_schedule.REDUCTION_FACTOR``) and the trials as
+a fraction of the grid's (``trials``, default a quarter). Each runs once per seed; the first is the warm start's
+first direction."""
 
 STEPS_TARGET, GAP_TARGET = 0.15, 2.0
 """The search target (BENCHMARKS.md): within ``GAP_TARGET`` % of the grid's best headline with at most
@@ -70,13 +70,15 @@ WARM_DIRECTION = ("flute", "guitar")
 
 def _cost(result) -> dict[str, float]:
     """A sweep's best headline, trial-steps and trial CPU-seconds (the sum of its trials' wall seconds: each holds
-    one CPU), and the trial-steps it spent until its first trial within :data:`GAP_TARGET` % of its best."""
+    one CPU), its wall seconds (first trial's start to last trial's end: what waits at rungs cost), and the
+    trial-steps it spent until its first trial within :data:`GAP_TARGET` % of its best."""
     trials = result.trials.sort_values("ended_at")
     column = f"metric.{metrics.HEADLINE}"
     best = float(trials[column].max()) if len(trials) else float("nan")
     near = np.flatnonzero(trials[column].to_numpy() >= best - abs(best) * GAP_TARGET / 100)
     spent = trials["steps"].cumsum().to_numpy()
-    return {"best": best, "steps": int(trials["steps"].sum()), "cpu_s": float(trials["wall_s"].sum()),
+    wall = (trials["ended_at"].max() - trials["started_at"].min()).total_seconds() if len(trials) else float("nan")
+    return {"best": best, "steps": int(trials["steps"].sum()), "cpu_s": float(trials["wall_s"].sum()), "wall_s": wall,
             "to_best": int(spent[near[0]]) if len(near) else -1}
 
 
@@ -119,15 +121,6 @@ def _reduction_factor(rf: int):
         _schedule.REDUCTION_FACTOR = original
 
 
-def _rungs(grace: int, steps: int, rf: int) -> list[int]:
-    """The steps at which ASHA ranks a trial of ``steps`` steps whose first rung is ``grace`` (``_schedule``'s
-    rungs: ``grace · rf^k`` below its ``max_t`` of ``steps + 1``)."""
-    rungs = [grace]
-    while rungs[-1] * rf <= steps:
-        rungs.append(rungs[-1] * rf)
-    return rungs
-
-
 def _spread(values: list[float], fmt: str) -> str:
     """``mean (min–max)`` of ``values`` in ``fmt``."""
     return f"{np.mean(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
@@ -135,7 +128,7 @@ def _spread(values: list[float], fmt: str) -> str:
 
 def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds: int = 3,
                  warm_start: bool = True) -> str:
-    """Hand grid vs Optuna + ASHA (each of :data:`SEARCHERS`, ``seeds`` seeds) on the shallow CNN demo task, on the
+    """Hand grid vs Optuna + a scheduler (each of :data:`SEARCHERS`, ``seeds`` seeds) on the shallow CNN demo task, on the
     headline, in trial-steps and trial CPU-seconds; then (``warm_start``) the warm start's saving on a second
     direction."""
     filters = (128, 512, 2048) if quick else (128, 256, 512, 1024, 2048, 4096)
@@ -147,31 +140,43 @@ def bench_search(work: Path, quick: bool, grid_cache: Path | None = None, seeds:
     n_grid = len(filters) * len(widths)
     grid = _grid(work, filters, widths, fixed, common, grid_cache)
     rows = [[f"hand grid {len(filters)}×{len(widths)}, alpha 0.006", n_grid, grid["steps"], "1.00",
-             f"{grid['cpu_s']:.0f}", "1.00", f"{grid['best']:.4f}", "", ""]]
+             f"{grid['cpu_s']:.0f}", "1.00", "", f"{grid['best']:.4f}", "", "", ""]]
+    seed_rows = []
     space = {"filters": sweep.Choice(filters), "width": sweep.Choice(widths),
              "alpha": sweep.Float(1e-3, 1e-1, log=True)}
     samples = max(2, n_grid // 4)
 
     def search(store: Path, grace: int, seed: int, trials: int = samples, rf: int = _schedule.REDUCTION_FACTOR,
-               **task) -> dict[str, float]:
+               scheduler: str | None = None, **task) -> dict[str, float]:
         overrides = {**{k: v for k, v in fixed.items() if k != "alpha"}, "report_every": grace, **task}
         with _sampler_seed(seed), _reduction_factor(rf):
             return _cost(sweep.run("shallow_cnn", space=space, overrides=overrides, store=str(store),
-                                   samples=trials, search="tpe", scheduler="asha", grace_steps=grace, **common))
+                                   samples=trials, search="tpe", scheduler=scheduler, grace_steps=grace, **common))
 
     for i, (label, how) in enumerate(SEARCHERS):
         grace = max(1, round(steps * how.get("grace", 0.25)))
         trials, rf = max(2, round(n_grid * how.get("trials", 0.25))), how.get("rf", _schedule.REDUCTION_FACTOR)
-        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed, trials, rf) for seed in range(seeds)]
+        runs = [search(work / f"optuna{i}-seed{seed}", grace, seed, trials, rf, how.get("scheduler"))
+                for seed in range(seeds)]
         gaps = [(grid["best"] - r["best"]) / abs(grid["best"]) * 100 for r in runs]
-        met = sum(g <= GAP_TARGET and r["steps"] <= STEPS_TARGET * grid["steps"] for g, r in zip(gaps, runs))
-        rows.append([f"{label}: rungs {', '.join(map(str, _rungs(grace, steps, rf)))}", trials,
+        met = {k: [g <= GAP_TARGET and r[k] <= STEPS_TARGET * grid[k] for g, r in zip(gaps, runs)]
+               for k in ("steps", "cpu_s")}
+        seed_rows += [[label if seed == 0 else "", seed, f"{r['best']:.4f}", f"{gap:+.1f} %",
+                       f"{r['steps'] / grid['steps']:.3f}", f"{r['cpu_s'] / grid['cpu_s']:.3f}",
+                       *("yes" if met[k][seed] else "no" for k in ("steps", "cpu_s"))]
+                      for seed, (r, gap) in enumerate(zip(runs, gaps))]
+        rows.append([f"{label}: rungs {', '.join(map(str, _schedule.rung_marks(grace, steps + 1, rf)))}", trials,
                      *(_spread([r[k] / scale for r in runs], fmt) for k in ("steps", "cpu_s")
                        for scale, fmt in ((1, ".0f"), (grid[k], ".2f"))),
-                     _spread([r["best"] for r in runs], ".4f"), _spread(gaps, "+.1f") + " %", f"{met} of {seeds}"])
-    table = _table(["search", "trials", "trial-steps", "vs grid", "trial CPU-s", "vs grid", f"best {metrics.HEADLINE}",
-                    "gap to the grid (negative = better)", "target met"], rows)
-    target = (f"Target: a gap of at most {GAP_TARGET:g} % with at most {STEPS_TARGET} of the grid's trial-steps, on at "
+                     _spread([r["wall_s"] for r in runs], ".0f"), _spread([r["best"] for r in runs], ".4f"), _spread(gaps, "+.1f") + " %",
+                     *(f"{sum(met[k])} of {seeds}" for k in ("steps", "cpu_s"))])
+    table = _table(["search", "trials", "trial-steps", "vs grid", "trial CPU-s", "vs grid", "sweep wall s",
+                    f"best {metrics.HEADLINE}",
+                    "gap to the grid (negative = better)", "target met in trial-steps", "… in CPU-s"], rows)
+    table += "\n\nPer seed:\n\n" + _table(["search", "seed", "best", "gap", "trial-steps / grid", "CPU-s / grid",
+                                             "met in trial-steps", "met in CPU-s"], seed_rows)
+    target = (f"Target: a gap of at most {GAP_TARGET:g} % with at most {STEPS_TARGET} of the grid's trial-steps (and "
+              f"of its CPU-seconds), on at "
               f"least 2 of 3 seeds. Spreads are min–max over the sampler's seeds 0–{seeds - 1} (the task, its data "
               f"splits and pairs, fixed at the sweep's seed 0).")
     if not warm_start:

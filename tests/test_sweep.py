@@ -536,3 +536,11 @@ def test_a_trial_stopped_at_its_last_report_is_finished_and_short_budgets_report
     assert cnn.overrides["report_every"] == 40 // MIN_REPORTS  # its default (50) would report once, at the end
     trained = sweep._plan.new_plan("cyclegan", sweep._plan.Settings(steps=1000), str(tmp_path))
     assert (trained.overrides["report_every"], trained.overrides["checkpoint_every"]) == (250, 250)
+    # halving pauses a trial at the report that reaches a rung: every report is a checkpoint to resume from
+    asha = sweep._plan.new_plan("spec_gan", sweep._plan.Settings(scheduler="asha"), str(tmp_path))  # saves every 1000
+    assert "checkpoint_every" not in asha.overrides
+    halving = sweep._plan.new_plan("spec_gan", sweep._plan.Settings(scheduler="halving"), str(tmp_path))
+    assert halving.overrides["checkpoint_every"] == 200 and "report_every" not in halving.overrides
+    with pytest.raises(AudiostyleError, match="scheduler='halving' ranks trials on one objective"):
+        sweep._plan.new_plan("toy", sweep._plan.Settings(scheduler="halving", objectives=["melody:max",
+                                                                                           "timbre_dist:min"]), str(tmp_path))

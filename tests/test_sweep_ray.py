@@ -140,6 +140,44 @@ def test_trials_one_at_a_time_never_meet(tmp_path: Path, ray_session: None) -> N
     assert len(result.trials) == 2 and ray.get(meeting.most_inside.remote()) == 1
 
 
+RISING = [{"x": x, "y": 5, "kind": "a"} for x in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.35)]
+"""Configs in rising order of quality (the toy's best-known config, better still, runs after them)."""
+
+
+@pytest.mark.parametrize("scheduler", ["asha", "halving"])
+def test_halving_promotes_by_score_where_asha_passes_draws_that_arrive_in_rising_order(
+    scheduler: str, tmp_path: Path, ray_session: None
+) -> None:
+    """One trial at a time, each better than every one before it: asynchronous ASHA meets each at a rung with only
+    worse trials recorded and lets all nine run their budget; synchronous halving waits for the nine at the first
+    rung (steps 2 of 8), lets the best three go on to the second (step 6) and the best one finish."""
+    result = toy_sweep(tmp_path, samples=len(RISING) + 1, max_concurrent=1, points=RISING, scheduler=scheduler,
+                       search="random", overrides={"sleep_s": 0.02})
+    trials = result.trials.sort_values("metric.transfer_score")
+    assert len(trials) == 9 and trials["trial_id"].is_unique
+    if scheduler == "asha":
+        assert list(trials["status"]) == ["finished"] * 9 and trials["steps"].sum() == 72
+        return
+    # every CPU comes back (placement groups are removed asynchronously, in well under a second): with reused
+    # actors one CPU stayed allocated after the sweep, with no actor or placement group alive, and the next
+    # sweep in the session found one CPU short
+    deadline = time.monotonic() + 10
+    while ray.available_resources().get("CPU") != ray.cluster_resources()["CPU"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]
+    assert list(trials["steps"]) == [2] * 6 + [6] * 2 + [8]
+    assert list(trials["status"]) == ["stopped"] * 8 + ["finished"]
+    assert (trials["config.x"].iloc[-1], trials["config.kind"].iloc[-1]) == (0.3, "b")
+    # a trial stopped while it waited at a rung keeps the metrics it reached there, and Optuna learnt it as pruned
+    stopped = trials[trials["status"] == "stopped"]
+    np.testing.assert_allclose(stopped["metric.transfer_score"],
+                               [quality(ToyConfig(x=x, y=5)) * s / 8 for x, s in zip(stopped["config.x"], stopped["steps"])])
+    study = optuna.load_study(study_name=result.sweep_id, storage=journal_storage(result.store))
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE"] + ["PRUNED"] * 8
+    assert [t.value for t in study.trials if t.state.name == "COMPLETE"] == [pytest.approx(quality(ToyConfig(0.3, 5, "b")))]
+
+
 def test_a_ray_snapshot_of_no_trials_is_not_restored(tmp_path: Path, ray_session: None) -> None:
     """A driver stopped while Ray starts can leave a snapshot with no trials, whose restore Ray fails ("Failed to
     restore the run state") and then runs one trial: ``--resume`` must start such a sweep again from its plan."""
@@ -410,6 +448,34 @@ def test_a_sweep_stopped_by_sigterm_then_sigkill_finishes_in_a_copy_of_its_store
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav")[0], sf.read(content)[0] * best_x, atol=1e-6)
 
 
+def test_a_halving_sweep_killed_after_its_first_rung_resumes_to_one_row_per_trial(tmp_path: Path) -> None:
+    """The driver of a halving sweep is SIGKILLed once the first rung is decided (the losers' rows are written,
+    the winners run or wait at the next rung); its scheduler's records die with it. The resumed sweep does not
+    hang on a rung that lost its records: one row and one closed Optuna trial per sample. A trial stopped after
+    Ray's last snapshot comes back paused and is ranked again at its rung; its row is replaced, never added."""
+    store = tmp_path / "store"
+    args = ["--name", "halving", "--samples", "6", "--max-concurrent", "2", "--set", "sleep_s=0.3",
+            "--scheduler", "halving", "--search", "random"]
+    env = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    logs = [tmp_path / f"driver{i}.log" for i in range(2)]
+    first = toy_cli(logs[0], "--store", str(store), *args, env=env, start_new_session=True)
+    wait_for_rows(Store(str(store)), 1, first, logs[0])
+    before = Store(str(store)).trials("toy")
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and its local Ray
+    first.wait()
+    assert set(before["status"]) == {"stopped"} and set(before["steps"]) == {2}, before[["status", "steps"]]
+    second = toy_cli(logs[1], "--store", str(store), *args, "--resume", env=env)
+    assert second.wait(timeout=300) == 0, logs[1].read_text()[-4000:]
+
+    after = Store(str(store)).trials("toy")
+    assert len(after) == 6 and after["trial_id"].is_unique, after[["trial_id", "status", "steps"]]
+    assert (after["status"] == "finished").sum() >= 1 and (after[after["status"] == "stopped"]["steps"] < 8).all()
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    assert (kept["steps"].to_numpy() >= before["steps"].to_numpy()).all()
+    states = [t.state.name for t in study_trials(str(store), "halving")]
+    assert len(states) == 6 and set(states) <= {"COMPLETE", "PRUNED"} and "COMPLETE" in states
+
+
 def test_a_store_synced_to_s3_and_back_and_one_moved_each_resume_on_their_own(s3_bucket: str, tmp_path: Path) -> None:
     """A sweep stopped by SIGTERM; its store synced to the S3 server and back into a new folder (as ``aws s3 sync``
     would), and the original moved elsewhere. Each resumes to the full sweep, writing only to itself: the
@@ -478,6 +544,35 @@ def test_a_trial_past_its_time_budget_is_stopped_and_pruned_with_its_last_metric
         history = store.history("toy", result.sweep_id, row["trial_id"])
         assert row["metric.transfer_score"] == pytest.approx(history["metric.transfer_score"].iloc[-1])
     assert {t.state.name for t in saved_study(result.experiment_path).trials} == {"PRUNED"}
+
+
+def test_with_a_trial_budget_halving_ranks_trials_after_the_same_seconds_not_the_same_steps(
+    tmp_path: Path, ray_session: None
+) -> None:
+    """Three configs with the best score per step but steps 15× as costly (0.3 s) against three cheap ones (0.02 s):
+    rungs in seconds (a quarter of the 12 s budget, then three quarters) rank the trials on what they reached in the
+    same running time, so the costly ones stop at the first rung with a few steps done and the two trials promoted
+    past it (a third of six) are cheap ones."""
+    slow = [{"x": x, "sleep_s": 0.3} for x in (0.30, 0.31, 0.32)]
+    fast = [{"x": x, "sleep_s": 0.02} for x in (0.45, 0.46, 0.47)]
+    result = toy_sweep(tmp_path, samples=6, points=slow + fast, scheduler="halving", search="random",
+                       trial_budget_s=12.0, overrides={"y": 5, "kind": "a", "steps": 300, "report_every": 5},
+                       space={"x": sweep.Float(0.0, 1.0), "sleep_s": sweep.Choice((0.02, 0.3))})
+    trials = result.trials.set_index("config.sleep_s")
+    assert len(trials) == 6
+    costly, cheap = trials.loc[[0.3]], trials.loc[[0.02]]
+    assert set(costly["status"]) == {"stopped"} and (costly["steps"] <= 15).all(), costly[["steps", "status"]]
+    assert (cheap["steps"] > costly["steps"].max()).all()
+    # the clock is the training seconds, carried over each pause and restore in a fresh process (never reset, and
+    # never charged the process start: Ray's time_total_s, which is, runs ahead of it). A report made after the
+    # pause was decided is replayed from the checkpoint: the replay's value is the one that counts
+    for results in ray_results(result.experiment_path).values():
+        by_step = {r["step"]: r["trial.train_s"] for r in results}
+        assert [by_step[s] for s in sorted(by_step)] == sorted(by_step.values())
+        assert results[-1]["trial.train_s"] < results[-1]["time_total_s"]
+    assert set(trials.sort_values("steps").index[-2:]) == {0.02}  # the two that went on are cheap
+    # ranked on steps, the costly configs would have won: at any equal step their score is the higher
+    assert quality(ToyConfig(x=0.32, y=5)) > quality(ToyConfig(x=0.45, y=5))
 
 
 def test_a_new_sweep_starts_from_the_best_configs_of_earlier_sweeps_in_the_store(tmp_path: Path,

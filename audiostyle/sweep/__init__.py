@@ -16,7 +16,7 @@ them); :func:`journal_storage` and :func:`artifact_store` open a store's Optuna 
 ``_prepare``   the dataset and ``method.prepare``, once, through the feature cache
 ``_search``    searchers (Optuna TPE / NSGA-II / random; failed trials are failed for Optuna)
 ``_screen``    proposals that cannot run on the data or cost over 10x the space's median, never launched
-``_schedule``  schedulers (ASHA, Pareto ASHA, PBT on the continuous fields)
+``_schedule``  schedulers (synchronous halving, ASHA, Pareto ASHA, PBT on the continuous fields)
 ``_trial``     the trainable: one trial of a method on a Ray worker
 ``_gpu``       a trial's device and GPU memory cap; GPU failures that are the platform's
 ``_shared``    on a cluster, refuse a local store or storage the trial nodes do not share

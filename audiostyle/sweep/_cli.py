@@ -117,8 +117,9 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     p.add_argument("--max-concurrent", type=int, default=budget.max_concurrent, help="trials at once (default: what the cluster holds)")
     p.add_argument("--search", choices=SEARCHERS, default=None, help="Optuna sampler (default tpe; nsga2 with --pareto)")
     p.add_argument("--population", type=int, default=None, help="NSGA-II population (default a quarter of the trials, 2 to 50)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="early stopping (default asha: on the headline, "
-                   "or on the non-dominated rank with --pareto); pbt mutates learning rates and loss weights")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="early stopping (default halving: synchronous successive "
+                   "halving on the headline, trials wait at each rung for the others; asha with --pareto: the "
+                   "non-dominated rank); asha: asynchronous, no waits; pbt mutates learning rates and loss weights")
     p.add_argument("--pareto", action="store_true", help="multi-objective: melody (max) vs timbre_dist (min), NSGA-II")
     p.add_argument("--config", default=None, metavar="FILE", help="a YAML/JSON config (e.g. from `audiostyle.best --export`): its searched fields are the first trial, the rest are fixed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a config value, parsed by the field's type (repeatable)")
@@ -134,8 +135,8 @@ def build_parser(description: str, budget: Budget, variants: Mapping[str, str] |
     p.add_argument("--smoke", action="store_true", help="tiny sweep: few trials and steps, on the small demo set unless --data is given (about a minute here)")
     p.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None, help="do not start "
                    "from the best configs of the method's earlier sweeps in --store (by default they run first)")
-    p.add_argument("--trial-budget", type=float, default=None, metavar="SECONDS", help="running seconds a trial may "
-                   "take: one past it is stopped, kept with its last metrics and told to Optuna as pruned (default: no limit)")
+    p.add_argument("--trial-budget", type=float, default=None, metavar="SECONDS", help="seconds a trial may "
+                   "spend in its method (start-up left out): one past it is stopped, kept with its last metrics and told to Optuna as pruned (default: no limit)")
     p.add_argument("--max-failures", type=int, default=None, help="retries of a trial lost to a node failure (default 2)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard with a local Ray")
     p.add_argument("--top", type=int, default=5, help="rows in the final summary")

@@ -31,6 +31,10 @@ ERROR = "trial.error"
 RESTORED_FROM = "trial.restored_from"
 TIME_TOTAL = "time_total_s"
 """Ray Tune's running time of a trial, summed over restores."""
+TRAIN_SECONDS = "trial.train_s"
+"""Seconds a trial has spent in its method (training and evaluation), summed over restores; what Ray Tune's
+``time_total_s`` adds (a fresh process, imports, kernel loading, restoring) left out. The clock of ``--trial-budget``
+and of rungs in seconds, so that a trial restored in a new process is not charged its start-up again."""
 TIME_THIS_ITER = "time_this_iter_s"
 RAY_TRIAL_ID = "ray_trial_id"
 """The user attribute of a sweep's Optuna trial naming its Ray trial (the store row's ``trial_id``)."""

@@ -25,7 +25,7 @@ from audiostyle.methods import Method
 from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
-from audiostyle.sweep._schedule import SCHEDULERS, report_cadence
+from audiostyle.sweep._schedule import DEFAULT_SCHEDULER, SCHEDULERS, report_cadence
 from audiostyle.sweep._search import SEARCHERS, population_size
 
 
@@ -37,20 +37,22 @@ class Settings:
     ``space``: ``{config_field: Float|Int|Choice}``, default the method's ``default_space()``; fields in
     ``overrides`` are not searched. ``overrides``: config values fixed for every trial. ``data``: ``"demo"``
     (default), a dataset path or ``s3://`` URL, or an ``AudioDataset``. ``samples``: trials (16). ``steps``: step
-    budget per trial (the config's ``steps``; must agree with ``overrides``). ``grace_steps``: ASHA's first rung /
-    PBT's perturbation interval (a quarter of the budget). ``max_concurrent``: trials at once (what the cluster
+    budget per trial (the config's ``steps``; must agree with ``overrides``). ``grace_steps``: the first rung of
+    halving or ASHA / PBT's perturbation interval (a quarter of the budget). ``max_concurrent``: trials at once (what the cluster
     holds). ``cpus_per_trial`` (1), ``gpus_per_trial`` (0 to 1; 0.25 lets four trials share a GPU, each capped at a
     quarter of its memory). ``search``: ``"tpe"``, ``"nsga2"`` or ``"random"`` (TPE; NSGA-II with several
     objectives). ``population``: NSGA-II's (a
     quarter of the trials, 2 to 50). ``points``: configs to try first, before the method's ``best_known()``.
     ``objectives``: e.g. ``[("melody", "max"), ("timbre_dist", "min")]`` or ``"metric[:mode]"`` strings for a
-    Pareto sweep (default the headline). ``scheduler``: ``"asha"`` (default; Pareto ASHA with several
-    objectives), ``"pbt"`` (mutates the continuous fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
+    Pareto sweep (default the headline). ``scheduler``: ``"halving"`` (synchronous successive halving,
+    the default with one objective), ``"asha"`` (the default with several: Pareto ASHA), ``"pbt"`` (mutates the
+    continuous fields only) or ``"none"``. ``seed`` (0). ``storage``: Ray's
     checkpoints and experiment state, local or ``s3://`` (``<store>/_ray``; on a multi-node cluster use ``s3://``
     or a shared path). ``smoke``: the small in-memory demo set with ``data="demo"``. ``max_failures``: Ray's
     retries of a trial lost to the platform (2); failures of the method itself are recorded, never retried.
-    ``trial_budget_s``: seconds of running time a trial may take (None: no limit); one past it is stopped and
-    recorded as stopped (pruned for Optuna) with its last metrics. ``warm_start`` (True): the best configs of the
+    ``trial_budget_s``: seconds a trial may spend in its method (``trial.train_s``; None: no limit); one past it is
+    stopped and recorded as stopped (pruned for Optuna) with its last metrics; the scheduler's rungs are then in seconds
+    (:func:`audiostyle.sweep._schedule.rung_clock`). ``warm_start`` (True): the best configs of the
     method's earlier sweeps in the store run first (:func:`warm_points`), after ``points``, before ``best_known()``.
     """
 
@@ -90,11 +92,11 @@ class Plan:
     objectives : list of Objective
         What the searcher optimises; the first ranks the trials. ``headline`` is the method's.
     search, scheduler : str
-        Optuna sampler (``tpe``, ``nsga2``, ``random``) and early stopping (``asha``, ``pbt``, ``none``).
+        Optuna sampler (``tpe``, ``nsga2``, ``random``) and early stopping (``halving``, ``asha``, ``pbt``, ``none``).
     samples, seed, population : int
         Trials, the seed of the sampler and the trials, NSGA-II's population (None: sized to ``samples``).
     budget_steps, grace_steps : int
-        Steps per trial; ASHA's first rung and PBT's perturbation interval.
+        Steps per trial; the first rung of halving or ASHA and PBT's perturbation interval.
     cpus_per_trial, gpus_per_trial : float
     max_concurrent : int or None
         Trials at once (None until Ray is connected: what the cluster holds).
@@ -263,12 +265,15 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
     overrides = fixed_values(settings, m)
     base = m.make_config(overrides)
     budget = int(getattr(base, "steps", 0) or 0)
-    overrides.update(report_cadence(base, budget, overrides))
     objectives = parse_objectives(settings.objectives, m.headline)
     search = settings.search or ("nsga2" if len(objectives) > 1 else "tpe")
-    scheduler = settings.scheduler or "asha"
+    scheduler = settings.scheduler or (DEFAULT_SCHEDULER if len(objectives) == 1 else "asha")
     check_choice("search", search, SEARCHERS)
     check_choice("scheduler", scheduler, SCHEDULERS)
+    if scheduler == "halving" and len(objectives) > 1:
+        raise AudiostyleError("scheduler='halving' ranks trials on one objective and --pareto gives "
+                              f"{len(objectives)}: use scheduler='asha' (Pareto ASHA) with --pareto.")
+    overrides.update(report_cadence(base, budget, overrides, scheduler))
     samples = 16 if settings.samples is None else int(settings.samples)
     if scheduler != "none" and budget < 1:
         raise AudiostyleError(f"{method}: its config has no 'steps' budget, so {scheduler} cannot schedule: use scheduler='none'.")

@@ -49,7 +49,7 @@ from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import DEFAULT_ROOT, Store
 from audiostyle.sweep._console import quiet_env, worker_env
-from audiostyle.sweep._keys import TIME_TOTAL
+from audiostyle.sweep._keys import TRAIN_SECONDS
 from audiostyle.sweep._plan import Plan, Settings, check_new_name, new_plan, resumed_plan
 from audiostyle.sweep._prepare import Prepared, load_data, prepare_data
 from audiostyle.sweep._ray import connect, fit_concurrency, storage
@@ -235,7 +235,7 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float, 
     from audiostyle.sweep._callback import StoreCallback, status_of
     from audiostyle.sweep._console import ProgressCallback
     from audiostyle.sweep._monitor import monitor_callback, progress_reporter, trial_name_creator
-    from audiostyle.sweep._schedule import make_scheduler
+    from audiostyle.sweep._schedule import make_scheduler, reuses_actors
     from audiostyle.sweep._search import make_searcher, to_tune
     from audiostyle.sweep._wait import ResourceWaitCallback
 
@@ -250,19 +250,21 @@ def _new_tuner(plan: Plan, trainable: Any, verbose: int, wait_warning_s: float, 
         ProgressCallback(plan.headline, plan.samples, functools.partial(status_of, budget_steps=plan.budget_steps)),
         ResourceWaitCallback(plan.cpus_per_trial, plan.gpus_per_trial, wait_warning_s),
     ]
+    scheduler = make_scheduler(plan)
     return tune.Tuner(
         trainable,
         param_space=to_tune(plan.space) if plan.scheduler == "pbt" else None,
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plan, screen), scheduler=make_scheduler(plan), num_samples=plan.samples,
-            reuse_actors=True, trial_name_creator=name_trial, trial_dirname_creator=name_trial,
+            search_alg=make_searcher(plan, screen, getattr(scheduler, "parked", None)), scheduler=scheduler,
+            num_samples=plan.samples,
+            reuse_actors=reuses_actors(plan.scheduler), trial_name_creator=name_trial, trial_dirname_creator=name_trial,
         ),
         run_config=tune.RunConfig(
             name=plan.sweep_id,
             storage_path=storage_path,
             storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-            stop={TIME_TOTAL: plan.trial_budget_s} if plan.trial_budget_s else None,
+            stop={TRAIN_SECONDS: plan.trial_budget_s} if plan.trial_budget_s else None,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None if plan.scheduler == "pbt" else 2),
             callbacks=callbacks,
             progress_reporter=progress_reporter(plan.objectives, plan.headline, list(plan.space)),

@@ -8,6 +8,13 @@
     :class:`ParetoASHA`: asynchronous successive halving that ranks the trials at each rung by non-dominated
     rank over all the objectives (in the spirit of Syne Tune's MOASHA), so a trial on the Pareto front is never
     stopped for a poor scalar headline.
+``halving``, one objective
+    :class:`SyncHalving`: synchronous successive halving. A trial that reaches a rung waits there, paused with its
+    state checkpointed, until every trial that can reach the rung has; then the best ``1 / reduction_factor``
+    continue and the rest stop. Which trials continue depends on the scores only, never on the order the trials
+    arrive in (asynchronous ASHA passes a trial that beats the trials that reached the rung *before* it, so draws
+    that arrive in rising order all run their whole budget). The price: a pause and a restore per rung, and a
+    wait at each rung for its slowest trial.
 ``pbt``
     Ray Tune's ``PopulationBasedTraining``, mutating only the fields a checkpoint survives
     (:func:`pbt_mutations`). Synchronous: at every ``grace`` steps the whole population is ranked at the same
@@ -19,7 +26,8 @@
     Every trial runs its whole budget.
 
 The rungs sit at ``grace · 3^k`` steps; ``max_t`` is one past the budget, as ASHA would otherwise stop every
-trial at its last report, before the trial's final result (status, final metrics, artifacts) arrives.
+trial at its last report, before the trial's final result (status, final metrics, artifacts) arrives. With a
+``--trial-budget`` they sit at the same fractions of the trial's seconds instead (:func:`rung_clock`).
 """
 
 from __future__ import annotations
@@ -30,34 +38,53 @@ import random
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.utils import flatten_dict
 
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.space import Float, Int, Space
-from audiostyle.sweep._keys import STEP, tracked
+from audiostyle.sweep._keys import FINAL, METRICS, STEP, TRACKED, TRAIN_SECONDS, tracked
 
-SCHEDULERS = ("asha", "pbt", "none")
+SCHEDULERS = ("asha", "halving", "pbt", "none")
+DEFAULT_SCHEDULER = "halving"
+"""The scheduler of a sweep on one objective unless asked otherwise (several objectives: ``asha``, its Pareto
+form): in ``benchmarks/results/sweep.md`` it reaches the search target on 2 of 3 seeds, in trial-steps and in
+CPU-seconds, where ASHA does on none in trial-steps."""
+ACTOR_REUSE_LEAKS = ("halving",)
+"""Schedulers under which Ray Tune's actor reuse holds back CPUs after the sweep: a 9-trial halving sweep on 2 CPUs
+returned with 1 CPU still allocated for several seconds (no actor or placement group alive), so the next sweep in
+the same Ray session found too few. PBT pauses too and gives them back at once. Such sweeps start a fresh actor per
+trial (:func:`reuses_actors`)."""
 REDUCTION_FACTOR = 3
 MIN_REPORTS = 4
 """Reports a trial makes over its step budget at least, unless the user fixed its cadence: with fewer, ASHA meets
 a trial at its last report only and can stop nothing early (:func:`report_cadence`)."""
 
 
-def report_cadence(config: Any, budget: int, fixed: Mapping[str, Any]) -> dict[str, int]:
+def report_cadence(config: Any, budget: int, fixed: Mapping[str, Any], scheduler: str = "asha") -> dict[str, int]:
     """Config values that make a trial report at least :data:`MIN_REPORTS` times over ``budget`` steps.
 
     ``report_every`` is lowered to ``budget // MIN_REPORTS`` when the config reports less often and the user
-    ``fixed`` neither it nor ``checkpoint_every``; a ``checkpoint_every`` above 0 keeps its ratio to it. ``{}`` when
-    nothing changes (or the config has no cadence).
+    ``fixed`` neither it nor ``checkpoint_every``; a ``checkpoint_every`` above 0 keeps its ratio to it. Under
+    ``halving`` a trial pauses at the report that reaches a rung, so (unless fixed) it checkpoints at every report:
+    a pause after an unsaved report would restart the trial from its last checkpoint (also when the user fixed
+    ``report_every``, not when ``checkpoint_every``). ``{}`` when nothing changes (or the config has no cadence).
     """
     every = getattr(config, "report_every", None)
-    if not every or budget < 1 or budget // every >= MIN_REPORTS or {"report_every", "checkpoint_every"} & set(fixed):
+    if not every or budget < 1:
         return {}
-    new = max(1, budget // MIN_REPORTS)
+    out: dict[str, int] = {}
     checkpoint = getattr(config, "checkpoint_every", None)
-    if not checkpoint:
-        return {"report_every": new}
-    return {"report_every": new, "checkpoint_every": new * max(1, round(checkpoint / every))}
+    if budget // every < MIN_REPORTS and not {"report_every", "checkpoint_every"} & set(fixed):
+        out["report_every"] = max(1, budget // MIN_REPORTS)
+        if checkpoint:
+            out["checkpoint_every"] = out["report_every"] * max(1, round(checkpoint / every))
+    report = out.get("report_every", every)
+    if scheduler == "halving" and checkpoint is not None and "checkpoint_every" not in fixed and (
+            out.get("checkpoint_every", checkpoint) != report):
+        out["checkpoint_every"] = report
+    return out
 
 
 def nondominated_ranks(costs: np.ndarray) -> np.ndarray:
@@ -77,6 +104,15 @@ def nondominated_ranks(costs: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def rung_marks(grace_period: float, max_t: float, reduction_factor: int = REDUCTION_FACTOR) -> list[float]:
+    """The progress (steps, or seconds: :func:`rung_clock`) at which successive halving ranks trials, ascending:
+    ``grace_period · reduction_factor^k`` below ``max_t``."""
+    rungs = [grace_period]
+    while rungs[-1] * reduction_factor < max_t:
+        rungs.append(rungs[-1] * reduction_factor)
+    return [r for r in rungs if r < max_t]
+
+
 class ParetoASHA(FIFOScheduler):
     """Asynchronous successive halving on several objectives (MOASHA-like).
 
@@ -90,7 +126,7 @@ class ParetoASHA(FIFOScheduler):
     metrics, modes : sequence of str
         Result keys of the objectives and their directions (``"max"``/``"min"``).
     time_attr : str
-        Result key of the trial's progress (the method's step).
+        Result key of the trial's progress (the method's step, or its running seconds: :func:`rung_clock`).
     max_t, grace_period, reduction_factor : int
         As for Ray Tune's ``ASHAScheduler``.
     """
@@ -101,11 +137,8 @@ class ParetoASHA(FIFOScheduler):
         self._metrics = list(metrics)
         self._signs = np.array([-1.0 if mode == "max" else 1.0 for mode in modes])
         self._time_attr, self._rf = time_attr, reduction_factor
-        rungs, rung = [], grace_period
-        while rung < max_t:
-            rungs.append(rung)
-            rung *= reduction_factor
-        self.rungs: dict[int, dict[str, np.ndarray]] = {r: {} for r in reversed(rungs)}
+        self.rungs: dict[int, dict[str, np.ndarray]] = {
+            r: {} for r in reversed(rung_marks(grace_period, max_t, reduction_factor))}
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         """CONTINUE or STOP the trial at the highest rung it has reached and not yet been recorded at."""
@@ -134,6 +167,129 @@ class ParetoASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return "ParetoASHA: " + ", ".join(f"rung {r}: {len(v)} trials" for r, v in sorted(self.rungs.items()))
+
+
+class SyncHalving(FIFOScheduler):
+    """Synchronous successive halving on one objective (see the module notes).
+
+    At each rung the trials that can reach it are every trial of the sweep (the first rung) or the ones the
+    rung below promoted. A trial that reaches a rung before the others is PAUSEd and *parked*: it holds no
+    concurrency slot (:attr:`parked`, which the searcher reads), so new trials start meanwhile. When the last of
+    them arrives (or ends), the best ``ceil(n / reduction_factor)`` of the ``n`` recorded continue and the rest
+    stop, recorded with their last metrics. A trial is recorded at the first report past a rung that measured the
+    objective; one whose value is not finite ranks last.
+
+    Parameters
+    ----------
+    metric, mode : str
+        Result key of the objective and its direction (``"max"``/``"min"``).
+    time_attr : str
+        Result key of the trial's progress (the method's step, or its running seconds: :func:`rung_clock`).
+    max_t, grace_period, reduction_factor : int
+        As for Ray Tune's ``ASHAScheduler``.
+    """
+
+    def __init__(self, metric: str, mode: str, *, time_attr: str, max_t: int, grace_period: int,
+                 reduction_factor: int = REDUCTION_FACTOR) -> None:
+        super().__init__()
+        self._metric, self._sign = metric, 1.0 if mode == "max" else -1.0
+        self._time_attr, self._rf = time_attr, reduction_factor
+        self.rungs = rung_marks(grace_period, max_t, reduction_factor)
+        self._values: dict[int, dict[str, float]] = {r: {} for r in self.rungs}
+        """rung -> trial id -> its value there, signed so that higher is better"""
+        self._promoted: dict[int, set[str]] = {}
+        """decided rungs -> the ids that continue past them"""
+        self._added: set[str] = set()
+        self._ended: set[str] = set()
+        self.parked: set[str] = set()
+        """ids of the trials paused at a rung that is not decided yet"""
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._added.add(trial.trial_id)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        """CONTINUE, or PAUSE at a rung until it is decided, or STOP when the rung is decided against the trial."""
+        if self._time_attr not in result or result.get(FINAL) or not self._measured(result):
+            return TrialScheduler.CONTINUE
+        rung = next((r for r in self.rungs if r <= result[self._time_attr] and trial.trial_id not in self._values[r]),
+                    None)
+        if rung is None:
+            return TrialScheduler.CONTINUE
+        value = float(result.get(self._metric, math.nan)) * self._sign
+        value = value if math.isfinite(value) else -math.inf
+        if rung in self._promoted:  # it comes late (a restored sweep): it continues if it beats a promoted trial
+            floor = min(self._values[rung][i] for i in self._promoted[rung])
+            return TrialScheduler.CONTINUE if value >= floor else TrialScheduler.STOP
+        self._values[rung][trial.trial_id] = value
+        if self._complete(tune_controller, rung):
+            self._decide(tune_controller, rung)
+            return TrialScheduler.CONTINUE if trial.trial_id in self._promoted[rung] else TrialScheduler.STOP
+        self.parked.add(trial.trial_id)
+        return TrialScheduler.PAUSE
+
+    def _measured(self, result: dict) -> bool:
+        """Whether this report measured the objective (a report of losses alone carries its last value forward,
+        and no checkpoint to pause at): a trial is ranked at a rung on a fresh value only."""
+        reported = result.get(METRICS)
+        return not isinstance(reported, Mapping) or self._metric.removeprefix(TRACKED) in reported
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.on_trial_remove(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.on_trial_remove(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        """A trial that ends no longer holds up a rung."""
+        self._ended.add(trial.trial_id)
+        self.parked.discard(trial.trial_id)
+        self._decide_ready(tune_controller)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        """A new trial first, else a paused one that is not parked (promoted, or paused before a restore)."""
+        self._decide_ready(tune_controller)
+        trials = tune_controller.get_trials()
+        pending = next((t for t in trials if t.status == Trial.PENDING), None)
+        return pending or next((t for t in trials if t.status == Trial.PAUSED and t.trial_id not in self.parked), None)
+
+    def _entrants(self, tune_controller: Any, rung: int) -> set[str] | None:
+        """The ids of the trials that can reach ``rung``; None while more may still come (trials not yet
+        created, or the rung below undecided)."""
+        index = self.rungs.index(rung)
+        if index:
+            return self._promoted.get(self.rungs[index - 1])
+        return self._added if tune_controller.search_alg.is_finished() else None
+
+    def _complete(self, tune_controller: Any, rung: int) -> bool:
+        entrants = self._entrants(tune_controller, rung)
+        if entrants is None:
+            return False
+        # a restored sweep's trials that had ended before the driver stopped come back ended, never removed
+        ended = self._ended | {t.trial_id for t in tune_controller.get_trials()
+                               if t.status in (Trial.TERMINATED, Trial.ERROR)}
+        return all(i in self._values[rung] or i in ended for i in entrants)
+
+    def _decide_ready(self, tune_controller: Any) -> None:
+        for rung in self.rungs:
+            if rung not in self._promoted and self._values[rung] and self._complete(tune_controller, rung):
+                self._decide(tune_controller, rung)
+
+    def _decide(self, tune_controller: Any, rung: int) -> None:
+        """Promote the best ``ceil(n / reduction_factor)`` recorded at ``rung``; stop the parked rest."""
+        values = self._values[rung]
+        ranked = sorted(values, key=lambda i: -values[i])
+        self._promoted[rung] = set(ranked[:math.ceil(len(ranked) / self._rf)])
+        for trial in tune_controller.get_trials():
+            if trial.trial_id not in self.parked or trial.trial_id not in values:
+                continue
+            self.parked.discard(trial.trial_id)
+            if trial.trial_id not in self._promoted[rung]:
+                # Ray tells the searcher of a paused trial it stops without a result: tell it the last one first
+                tune_controller.search_alg.on_trial_complete(trial.trial_id, result=flatten_dict(trial.last_result))
+                tune_controller.stop_trial(trial)
+
+    def debug_string(self) -> str:
+        return "SyncHalving: " + ", ".join(f"rung {r}: {len(v)} trials" for r, v in self._values.items())
 
 
 def mutable_space(space: Space) -> Space:
@@ -185,16 +341,39 @@ def _pbt(plan: Any) -> PopulationBasedTraining:
     )
 
 
+def reuses_actors(scheduler: str) -> bool:
+    """Whether a sweep under ``scheduler`` reuses its trial actors: not under ``ACTOR_REUSE_LEAKS``."""
+    return scheduler not in ACTOR_REUSE_LEAKS
+
+
+def rung_clock(plan: Any) -> tuple[str, float, float]:
+    """What the rungs count, as ``(time_attr, max_t, grace_period)``.
+
+    With a ``--trial-budget`` the rungs are in a trial's training seconds (``trial.train_s``: process
+    start-up left out, so a trial restored in a new process is not charged it again), the first at the same
+    fraction of the budget as ``grace_steps`` is of the step budget: trials are compared after the same compute,
+    so a config whose steps cost ten times another's is ranked on what it reached in the same seconds, not in the
+    same steps. Otherwise they are in steps, ``max_t`` one past the budget (see the module notes).
+    """
+    if plan.trial_budget_s:
+        fraction = plan.grace_steps / max(plan.budget_steps, 1)
+        return TRAIN_SECONDS, float(plan.trial_budget_s), float(plan.trial_budget_s) * min(fraction, 1.0)
+    return STEP, plan.budget_steps + 1, plan.grace_steps
+
+
 def make_scheduler(plan: Any) -> Any:
-    """The plan's scheduler (see the module notes)."""
+    """The plan's scheduler (see the module notes), its rungs on :func:`rung_clock`."""
     if plan.scheduler == "pbt":
         return _pbt(plan)
     if plan.scheduler == "none":
         return FIFOScheduler()
-    max_t = plan.budget_steps + 1
+    time_attr, max_t, grace = rung_clock(plan)
     if len(plan.objectives) > 1:
         return ParetoASHA([tracked(o.metric) for o in plan.objectives], [o.mode for o in plan.objectives],
-                          time_attr=STEP, max_t=max_t, grace_period=plan.grace_steps)
+                          time_attr=time_attr, max_t=max_t, grace_period=grace)
     first = plan.objectives[0]
-    return ASHAScheduler(time_attr=STEP, metric=tracked(first.metric), mode=first.mode, max_t=max_t,
-                         grace_period=plan.grace_steps, reduction_factor=REDUCTION_FACTOR)
+    if plan.scheduler == "halving":
+        return SyncHalving(tracked(first.metric), first.mode, time_attr=time_attr, max_t=max_t,
+                           grace_period=grace, reduction_factor=REDUCTION_FACTOR)
+    return ASHAScheduler(time_attr=time_attr, metric=tracked(first.metric), mode=first.mode, max_t=max_t,
+                         grace_period=grace, reduction_factor=REDUCTION_FACTOR)

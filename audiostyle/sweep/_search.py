@@ -94,16 +94,19 @@ class RestorableOptunaSearch(OptunaSearch):
     """``OptunaSearch`` with its own concurrency limit and tolerance of trials it did not suggest.
 
     With ``store_root``, each trial's artifacts go into its study trial before Optuna is told
-    (:func:`audiostyle.sweep._study.record_trial`).
+    (:func:`audiostyle.sweep._study.record_trial`). ``parked``: ids of live trials that hold no concurrency slot
+    (paused at a rung by :class:`~audiostyle.sweep._schedule.SyncHalving`, which keeps the set up to date).
     """
 
     def __init__(self, *args: Any, store_root: str | None = None,
-                 screen: Callable[[Mapping[str, Any]], str | None] | None = None, **kwargs: Any) -> None:
+                 screen: Callable[[Mapping[str, Any]], str | None] | None = None,
+                 parked: set[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._store_root = store_root
         self._screen = screen
         self._max_live: int | None = None
         self._live: set[str] = set()
+        self._parked: set[str] = set() if parked is None else parked
         self._unrun: list[int] | None = None  # the study's RUNNING trials no Ray trial holds (found at the first ask)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -112,7 +115,7 @@ class RestorableOptunaSearch(OptunaSearch):
         return True
 
     def suggest(self, trial_id: str) -> Any:
-        if self._max_live is not None and len(self._live) >= self._max_live:
+        if self._max_live is not None and len(self._live - self._parked) >= self._max_live:
             return None
         if trial_id not in self._ot_trials and self._ot_study is not None:
             unrun = self._take_unrun()
@@ -203,8 +206,9 @@ class RestorableOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         target = getattr(self, "_store_root", None)
+        parked = getattr(self, "_parked", set())  # the scheduler's set, not the snapshot's copy of it
         super().restore(checkpoint_path)
-        self._live = set()
+        self._live, self._parked = set(), parked
         self._unrun = None
         if target is not None and target != self._store_root:
             self._move_study(target)
@@ -220,8 +224,10 @@ class RestorableOptunaSearch(OptunaSearch):
             trial.study, trial.storage = study, storage
         self._storage, self._ot_study, self._store_root = storage, study, store_root
 
-    def hold(self, ray_trial_ids: Iterable[str]) -> None:
-        """Match this searcher's trials to the Ray trials restored with it (a torn snapshot may disagree either way).
+    def hold(self, ray_trial_ids: Iterable[str]) -> int:
+        """Match this searcher's trials to the Ray trials restored with it (a torn snapshot may disagree either way);
+        the number of trials that ran and ended after Ray's snapshot (the study has them told, Ray does not know
+        them: they count as created, so no new trial replaces them).
 
         Study trials of restored Ray trials this searcher's snapshot missed are taken back (by the Ray trial id each
         study trial carries), so they are told when they end and never taken up by a new trial. Trials it holds that
@@ -229,7 +235,8 @@ class RestorableOptunaSearch(OptunaSearch):
         """
         ray_ids = set(ray_trial_ids)
         if self._ot_study is None:
-            return
+            return 0
+        ended_since = 0
         for frozen in self._ot_study.get_trials(deepcopy=False):
             ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
             if ray_id in ray_ids and ray_id not in self._ot_trials and SCREENED not in frozen.user_attrs:
@@ -240,6 +247,11 @@ class RestorableOptunaSearch(OptunaSearch):
                     del self._ot_trials[trial_id]
                     log.info("searcher let go of trial %s (Optuna trial %d): Ray did not restore it", trial_id,
                              frozen.number)
+            elif ray_id is not None and ray_id not in ray_ids and frozen.state.is_finished():
+                ended_since += 1
+                log.info("trial %s (Optuna trial %d) ended after Ray's last snapshot: it counts as run", ray_id,
+                         frozen.number)
+        return ended_since
 
     def _take_unrun(self) -> optuna.Trial | None:
         """The next RUNNING study trial no Ray trial holds, if any, with every searched value set.
@@ -269,10 +281,9 @@ class ResumableSearchGenerator(SearchGenerator):
         super().restore_from_dir(dirpath)
         self._move_experiment()
         ray_trial_ids = restored_trial_ids(dirpath)
-        if ray_trial_ids:  # Ray creates trials only here: its restored list is what it created
-            self._counter = len(ray_trial_ids)
-        if hasattr(self.searcher, "hold"):
-            self.searcher.hold(ray_trial_ids)
+        ended_since = self.searcher.hold(ray_trial_ids) if hasattr(self.searcher, "hold") else 0
+        if ray_trial_ids:  # Ray creates trials only here: its restored list (and what ended after it) it created
+            self._counter = len(ray_trial_ids) + ended_since
 
     def relocate(self, store_root: str) -> None:
         """The searcher's :meth:`RestorableOptunaSearch.relocate`."""
@@ -320,12 +331,14 @@ def _sampler(search: str, seed: int, population: int) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] | None = None) -> Any:
+def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] | None = None,
+                  parked: set[str] | None = None) -> Any:
     """The plan's searcher: Ray's random search for PBT, else :class:`RestorableOptunaSearch` with the plan's
     sampler (NSGA-II's population from :func:`population_size`), seeded, its first points the plan's, limited to
     ``plan.max_concurrent`` live trials, its study (named by the sweep id) in the store's Optuna journal
     (:mod:`audiostyle.sweep._study`); ``screen`` keeps proposals that cannot run or cost too much from launching
-    (:class:`~audiostyle.sweep._screen.ConfigScreen`)."""
+    (:class:`~audiostyle.sweep._screen.ConfigScreen`); ``parked``: the scheduler's trials that hold no slot
+    (:class:`~audiostyle.sweep._schedule.SyncHalving`)."""
     from audiostyle.sweep._study import journal_storage
 
     if plan.scheduler == "pbt":  # PBT mutates configs itself: random starting points, Tune's own limiter
@@ -350,6 +363,7 @@ def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] |
         storage=storage,
         store_root=plan.store,
         screen=screen,
+        parked=parked,
     )
     searcher.set_max_concurrency(plan.max_concurrent)
     return ResumableSearchGenerator(searcher)

@@ -37,7 +37,8 @@ from audiostyle.store import FAILED, FINISHED
 from audiostyle.store import Store
 from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS,
-                                    RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRIAL_FILE, tracked)
+                                    RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRAIN_SECONDS, TRIAL_FILE,
+                                    tracked)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class _Resumed:
     step: int = 0
     writer: str | None = None
     history: tuple[Mapping[str, float], ...] = ()
+    train_s: float = 0.0
 
 
 def _restore(checkpoint: Any) -> _Resumed:
@@ -160,7 +162,7 @@ def _restore(checkpoint: Any) -> _Resumed:
         state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     log.info("trial resumes from the checkpoint of trial %s at step %d", meta.get("trial_id"), meta["step"])
     return _Resumed(state, {k: float(v) for k, v in meta["tracked"].items()}, int(meta["step"]), meta.get("trial_id"),
-                    tuple(meta.get("history", ())))
+                    tuple(meta.get("history", ())), float(meta.get("train_s", 0.0)))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -182,7 +184,11 @@ class _Reporter:
         self.tracked = {m: resumed.tracked.get(m, math.nan) for m in spec.tracked}
         self.history = [dict(h) for h in resumed.history]
         self.title = f"{spec.method.name} {trial_id}"
-        self.started, self.first_step = time.perf_counter(), resumed.step
+        self.started, self.first_step, self.train_s_before = time.perf_counter(), resumed.step, resumed.train_s
+
+    def train_seconds(self) -> float:
+        """:data:`TRAIN_SECONDS` now: the seconds before the last restore plus those since this process resumed."""
+        return self.train_s_before + time.perf_counter() - self.started
 
     def step_seconds(self, step: int) -> dict[str, float]:
         """``{STEP_SECONDS: wall seconds per step}`` since this process started the trial (evaluation included)."""
@@ -209,6 +215,7 @@ class _Reporter:
             METRICS: values,
             **{tracked(k): v for k, v in self.tracked.items()},
             DEVICE: self.device,
+            TRAIN_SECONDS: self.train_seconds(),
             ARTIFACTS: json.dumps(self.artifacts.sync(), sort_keys=True),
             **({RESTORED_FROM: self.restored_from} if self.restored_from else {}),
         }
@@ -230,7 +237,8 @@ class _Reporter:
 
             folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.workdir))
             torch.save(dict(state), folder / CHECKPOINT_FILE)
-            meta = {"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id, "history": self.history}
+            meta = {"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id, "history": self.history,
+                    "train_s": self.train_seconds()}
             (folder / TRIAL_FILE).write_text(json.dumps(meta))
             tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
             shutil.rmtree(folder, ignore_errors=True)
