@@ -53,8 +53,8 @@ form): in ``benchmarks/results/sweep.md`` it reaches the search target on 2 of 3
 CPU-seconds, where ASHA does on none in trial-steps."""
 ACTOR_REUSE_LEAKS = ("halving",)
 """Schedulers under which Ray Tune's actor reuse holds back CPUs after the sweep: a 9-trial halving sweep on 2 CPUs
-returned with 1 CPU still allocated for several seconds (no actor or placement group alive), so the next sweep in
-the same Ray session found too few. PBT pauses too and gives them back at once. Such sweeps start a fresh actor per
+returned with 1 CPU still allocated 60 s later (no actor or placement group alive; three sweeps in a row, each the
+same), so the next sweep in the same Ray session found too few. PBT pauses too and gives them back at once. Such sweeps start a fresh actor per
 trial (:func:`reuses_actors`)."""
 REDUCTION_FACTOR = 3
 MIN_REPORTS = 4

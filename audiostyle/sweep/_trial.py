@@ -238,7 +238,7 @@ class _Reporter:
             folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.workdir))
             torch.save(dict(state), folder / CHECKPOINT_FILE)
             meta = {"step": int(step), "tracked": self.tracked, "trial_id": self.trial_id, "history": self.history,
-                    "train_s": self.train_seconds()}
+                    "train_s": out[TRAIN_SECONDS]}
             (folder / TRIAL_FILE).write_text(json.dumps(meta))
             tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(folder)))
             shutil.rmtree(folder, ignore_errors=True)
