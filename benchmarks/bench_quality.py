@@ -59,6 +59,7 @@ from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
 from audiostyle.calibrate import eq_match
 from audiostyle.store import ARTIFACT_CHECKPOINT, Store
+from local_sweep import local_sweep
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
@@ -142,58 +143,6 @@ class Pairs:
                                 true_targets=self.targets)
 
 
-RAY_START_WAIT_S = 90.0
-"""How long a local Ray's node may take to register (Ray waits 30 s, a constant in ``ray._private.node``)."""
-RAY_STARTS = 3
-"""Attempts at starting a local Ray (:func:`_sweep`)."""
-
-
-def _patient_ray() -> None:
-    """Give Ray's node start-up :data:`RAY_START_WAIT_S` instead of its fixed 30 s: on a 2-core machine under
-    load its Python agents start slower than that and ``ray.init`` fails with "The current node timed out during
-    startup". Ray polls ``services.get_node`` until the deadline; this one retries inside the call until the
-    longer one. (The raylet itself also aborts when its dashboard agent has not written its port file within
-    about 15 s, "Timed out waiting for file .../metrics_agent_port" in ``raylet.out``; that deadline is not
-    configurable here (``RAY_raylet_start_wait_time_s`` did not move it), hence :func:`_sweep`'s retries.)"""
-    from ray._private import services
-
-    if getattr(services.get_node, "patient", False):
-        return
-    plain = services.get_node
-
-    def get_node(*a, **kw):
-        deadline = time.monotonic() + RAY_START_WAIT_S
-        while True:
-            try:
-                return plain(*a, **kw)
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1.0)
-
-    get_node.patient = True
-    services.get_node = get_node
-
-
-def _sweep(name: str, **settings):
-    """``sweep.run`` on a local Ray of its own (``address="local"``: never a cluster another process started on
-    this machine), with a patient start-up (:func:`_patient_ray`), started again up to :data:`RAY_STARTS` times
-    when Ray's node still fails to come up (under load 10-19 it did in five of seven starts)."""
-    import ray
-
-    _patient_ray()
-    for attempt in range(1, RAY_STARTS + 1):
-        try:
-            return sweep.run(name, address="local", dashboard=False, verbose=0, **settings)
-        except Exception as exc:  # Ray raises a bare Exception for it
-            if "timed out during startup" not in str(exc) or attempt == RAY_STARTS:
-                raise
-            print(f"{name}: Ray's node did not start (attempt {attempt} of {RAY_STARTS}); starting it again",
-                  file=sys.stderr)
-            ray.shutdown()
-            time.sleep(10)
-
-
 def _pairs(dataset, args: argparse.Namespace) -> Pairs:
     method = methods.get("shallow_cnn")
     cfg = method.make_config(_settings(method, args, "test", 1))
@@ -216,7 +165,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     samples, steps = (2, max(2, budget.steps // 4)) if args.quick else (budget.samples, budget.steps)
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
-    result = _sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
+    result = local_sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
                     overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
@@ -246,7 +195,7 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     if args.quick or args.steps:
         steps = args.steps or steps
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
-    result = _sweep(method.name, data=args.source, store=store, samples=samples, overrides=overrides,
+    result = local_sweep(method.name, data=args.source, store=store, samples=samples, overrides=overrides,
                     scheduler="none", cache_dir=args.cache)
     trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
     if result.best is None or trials.empty:

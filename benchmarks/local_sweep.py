@@ -1,0 +1,60 @@
+"""A sweep on a local Ray of the benchmark's own, started patiently: what ``bench_quality`` and
+``bench_generators`` run their sweeps with."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from audiostyle import sweep
+
+RAY_START_WAIT_S = 90.0
+"""How long a local Ray's node may take to register (Ray waits 30 s, a constant in ``ray._private.node``)."""
+RAY_STARTS = 3
+"""Attempts at starting a local Ray (:func:`local_sweep`)."""
+
+
+def patient_ray() -> None:
+    """Give Ray's node start-up :data:`RAY_START_WAIT_S` instead of its fixed 30 s: on a 2-core machine under
+    load its Python agents start slower than that and ``ray.init`` fails with "The current node timed out during
+    startup". Ray polls ``services.get_node`` until the deadline; this one retries inside the call until the
+    longer one. (The raylet itself also aborts when its dashboard agent has not written its port file within
+    about 15 s, "Timed out waiting for file .../metrics_agent_port" in ``raylet.out``; that deadline is not
+    configurable here (``RAY_raylet_start_wait_time_s`` did not move it), hence :func:`local_sweep`'s retries.)"""
+    from ray._private import services
+
+    if getattr(services.get_node, "patient", False):
+        return
+    plain = services.get_node
+
+    def get_node(*a, **kw):
+        deadline = time.monotonic() + RAY_START_WAIT_S
+        while True:
+            try:
+                return plain(*a, **kw)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    get_node.patient = True
+    services.get_node = get_node
+
+
+def local_sweep(name: str, **settings):
+    """``sweep.run`` on a local Ray of its own (``address="local"``: never a cluster another process started on
+    this machine), with a patient start-up (:func:`patient_ray`), started again up to :data:`RAY_STARTS` times
+    when Ray's node still fails to come up (under load 10-19 it did in five of seven starts)."""
+    import ray
+
+    patient_ray()
+    for attempt in range(1, RAY_STARTS + 1):
+        try:
+            return sweep.run(name, address="local", dashboard=False, verbose=0, **settings)
+        except Exception as exc:  # Ray raises a bare Exception for it
+            if "timed out during startup" not in str(exc) or attempt == RAY_STARTS:
+                raise
+            print(f"{name}: Ray's node did not start (attempt {attempt} of {RAY_STARTS}); starting it again",
+                  file=sys.stderr)
+            ray.shutdown()
+            time.sleep(10)
