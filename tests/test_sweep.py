@@ -511,6 +511,16 @@ def test_a_preset_fixes_its_fields_under_the_users_and_is_stored_with_the_config
         methods.get("shallow_cnn").expand_preset({"preset": "cpu"})
 
 
+@pytest.mark.parametrize("name", [n for n in methods.BUILTIN if methods.get(n).presets()])
+def test_a_sweep_at_each_builtin_preset_searches_its_optimisation(name: str, tmp_path: Path) -> None:
+    """A preset fixes a method's size and budget, never all of its space: a sweep at it still searches (wave_vae's
+    ``cpu`` preset once fixed lr, beta and everything else, and ``--preset cpu`` said "nothing left to search")."""
+    method = methods.get(name)
+    for preset in method.presets():
+        plan = sweep._plan.new_plan(name, sweep._plan.Settings(overrides={"preset": preset}), str(tmp_path))
+        assert plan.space and "lr" in plan.space, (preset, plan.space)
+
+
 def test_help_lists_the_presets_with_their_values() -> None:
     from audiostyle.cli_help import config_epilog
 
