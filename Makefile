@@ -57,7 +57,7 @@ sweep: setup
 	$(PY) sweeps/shallow_cnn.py --smoke --store results
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
