@@ -17,7 +17,7 @@ import pandas as pd
 from audiostyle import methods
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import COMMON_OBJECTIVES, Objective
-from audiostyle.methods.space import Choice, Dimension, Int, Space, from_description, to_optuna
+from audiostyle.methods.space import Choice, Dimension, Int, Space, flat, from_description, to_optuna
 from audiostyle.store import CONFIG_PREFIX, METRIC_PREFIX, METRICS_VERSION, USABLE_STATUSES, config_column, metric_column
 
 
@@ -160,12 +160,13 @@ def comparison_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 # -- search spaces and Optuna -----------------------------------------------------------------------
 def space_of(manifests: Sequence[Mapping[str, Any]], method: str) -> Space:
-    """The union of the spaces a method's sweeps searched (later sweeps win), else its default space."""
+    """The union of the spaces a method's sweeps searched (later sweeps win), else its default space; one range
+    per field (a conditional field's envelope over its cases, :func:`~audiostyle.methods.space.flat`)."""
     space: Space = {}
     for manifest in sorted(manifests, key=lambda m: str(m.get("started_at", ""))):
         if manifest.get("method") == method and manifest.get("space"):
             space.update(from_description(manifest["space"]))
-    return space or methods.get(method).default_space()
+    return flat(space or methods.get(method).default_space())
 
 
 def require_trials(trials: pd.DataFrame, root: str) -> pd.DataFrame:

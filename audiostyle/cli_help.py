@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from audiostyle.methods.space import Choice, Float, Space
+from audiostyle.methods.space import Choice, Float, Given, Space
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -26,7 +26,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def dimension_text(dim: Any) -> str:
-    """``real 0.0001 … 100 (log scale)``, ``integer 5 … 30``, ``one of stft | mel | mfcc``."""
+    """``real 0.0001 … 100 (log scale)``, ``integer 5 … 30``, ``one of stft | mel | mfcc``; a conditional field
+    ``by conv: 1d → integer 5 … 30; 2d → integer 3 … 11``."""
+    if isinstance(dim, Given):
+        return f"by {dim.on}: " + "; ".join(f"{key} → {dimension_text(case)}" for key, case in dim.cases)
     if isinstance(dim, Choice):
         return "one of " + " | ".join(map(str, dim.options))
     kind = "real" if isinstance(dim, Float) else "integer"

@@ -14,7 +14,7 @@ from audiostyle import methods
 from audiostyle.data.synth import demo_dataset
 from audiostyle.methods.base import TrialContext
 from audiostyle.metrics import COMMON_METRICS
-from audiostyle.methods.space import Choice, Float, contains
+from audiostyle.methods.space import Choice, Float, Given, contains, resolve
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,7 @@ def smoke_overrides(method: str) -> dict[str, Any]:
     smallest."""
     fixed = {**methods.get(method).smoke_overrides(), "steps": 1, "report_every": 1}
     for name, dim in methods.get(method).default_space().items():
+        dim = resolve(dim, fixed) if isinstance(dim, Given) and dim.on in fixed else dim
         if name in fixed and not contains(dim, fixed[name]):
             fixed[name] = dim.options[0] if isinstance(dim, Choice) else dim.low
     if "checkpoint_every" in methods.get(method).make_config().__dataclass_fields__:
@@ -40,11 +41,16 @@ def prepared(method: str) -> Any:
 
 
 def cases() -> list[tuple[str, str, Any]]:
+    """(method, field, option) for each option of each Choice; a conditional Choice's options with its case named
+    (``{"conv": "2d", "filters": 1024}`` as the option of field ``filters``)."""
     out = []
     for method in methods.BUILTIN:  # not the toy the sweep tests register
         for name, dim in methods.get(method).default_space().items():
             if isinstance(dim, Choice):
                 out += [(method, name, option) for option in dim.options]
+            elif isinstance(dim, Given):
+                out += [(method, name, {dim.on: key, name: option}) for key, case in dim.cases
+                        if isinstance(case, Choice) for option in case.options]
     return out
 
 
@@ -52,7 +58,8 @@ def cases() -> list[tuple[str, str, Any]]:
 def test_each_choice_of_the_default_space_trains_one_step_finitely(method: str, field: str, option: Any) -> None:
     m = methods.get(method)
     high = {name: dim.high for name, dim in m.default_space().items() if isinstance(dim, Float)}
-    config = m.make_config({**smoke_overrides(method), **high, field: option})
+    chosen = option if isinstance(option, dict) else {field: option}
+    config = m.make_config({**smoke_overrides(method), **high, **chosen})
     ctx = TrialContext()
     final = m.train(config, prepared(method), ctx)
     losses = [v for row in ctx.history for k, v in row.items() if k not in COMMON_METRICS]  # step, losses, extras

@@ -17,7 +17,10 @@ from audiostyle import analysis, methods, sweep
 from audiostyle.data.synth import demo_dataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import PARETO_OBJECTIVES, Objective, parse_objectives
-from audiostyle.methods.space import Choice, Float, Int, describe, from_description, restrict, seed_points, to_optuna
+from audiostyle.methods.space import (
+    Choice, DefineByRun, Float, Given, Int, check_space, describe, draw, flat, from_description, from_params,
+    optuna_params, restrict, seed_points, to_optuna,
+)
 from audiostyle.sweep._cli import load_config_file, parse_overrides, split_config
 from audiostyle.sweep._prepare import load_data, prepare_data
 from audiostyle.sweep._search import to_tune
@@ -53,6 +56,59 @@ def test_overrides_pin_fields_and_best_known_points_are_restricted() -> None:
     # x=7 out of range, kind not searched; missing fields from the defaults (or the low end)
     assert points == [{"x": 0.3, "y": 5}, {"y": 2, "x": 0.5}]
     assert seed_points([{"y": 3}], searched, {"x": 50.0}) == [{"y": 3, "x": 1e-3}]
+
+
+CONDITIONAL = {"kind": Choice(("a", "b")), "x": Given("kind", {"a": Float(0.0, 0.2), "b": Float(0.8, 1.0)}),
+               "y": Given("kind", {"a": Int(0, 3), "b": Choice((7, 9))})}
+
+
+def test_a_conditional_field_is_drawn_and_checked_in_the_case_its_parent_took() -> None:
+    rng = np.random.default_rng(0)
+    points = [draw(CONDITIONAL, rng) for _ in range(200)]
+    assert {p["kind"] for p in points} == {"a", "b"}
+    assert all(0.0 <= p["x"] <= 0.2 and 0 <= p["y"] <= 3 for p in points if p["kind"] == "a")
+    assert all(0.8 <= p["x"] <= 1.0 and p["y"] in (7, 9) for p in points if p["kind"] == "b")
+    assert from_description(json.loads(json.dumps(describe(CONDITIONAL)))) == CONDITIONAL
+    assert restrict(CONDITIONAL, {"kind": "b"}) == {"x": Float(0.8, 1.0), "y": Choice((7, 9))}  # the case, plain
+    assert flat(CONDITIONAL) == {"kind": Choice(("a", "b")), "x": Float(0.0, 1.0), "y": Int(0, 9)}
+    # a first point's value from another case is dropped and refilled from this one (default, else its low end)
+    assert seed_points([{"kind": "b", "x": 0.1, "y": 2}], CONDITIONAL, {"x": 0.5, "y": 9}) == [
+        {"kind": "b", "x": 0.8, "y": 9}]
+    with pytest.raises(AudiostyleError, match="depends on 'kind', which is not a Choice declared before it"):
+        check_space({"x": CONDITIONAL["x"], "kind": CONDITIONAL["kind"]})
+    with pytest.raises(AudiostyleError, match="kind='c' has no case"):
+        check_space({"kind": Choice(("a", "c")), "x": CONDITIONAL["x"]})
+
+
+def test_optuna_searches_a_conditional_space_with_one_parameter_per_case() -> None:
+    """Define-by-run: each case is its own Optuna parameter with its own range, enqueued points land in their case,
+    and the trial's config names the field (what the searcher hands Ray)."""
+    import pickle
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial(optuna_params(CONDITIONAL, {"kind": "b", "x": 0.9, "y": 7})[0])
+    space = pickle.loads(pickle.dumps(DefineByRun(CONDITIONAL)))  # Ray pickles the searcher with its space
+    study.optimize(lambda t: space(t) or float(t.params.get("x|kind=a", 0.0)), n_trials=20)
+    first = study.trials[0]
+    assert first.params == {"kind": "b", "x|kind=b": 0.9, "y|kind=b": 7}
+    assert from_params(CONDITIONAL, first.params) == {"kind": "b", "x": 0.9, "y": 7}
+    for trial in study.trials:
+        kind = trial.params["kind"]
+        assert set(trial.params) == {"kind", f"x|kind={kind}", f"y|kind={kind}"}
+        assert trial.distributions[f"x|kind={kind}"] == to_optuna({"x": CONDITIONAL["x"].case(kind)})["x"]
+    assert {t.params["kind"] for t in study.trials} == {"a", "b"}
+    with pytest.raises(AudiostyleError, match="conditional space has no fixed distributions"):
+        to_optuna(CONDITIONAL)
+
+
+def test_tune_samples_a_conditional_field_from_its_parents_case() -> None:
+    """PBT's starting points (Ray Tune's variant generator) draw each conditional field in its parent's case."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    variants = [config for _ in range(40) for _, config in generate_variants(to_tune(CONDITIONAL))]
+    assert {v["kind"] for v in variants} == {"a", "b"}
+    assert all((0.0 <= v["x"] <= 0.2) if v["kind"] == "a" else (0.8 <= v["x"] <= 1.0 and v["y"] in (7, 9))
+               for v in variants)
 
 
 def test_set_values_parse_by_the_config_field_types() -> None:

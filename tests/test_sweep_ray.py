@@ -24,7 +24,7 @@ import soundfile as sf
 
 from audiostyle import methods, metrics, sweep
 from audiostyle.data.synth import demo_dataset
-from audiostyle.methods.space import Choice
+from audiostyle.methods.space import Choice, Float, Given
 from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
 from audiostyle.sweep._study import journal_storage
@@ -221,6 +221,29 @@ def test_failing_and_diverging_trials_are_recorded_once_and_the_sweep_completes(
     states = {t.params["fail"]: (t.state.name, t.values) for t in study.trials}
     assert states == {"none": ("COMPLETE", [pytest.approx(rows["none"]["metric.transfer_score"])]),
                       "raise": ("FAIL", None), "nan": ("FAIL", None)}
+
+
+def test_a_conditional_space_draws_each_field_from_its_parents_case(tmp_path: Path, ray_session: None) -> None:
+    """A sweep of a define-by-run space: every trial's x lies in its kind's range, the store names the field, and
+    the study (in the store's journal) keeps one Optuna parameter per case."""
+    space = {"kind": Choice(("a", "b")), "x": Given("kind", {"a": Float(0.0, 0.2), "b": Float(0.8, 1.0)})}
+    result = toy_sweep(tmp_path, space=space, samples=6, scheduler="none", search="random",
+                       overrides={"sleep_s": 0.0})
+    rows = result.trials
+    assert len(rows) == 6 and set(rows["status"]) == {"finished"}
+    assert not [c for c in rows.columns if "|" in c]  # config columns are fields, not Optuna's case parameters
+    assert set(rows["config.kind"]) == {"a", "b"}
+    for _, row in rows.iterrows():
+        low, high = (0.0, 0.2) if row["config.kind"] == "a" else (0.8, 1.0)
+        assert low <= row["config.x"] <= high, (row["config.kind"], row["config.x"])
+    study = optuna.load_study(study_name=result.sweep_id, storage=journal_storage(result.store))
+    assert len(study.trials) == 6 and {t.state.name for t in study.trials} == {"COMPLETE"}
+    for trial in study.trials:
+        kind = trial.params["kind"]
+        assert set(trial.params) == {"kind", f"x|kind={kind}"}
+        assert trial.distributions[f"x|kind={kind}"].high == (0.2 if kind == "a" else 1.0)
+    manifest = Store(result.store).sweeps("toy")[0]
+    assert manifest["space"]["x"]["type"] == "Given"  # a resumed sweep reads it back (test_sweep: round trip)
 
 
 def test_pareto_sweep_uses_nsga2_and_returns_a_non_dominated_front(tmp_path: Path, ray_session: None) -> None:

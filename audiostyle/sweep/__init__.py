@@ -31,7 +31,7 @@ them); :func:`journal_storage` and :func:`artifact_store` open a store's Optuna 
 """
 
 from audiostyle.metrics import PARETO_OBJECTIVES, Objective
-from audiostyle.methods.space import Choice, Float, Int, Space
+from audiostyle.methods.space import Choice, Float, Given, Int, Space
 from audiostyle.sweep._cli import Budget, main
 from audiostyle.sweep._plan import Plan
 from audiostyle.sweep._prepare import load_data, prepare_data
@@ -39,5 +39,5 @@ from audiostyle.sweep._result import SweepResult
 from audiostyle.sweep._run import run
 from audiostyle.sweep._study import JOURNAL, artifact_store, journal_storage
 
-__all__ = ["JOURNAL", "Budget", "Choice", "Float", "Int", "Objective", "PARETO_OBJECTIVES", "Plan", "Space",
+__all__ = ["JOURNAL", "Budget", "Choice", "Float", "Given", "Int", "Objective", "PARETO_OBJECTIVES", "Plan", "Space",
            "SweepResult", "artifact_store", "journal_storage", "load_data", "main", "prepare_data", "run"]

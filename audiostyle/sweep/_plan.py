@@ -22,7 +22,7 @@ from audiostyle.data.layouts import check_source_url
 from audiostyle.errors import AudiostyleError, check_choice, check_positive
 from audiostyle.metrics import Objective, parse_objectives
 from audiostyle.methods import Method
-from audiostyle.methods.space import Space, describe, from_description, restrict, seed_points
+from audiostyle.methods.space import Space, check_space, describe, from_description, restrict, seed_points
 from audiostyle.store import Store
 from audiostyle.sweep._ray import default_storage, experiment_path
 from audiostyle.sweep._schedule import DEFAULT_SCHEDULER, SCHEDULERS, report_cadence
@@ -288,7 +288,7 @@ def new_plan(method: str, settings: Settings, store: str, name: str | None = Non
         check_positive("trial_budget_s", settings.trial_budget_s, fix="Give the seconds a trial may run, e.g. 600.")
     if search == "nsga2":
         population_size(samples, settings.population)  # refused here, before the manifest is written
-    space = restrict(dict(settings.space if settings.space is not None else m.default_space()), overrides)
+    space = restrict(check_space(dict(settings.space if settings.space is not None else m.default_space())), overrides)
     if not space:
         raise AudiostyleError(f"{method}: nothing left to search (every field of the space is fixed by overrides).")
     warm = warm_points(Store(store), m, space, dataclasses.asdict(base)) if settings.warm_start is not False else []

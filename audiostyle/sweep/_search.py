@@ -48,7 +48,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from audiostyle.errors import AudiostyleError
 from audiostyle.store import FAILED
-from audiostyle.methods.space import Choice, Float, Int, Space, to_optuna
+from audiostyle.methods.space import (
+    Choice, DefineByRun, Float, Given, Int, Space, from_params, is_conditional, optuna_params, resolve, to_optuna,
+)
 from audiostyle.sweep._keys import ARTIFACTS, FINAL, METRICS, RAY_TRIAL_ID, STATUS, tracked
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,16 @@ class RestorableOptunaSearch(OptunaSearch):
     With ``store_root``, each trial's artifacts go into its study trial before Optuna is told
     (:func:`audiostyle.sweep._study.record_trial`). ``parked``: ids of live trials that hold no concurrency slot
     (paused at a rung by :class:`~audiostyle.sweep._schedule.SyncHalving`, which keeps the set up to date).
+    ``fields``: the sweep's space; when it is conditional, Optuna searches it define-by-run under its own parameter
+    names and every suggestion is handed on (and screened) as config fields
+    (:func:`~audiostyle.methods.space.from_params`).
     """
 
     def __init__(self, *args: Any, store_root: str | None = None,
                  screen: Callable[[Mapping[str, Any]], str | None] | None = None,
-                 parked: set[str] | None = None, **kwargs: Any) -> None:
+                 parked: set[str] | None = None, fields: Space | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._fields = fields
         self._store_root = store_root
         self._screen = screen
         self._max_live: int | None = None
@@ -122,16 +128,23 @@ class RestorableOptunaSearch(OptunaSearch):
             if unrun is not None:
                 self._ot_trials[trial_id] = unrun
                 log.info("trial %s takes up Optuna trial %d, asked before the driver stopped", trial_id, unrun.number)
-        suggestion = super().suggest(trial_id)
+        suggestion = self._config(super().suggest(trial_id))
         for _ in range(MAX_SCREENED):
             reason = self._screen(suggestion) if self._screen is not None and isinstance(suggestion, dict) else None
             if reason is None:
                 break
             self._screened_out(trial_id, suggestion, reason)
-            suggestion = super().suggest(trial_id)
+            suggestion = self._config(super().suggest(trial_id))
         if isinstance(suggestion, dict):
             self._live.add(trial_id)
             self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)  # found again after a torn snapshot
+        return suggestion
+
+    def _config(self, suggestion: Any) -> Any:
+        """A suggestion as config fields (a conditional space's case parameters named by their field)."""
+        fields = getattr(self, "_fields", None)  # a searcher pickled before it had fields
+        if isinstance(suggestion, dict) and fields is not None and is_conditional(fields):
+            return from_params(fields, suggestion)
         return suggestion
 
     def _screened_out(self, trial_id: str, params: Mapping[str, Any], reason: str) -> None:
@@ -184,13 +197,18 @@ class RestorableOptunaSearch(OptunaSearch):
 
     def _adopt(self, trial_id: str, result: Mapping[str, Any], error: bool) -> None:
         """Add a trial this searcher never suggested (lost from its snapshot) to the study."""
-        names = list(self._space)
-        params = _params(result, names)
+        fields = getattr(self, "_fields", None) or {}
+        names = list(fields) if callable(self._space) else list(self._space)
+        config = _params(result, names)
         values = [result.get(m) for m in self._metrics()]
-        state = trial_state(result, error, values) if len(params) == len(names) else TrialState.FAIL
+        state = trial_state(result, error, values) if len(config) == len(names) else TrialState.FAIL
+        if callable(self._space):
+            params, distributions = optuna_params(fields, config)
+        else:
+            params, distributions = config, {n: self._space[n] for n in config}
         trial = optuna.trial.create_trial(
             params=params,
-            distributions={n: self._space[n] for n in params},
+            distributions=distributions,
             values=[float(v) for v in values] if state == TrialState.COMPLETE else None,
             state=state,
             user_attrs={RAY_TRIAL_ID: trial_id},
@@ -267,6 +285,9 @@ class RestorableOptunaSearch(OptunaSearch):
             return None
         frozen = self._ot_study.get_trials(deepcopy=False)[self._unrun.pop(0)]
         trial = optuna.Trial(self._ot_study, frozen._trial_id)
+        if callable(self._space):
+            self._space(trial)  # a define-by-run space suggests each value; those already set come back as they are
+            return trial
         for name, distribution in self._space.items():
             if name not in frozen.params:
                 trial._suggest(name, distribution)  # Optuna's own ask(fixed_distributions=) does this per value
@@ -353,29 +374,35 @@ def make_searcher(plan: Any, screen: Callable[[Mapping[str, Any]], str | None] |
     storage = journal_storage(plan.store)
     # a sweep resumed before Ray saved any state finds its study with the first points already in it
     begun = plan.sweep_id in optuna.study.get_all_study_names(storage)
+    conditional = is_conditional(plan.space)
+    points = [optuna_params(plan.space, p)[0] for p in plan.points] if conditional else plan.points
     searcher = RestorableOptunaSearch(
-        space=to_optuna(plan.space),
+        space=DefineByRun(plan.space) if conditional else to_optuna(plan.space),
         metric=metrics if multi else metrics[0],
         mode=modes if multi else modes[0],
-        points_to_evaluate=None if begun else plan.points or None,
+        points_to_evaluate=None if begun else points or None,
         sampler=_sampler(plan.search, plan.seed, population_size(plan.samples, plan.population)),
         study_name=plan.sweep_id,
         storage=storage,
         store_root=plan.store,
         screen=screen,
         parked=parked,
+        fields=plan.space,
     )
     searcher.set_max_concurrency(plan.max_concurrent)
     return ResumableSearchGenerator(searcher)
 
 
 def to_tune(space: Space) -> dict[str, Any]:
-    """Ray Tune sampling domains for a space (PBT's random starting points and its mutations)."""
+    """Ray Tune sampling domains for a space (PBT's random starting points and its mutations); a conditional field
+    samples its case once its parent has a value (``tune.sample_from``)."""
     from ray import tune
 
     out: dict[str, Any] = {}
     for name, dim in space.items():
-        if isinstance(dim, Float):
+        if isinstance(dim, Given):
+            out[name] = tune.sample_from(_CaseSampler(dim))
+        elif isinstance(dim, Float):
             out[name] = tune.loguniform(dim.low, dim.high) if dim.log else tune.uniform(dim.low, dim.high)
         elif isinstance(dim, Int):
             # Tune's integer upper bounds are exclusive; audiostyle's are inclusive.
@@ -385,3 +412,15 @@ def to_tune(space: Space) -> dict[str, Any]:
         else:
             raise AudiostyleError(f"search dimension {name}={dim!r} is not a Float, Int or Choice.")
     return out
+
+
+class _CaseSampler:
+    """``tune.sample_from``'s function for a :class:`~audiostyle.methods.space.Given` field: a value of the case
+    its parent took in the trial's config."""
+
+    def __init__(self, dim: Given) -> None:
+        self.dim = dim
+
+    def __call__(self, spec: Any) -> Any:
+        case = resolve(self.dim, spec.config)
+        return to_tune({"value": case})["value"].sample()
