@@ -286,10 +286,10 @@ class ShallowCNN(Method):
         """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling).
 
         Filters and width depend on the convolution: a 1-D filter spans every feature channel (report 003's 128 to
-        4096 filters of width 5 to 30 frames), a 2-D one is a ``width`` × ``width`` patch slid over frequency as well as
-        time, so the same ranges would cost up to ``width`` × more per step (4096 filters of
-        22 × 22 over a 1025 × 259 spectrogram: about a teraflop an evaluation). 2-D draws 64 to 1024 filters of 3 × 3
-        to 11 × 11: over random draws on 6 s clips its median step cost is 0.7× the whole space's and 1-D's 1.2×
+        4096 filters of width 5 to 30 frames), a 2-D one is a ``width`` × ``width`` patch slid over frequency as well
+        as time, so the same ranges would cost up to ``width`` × more per step (4096 filters of 22 × 22 over a
+        1025 × 259 spectrogram: about a teraflop an evaluation). 2-D draws 64 to 1024 filters of 3 × 3 to 11 × 11:
+        over random draws on 6 s clips its median step cost is 0.7× the whole space's and 1-D's 1.2×
         (with 1-D's ranges, 2-D's median was 1.5× and its costliest draws 2800×)."""
         return {
             "features": Choice(("stft", "mel", "mfcc")),

@@ -74,7 +74,8 @@ class Given:
         for key, dim in self.cases:
             if key == value:
                 return dim
-        raise AudiostyleError(f"{self.on}={value!r} has no case here (cases: {', '.join(repr(k) for k, _ in self.cases)}).")
+        known = ", ".join(repr(k) for k, _ in self.cases)
+        raise AudiostyleError(f"{self.on}={value!r} has no case here (cases: {known}).")
 
 
 Dimension = Union[Float, Int, Choice, Given]

@@ -264,7 +264,8 @@ class WaveVAE(GenerativeMethod):
         """``"cpu"``: 0.1 s examples (the report's 14.5 s halves leave a 128-d code nothing to reconstruct: recon_rel
         stays at 1.0, silence's, and the KL collapses), 3 conv stages, 3000 steps at batch 32, scored on 64 examples
         joined into 3 s clips (``benchmarks/results/generators_learning.md``). Like every preset it fixes the size and
-        the budget, not the optimisation: a sweep at it searches ``lr`` and ``beta`` (alone: the report's 1e-3, 1e-4)."""
+        the budget, not the optimisation: a sweep at it searches ``lr`` and ``beta`` (alone: the report's 1e-3 and
+        1e-4)."""
         return {"cpu": {"example_s": 0.1, "eval_samples": 64, "latent": 128, "width": 16, "layers": 3, "kernel": 9,
                         "batch_size": 32, "steps": 3000, "report_every": 250, "checkpoint_every": 1500}}
 
