@@ -276,7 +276,8 @@ def test_space_and_best_known_are_valid_configs(method):
     fields = {f.name for f in dataclasses.fields(method.Config)}
     space = method.default_space()
     assert set(space) <= fields
-    assert space["filters"].options == (128, 256, 512, 1024, 2048, 4096)
+    assert space["filters"].case("1d").options == (128, 256, 512, 1024, 2048, 4096)  # report 003's
+    assert max(space["filters"].case("2d").options) < 4096 and space["width"].case("2d").high < 22
     best = method.best_known()
     assert [(b["layers"], b["filters"], b["width"], b["alpha"]) for b in best][:2] == [(1, 4096, 11, 0.006),
                                                                                       (2, 2048, 11, 0.001)]
