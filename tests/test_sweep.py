@@ -101,6 +101,40 @@ def test_optuna_searches_a_conditional_space_with_one_parameter_per_case() -> No
         to_optuna(CONDITIONAL)
 
 
+def test_a_conditional_searcher_restores_takes_up_a_half_asked_trial_and_adopts_a_foreign_one(tmp_path: Path) -> None:
+    """What a resumed sweep asks of its searcher, on a define-by-run space: Ray's pickle of it restores, a trial the
+    stopped driver asked with only its parent drawn is taken up and finished in its case, and a trial the restored
+    snapshot lacks is adopted under its case's parameter names."""
+    from audiostyle.sweep._keys import FINAL
+    from audiostyle.sweep._search import RestorableOptunaSearch
+    from audiostyle.sweep._study import journal_storage
+
+    def searcher() -> RestorableOptunaSearch:  # its study in a store's journal, as a sweep's is
+        return RestorableOptunaSearch(space=DefineByRun(CONDITIONAL), metric="score", mode="max",
+                                      sampler=optuna.samplers.RandomSampler(seed=0), fields=CONDITIONAL,
+                                      study_name="conditional", storage=journal_storage(str(tmp_path / "store")))
+
+    first = searcher()
+    asked = first.suggest("t0")
+    assert set(asked) == {"kind", "x", "y"}
+    first.on_trial_complete("t0", {"score": 1.0, FINAL: True, "config": asked})
+    first.save(str(tmp_path / "searcher.pkl"))
+    half = first._ot_study.ask()  # the driver stopped after drawing the parent only
+    half.suggest_categorical("kind", ["a", "b"])
+    kind = half.params["kind"]
+
+    restored = searcher()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    taken = restored.suggest("t1")
+    assert restored._ot_trials["t1"]._trial_id == half._trial_id and len(restored._ot_study.trials) == 2
+    assert taken["kind"] == kind and set(restored._ot_study.trials[1].params) == {"kind", f"x|kind={kind}",
+                                                                                 f"y|kind={kind}"}
+    assert CONDITIONAL["x"].case(kind).low <= taken["x"] <= CONDITIONAL["x"].case(kind).high
+    restored.on_trial_complete("t7", {"score": 0.5, FINAL: True, "config": {"kind": "b", "x": 0.9, "y": 7}})
+    adopted = restored._ot_study.trials[-1]
+    assert adopted.params == {"kind": "b", "x|kind=b": 0.9, "y|kind=b": 7} and adopted.state.name == "COMPLETE"
+
+
 def test_tune_samples_a_conditional_field_from_its_parents_case() -> None:
     """PBT's starting points (Ray Tune's variant generator) draw each conditional field in its parent's case."""
     from ray.tune.search.variant_generator import generate_variants
