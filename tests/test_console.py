@@ -127,3 +127,36 @@ def test_a_quiet_sweep_drops_rays_per_attempt_failure_logs_and_keeps_its_other_e
         logging.getLogger("ray.tune.tune").error("Trials did not complete: [toy_1]")
         controller.error("Failed to restore the run state.")
     assert [r.getMessage() for r in caplog.records] == ["Failed to restore the run state."]
+
+
+STOPPED_IN_A_CALLBACK = """
+import sys, weakref
+if sys.argv[1] == "quiet":
+    from audiostyle.sweep._console import drop_stop_tracebacks
+    drop_stop_tracebacks()
+
+class Held:
+    pass
+
+def stop(_):  # what Ray's SIGTERM handler does when it lands inside a weakref callback
+    raise SystemExit(1)
+
+def bug(_):
+    raise ValueError("a real bug")
+
+a, b = Held(), Held()
+refs = [weakref.ref(a, stop), weakref.ref(b, bug)]
+del a, b
+print("still running")
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "quiet"])
+def test_a_trial_stopped_inside_a_callback_prints_no_traceback_but_other_errors_still_show(mode: str) -> None:
+    """A trial's process drops Python's "Exception ignored ... SystemExit" (Ray stopping a paused trial's actor) and
+    keeps every other exception Python cannot raise."""
+    run = subprocess.run([sys.executable, "-c", STOPPED_IN_A_CALLBACK, mode], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0 and "still running" in run.stdout
+    assert "ValueError: a real bug" in run.stderr
+    assert ("SystemExit" in run.stderr) == (mode == "plain"), run.stderr

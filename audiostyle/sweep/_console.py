@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from typing import Any, Callable, Mapping
 
 from ray import tune
@@ -72,6 +73,23 @@ def quiet_env(verbose: int) -> dict[str, str]:
     env = {key: os.environ.get(key, value) for key, value in QUIET_ENV.items()}
     os.environ.update(env)
     return env
+
+
+def drop_stop_tracebacks() -> None:
+    """In a trial's process: drop the "Exception ignored in ... SystemExit: 1" traceback Python prints when Ray stops
+    the trial's actor while a weakref callback runs (Ray's SIGTERM handler raises SystemExit, which such a callback
+    cannot raise). Ray forwards it to the sweep's console, where a trial stopped at a rung looked like a crash. Any
+    other exception Python cannot raise is printed as before."""
+    if getattr(sys.unraisablehook, "drops_stop", False):
+        return
+    plain = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            plain(unraisable)
+
+    hook.drops_stop = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, Any]:
