@@ -229,9 +229,13 @@ class Cluster:
                  "--disable-usage-stats", *extra)
 
     def _start_worker(self, ns: NetNS, ip: str, cpus: int, i: int | str) -> None:
-        self.ray(ns, "start", f"--address={self.head_ip}:{GCS_PORT}", f"--node-ip-address={ip}",
-                 f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={self.root / f'w{i}'}",
-                 "--disable-usage-stats")
+        """Start worker node ``i``; its processes get their own ``TMPDIR``, as a machine of its own has its own
+        ``/tmp`` (a frozen worker process holding a file lock in a shared one stalled every trial on the head)."""
+        tmp = self.root / f"tmp-w{i}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        ns.run([str(VENV_BIN / "ray"), "start", f"--address={self.head_ip}:{GCS_PORT}", f"--node-ip-address={ip}",
+                f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={self.root / f'w{i}'}", "--disable-usage-stats"],
+               {**self.env, "TMPDIR": str(tmp)}, timeout=180, check=True, cwd=REPO)
 
     # ---------------------------------------------------------------------------------------- clients
     def driver_env(self) -> dict[str, str]:
