@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_sweep import local_sweep  # noqa: E402
+from local_sweep import local_sweep, preset_and_winner  # noqa: E402
 from machine import describe  # noqa: E402
 
 from audiostyle import analysis, methods, metrics  # noqa: E402
@@ -138,26 +138,17 @@ def swept(name: str, dataset, args: argparse.Namespace, store: str, steps: int |
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
     result = local_sweep(name, data=args.data, store=store, samples=args.sweep, overrides=overrides,
                          scheduler="none")
-    trials = result.trials[result.trials["status"] == "finished"]
-    if result.best is None or trials.empty:
-        raise SystemExit(f"{name}: the sweep finished no trial")
-    space, first = result.plan.space, (result.plan.points[0] if result.plan.points else None)
-    searched = [{k: v for k, v in analysis.config_of(t, name).items() if k in space} for _, t in trials.iterrows()]
-    at_preset = [i for i, c in enumerate(searched) if c == first]
-    if not at_preset:
-        raise SystemExit(f"{name}: no finished trial ran the preset's config {first}")
-    chosen = {k: v for k, v in analysis.config_of(result.best, name).items() if k in space}
-    samples, config, data = {}, None, None
-    for label, trial in ((f"`{PRESET}` preset (the reports' config)", trials.iloc[at_preset[0]]),
-                         ("sweep's best", result.best)):
+    trials, preset_trial, chosen, first = preset_and_winner(result, name)
+    samples, prepared = {}, []
+    for label, trial in ((f"`{PRESET}` preset (the reports' config)", preset_trial), ("sweep's best", result.best)):
         config = method.make_config(analysis.config_of(trial, name))
         data = method.prepare(dataset, config)
+        prepared.append((config, data))
         state = Store(store).load_checkpoint(trial[ARTIFACT_CHECKPOINT])
         modules = method.restore_modules(config, state, data=method.adapt(data, config))
         row = {k[len("metric."):]: v for k, v in trial.items() if k.startswith("metric.")}
         samples[label] = (list(method.generate(modules, config, config.eval_samples)), row)
-    preset_config = method.make_config(analysis.config_of(trials.iloc[at_preset[0]], name))
-    preset_data = method.prepare(dataset, preset_config)
+    preset_config, preset_data = prepared[0]  # the baselines use the preset's networks and data
     table = comparison(method, preset_config, preset_data,
                        domain_test(dataset, args.domain, getattr(preset_data, "clips", preset_data)), samples)
     val = ", ".join(f"{t['metric.fad']:.2f}" for _, t in trials.iterrows())

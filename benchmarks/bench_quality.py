@@ -59,7 +59,7 @@ from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
 from audiostyle.calibrate import eq_match
 from audiostyle.store import ARTIFACT_CHECKPOINT, Store
-from local_sweep import local_sweep
+from local_sweep import local_sweep, preset_and_winner
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
@@ -166,7 +166,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
     result = local_sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
-                    overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
+                         overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
     chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in result.plan.space}
@@ -196,19 +196,8 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
         steps = args.steps or steps
         overrides.update({"steps": steps, "report_every": steps, "checkpoint_every": 0})
     result = local_sweep(method.name, data=args.source, store=store, samples=samples, overrides=overrides,
-                    scheduler="none", cache_dir=args.cache)
-    trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
-    if result.best is None or trials.empty:
-        raise SystemExit(f"{method.name}: the sweep finished no trial")
-    space = result.plan.space
-    searched = [{k: v for k, v in analysis.config_of(t, method.name).items() if k in space}
-                for _, t in trials.iterrows()]
-    first = result.plan.points[0] if result.plan.points else None
-    at_preset = [i for i, c in enumerate(searched) if first is not None and c == first]
-    if not at_preset:
-        raise SystemExit(f"{method.name}: no finished trial ran the preset's config {first}")
-    preset_trial = trials.iloc[at_preset[0]]
-    chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in space}
+                         scheduler="none", cache_dir=args.cache)
+    trials, preset_trial, chosen, first = preset_and_winner(result, method.name)
     rows, outputs = {}, {}
     cut = "" if steps == preset["steps"] else f", {steps} steps"
     for label, trial in ((f"`{PRESET}` preset{cut}", preset_trial), (f"sweep's best{cut}", result.best)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from audiostyle import sweep
+from audiostyle import analysis, sweep
 
 RAY_START_WAIT_S = 90.0
 """How long a local Ray's node may take to register (Ray waits 30 s, a constant in ``ray._private.node``)."""
@@ -58,3 +58,19 @@ def local_sweep(name: str, **settings):
                   file=sys.stderr)
             ray.shutdown()
             time.sleep(10)
+
+
+def preset_and_winner(result, method: str):
+    """A preset sweep's finished trials, the one that ran the plan's first point (the preset with the reports'
+    config), the winner's searched values and that first point: ``(trials, preset_trial, chosen, first)``.
+    Exits with a message when no trial finished or none ran the first point."""
+    trials = result.trials[result.trials["status"] == "finished"] if "status" in result.trials else result.trials
+    if result.best is None or trials.empty:
+        raise SystemExit(f"{method}: the sweep finished no trial")
+    space, first = result.plan.space, (result.plan.points[0] if result.plan.points else None)
+    searched = [{k: v for k, v in analysis.config_of(t, method).items() if k in space} for _, t in trials.iterrows()]
+    at_preset = [i for i, c in enumerate(searched) if first is not None and c == first]
+    if not at_preset:
+        raise SystemExit(f"{method}: no finished trial ran the preset's config {first}")
+    chosen = {k: v for k, v in analysis.config_of(result.best, method).items() if k in space}
+    return trials, trials.iloc[at_preset[0]], chosen, first
