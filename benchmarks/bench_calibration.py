@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 from pathlib import Path
 
@@ -150,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=None)
     args = p.parse_args(argv)
     sections = [_section(name, args.quick, args.cache, args.directions) for name in args.data]
-    lines = [f"# Calibration of the headline ({time.strftime('%Y-%m-%d')})", "", f"Machine: {describe()}.", "",
+    command = " ".join(["python benchmarks/bench_calibration.py", *(sys.argv[1:] if argv is None else argv)])
+    lines = [f"# Calibration of the headline ({time.strftime('%Y-%m-%d')})", "",
+             f"`{command}`. Machine: {describe()}.", "",
              "The rule (`python -m audiostyle.calibrate`, module docstring): the true target ranks first on "
              f"`{metrics.HEADLINE}`, the 50/50 mix between it and copy-content, every degenerate anchor below "
              f"{calibrate.DEGENERATE_THRESHOLD}, every metric moves the way its direction says, and the target through a "
              f"{calibrate.VOCODED_MEL[0]}-band mel vocoder (`{calibrate.VOCODED}`, what a perfect mel-domain method "
              "outputs) above the baseline and every degenerate anchor. Per dataset the "
-             "headline of each anchor, then every metric of every anchor.", ""]
+             "headline of each anchor, then every metric of every anchor. Why references fitted on one source "
+             "recognise another's instruments poorly, and what was tried: `calibration_across_sources.md`.", ""]
     for summary, _, _ in sections:
         lines += summary
     for _, details, _ in sections:
