@@ -8,7 +8,8 @@ low-passed, a 50/50 mix of content and target, the target through a mel vocoder:
 signal-processing baseline (:data:`BASELINE`: the content equalised to a style clip, or with its spectral
 envelope). On test-split melodies (the val split where a dataset has no test split) of one ordered domain pair,
 every anchor is scored by :func:`audiostyle.metrics.evaluate` against references fitted on a train split (the
-dataset's own, or another dataset's with ``--fit-data``), and :func:`check_rule` states what must hold:
+dataset's own; with ``--fit-data`` the timbre space of another dataset's, in which the dataset's own train clips
+locate its instruments), and :func:`check_rule` states what must hold:
 
 1. the true target ranks first on the headline (above the baseline too);
 2. the 50/50 mix ranks between the target and copy-content;
@@ -456,8 +457,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--soundfont", default=None,
                    help="the soundfont that renders --data bench: a path or musescore, timgm6mb, opl3")
     p.add_argument("--fit-data", default=None,
-                   help="fit the references on this dataset's train split instead of --data's (same domain names), "
-                        "to check that the metrics hold on recordings from another source")
+                   help="fit the references' timbre space (what a melody, a noise floor or a vocoder does to an "
+                        "instrument) on this dataset's train split instead of --data's (same domain names), to check "
+                        "that the metrics hold on recordings from another source; --data's train clips locate its "
+                        "instruments in that space (another library's violin sits elsewhere than this one's)")
     p.add_argument("--fit-soundfont", default=None, help="the soundfont that renders --fit-data bench")
     p.add_argument("--content", required=True, help="content domain (e.g. piano)")
     p.add_argument("--style", required=True, help="target domain (e.g. violin)")
@@ -479,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit = dataset if args.fit_data is None else load_dataset(args.fit_data, cache_dir=args.cache,
                                                                   soundfont=args.fit_soundfont)
         result = calibrate(dataset, args.content, args.style, melodies=args.melodies,
-                           reference=metrics.build_reference(fit, cache_dir=args.cache))
+                           reference=metrics.build_reference(dataset, cache_dir=args.cache, space_from=fit))
     except AudiostyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,12 +5,12 @@ Usage::
 
     python benchmarks/bench_calibration.py                 # demo, the three soundfonts, and across them
     python benchmarks/bench_calibration.py --data bench    # the rendered real-instrument benchmark only
-    python benchmarks/bench_calibration.py --data bench:opl3@bench   # OPL3 renders, MuseScore General references
+    python benchmarks/bench_calibration.py --data bench:opl3@bench   # OPL3 renders, MuseScore General's space
     python benchmarks/bench_calibration.py --quick --directions 12   # 2 melodies, 12 directions a dataset
 
-Writes ``benchmarks/results/calibration.md``: per dataset the anchors' headline in every direction, whether the
-rule holds (and what fails), the per-output cost of all common metrics of a 6 s output against the 0.5 s target,
-then every metric of every anchor.
+Writes ``benchmarks/results/calibration.md`` (or ``--out``): per dataset the anchors' headline in every direction,
+whether the rule holds (and what fails), the per-output cost of all common metrics of a 6 s output against the 0.5 s
+target, then every metric of every anchor.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "calibration.md"
 SOURCES = ("demo", "bench", "bench:timgm6mb", "bench:opl3", "bench:timgm6mb@bench", "bench:opl3@bench")
-"""What is tabled by default: each source against its own references, then the other soundfonts against references
+"""What is tabled by default: each source against its own references, then the other soundfonts in the timbre space
 fitted on MuseScore General (``bench``)."""
 COST_TARGET_S = 0.5
 """Target seconds for all common metrics of one 6 s output (BENCHMARKS.md, Targets)."""
@@ -93,12 +93,13 @@ def _directions(dataset, count: int | None) -> list[tuple[str, str]]:
 
 def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tuple[list[str], list[str], bool]:
     """Summary lines, per-direction tables and whether the rule held everywhere, for one ``score[@fit]`` spec:
-    the ``score`` dataset's test melodies against references fitted on ``fit``'s train split (default its own)."""
+    the ``score`` dataset's test melodies against references fitted on its own train split, or with ``@fit`` on
+    ``fit``'s timbre space (``build_reference(..., space_from=fit)``)."""
     name, _, fit_spec = spec.partition("@")
     dataset = _load(name, cache)
     fitted = dataset if not fit_spec else _load(fit_spec, cache)
     t0 = time.perf_counter()
-    reference = metrics.build_reference(fitted, cache_dir=cache)
+    reference = metrics.build_reference(dataset, cache_dir=cache, space_from=fitted)
     t_ref = time.perf_counter() - t0
     pairs = _directions(dataset, count)
     results = [calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None)
@@ -112,12 +113,14 @@ def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tu
                  for r in results)
     mean = {a: float(np.mean([r.rows[a][metrics.HEADLINE] for r in results])) for a in anchors}
     lsd = {a: float(np.mean([r.rows[a]["lsd_rel"] for r in results])) for a in anchors}
-    fit_words = "its own train split" if not fit_spec else f"`{fit_spec}`'s train split (another source)"
+    fit_words = "references fitted on its own train split" if not fit_spec else (
+        f"the timbre space fitted on `{fit_spec}`'s train split (another source), its instruments located there by "
+        "its own train clips")
     lines = [
         f"## `{spec}`: the rule holds on {held} of {len(results)} directions", "",
         f"{len(dataset.domains)} domains; {len(results[0].melodies)} {results[0].split}-split melodies a direction "
         f"({len(results)} of {len(dataset.domains) * (len(dataset.domains) - 1)} directions), scored against "
-        f"references fitted on {fit_words} ({t_ref:.1f} s to fit or load; held-out classifier accuracy "
+        f"{fit_words} ({t_ref:.1f} s to fit or load; held-out classifier accuracy "
         f"{reference.holdout_accuracy:.3f}; acceptance radii "
         f"{_radii(reference)}). Highest degenerate headline over all "
         f"directions: {max(worst.values()):.3f} ({max(worst, key=worst.get)}; threshold "
@@ -145,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=list(SOURCES),
                    help="paired datasets, each tabled: name[:soundfont][@fit name[:soundfont]], e.g. bench:opl3@bench "
-                        "(OPL3 renders scored against references fitted on MuseScore General's)")
+                        "(OPL3 renders scored in the timbre space fitted on MuseScore General's train split)")
     p.add_argument("--quick", action="store_true", help="2 melodies a direction")
     p.add_argument("--directions", type=int, default=None, help="this many directions per dataset (default all)")
     p.add_argument("--cache", default=None)
+    p.add_argument("--out", type=Path, default=RESULTS, help="the Markdown file written")
     args = p.parse_args(argv)
     sections = [_section(name, args.quick, args.cache, args.directions) for name in args.data]
     command = " ".join(["python benchmarks/bench_calibration.py", *(sys.argv[1:] if argv is None else argv)])
@@ -159,14 +163,16 @@ def main(argv: list[str] | None = None) -> int:
              f"{calibrate.DEGENERATE_THRESHOLD}, every metric moves the way its direction says, and the target through a "
              f"{calibrate.VOCODED_MEL[0]}-band mel vocoder (`{calibrate.VOCODED}`, what a perfect mel-domain method "
              "outputs) above the baseline and every degenerate anchor. Per dataset the "
-             "headline of each anchor, then every metric of every anchor. Why references fitted on one source "
-             "recognise another's instruments poorly, and what was tried: `calibration_across_sources.md`.", ""]
+             "headline of each anchor, then every metric of every anchor. Across sources (`score@fit`) the timbre "
+             "space is fitted on one source and the scored source's own train clips locate its instruments in it; "
+             "why a reference moved whole does not recognise another library's instruments, and what was tried: "
+             "`calibration_across_sources.md`.", ""]
     for summary, _, _ in sections:
         lines += summary
     for _, details, _ in sections:
         lines += details
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(line for summary, _, _ in sections for line in summary[:3]))
     return 0 if all(ok for _, _, ok in sections) else 1
 

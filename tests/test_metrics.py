@@ -131,6 +131,28 @@ def test_classifier_is_accurate_on_held_out_clips_and_not_confident_on_noise(bui
             assert metrics.target_probability(y, reference, domain, dataset.sr) < 0.05, (name, domain)
 
 
+def test_a_timbre_space_fitted_on_one_library_names_anothers_instruments_once_they_are_located_in_it(
+        bench_set, bench_opl3_set):
+    """MuseScore General's reference moved whole names few of the OPL3 renders' instruments (each library's
+    instruments sit elsewhere); with its space kept and the OPL3 train clips locating the instruments
+    (``space_from``), at least 9 in 10, and the space itself (whitening, spreads, radii) is MuseScore General's."""
+    whole = metrics.build_reference(bench_set)
+    anchored = metrics.build_reference(bench_opl3_set, space_from=bench_set)
+    assert anchored.space_hash == whole.dataset_hash and anchored.dataset_hash not in (
+        whole.dataset_hash, metrics.dataset_hash(bench_opl3_set))
+    for name in ("whitening", "mean", "domain_rms", "domain_std", "discriminant_rms", "discriminant_std"):
+        np.testing.assert_array_equal(getattr(anchored.timbre, name), getattr(whole.timbre, name))
+    held = [c for c in bench_opl3_set.clips if c.split != "train"]
+    stats = np.stack([metrics.timbre_stats(metrics.clip_features(c.audio, c.sr)) for c in held])
+
+    def accuracy(reference: metrics.Reference) -> float:
+        guess = np.array(reference.domains)[reference.timbre.distances(stats).argmin(axis=1)]
+        return float(np.mean([g == c.domain for g, c in zip(guess, held)]))
+
+    assert accuracy(whole) < 0.6
+    assert accuracy(anchored) == pytest.approx(anchored.holdout_accuracy) and anchored.holdout_accuracy >= 0.9
+
+
 def test_a_reference_fit_is_the_same_whatever_the_blas_thread_count(demo, tmp_path, monkeypatch):
     """Tests run BLAS on one thread, a sweep's driver on two: summed in another order, the float32 features
     differed in the last digits and the whitening amplified it (0.1-0.2 in a matrix element), so processes fitted

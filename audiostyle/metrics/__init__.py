@@ -83,7 +83,10 @@ A geometric mean is high only when every component is; a degenerate output fails
 ``python -m audiostyle.calibrate`` checks (its ``DEGENERATE_THRESHOLD`` is 0.5).
 No constant of the headline is fitted to a dataset by hand: the timbre distance unit and the acceptance radii are
 measured on each dataset's train split when its reference is built, and the target term's unit is the content's
-own distance to its target.
+own distance to its target. A reference may borrow another dataset's timbre space (``build_reference(dataset,
+space_from=other)``: the whitening, spreads and radii of another recording source's fit, in which ``dataset``'s own
+train clips locate its instruments); across sample libraries that space holds while the instruments' locations do
+not (``benchmarks/results/calibration_across_sources.md``).
 
 Leakage: the embedding, the classifier, the ``fad`` statistics and every scale are fitted on the train split
 only (:data:`TRAIN_SPLIT`); methods score val melodies while sweeping and test melodies for final numbers.

@@ -20,7 +20,8 @@ from audiostyle.errors import AudiostyleError
 from audiostyle.metrics._classifier import acceptance, acceptance_radius, domain_probabilities, timbre_shift
 from audiostyle.metrics._distribution import gaussian
 from audiostyle.metrics._features import ClipFeatures, clip_features
-from audiostyle.metrics._timbre import TimbreSpace, fit_timbre_space, timbre_distance, timbre_stats
+from audiostyle.metrics._timbre import (TimbreSpace, anchor_timbre_space, fit_timbre_space, timbre_distance,
+                                        timbre_stats)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class Reference:
         Content hash of the dataset the reference was built from.
     version : int
         :data:`REFERENCE_VERSION` at build time.
+    space_hash : str or None
+        ``dataset_hash`` of the dataset whose timbre space this reference borrows (``build_reference(...,
+        space_from=...)``), None when it is fitted on its own train split alone.
     """
 
     domains: tuple[str, ...]
@@ -83,6 +87,7 @@ class Reference:
     holdout_accuracy: float
     dataset_hash: str
     version: int = REFERENCE_VERSION
+    space_hash: str | None = None
 
     def domain_index(self, domain: str) -> int:
         """Index of ``domain`` in :attr:`domains`; unknown names raise :class:`AudiostyleError`."""
@@ -137,47 +142,76 @@ def _vocoded(y: np.ndarray, sr: int, i: int) -> np.ndarray:
     return audio.vocode(y, sr, n_mels, audio.StftParams(n_fft=n_fft, hop_length=hop), n_iter=VOCODER_ITERS, seed=i)
 
 
-def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
+def _train_statistics(dataset: AudioDataset, domains: tuple[str, ...]) -> tuple[list[ClipFeatures], np.ndarray,
+                                                                              np.ndarray, np.ndarray, np.ndarray]:
+    """The train clips' features and domain indices (into ``domains``), and the timbre statistics the model fits:
+    every train clip's and, for the first :data:`VOCODED_PER_DOMAIN` of each domain, its vocoded copy's, with their
+    labels and groups (the melody, else the clip). Clips of domains outside ``domains`` are left out."""
     where = dataset.source or "the dataset"
-    if len(dataset.domains) < 2:
+    if len(domains) < 2:
         raise AudiostyleError(
             f"metrics need at least two domains to train the domain classifier; {where} has "
-            f"{', '.join(dataset.domains) or 'none'}. Add clips of another domain."
+            f"{', '.join(domains) or 'none'}. Add clips of another domain."
         )
-    train = dataset.select(split=TRAIN_SPLIT)
-    missing = [d for d in dataset.domains if not any(c.domain == d for c in train)]
+    train = [c for c in dataset.select(split=TRAIN_SPLIT) if c.domain in domains]
+    missing = [d for d in domains if not any(c.domain == d for c in train)]
     if missing:
         raise AudiostyleError(
             f"metrics references are fitted on the {TRAIN_SPLIT!r} split only, and {where} has no {TRAIN_SPLIT} "
             f"clip of {', '.join(missing)}; give every domain training clips (a smaller val_fraction)."
         )
     feats = [clip_features(c.audio, c.sr) for c in train]
-    labels = np.array([dataset.domains.index(c.domain) for c in train])
+    labels = np.array([domains.index(c.domain) for c in train])
     groups = np.array([c.pair_key if c.pair_key is not None else c.name for c in train])
-    chosen = np.concatenate([np.flatnonzero(labels == k)[:VOCODED_PER_DOMAIN] for k in range(len(dataset.domains))])
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:VOCODED_PER_DOMAIN] for k in range(len(domains))])
     vocoded = [clip_features(_vocoded(train[i].audio, train[i].sr, n), train[i].sr) for n, i in enumerate(chosen)]
     stats = np.stack([timbre_stats(f) for f in feats + vocoded])
-    space = fit_timbre_space(stats, np.concatenate([labels, labels[chosen]]),
-                             np.concatenate([groups, groups[chosen]]), len(dataset.domains))
-    held = [c for c in dataset.clips if c.split != TRAIN_SPLIT]
+    return (feats, labels, stats, np.concatenate([labels, labels[chosen]]),
+            np.concatenate([groups, groups[chosen]]))
+
+
+def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
+    """The reference of ``dataset`` fitted on its own train split alone."""
+    feats, labels, stats, stat_labels, groups = _train_statistics(dataset, dataset.domains)
+    space = fit_timbre_space(stats, stat_labels, groups, len(dataset.domains))
+    all_frames = np.concatenate([f.timbre_frames for f in feats])
+    center, scale = all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-6
+    return _reference(dataset, dataset.domains, space, feats, labels, (center, scale), digest)
+
+
+def _anchored_reference(base: Reference, dataset: AudioDataset, digest: str) -> Reference:
+    """``base``'s timbre space and frame standardisation with ``dataset``'s train clips locating the domains
+    (:func:`~audiostyle.metrics._timbre.anchor_timbre_space`) and giving the ``fad`` statistics."""
+    feats, labels, stats, stat_labels, _ = _train_statistics(dataset, base.domains)
+    space = anchor_timbre_space(base.timbre, stats, stat_labels)
+    reference = _reference(dataset, base.domains, space, feats, labels, (base.frame_center, base.frame_scale), digest)
+    reference.space_hash = base.dataset_hash
+    return reference
+
+
+def _reference(dataset: AudioDataset, domains: tuple[str, ...], space: TimbreSpace, feats: list[ClipFeatures],
+               labels: np.ndarray, standardise: tuple[np.ndarray, np.ndarray], digest: str) -> Reference:
+    """The :class:`Reference` of a fitted space: the held-out accuracy on ``dataset``'s other splits and the
+    per-domain ``fad`` statistics of the train clips' frames ``feats`` (domain indices ``labels``), standardised by
+    ``standardise`` (centre and scale, ``(19,)`` each)."""
+    held = [c for c in dataset.clips if c.split != TRAIN_SPLIT and c.domain in domains]
     acc = float("nan")
     if held:
         held_stats = np.stack([timbre_stats(clip_features(c.audio, c.sr)) for c in held])
         guess = np.argmin(space.distances(held_stats), axis=1)
-        acc = float(np.mean([dataset.domains[g] == c.domain for g, c in zip(guess, held)]))
-    all_frames = np.concatenate([f.timbre_frames for f in feats])
-    center, scale = all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-6
+        acc = float(np.mean([domains[g] == c.domain for g, c in zip(guess, held)]))
+    center, scale = standardise
     frame_mean, frame_cov = {}, {}
-    for k, d in enumerate(dataset.domains):
+    for k, d in enumerate(domains):
         frames = (np.concatenate([feats[i].timbre_frames for i in np.flatnonzero(labels == k)]) - center) / scale
         frame_mean[d], frame_cov[d] = gaussian(frames)
     log.info("metrics reference for %s: %d train clips, unseen-clip spread %.3f, held-out accuracy %.3f",
-             where, len(train), space.spread, acc)
-    return Reference(dataset.domains, space, center, scale, frame_mean, frame_cov, acc, digest)
+             dataset.source or "the dataset", len(feats), space.spread, acc)
+    return Reference(tuple(domains), space, center, scale, frame_mean, frame_cov, acc, digest)
 
 
-
-def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None = None) -> Reference:
+def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None = None, *,
+                    space_from: AudioDataset | None = None) -> Reference:
     """Fit the metrics reference of a dataset on its train split, cached by content hash.
 
     Parameters
@@ -191,6 +225,12 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
         benchmark, 2 cores). Default: ``references/`` in the data cache
         (:func:`audiostyle.data.cache.default_cache_dir`). Within one process the last :data:`MEMO_SIZE` references
         are also kept in memory (same hash, same object).
+    space_from : AudioDataset, optional
+        Another dataset with the same domain names, from another recording source, whose own reference gives the
+        timbre space (the whitening, the spreads and the acceptance radii: how far a melody, a noise floor or a
+        vocoder moves a clip of an instrument); ``dataset``'s train clips then only locate its domains in that space
+        and give the ``fad`` statistics (:func:`~audiostyle.metrics._timbre.anchor_timbre_space`). This is how a
+        reference fitted on one source is checked on another (``python -m audiostyle.calibrate --fit-data``).
 
     The fit runs its BLAS calls on one thread: summed in another order, the float32 feature sums of a 2-thread fit
     differed in the last digits from a 1-thread one, and the whitening of the timbre space amplified that to 0.3 in
@@ -203,9 +243,16 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
     Raises
     ------
     AudiostyleError
-        Fewer than two domains, or a domain without train clips.
+        Fewer than two domains, or a domain without train clips (in ``dataset`` or, for ``space_from``'s
+        domains, in either).
     """
-    digest = dataset_hash(dataset)
+    digest, base = dataset_hash(dataset), None
+    if space_from is not None:
+        base = build_reference(space_from, cache_dir)
+        if base.dataset_hash == digest:  # the dataset's own space: its own reference
+            base = None
+        else:
+            digest = hashlib.sha256(f"{digest}|space={base.dataset_hash}".encode()).hexdigest()
     ref = _MEMO.get(digest)
     path = Path(cache_dir if cache_dir is not None else Path(default_cache_dir()) / "references") / (
         f"reference-{digest[:24]}.pkl")
@@ -219,7 +266,7 @@ def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None =
             log.warning("ignoring unreadable metrics reference cache %s (%s)", path, exc)
     if ref is None:
         with threadpool_limits(limits=1, user_api="blas"):  # bit-identical fits whatever the caller's thread count
-            ref = _fit_reference(dataset, digest)
+            ref = _fit_reference(dataset, digest) if base is None else _anchored_reference(base, dataset, digest)
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ classifier (:mod:`audiostyle.metrics._classifier`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -153,14 +153,19 @@ def _within_domain_whitening(stats: np.ndarray, labels: np.ndarray) -> np.ndarra
     return v / np.sqrt(w)
 
 
+def _centres_and_axes(z: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each domain's mean of whitened statistics ``z (n, d)``, ``(n_domains, d)``, and the discriminant axes, the
+    ``n_domains - 1`` directions along which those means differ most, ``(d, n_domains - 1)``."""
+    centres = np.stack([z[labels == k].mean(axis=0) for k in range(n_domains)])
+    _, vectors = np.linalg.eigh(np.cov(centres, rowvar=False))
+    return centres, vectors[:, ::-1][:, : n_domains - 1]
+
+
 def _fit(stats: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, ...]:
     """Mean ``(d,)``, whitening ``(d, d)``, whitened centres ``(n_domains, d)`` and axes ``(d, n_domains - 1)``."""
     mean = stats.mean(axis=0)
     whitening = _within_domain_whitening(stats, labels)
-    z = (stats - mean) @ whitening
-    centres = np.stack([z[labels == k].mean(axis=0) for k in range(n_domains)])
-    _, vectors = np.linalg.eigh(np.cov(centres, rowvar=False))
-    return mean, whitening, centres, vectors[:, ::-1][:, : n_domains - 1]
+    return mean, whitening, *_centres_and_axes((stats - mean) @ whitening, labels, n_domains)
 
 
 def _unseen_offsets(stats: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_domains: int) -> list[tuple]:
@@ -220,3 +225,29 @@ def _per_domain(distances: np.ndarray, labels: np.ndarray, n_domains: int) -> tu
         rms[k] = np.sqrt(w * np.mean(d**2) + (1 - w)) if d.size else 1.0
         std[k] = np.sqrt(w * np.var(d) + (1 - w) * pooled_var) if d.size else std[k]
     return rms, std
+
+
+def anchor_timbre_space(space: TimbreSpace, stats: np.ndarray, labels: np.ndarray) -> TimbreSpace:
+    """``space`` with its domains' centres and discriminant axes measured on other clips: another recording
+    source's train clips of the same instruments.
+
+    The whitening (which directions vary with the melody, the nuisance the model ignores), the spreads and the
+    acceptance radii stay those of the fit. Only the instruments' centres move: two sample libraries' violins sit
+    about two unseen-clip spreads apart in a space fitted on one of them, while the scatter of a melody, a noise floor
+    or a vocoder around an instrument is alike in both (``benchmarks/results/calibration_across_sources.md``).
+
+    Parameters
+    ----------
+    space : TimbreSpace
+    stats : np.ndarray
+        :func:`timbre_stats` of the clips that locate the domains, ``(n, d)``.
+    labels : np.ndarray
+        Domain index of each clip in ``space``'s order, int ``(n,)``; every domain present.
+
+    Returns
+    -------
+    TimbreSpace
+    """
+    n_domains = len(space.centres)
+    centres, axes = _centres_and_axes((stats - space.mean) @ space.whitening, labels, n_domains)
+    return replace(space, centres=centres, axes=axes)
