@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("bench_segnet.py", ["--steps", "2"], []),
     ("bench_sweep.py", ["--quick"], []),
     ("bench_calibration.py", ["--quick"], []),
+    ("bench_interpolation.py", ["--directions", "6"], []),
 ]
 
 
