@@ -193,7 +193,10 @@ def test_partial_true_targets_score_the_others_and_say_so(demo, reference, by_ke
     none = metrics.evaluate(outs, contents, demo.sr, reference, "violin")
     assert half["paired_frac"] == 0.5 and "no true target" in caplog.text
     assert all(math.isfinite(half[k]) for k in metrics.METRIC_DIRECTIONS)
-    assert half["lsd_db"] == pytest.approx(0.0, abs=1e-9) and half["melody"] == full["melody"]
+    assert half["lsd_db"] == pytest.approx(0.0, abs=1e-9)
+    # The melody of an output with a true target is scored against the better of the content and the target (here the
+    # output itself): the pitch tracker hears the piano and the violin renderings of one melody differently.
+    assert none["melody"] < half["melody"] < full["melody"] == pytest.approx(1.0)
     # Unpaired: melody and timbre alone.
     assert none["paired_frac"] == 0.0 and math.isnan(none["lsd_db"])
     parts = metrics.headline_parts(none)

@@ -24,7 +24,8 @@ The columns (direction: better is):
     ``mir_eval.onset.f_measure`` of the output's onsets against the content's, 50 ms window.
 ``melody`` (max, [0, 1])
     Mean of ``pitch_acc`` and ``max(chroma_sim, 0)`` (``onset_f1`` is reported, not averaged in: see
-    :func:`melody_metrics`).
+    :func:`melody_metrics`). On paired data the four melody columns are taken against the content or its true
+    target, whichever gives the higher ``melody`` (the pitch tracker hears instruments differently).
 ``timbre_dist`` (min, >= 0)
     Mahalanobis distance of the output's timbre statistics to the target domain's train clips (shared
     within-instrument covariance, every direction of the statistics), in units of the distance of an unseen clip of

@@ -147,16 +147,16 @@ def evaluate(
     row = {name: math.nan for name in COMMON_METRICS}
     row["timbre_dist"] = float(distances[:, k].mean())
     row["target_prob"] = float(proba[:, k].mean())
+    paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
+    targets = {i: cached_features(true_targets[i], sr) for i in paired}  # type: ignore[index]
     if contents is not None:
         f_in = [cached_features(c, sr) for c in contents]
-        per = [melody_metrics(f, c) for f, c in zip(f_out, f_in)]
+        per = [melody_metrics(f, c, targets.get(i)) for i, (f, c) in enumerate(zip(f_out, f_in))]
         row.update({name: _nanmean([p[name] for p in per]) for name in MELODY_METRICS})
         row["timbre_shift"] = float(reference.shift(stats, np.stack([clip_stats(c) for c in f_in]), k).mean())
         row["silence_kept"] = _nanmean([silence_level(f, c) for f, c in zip(f_out, f_in)])
-    paired = [i for i, t in enumerate(true_targets or ()) if t is not None]
     row["paired_frac"] = len(paired) / n
     if paired:
-        targets = {i: cached_features(true_targets[i], sr) for i in paired}  # type: ignore[index]
         row["lsd_db"] = float(np.mean([log_mel_distance(f_out[i], targets[i]) for i in paired]))
         if contents is not None:
             row["lsd_rel"] = float(np.mean([relative_distance(f_out[i], cached_features(contents[i], sr), targets[i])
