@@ -321,7 +321,7 @@ class Calibration:
     violations: list[str] = field(default_factory=list)
 
 
-def _pairs(dataset: AudioDataset, content: str, style: str, split: str, limit: int | None
+def calibration_pairs(dataset: AudioDataset, content: str, style: str, split: str, limit: int | None
            ) -> list[tuple[Clip, Clip, Clip]]:
     """(content, true target, style clip of another melody) of the split's paired melodies."""
     held = [c for c in dataset.select(content, split) if dataset.counterpart(c, style) is not None]
@@ -376,7 +376,7 @@ def calibrate(dataset: AudioDataset, content: str, style: str, *, reference: met
     check_request(dataset, content, style, melodies)
     reference = reference or metrics.build_reference(dataset)
     split = evaluation_split(dataset)
-    triples = _pairs(dataset, content, style, split, melodies)
+    triples = calibration_pairs(dataset, content, style, split, melodies)
     anchors = [make_anchors(c.audio, t.audio, s.audio, dataset.sr, seed=i) for i, (c, t, s) in enumerate(triples)]
     rows, start = {}, time.perf_counter()
     for name in ANCHORS:

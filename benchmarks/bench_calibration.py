@@ -76,13 +76,13 @@ def _radii(reference: metrics.Reference) -> str:
     return ", ".join(f"{d} {r:.2f}" for d, r in zip(reference.domains, radius))
 
 
-def _load(spec: str, cache: str | None):
+def load_spec(spec: str, cache: str | None):
     """``name[:soundfont]`` (``bench:opl3``) loaded."""
     name, _, font = spec.partition(":")
     return load_dataset(name, cache_dir=cache, soundfont=font or None)
 
 
-def _directions(dataset, count: int | None) -> list[tuple[str, str]]:
+def directions(dataset, count: int | None) -> list[tuple[str, str]]:
     """Every ordered domain pair, or ``count`` of them in a fixed shuffled order (the same for every source)."""
     pairs = list(itertools.permutations(dataset.domains, 2))
     if count is None or count >= len(pairs):
@@ -96,12 +96,12 @@ def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tu
     the ``score`` dataset's test melodies against references fitted on its own train split, or with ``@fit`` on
     ``fit``'s timbre space (``build_reference(..., space_from=fit)``)."""
     name, _, fit_spec = spec.partition("@")
-    dataset = _load(name, cache)
-    fitted = dataset if not fit_spec else _load(fit_spec, cache)
+    dataset = load_spec(name, cache)
+    fitted = dataset if not fit_spec else load_spec(fit_spec, cache)
     t0 = time.perf_counter()
     reference = metrics.build_reference(dataset, cache_dir=cache, space_from=fitted)
     t_ref = time.perf_counter() - t0
-    pairs = _directions(dataset, count)
+    pairs = directions(dataset, count)
     results = [calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None)
                for a, b in pairs]
     held = sum(not r.violations for r in results)

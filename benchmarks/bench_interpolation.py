@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from audiostyle import calibrate, metrics
-from bench_calibration import SOURCES, _directions, _load
+from bench_calibration import SOURCES, directions, load_spec
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "interpolation.md"
@@ -32,7 +32,7 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def _curves(dataset, reference, content: str, style: str, melodies: int) -> tuple[list[float], list[float]]:
     """The headline and ``timbre_shift`` at each of :data:`ALPHAS`, means over ``melodies`` test melodies."""
-    triples = calibrate._pairs(dataset, content, style, calibrate.evaluation_split(dataset), melodies)
+    triples = calibrate.calibration_pairs(dataset, content, style, calibrate.evaluation_split(dataset), melodies)
     contents, targets = [c.audio for c, _, _ in triples], [t.audio for _, t, _ in triples]
     rows = [metrics.evaluate([calibrate.interpolate(c, t, a) for c, t in zip(contents, targets)], contents,
                              dataset.sr, reference, style, true_targets=targets) for a in ALPHAS]
@@ -42,11 +42,11 @@ def _curves(dataset, reference, content: str, style: str, melodies: int) -> tupl
 def _section(spec: str, count: int | None, melodies: int, cache: str | None) -> list[str]:
     """The summary line and the per-direction table of one ``score[@fit]`` spec."""
     name, _, fit_spec = spec.partition("@")
-    dataset = _load(name, cache)
+    dataset = load_spec(name, cache)
     reference = metrics.build_reference(dataset, cache_dir=cache,
-                                        space_from=_load(fit_spec, cache) if fit_spec else None)
+                                        space_from=load_spec(fit_spec, cache) if fit_spec else None)
     rows, rising, shifting = [], 0, 0
-    for content, style in _directions(dataset, count):
+    for content, style in directions(dataset, count):
         h, shift = _curves(dataset, reference, content, style, melodies)
         up = all(b > a for a, b in zip(h, h[1:]))
         kept = all(b >= a for a, b in zip(shift, shift[1:]))

@@ -67,7 +67,7 @@ def test_headline_grades_partial_transfer(request, data, content, style):
     """Magnitude-spectrum interpolation content -> true target: the headline and timbre_shift rise at every step."""
     dataset = request.getfixturevalue(data)
     reference = metrics.build_reference(dataset)
-    triples = calibrate._pairs(dataset, content, style, "test", 2)
+    triples = calibrate.calibration_pairs(dataset, content, style, "test", 2)
     rows = [metrics.evaluate([calibrate.interpolate(c.audio, t.audio, a) for c, t, _ in triples],
                              [c.audio for c, _, _ in triples], dataset.sr, reference, style,
                              true_targets=[t.audio for _, t, _ in triples]) for a in ALPHAS]

@@ -184,16 +184,17 @@ def _anchored_reference(base: Reference, dataset: AudioDataset, digest: str) -> 
     (:func:`~audiostyle.metrics._timbre.anchor_timbre_space`) and giving the ``fad`` statistics."""
     feats, labels, stats, stat_labels, _ = _train_statistics(dataset, base.domains)
     space = anchor_timbre_space(base.timbre, stats, stat_labels)
-    reference = _reference(dataset, base.domains, space, feats, labels, (base.frame_center, base.frame_scale), digest)
-    reference.space_hash = base.dataset_hash
-    return reference
+    return _reference(dataset, base.domains, space, feats, labels, (base.frame_center, base.frame_scale), digest,
+                      space_hash=base.dataset_hash)
 
 
 def _reference(dataset: AudioDataset, domains: tuple[str, ...], space: TimbreSpace, feats: list[ClipFeatures],
-               labels: np.ndarray, standardise: tuple[np.ndarray, np.ndarray], digest: str) -> Reference:
+               labels: np.ndarray, standardise: tuple[np.ndarray, np.ndarray], digest: str, *,
+               space_hash: str | None = None) -> Reference:
     """The :class:`Reference` of a fitted space: the held-out accuracy on ``dataset``'s other splits and the
     per-domain ``fad`` statistics of the train clips' frames ``feats`` (domain indices ``labels``), standardised by
-    ``standardise`` (centre and scale, ``(19,)`` each)."""
+    ``standardise`` (centre and scale, ``(19,)`` each); ``space_hash`` names the dataset the space was fitted on
+    when it is another one (:attr:`Reference.space_hash`)."""
     held = [c for c in dataset.clips if c.split != TRAIN_SPLIT and c.domain in domains]
     acc = float("nan")
     if held:
@@ -207,7 +208,7 @@ def _reference(dataset: AudioDataset, domains: tuple[str, ...], space: TimbreSpa
         frame_mean[d], frame_cov[d] = gaussian(frames)
     log.info("metrics reference for %s: %d train clips, unseen-clip spread %.3f, held-out accuracy %.3f",
              dataset.source or "the dataset", len(feats), space.spread, acc)
-    return Reference(tuple(domains), space, center, scale, frame_mean, frame_cov, acc, digest)
+    return Reference(tuple(domains), space, center, scale, frame_mean, frame_cov, acc, digest, space_hash=space_hash)
 
 
 def build_reference(dataset: AudioDataset, cache_dir: str | os.PathLike | None = None, *,
