@@ -102,8 +102,11 @@ def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tu
     reference = metrics.build_reference(dataset, cache_dir=cache, space_from=fitted)
     t_ref = time.perf_counter() - t0
     pairs = directions(dataset, count)
-    results = [calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None)
-               for a, b in pairs]
+    results = []
+    for i, (a, b) in enumerate(pairs, 1):
+        results.append(calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None))
+        verdict = "holds" if not results[-1].violations else "FAILS: " + "; ".join(results[-1].violations)
+        print(f"{spec}: {i}/{len(pairs)} {a} → {b}: {verdict}", file=sys.stderr, flush=True)
     held = sum(not r.violations for r in results)
     cost = _cost(dataset, reference)
     agree, t_ours, t_default = _pitch_agreement(dataset, 2)

@@ -46,10 +46,13 @@ def _section(spec: str, count: int | None, melodies: int, cache: str | None) -> 
     reference = metrics.build_reference(dataset, cache_dir=cache,
                                         space_from=load_spec(fit_spec, cache) if fit_spec else None)
     rows, rising, shifting = [], 0, 0
-    for content, style in directions(dataset, count):
+    pairs = directions(dataset, count)
+    for i, (content, style) in enumerate(pairs, 1):
         h, shift = _curves(dataset, reference, content, style, melodies)
         up = all(b > a for a, b in zip(h, h[1:]))
         kept = all(b >= a for a, b in zip(shift, shift[1:]))
+        print(f"{spec}: {i}/{len(pairs)} {content} → {style}: headline {'rises' if up else 'does NOT rise'}",
+              file=sys.stderr, flush=True)
         rising, shifting = rising + up, shifting + kept
         rows.append(f"| {content} → {style} | " + " | ".join(f"{v:.3f}" for v in h) + " | "
                     + " ".join(f"{v:.2f}" for v in shift) + f" | {'yes' if up else 'NO'} | {'yes' if kept else 'NO'} |")
