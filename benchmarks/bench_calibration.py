@@ -76,6 +76,11 @@ def _radii(reference: metrics.Reference) -> str:
     return ", ".join(f"{d} {r:.2f}" for d, r in zip(reference.domains, radius))
 
 
+def _verdict(result: calibrate.Calibration) -> str:
+    """``holds``, or ``FAILS: `` and what fails."""
+    return "holds" if not result.violations else "FAILS: " + "; ".join(result.violations)
+
+
 def load_spec(spec: str, cache: str | None):
     """``name[:soundfont]`` (``bench:opl3``) loaded."""
     name, _, font = spec.partition(":")
@@ -105,8 +110,7 @@ def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tu
     results = []
     for i, (a, b) in enumerate(pairs, 1):
         results.append(calibrate.calibrate(dataset, a, b, reference=reference, melodies=2 if quick else None))
-        verdict = "holds" if not results[-1].violations else "FAILS: " + "; ".join(results[-1].violations)
-        print(f"{spec}: {i}/{len(pairs)} {a} → {b}: {verdict}", file=sys.stderr, flush=True)
+        print(f"{spec}: {i}/{len(pairs)} {a} → {b}: {_verdict(results[-1])}", file=sys.stderr, flush=True)
     held = sum(not r.violations for r in results)
     cost = _cost(dataset, reference)
     agree, t_ours, t_default = _pitch_agreement(dataset, 2)
@@ -142,7 +146,7 @@ def _section(spec: str, quick: bool, cache: str | None, count: int | None) -> tu
     for r in results:
         cells = " | ".join(f"{r.rows[a][metrics.HEADLINE]:.3f}" for a in anchors)
         lines.append(f"| {r.content_domain} → {r.style_domain} | {cells} | "
-                     f"{'holds' if not r.violations else 'FAILS: ' + '; '.join(r.violations)} |")
+                     f"{_verdict(r)} |")
     details = [f"## `{spec}`: every metric, per direction", ""] + [calibrate.format_table(r) for r in results]
     return lines + [""], details, held == len(results)
 
