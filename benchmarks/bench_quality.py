@@ -59,7 +59,7 @@ from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
 from audiostyle.calibrate import eq_match
 from audiostyle.store import ARTIFACT_CHECKPOINT, Store
-from local_sweep import local_sweep, preset_and_winner
+from local_sweep import local_sweep, preset_and_winner, searched_values
 from machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
@@ -169,7 +169,7 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
                          overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
-    chosen = {k: v for k, v in analysis.config_of(result.best, method.name).items() if k in result.plan.space}
+    chosen = searched_values(result.best, method.name, result.plan.space)
     rows = {"reports' config": _score(method, {**test, **reports}, dataset),
             "sweep's best": _score(method, {**test, **chosen}, dataset)}
     notes = [f"- **{method.name}**: {samples} trials of {steps} L-BFGS steps on val melodies; fixed "

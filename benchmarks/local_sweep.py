@@ -60,6 +60,11 @@ def local_sweep(name: str, **settings):
             time.sleep(10)
 
 
+def searched_values(trial, method: str, space) -> dict:
+    """The values ``trial`` (a store row) took for the parameters of ``space`` (the plan's searched space)."""
+    return {k: v for k, v in analysis.config_of(trial, method).items() if k in space}
+
+
 def preset_and_winner(result, method: str):
     """A preset sweep's finished trials, the one that ran the plan's first point (the preset with the reports'
     config), the winner's searched values and that first point: ``(trials, preset_trial, chosen, first)``.
@@ -68,9 +73,9 @@ def preset_and_winner(result, method: str):
     if result.best is None or trials.empty:
         raise SystemExit(f"{method}: the sweep finished no trial")
     space, first = result.plan.space, (result.plan.points[0] if result.plan.points else None)
-    searched = [{k: v for k, v in analysis.config_of(t, method).items() if k in space} for _, t in trials.iterrows()]
+    searched = [searched_values(t, method, space) for _, t in trials.iterrows()]
     at_preset = [i for i, c in enumerate(searched) if first is not None and c == first]
     if not at_preset:
         raise SystemExit(f"{method}: no finished trial ran the preset's config {first}")
-    chosen = {k: v for k, v in analysis.config_of(result.best, method).items() if k in space}
+    chosen = searched_values(result.best, method, space)
     return trials, trials.iloc[at_preset[0]], chosen, first
