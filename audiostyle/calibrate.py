@@ -464,7 +464,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-soundfont", default=None, help="the soundfont that renders --fit-data bench")
     p.add_argument("--content", required=True, help="content domain (e.g. piano)")
     p.add_argument("--style", required=True, help="target domain (e.g. violin)")
-    p.add_argument("--melodies", type=int, default=None, help="score at most this many melodies (default: all)")
+    p.add_argument("--melodies", type=int, default=None, help="score at most this many melodies; None = all")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.add_argument("--cache", default=None, help="feature and reference cache folder")
     return p
