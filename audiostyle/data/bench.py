@@ -323,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layout", choices=LAYOUTS, default="folder",
                    help="folder: <out>/<instrument>/<melody>.wav; irmas: <out>/IRMAS-TrainingData/<code>/<melody>.wav")
     p.add_argument("--soundfont", default=None,
-                   help=f".sf2/.sf3 to render with, or a source name ({', '.join(SOUNDFONTS)}) (default "
-                        f"${SOUNDFONT_ENV}, else {DEFAULT_SOUNDFONT})")
+                   help=f".sf2/.sf3 to render with, or a source name ({', '.join(SOUNDFONTS)}); None = "
+                        f"${SOUNDFONT_ENV}, else {DEFAULT_SOUNDFONT}")
     p.add_argument("--melodies", type=int, default=N_MELODIES, help="number of melodies")
     p.add_argument("--instruments", default=",".join(NAMES), help="comma-separated instrument names")
     p.add_argument("--sr", type=int, default=22050, help="sample rate, Hz")
