@@ -49,7 +49,8 @@ The columns (direction: better is):
     ``lsd_db`` over what copying the content scores on it (per output, :func:`relative_distance`): 1 for the
     content, 0 for the target; the figure that compares across instrument pairs and datasets.
 ``fad`` (min, >= 0)
-    Fréchet distance between the outputs' pooled frame MFCC 1–19 and the target domain's train frames.
+    Fréchet distance between the outputs' pooled frames (MFCC 1–12 and their deltas) and the target domain's train
+    frames.
 ``silence_kept`` (min, dB <= 0)
     The output's level (dB re its loudest frame) over the frames where the content is silent (more than 60 dB
     below its loudest: pauses, release tails, padding; :func:`silence_level`), mean over the outputs whose content

@@ -119,8 +119,9 @@ def evaluate(
         unpaired trailing clip): ``lsd_db`` is the mean over the outputs that have one, ``paired_frac`` says how
         many did, and the headline is the paired one as long as one did. Absent: ``lsd_db`` NaN, ``paired_frac`` 0.
     fad_cov : {"shrunk", "full", "diag"}
-        Covariance mode of ``fad`` (:func:`frechet_distance`), which pools the standardised frame-level MFCC 1–19
-        of every output into one Gaussian, so it is defined for any set size (even one short clip).
+        Covariance mode of ``fad`` (:func:`frechet_distance`), which pools the standardised ``fad`` frames (MFCC
+        1–12 and their deltas, :attr:`ClipFeatures.timbre_frames`) of every output into one Gaussian, so it is
+        defined for any set size (even one short clip).
 
     Returns
     -------

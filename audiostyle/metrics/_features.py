@@ -24,6 +24,10 @@ N_MELS = 64
 N_MFCC = 20
 POWER_FLOOR_DB = -100.0
 """Power floor of every dB spectrum (dB re full scale): digital silence sits there."""
+FAD_MFCC = 12
+"""``fad``'s frames keep MFCC 1–12, the spectral envelope. MFCC 13–19 follow the ripple of the partials, which moves
+with the register: with them a test melody's true target sat farther from its instrument's train frames than the
+content did on two OPL3 directions (``benchmarks/results/calibration_across_sources.md``)."""
 TOP_DB = 60.0
 """Frames quieter than the clip's loudest frame by more than this (dB) are inactive (left out of statistics)."""
 CACHE_SIZE = 64
@@ -84,8 +88,11 @@ class ClipFeatures:
 
     @property
     def timbre_frames(self) -> np.ndarray:
-        """MFCC 1–19 of the active frames (gain-invariant), ``(active frames, 19)``."""
-        return self.mfcc[1:, self.active].T
+        """MFCC 1–:data:`FAD_MFCC` and their change from the frame before (0 at the first frame) over the active
+        frames (gain-invariant): the envelope and how it moves (an attack, a vibrato), ``(active frames, 24)``."""
+        envelope = self.mfcc[1:FAD_MFCC + 1]
+        change = np.diff(envelope, axis=1, prepend=envelope[:, :1])
+        return np.concatenate([envelope, change])[:, self.active].T
 
 
 @lru_cache(maxsize=1)

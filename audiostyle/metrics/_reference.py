@@ -25,11 +25,11 @@ from audiostyle.metrics._timbre import (TimbreSpace, anchor_timbre_space, fit_ti
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 9
+REFERENCE_VERSION = 10
 """Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
 ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
 views from the unseen-clip distances. 9: the timbre model also fits train clips through mel vocoders
-(:data:`VOCODERS`)."""
+(:data:`VOCODERS`). 10: ``fad``'s frames are MFCC 1–12 and their deltas."""
 VOCODERS: tuple[tuple[int, int, int], ...] = ((128, 2048, 512), (256, 2048, 512))
 """``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. The first
 :data:`VOCODED_PER_DOMAIN` train clips of each domain are also fitted through them (the ``i``-th through
@@ -64,9 +64,10 @@ class Reference:
     timbre : TimbreSpace
         The timbre embedding and the domains' centres in it.
     frame_center, frame_scale : np.ndarray
-        Mean and std of train frame-level MFCC 1–19, ``(19,)`` each: frames are standardised by them (``fad``).
+        Mean and std of the train clips' ``fad`` frames (:attr:`ClipFeatures.timbre_frames`), ``(24,)`` each: frames
+        are standardised by them.
     frame_mean, frame_cov : dict of str to np.ndarray
-        Per domain, mean ``(19,)`` and covariance ``(19, 19)`` of standardised train frames (``fad``).
+        Per domain, mean ``(24,)`` and covariance ``(24, 24)`` of standardised train frames (``fad``).
     holdout_accuracy : float
         Classifier accuracy on the dataset's clips outside the train split (NaN when there are none).
     dataset_hash : str
@@ -123,7 +124,7 @@ class Reference:
         return self.classify(stats)[1]
 
     def frames(self, features: ClipFeatures) -> np.ndarray:
-        """Standardised frame-level MFCC 1–19 of the active frames, ``(frames, 19)``."""
+        """Standardised ``fad`` frames (:attr:`ClipFeatures.timbre_frames`) of the active frames, ``(frames, 24)``."""
         return (features.timbre_frames - self.frame_center) / self.frame_scale
 
 
