@@ -56,8 +56,11 @@ lock-upgrade:
 sweep: setup
 	$(PY) sweeps/shallow_cnn.py --smoke --store results
 
+# Two test workers (TEST_WORKERS=1 for one process): most of a test's wall time waits on Ray, S3 and
+# subprocesses, so the 2-core machine runs two at once; tests that share the benchmark renders share a worker.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

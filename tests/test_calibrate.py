@@ -12,6 +12,10 @@ from audiostyle import calibrate, metrics
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 
+# The built-in benchmark's sets render (~1 min per soundfont) and fit their references once per test worker:
+# under `pytest -n` these modules share one worker (`--dist loadgroup`, the Makefile), so they are built once.
+pytestmark = pytest.mark.xdist_group("bench_sets")
+
 
 @pytest.fixture(scope="module")
 def reference(demo: AudioDataset) -> metrics.Reference:

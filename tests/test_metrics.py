@@ -21,6 +21,9 @@ from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import _features, _reference
 
+# On test_calibrate.py's worker under `pytest -n` (see there): the benchmark's sets are built once.
+pytestmark = pytest.mark.xdist_group("bench_sets")
+
 
 @pytest.fixture(scope="module")
 def reference(demo: AudioDataset) -> metrics.Reference:
