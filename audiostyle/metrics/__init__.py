@@ -32,8 +32,8 @@ The columns (direction: better is):
     a domain to its own centre (so about 1 for a real clip of the target instrument).
 ``target_prob`` (max, [0, 1])
     The domain classifier's probability of the target domain: a Gaussian classifier on those distances with a
-    per-domain acceptance radius in both views measured on the dataset's unseen clips, so it is low on noise, silence and anything
-    far from every domain.
+    per-domain acceptance radius in both views measured on the dataset's unseen clips, so it is low on noise, silence
+    and anything far from every domain.
 ``timbre_shift`` (max, [0, 1])
     How far the output's timbre moved from its content clip's towards the target domain
     (:func:`audiostyle.metrics._classifier.timbre_shift`): the fraction of the content's discriminant-view distance

@@ -120,7 +120,7 @@ def evaluate(
         many did, and the headline is the paired one as long as one did. Absent: ``lsd_db`` NaN, ``paired_frac`` 0.
     fad_cov : {"shrunk", "full", "diag"}
         Covariance mode of ``fad`` (:func:`frechet_distance`), which pools the standardised ``fad`` frames (MFCC
-        1–12 and their deltas, :attr:`ClipFeatures.timbre_frames`) of every output into one Gaussian, so it is
+        1–12 and their deltas, :attr:`ClipFeatures.fad_frames`) of every output into one Gaussian, so it is
         defined for any set size (even one short clip).
 
     Returns

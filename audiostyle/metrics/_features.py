@@ -87,9 +87,10 @@ class ClipFeatures:
         return int(self.onset.shape[0])
 
     @property
-    def timbre_frames(self) -> np.ndarray:
+    def fad_frames(self) -> np.ndarray:
         """MFCC 1–:data:`FAD_MFCC` and their change from the frame before (0 at the first frame) over the active
-        frames (gain-invariant): the envelope and how it moves (an attack, a vibrato), ``(active frames, 24)``."""
+        frames (gain-invariant): the envelope and how it moves (an attack, a vibrato), ``(active frames,
+        2 * FAD_MFCC)``."""
         envelope = self.mfcc[1:FAD_MFCC + 1]
         change = np.diff(envelope, axis=1, prepend=envelope[:, :1])
         return np.concatenate([envelope, change])[:, self.active].T

@@ -28,8 +28,8 @@ def log_mel_distance(output: ClipFeatures, target: ClipFeatures) -> float:
     left as it is), then per frame ``sqrt(mean_band (O_dB - T_dB)²)`` with both floored at the higher of
     :data:`LSD_FLOOR_DB` below the target's peak and :data:`LSD_MASK_DB` below the target frame's loudest band,
     averaged over the frames of the shorter clip. The per-frame floor is what noise cannot game: below it the target
-    has nothing audible to match, and whatever an output adds above it counts as a difference. The mel bands follow the ear's frequency
-    resolution, as in Cífka et al. 2021 (ss-VQ-VAE), whose table this reproduces in form.
+    has nothing audible to match, and whatever an output adds above it counts as a difference. The mel bands follow
+    the ear's frequency resolution, as in Cífka et al. 2021 (ss-VQ-VAE), whose table this reproduces in form.
 
     Parameters
     ----------

@@ -64,7 +64,7 @@ class Reference:
     timbre : TimbreSpace
         The timbre embedding and the domains' centres in it.
     frame_center, frame_scale : np.ndarray
-        Mean and std of the train clips' ``fad`` frames (:attr:`ClipFeatures.timbre_frames`), ``(24,)`` each: frames
+        Mean and std of the train clips' ``fad`` frames (:attr:`ClipFeatures.fad_frames`), ``(24,)`` each: frames
         are standardised by them.
     frame_mean, frame_cov : dict of str to np.ndarray
         Per domain, mean ``(24,)`` and covariance ``(24, 24)`` of standardised train frames (``fad``).
@@ -124,8 +124,8 @@ class Reference:
         return self.classify(stats)[1]
 
     def frames(self, features: ClipFeatures) -> np.ndarray:
-        """Standardised ``fad`` frames (:attr:`ClipFeatures.timbre_frames`) of the active frames, ``(frames, 24)``."""
-        return (features.timbre_frames - self.frame_center) / self.frame_scale
+        """Standardised ``fad`` frames (:attr:`ClipFeatures.fad_frames`) of the active frames, ``(frames, 24)``."""
+        return (features.fad_frames - self.frame_center) / self.frame_scale
 
 
 def dataset_hash(dataset: AudioDataset) -> str:
@@ -175,7 +175,7 @@ def _fit_reference(dataset: AudioDataset, digest: str) -> Reference:
     """The reference of ``dataset`` fitted on its own train split alone."""
     feats, labels, stats, stat_labels, groups = _train_statistics(dataset, dataset.domains)
     space = fit_timbre_space(stats, stat_labels, groups, len(dataset.domains))
-    all_frames = np.concatenate([f.timbre_frames for f in feats])
+    all_frames = np.concatenate([f.fad_frames for f in feats])
     center, scale = all_frames.mean(axis=0), all_frames.std(axis=0) + 1e-6
     return _reference(dataset, dataset.domains, space, feats, labels, (center, scale), digest)
 
@@ -205,7 +205,7 @@ def _reference(dataset: AudioDataset, domains: tuple[str, ...], space: TimbreSpa
     center, scale = standardise
     frame_mean, frame_cov = {}, {}
     for k, d in enumerate(domains):
-        frames = (np.concatenate([feats[i].timbre_frames for i in np.flatnonzero(labels == k)]) - center) / scale
+        frames = (np.concatenate([feats[i].fad_frames for i in np.flatnonzero(labels == k)]) - center) / scale
         frame_mean[d], frame_cov[d] = gaussian(frames)
     log.info("metrics reference for %s: %d train clips, unseen-clip spread %.3f, held-out accuracy %.3f",
              dataset.source or "the dataset", len(feats), space.spread, acc)
