@@ -7,6 +7,12 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# `make test`'s workers start together: on a fresh install they would compile librosa's numba kernels at once and
+# leave a cache that crashes later loads (SIGSEGV). Each worker takes the kernel lock the trial processes take.
+from audiostyle.sweep._trial import compile_librosa_kernels  # noqa: E402  (after the thread settings above)
+
+compile_librosa_kernels()
+
 pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.s3",

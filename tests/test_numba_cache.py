@@ -21,8 +21,9 @@ assert onsets.size >= 2, onsets
 
 
 def test_concurrent_first_compiles_leave_a_cache_every_later_process_loads(tmp_path):
-    """Four processes compile on an empty numba cache at once, then four more load it: all detect the onsets."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(REPO)}
+    """Four processes compile on an empty numba cache at once, then four more load it: all detect the onsets (cache
+    and lock private to the test)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
     for wave in ("compile", "load"):
         procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stderr=subprocess.PIPE, text=True)
                  for _ in range(4)]
@@ -52,15 +53,13 @@ for _ in range(2):
 """
 
 
-def test_a_lock_holder_that_never_lets_go_delays_a_trial_once_and_does_not_hang_it():
+def test_a_lock_holder_that_never_lets_go_delays_a_trial_once_and_does_not_hang_it(tmp_path):
     """Another process holds the kernel-cache lock for good (a frozen process on a hung node that shares /tmp): a
     trial process waits KERNEL_LOCK_WAIT_S, warns and imports without it; its next trial (a reused actor) does not
-    wait again. Once the lock is free, a new process takes it without a warning."""
-    import tempfile
-    from pathlib import Path
-
-    path = Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    wait again. Once the lock is free, a new process takes it without a warning. The lock lives in a private TMPDIR,
+    so the other test worker's processes never hold it."""
+    path = tmp_path / "audiostyle-numba-cache.lock"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
