@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
@@ -49,7 +49,7 @@ KERNEL_LOCK_WAIT_S = 120.0
 """Longest wait for another process's kernel compilation (a first compile of all of them takes about 20 s here)."""
 
 
-def compile_librosa_kernels() -> None:
+def compile_librosa_kernels(warm_up: Callable[[], object] | None = None) -> None:
     """Import :data:`LIBROSA_KERNEL_MODULES` one process at a time on this machine (an exclusive file lock).
 
     numba writes each gufunc's cache as two files. Two trial processes compiling at once on a fresh install can
@@ -60,8 +60,12 @@ def compile_librosa_kernels() -> None:
     A holder that never lets go (a process frozen on a node that hangs, where nodes share ``/tmp``) must not hang
     every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial imports without the lock, with a warning.
     A process that has imported them already (a reused trial actor) returns at once.
+
+    ``warm_up``, when given, runs under the lock after the imports: calls whose kernels numba compiles on their
+    first use (pYIN's decoding, onset picking), so processes that start together cache those one at a time too
+    (``tests/conftest.py``: every test worker computes the metrics' features of one tone).
     """
-    if all(name in sys.modules for name in LIBROSA_KERNEL_MODULES):
+    if warm_up is None and all(name in sys.modules for name in LIBROSA_KERNEL_MODULES):
         return
     with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
         deadline = time.monotonic() + KERNEL_LOCK_WAIT_S
@@ -73,6 +77,8 @@ def compile_librosa_kernels() -> None:
             time.sleep(0.2)
         for name in LIBROSA_KERNEL_MODULES:
             importlib.import_module(name)
+        if warm_up is not None:
+            warm_up()
 
 
 def _try_lock(lock: Any) -> bool:
