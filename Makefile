@@ -59,9 +59,11 @@ sweep: setup
 # Two test workers (TEST_WORKERS=1 for one process): most of a test's wall time waits on Ray, S3 and
 # subprocesses, so the 2-core machine runs two at once; tests that share the benchmark renders share a worker.
 # A crashed worker ends the run with its test failed: pytest-xdist 3.8's loadgroup hangs when it replaces one.
+# Tests marked `alone` assert on relative running times; they run afterwards, in one process.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --max-worker-restart=0 --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --max-worker-restart=0 -m "not alone" --durations=25
+	$(PY) -m pytest -q -m alone
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
