@@ -19,17 +19,19 @@ never reuses the actor of a failed trial); the searcher learns only that the tri
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib
 import json
 import logging
 import math
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
+
+import numpy as np
 
 from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
@@ -49,36 +51,43 @@ KERNEL_LOCK_WAIT_S = 120.0
 """Longest wait for another process's kernel compilation (a first compile of all of them takes about 20 s here)."""
 
 
-def compile_librosa_kernels(warm_up: Callable[[], object] | None = None) -> None:
-    """Import :data:`LIBROSA_KERNEL_MODULES` one process at a time on this machine (an exclusive file lock).
+@functools.cache
+def compile_librosa_kernels() -> None:
+    """Compile the librosa kernels the metrics use one process at a time on this machine (an exclusive file lock).
 
     numba writes each gufunc's cache as two files. Two trial processes compiling at once on a fresh install can
     leave the two files from different processes, and every later load of that kernel then crashes its process
-    (SIGSEGV in ``librosa.onset.onset_detect``, seen on a fresh clone's first ``make sweep``). Under the lock the
-    first process compiles and writes both files, and the others load them complete.
+    (SIGSEGV in ``librosa.onset.onset_detect``, seen on a fresh clone's first ``make sweep``, and in ``make test``'s
+    two workers). Under the lock the first process compiles and writes both files, and the others load them
+    complete: it imports :data:`LIBROSA_KERNEL_MODULES` (kernels compiled at import) and scores one tone (pYIN's
+    decoding and onset picking compile on their first call); about 20 s once per machine, 0.3 s once the cache exists.
 
     A holder that never lets go (a process frozen on a node that hangs, where nodes share ``/tmp``) must not hang
-    every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial imports without the lock, with a warning.
-    A process that has imported them already (a reused trial actor) returns at once.
-
-    ``warm_up``, when given, runs under the lock after the imports: calls whose kernels numba compiles on their
-    first use (pYIN's decoding, onset picking), so processes that start together cache those one at a time too
-    (``tests/conftest.py``: every test worker computes the metrics' features of one tone).
+    every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial goes on without the lock, with a warning.
+    A process that has done this already (a reused trial actor) returns at once.
     """
-    if warm_up is None and all(name in sys.modules for name in LIBROSA_KERNEL_MODULES):
-        return
     with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
         deadline = time.monotonic() + KERNEL_LOCK_WAIT_S
         while not _try_lock(lock):  # released when the file closes
             if time.monotonic() > deadline:
-                log.warning("librosa's kernel-cache lock %s has been held for %.0f s (by a hung process?): importing "
+                log.warning("librosa's kernel-cache lock %s has been held for %.0f s (by a hung process?): going on "
                             "without it", lock.name, KERNEL_LOCK_WAIT_S)
                 break
             time.sleep(0.2)
         for name in LIBROSA_KERNEL_MODULES:
             importlib.import_module(name)
-        if warm_up is not None:
-            warm_up()
+        _score_one_tone()
+
+
+def _score_one_tone() -> None:
+    """The metrics' features, pitch track and onsets of a 1 s gated 440 Hz tone (kernels compiled on first use)."""
+    from audiostyle.metrics._features import METRIC_SR, features  # here: the metrics' imports compile kernels too
+    from audiostyle.metrics._melody import onset_times, pitch_track
+
+    t = np.arange(METRIC_SR) / METRIC_SR
+    tone = features((np.sin(2 * np.pi * 440 * t) * (t % 0.25 < 0.1)).astype(np.float32), METRIC_SR)
+    pitch_track(tone)
+    onset_times(tone)
 
 
 def _try_lock(lock: Any) -> bool:
