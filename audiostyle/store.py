@@ -75,7 +75,7 @@ USABLE_STATUSES = (FINISHED, STOPPED)
 """Statuses whose metrics are valid (a stopped trial's are those of its last report)."""
 
 METRICS_VERSION = "metrics_version"
-"""The column of the metrics reference version a trial was scored with (:data:`audiostyle.metrics.REFERENCE_VERSION`;
+"""The column of the metrics version a trial was scored with (:data:`audiostyle.metrics.SCORE_VERSION`;
 null in rows written before it was recorded): scores of different versions are not comparable."""
 
 TRIAL_COLUMNS: dict[str, pa.DataType] = {

@@ -16,7 +16,7 @@ import mir_eval
 import numpy as np
 import pytest
 
-from audiostyle import metrics
+from audiostyle import calibrate, metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import _features, _reference
@@ -91,6 +91,27 @@ def test_onsets_and_chroma_follow_the_melody(demo, feats):
     other = [metrics.melody_metrics(feats["guitar", k2], feats["piano", k1]) for k1, k2 in zip(keys, keys[1:])]
     for name in ("chroma_sim", "onset_f1", "melody"):
         assert np.mean([s[name] for s in same]) > np.mean([o[name] for o in other]) + 0.3, name
+
+
+def test_melody_is_the_pitch_line_a_second_melody_costs_it_and_an_equaliser_does_not(demo, by_key):
+    """A 50/50 mix with another melody keeps much of the content's chroma but breaks its pitch line; equalising the
+    content toward another instrument moves its chroma (the partials' weights) but keeps the line."""
+    keys = sorted({c.pair_key for c in demo.clips})
+    eq, mixed = [], []
+    for k1, k2 in zip(keys[:4], keys[1:5]):
+        content, style = by_key["piano", k1], by_key["violin", k2]
+        n = min(len(content), len(style))
+        c = metrics.clip_features(content, demo.sr)
+        eq.append(metrics.melody_metrics(metrics.clip_features(calibrate.eq_match(content, style, demo.sr),
+                                                               demo.sr), c))
+        mixed.append(metrics.melody_metrics(metrics.clip_features(0.5 * (content[:n] + style[:n]), demo.sr), c))
+    for row in eq + mixed:
+        assert row["melody"] == row["pitch_acc"]
+    assert np.mean([r["melody"] for r in eq]) > np.mean([r["melody"] for r in mixed]) + 0.2
+    assert np.mean([r["melody"] for r in eq]) > 0.8
+    noise = metrics.clip_features(np.random.default_rng(0).standard_normal(demo.sr * 3) * 0.1, demo.sr)
+    unpitched = metrics.melody_metrics(noise, noise)  # no pitch track: the chroma stands in
+    assert math.isnan(unpitched["pitch_acc"]) and unpitched["melody"] == pytest.approx(unpitched["chroma_sim"])
 
 
 @pytest.fixture(scope="module", params=["demo_set", "bench_set"])

@@ -94,7 +94,7 @@ def test_store_rows_equal_what_trials_reported_and_trials_overlap(
     trials = result.trials
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"finished", "stopped"} and (trials["status"] == "finished").any()
-    assert set(trials["device"]) == {"cpu"} and set(trials["metrics_version"]) == {metrics.REFERENCE_VERSION}
+    assert set(trials["device"]) == {"cpu"} and set(trials["metrics_version"]) == {metrics.SCORE_VERSION}
 
     # Optuna tried the method's best-known config first, and it wins with its known score
     assert result.best["config.x"] == 0.3 and result.best["config.y"] == 5 and result.best["config.kind"] == "b"

@@ -23,9 +23,10 @@ The columns (direction: better is):
 ``onset_f1`` (max, [0, 1])
     ``mir_eval.onset.f_measure`` of the output's onsets against the content's, 50 ms window.
 ``melody`` (max, [0, 1])
-    Mean of ``pitch_acc`` and ``max(chroma_sim, 0)`` (``onset_f1`` is reported, not averaged in: see
-    :func:`melody_metrics`). On paired data the four melody columns are taken against the content or its true
-    target, whichever gives the higher ``melody`` (the pitch tracker hears instruments differently).
+    ``pitch_acc``, or ``max(chroma_sim, 0)`` for content without a pitch track (why, and why ``onset_f1`` is
+    reported but not counted: :func:`melody_metrics`). On paired data the four melody columns are taken against the
+    content or its true target, whichever gives the higher ``melody`` (the pitch tracker hears instruments
+    differently).
 ``timbre_dist`` (min, >= 0)
     Mahalanobis distance of the output's timbre statistics to the target domain's train clips (shared
     within-instrument covariance, every direction of the statistics), in units of the distance of an unseen clip of
@@ -106,6 +107,7 @@ from audiostyle.metrics._classifier import (
 )
 from audiostyle.metrics._distribution import FAD_SHRINKAGE, CovMode, frechet_distance
 from audiostyle.metrics._evaluate import (
+    SCORE_VERSION,
     TIMBRE_PRIOR,
     evaluate,
     headline,
@@ -150,8 +152,8 @@ __all__ = [  # the package face: every name imported above from the private modu
     "Audio", "CENT_TOLERANCE", "COMMON_METRICS", "COMMON_OBJECTIVES", "ClipFeatures", "CovMode", "DIAGNOSTICS",
     "Direction", "FAD_SHRINKAGE", "HEADLINE", "HEADLINE_OBJECTIVE", "MELODY_METRICS", "METRIC_DIRECTIONS",
     "METRIC_SR", "ONSET_WINDOW_S", "Objective", "PARETO", "PARETO_OBJECTIVES", "REFERENCE_VERSION", "REJECT_SIGMAS",
-    "Reference", "SHIFT_MIN_SPAN", "TIMBRE_PRIOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "VOCODERS", "VOCODER_ITERS",
-    "acceptance",
+    "Reference", "SCORE_VERSION", "SHIFT_MIN_SPAN", "TIMBRE_PRIOR", "TOP_DB", "TRAIN_SPLIT", "TimbreSpace", "VOCODERS",
+    "VOCODER_ITERS", "acceptance",
     "acceptance_radius", "build_reference", "cached_features", "chroma_similarity", "clip_features", "clip_stats",
     "dataset_hash", "domain_probabilities", "evaluate", "frechet_distance", "headline", "headline_parts",
     "log_mel_distance", "melody_metrics", "objective", "onset_f1", "parse_objectives", "pitch_accuracy",

@@ -19,6 +19,11 @@ from audiostyle.metrics._timbre import clip_stats, timbre_stats
 
 log = logging.getLogger(__name__)
 
+SCORE_VERSION = 11
+"""The version of the common metrics' definitions, stored in every trial row (``metrics_version``): scores of
+different versions are not comparable. Bumped whenever a column's definition or the reference
+(``REFERENCE_VERSION``) changes. 1–10: the reference's version. 11: ``melody`` is the pitch line alone
+(:func:`melody_metrics`), no longer its mean with ``chroma_sim``."""
 TIMBRE_PRIOR = 0.05
 """Additive prior of the headline's timbre term, ``(timbre_shift + TIMBRE_PRIOR) / (1 + TIMBRE_PRIOR)``: an output
 whose timbre did not move keeps ``TIMBRE_PRIOR / (1 + TIMBRE_PRIOR)`` (0.048) and still ranks by its melody and its

@@ -130,8 +130,13 @@ def melody_metrics(output: ClipFeatures, content: ClipFeatures, target: ClipFeat
                    ) -> dict[str, float]:
     """``pitch_acc``, ``chroma_sim``, ``onset_f1`` and their summary ``melody`` for one output.
 
-    ``melody`` is the mean of ``pitch_acc`` and ``max(chroma_sim, 0)`` (NaN ones left out): pitch for monophonic
-    lines, chroma for chords, each in [0, 1]; both are per frame, so a note moved in time is a miss too.
+    ``melody`` is ``pitch_acc``, or ``max(chroma_sim, 0)`` where the content has no pitch track (unpitched or
+    chordal content), in [0, 1]; both are per frame, so a note moved in time is a miss too. The chroma is not
+    averaged in where a pitch track exists: it hears timbre as well as pitch (an output equalised toward a guitar
+    keeps the pitch line at 0.95 but its chroma at 0.62, since the partials' weights move between pitch classes),
+    so it could not tell a second melody laid over the content (a 50/50 mix with the style clip keeps ``chroma_sim``
+    near 0.8 while its pitch line breaks to 0.47) from a timbre change, and a mean let it pay for the broken line
+    (``benchmarks/results/calibration_every_direction_own.md``).
     ``onset_f1`` is reported beside it but not averaged in: one melody's onsets on two instruments differ by more
     than the 50 ms window (a bowed or blown attack swells for 70–100 ms; ``benchmarks/results/calibration.md``
     shows true targets at 0.4–0.7), so it would rank copying the content above a faithful transfer.
@@ -144,7 +149,8 @@ def melody_metrics(output: ClipFeatures, content: ClipFeatures, target: ClipFeat
     """
     out = {"pitch_acc": pitch_accuracy(output, content), "chroma_sim": chroma_similarity(output, content),
            "onset_f1": onset_f1(output, content)}
-    out["melody"] = float(np.nanmean([out["pitch_acc"], max(out["chroma_sim"], 0.0)]))
+    pitch = out["pitch_acc"]
+    out["melody"] = float(pitch if math.isfinite(pitch) else max(out["chroma_sim"], 0.0))
     if target is not None:
         other = melody_metrics(output, target)
         if other["melody"] > out["melody"]:

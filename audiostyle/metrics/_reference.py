@@ -26,10 +26,10 @@ from audiostyle.metrics._timbre import (TimbreSpace, anchor_timbre_space, fit_ti
 log = logging.getLogger(__name__)
 
 REFERENCE_VERSION = 10
-"""Bump when the feature space, the embedding or the classifier changes: cached references of other versions are
-ignored. 6: two-view timbre model with band level ranges and spectral contrast, per-domain acceptance radii in both
-views from the unseen-clip distances. 9: the timbre model also fits train clips through mel vocoders
-(:data:`VOCODERS`). 10: ``fad``'s frames are MFCC 1–12 and their deltas."""
+"""Bump when the feature space, the embedding or the classifier changes (and ``SCORE_VERSION`` with it): cached
+references of other versions are ignored. 6: two-view timbre model with band level ranges and spectral contrast,
+per-domain acceptance radii in both views from the unseen-clip distances. 9: the timbre model also fits train clips
+through mel vocoders (:data:`VOCODERS`). 10: ``fad``'s frames are MFCC 1–12 and their deltas."""
 VOCODERS: tuple[tuple[int, int, int], ...] = ((128, 2048, 512), (256, 2048, 512))
 """``(n_mels, n_fft, hop)`` of the mel vocoders whose artefacts the timbre model learns to ignore. The first
 :data:`VOCODED_PER_DOMAIN` train clips of each domain are also fitted through them (the ``i``-th through

@@ -35,7 +35,7 @@ from ray import tune
 
 from audiostyle.methods.examples import INDEX, clips_of
 from audiostyle.methods.base import Method
-from audiostyle.metrics import REFERENCE_VERSION, Objective
+from audiostyle.metrics import SCORE_VERSION, Objective
 from audiostyle.store import (
     ARTIFACT_AUDIO, ARTIFACT_CHECKPOINT, ARTIFACT_CLIPS, ARTIFACT_DIR, ARTIFACT_SPECTROGRAM, FAILED, FINISHED,
     METRICS_VERSION, STOPPED, Store,
@@ -189,7 +189,7 @@ class StoreCallback(tune.Callback):
             "steps": int(result.get(STEP, history[-1][STEP] if history else 0)),
             "device": entry["device"] or result.get(DEVICE),
             "seed": self.seed,
-            METRICS_VERSION: REFERENCE_VERSION,
+            METRICS_VERSION: SCORE_VERSION,
             "config": self._config(trial.config),
             "metrics": metrics,
             ARTIFACT_DIR: self.store.artifact_dir(self.method.name, self.sweep_id, trial.trial_id),
