@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -138,6 +139,19 @@ def test_trials_one_at_a_time_never_meet(tmp_path: Path, ray_session: None) -> N
     meeting = room("alone")
     result = toy_sweep(tmp_path, samples=2, max_concurrent=1, overrides={"meet": "alone", "meet_s": 1.0})
     assert len(result.trials) == 2 and ray.get(meeting.most_inside.remote()) == 1
+
+
+def test_trials_queued_behind_running_ones_raise_no_resource_warning(tmp_path: Path, ray_session: None,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Three trials of 2 CPUs on a 2-CPU Ray run one after another, the later ones pending for 2-4 s past a 0.5 s
+    threshold: waiting one's turn is not a stall (a trial no node can hold does warn: ``test_sweep_gpu.py``)."""
+    with caplog.at_level(logging.WARNING, logger="audiostyle.sweep._wait"):
+        result = toy_sweep(tmp_path, samples=3, max_concurrent=3, cpus_per_trial=2, wait_warning_s=0.5,
+                           scheduler="none", overrides={"sleep_s": 0.25})
+    spans = sorted(zip(result.trials["started_at"], result.trials["ended_at"]))
+    assert len(spans) == 3 and all(start >= end for (_, end), (start, _) in zip(spans, spans[1:]))
+    assert (spans[2][0] - spans[0][0]).total_seconds() > 2 * 0.5  # the last one waited its turn past the threshold
+    assert not [r.getMessage() for r in caplog.records if "have waited" in r.getMessage()]
 
 
 RISING = [{"x": x, "y": 5, "kind": "a"} for x in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.35)]

@@ -104,7 +104,7 @@ def run(
         0 (the default, as in the sweep scripts): one line per ended trial, Ray's INFO lines off
         (:mod:`._console`); 1: Ray Tune's live table and Ray's INFO lines too.
     wait_warning_s : float
-        Warn (once) when a trial has waited this many seconds for the resources it asks for (:mod:`._wait`).
+        Warn (once) when a trial has waited this many seconds for resources no node has (:mod:`._wait`).
     **settings
         What to sweep: the fields of :class:`~audiostyle.sweep._plan.Settings` (``space``, ``overrides``, ``data``,
         ``samples``, ``steps``, ``objectives``, ``scheduler``, ...); unset ones take their defaults.

@@ -1,9 +1,11 @@
 """Say so when trials have waited long for resources, instead of a sweep that waits silently.
 
-A trial stays PENDING while no node has the CPUs and GPUs it asks for. On an autoscaling cluster that is
-normal for a minute or two while a worker boots; much longer means the autoscaler cannot launch one (on AWS
-most often a head role without ``iam:PassRole`` on the workers' role, see ``cluster/README.md``), or the
-trials ask for more than any node type has.
+A trial stays PENDING while no node has the CPUs and GPUs it asks for free. Where some node has them in all, the
+trial waits its turn behind the trials running there (more trials than the cluster holds at once), and that says
+nothing. Where no node of the cluster as it stands has them: on an autoscaling cluster that is normal for a minute
+or two while a worker boots; much longer means the autoscaler cannot launch one (on AWS most often a head role
+without ``iam:PassRole`` on the workers' role, see ``cluster/README.md``), or the trials ask for more than any node
+type has.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from ray import tune
 log = logging.getLogger(__name__)
 
 RESOURCE_WAIT_WARN_S = 60.0
-"""A trial pending this long (seconds) for resources makes the sweep warn, once."""
+"""A trial pending this long (seconds) for resources no node has makes the sweep warn, once."""
 
 
 class ResourceWaitCallback(tune.Callback):
-    """Warn once when a trial has been PENDING for more than ``warn_after_s`` seconds.
+    """Warn once when a trial has been PENDING for more than ``warn_after_s`` seconds and no node has what it asks.
 
     Parameters
     ----------
@@ -32,6 +34,7 @@ class ResourceWaitCallback(tune.Callback):
     """
 
     def __init__(self, cpus_per_trial: float, gpus_per_trial: float, warn_after_s: float = RESOURCE_WAIT_WARN_S) -> None:
+        self.cpus, self.gpus = cpus_per_trial, gpus_per_trial
         self.asked = f"{cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU"
         self.warn_after_s = warn_after_s
         self.pending_since: dict[str, float] = {}
@@ -44,9 +47,21 @@ class ResourceWaitCallback(tune.Callback):
         pending = {t.trial_id for t in trials if t.status == "PENDING"}
         self.pending_since = {k: self.pending_since.get(k, now) for k in pending}
         waited = max((now - since for since in self.pending_since.values()), default=0.0)
-        if waited > self.warn_after_s:
-            self.warned = True
-            log.warning(waiting_message(len(pending), waited, self.asked))
+        if waited <= self.warn_after_s:
+            return
+        if fits_a_node(self.cpus, self.gpus):  # queued behind running trials: look again after another wait
+            self.pending_since = dict.fromkeys(pending, now)
+            return
+        self.warned = True
+        log.warning(waiting_message(len(pending), waited, self.asked))
+
+
+def fits_a_node(cpus: float, gpus: float) -> bool:
+    """Whether some live node of the cluster has ``cpus`` CPUs and ``gpus`` GPUs in all (free or not)."""
+    import ray
+
+    return any(node["Alive"] and node["Resources"].get("CPU", 0) >= cpus and node["Resources"].get("GPU", 0) >= gpus
+               for node in ray.nodes())
 
 
 def waiting_message(pending: int, waited_s: float, asked: str) -> str:
