@@ -125,11 +125,13 @@ def test_small_config_transfers_a_batch_of_pairs(method, data, untouched):
 
 def test_raising_alpha_raises_content_preservation(method, data):
     # From noise (Ulyanov's notebook, report 004) the content term alone pulls the melody in: alpha sets how much.
-    # (From the content, a 512-filter network keeps the melody at any alpha in a few iterations.)
+    # (From the content, a 512-filter network keeps the melody at any alpha in a few iterations.) After 15 steps from
+    # noise neither output has a pitch line yet (pitch_acc, the headline's melody, is 0 at both); the chroma shows
+    # how much of the content's pitch classes came in.
     corr = {}
     for alpha in (0.001, 10.0):
         config = method.make_config({**SMALL, "alpha": alpha, "init": "noise", "steps": 15, "report_every": 15})
-        corr[alpha] = method.train(config, data, TrialContext())["melody"]
+        corr[alpha] = method.train(config, data, TrialContext())["chroma_sim"]
     assert corr[10.0] > corr[0.001] + 0.3, corr
 
 
