@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+import ray
 from ray import tune
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,12 @@ class ResourceWaitCallback(tune.Callback):
 
 def fits_a_node(cpus: float, gpus: float) -> bool:
     """Whether some live node of the cluster has ``cpus`` CPUs and ``gpus`` GPUs in all (free or not)."""
-    import ray
-
     return any(node["Alive"] and node["Resources"].get("CPU", 0) >= cpus and node["Resources"].get("GPU", 0) >= gpus
                for node in ray.nodes())
 
 
 def waiting_message(pending: int, waited_s: float, asked: str) -> str:
     """The warning: how many trials wait, for how long, for what, what the cluster has, and where to look."""
-    import ray
-
     have = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
     return (
         f"{pending} trial(s) have waited {waited_s:.0f} s for resources (each asks {asked}; the cluster has "
