@@ -9,7 +9,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 # `make test`'s workers start together: on a fresh install they would compile librosa's numba kernels at once and
 # leave a cache that crashes later loads (SIGSEGV). Each worker compiles them under the lock the trial processes take.
-from audiostyle.sweep._trial import compile_librosa_kernels  # noqa: E402  (after the thread settings above)
+from audiostyle.sweep._kernels import compile_librosa_kernels  # noqa: E402  (after the thread settings above)
 
 compile_librosa_kernels()
 

@@ -10,7 +10,7 @@ from tests.cluster_harness import REPO
 
 SCRIPT = """
 import numpy as np
-from audiostyle.sweep._trial import compile_librosa_kernels
+from audiostyle.sweep._kernels import compile_librosa_kernels
 compile_librosa_kernels()
 import librosa
 clicks = np.zeros(22050, dtype=np.float32)
@@ -44,11 +44,11 @@ time.sleep(600)
 
 WAIT = """
 import sys, time
-from audiostyle.sweep import _trial
-_trial.KERNEL_LOCK_WAIT_S = 1.0
+from audiostyle.sweep import _kernels
+_kernels.KERNEL_LOCK_WAIT_S = 1.0
 for _ in range(2):
     start = time.monotonic()
-    _trial.compile_librosa_kernels()
+    _kernels.compile_librosa_kernels()
     print(f"{time.monotonic() - start:.3f}", flush=True)
 """
 

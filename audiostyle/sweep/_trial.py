@@ -18,9 +18,6 @@ never reuses the actor of a failed trial); the searcher learns only that the tri
 
 from __future__ import annotations
 
-import fcntl
-import functools
-import importlib
 import json
 import logging
 import math
@@ -31,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from audiostyle.errors import PlatformError
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.store import FAILED, FINISHED
@@ -42,61 +37,9 @@ from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_devi
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS,
                                     RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRAIN_SECONDS, TRIAL_FILE,
                                     tracked)
+from audiostyle.sweep._kernels import compile_librosa_kernels
 
 log = logging.getLogger(__name__)
-
-LIBROSA_KERNEL_MODULES = ("librosa.util.utils", "librosa.beat", "librosa.core.audio", "librosa.core.pitch")
-"""librosa's modules whose numba gufuncs compile when imported and are cached beside them (the metrics use them)."""
-KERNEL_LOCK_WAIT_S = 120.0
-"""Longest wait for another process's kernel compilation (a first compile of all of them takes about 20 s here)."""
-
-
-@functools.cache
-def compile_librosa_kernels() -> None:
-    """Compile the librosa kernels the metrics use one process at a time on this machine (an exclusive file lock).
-
-    numba writes each gufunc's cache as two files. Two trial processes compiling at once on a fresh install can
-    leave the two files from different processes, and every later load of that kernel then crashes its process
-    (SIGSEGV in ``librosa.onset.onset_detect``, seen on a fresh clone's first ``make sweep``, and in ``make test``'s
-    two workers). Under the lock the first process compiles and writes both files, and the others load them
-    complete: it imports :data:`LIBROSA_KERNEL_MODULES` (kernels compiled at import) and scores one tone (pYIN's
-    decoding and onset picking compile on their first call); about 20 s once per machine, 0.3 s once the cache exists.
-
-    A holder that never lets go (a process frozen on a node that hangs, where nodes share ``/tmp``) must not hang
-    every later trial with it: after :data:`KERNEL_LOCK_WAIT_S` the trial goes on without the lock, with a warning.
-    A process that has done this already (a reused trial actor) returns at once.
-    """
-    with open(Path(tempfile.gettempdir()) / "audiostyle-numba-cache.lock", "a") as lock:
-        deadline = time.monotonic() + KERNEL_LOCK_WAIT_S
-        while not _try_lock(lock):  # released when the file closes
-            if time.monotonic() > deadline:
-                log.warning("librosa's kernel-cache lock %s has been held for %.0f s (by a hung process?): going on "
-                            "without it", lock.name, KERNEL_LOCK_WAIT_S)
-                break
-            time.sleep(0.2)
-        for name in LIBROSA_KERNEL_MODULES:
-            importlib.import_module(name)
-        _score_one_tone()
-
-
-def _score_one_tone() -> None:
-    """The metrics' features, pitch track and onsets of a 1 s gated 440 Hz tone (kernels compiled on first use)."""
-    from audiostyle.metrics._features import METRIC_SR, features  # here: the metrics' imports compile kernels too
-    from audiostyle.metrics._melody import onset_times, pitch_track
-
-    t = np.arange(METRIC_SR) / METRIC_SR
-    tone = features((np.sin(2 * np.pi * 440 * t) * (t % 0.25 < 0.1)).astype(np.float32), METRIC_SR)
-    pitch_track(tone)
-    onset_times(tone)
-
-
-def _try_lock(lock: Any) -> bool:
-    """Take the exclusive ``flock`` of the open file ``lock`` if no other process holds it."""
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
