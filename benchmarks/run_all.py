@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("bench_sweep.py", ["--quick"], []),
     ("bench_calibration.py", ["--quick"], []),
     ("bench_interpolation.py", ["--directions", "6"], []),
+    ("bench_kernel_lock.py", ["--rounds", "1"], []),
 ]
 
 
