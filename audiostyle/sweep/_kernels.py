@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from audiostyle.fsio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,11 @@ def compile_librosa_kernels() -> None:
         _compile_kernels()
         state = _cache_state()
         if held and state["cache"]:
-            _write_json(stamp, state)
+            try:
+                atomic_write_bytes(stamp, json.dumps(state).encode())
+            except OSError as exc:
+                log.warning("librosa's kernel-cache stamp %s not written (%s): later processes take the lock",
+                            stamp, exc)
 
 
 def _wait_for_lock(lock: Any) -> bool:
@@ -150,13 +155,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Write ``value`` to ``path`` whole (a temporary file renamed over it), or warn and go on if it cannot."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("librosa's kernel-cache stamp %s not written (%s): later processes take the lock", path, exc)
