@@ -19,6 +19,8 @@ them); :func:`journal_storage` and :func:`artifact_store` open a store's Optuna 
 ``_schedule``  schedulers (synchronous halving, ASHA, Pareto ASHA, PBT on the continuous fields)
 ``_trial``     the trainable: one trial of a method on a Ray worker
 ``_gpu``       a trial's device and GPU memory cap; GPU failures that are the platform's
+``_kernels``   librosa's numba kernels compiled one process at a time
+``_exit``      a stopped trial's process waits for its training thread instead of aborting
 ``_shared``    on a cluster, refuse a local store or storage the trial nodes do not share
 ``_wait``      the warning when trials wait long for resources
 ``_callback``  the store callback: every ended trial's row and history

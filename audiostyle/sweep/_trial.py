@@ -33,6 +33,7 @@ from audiostyle.methods.base import Method, TrialContext
 from audiostyle.store import FAILED, FINISHED
 from audiostyle.store import Store
 from audiostyle.sweep._console import drop_stop_tracebacks
+from audiostyle.sweep._exit import join_at_exit
 from audiostyle.sweep._gpu import cap_memory, is_gpu_platform_failure, pick_device
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS,
                                     RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRAIN_SECONDS, TRIAL_FILE,
@@ -244,6 +245,7 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
 
     assert spec is not None, "run_trial needs spec= (tune.with_parameters)"
     drop_stop_tracebacks()
+    join_at_exit()
     compile_librosa_kernels()
     trial_id = tune.get_context().get_trial_id()
     device = pick_device()
