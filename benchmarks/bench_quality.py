@@ -16,7 +16,7 @@ violin), every row is scored on the same **test-split** pairs, melodies that not
   that preset fixed (:data:`SAMPLES` trials, no early stopping, ranked on val melodies). The preset's run is the
   sweep's first trial (the reports' config is its first point) and both rows are the trials' final checkpoints
   translating the test pairs' contents (content → style): nothing is retrained for the table. For unet the rows
-  come with its identity finding in numbers: the output's LSD to the *content* clip beside its LSD to the true
+  come with the report's identity check in numbers: the output's LSD to the *content* clip beside its LSD to the true
   target.
 
 Columns: mel-LSD to the true target (dB, and ``lsd_rel``, its ratio to copy-content's on the same clips, the
@@ -216,9 +216,10 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
 
 
 def _identity(rows: dict, outputs: dict, pairs: Pairs) -> list[str]:
-    """U-Net's identity finding in numbers: each row's output LSD to the content clip and to the true target."""
+    """The report's identity check of U-Net in numbers: each row's output LSD to the content clip and to the true
+    target."""
     copy = pairs.score(pairs.contents)
-    lines = ["", "  U-Net's identity finding on the test pairs (LSD in dB; an output that is a copy of its input reads "
+    lines = ["", "  The report's identity check of U-Net on the test pairs (LSD in dB; an output that is a copy of its input reads "
              "≈ 0 to the content and copy-content's LSD to the target):", "",
              "  | output | LSD to content | LSD to true target | pitch_acc | melody | timbre_shift | target_prob |",
              "  |---|---:|---:|---:|---:|---:|---:|",
