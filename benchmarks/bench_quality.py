@@ -204,7 +204,8 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
         outputs[label], config = _translate(method, trial, store, pairs)
         rows[label] = pairs.score(outputs[label])
     headline = metrics.HEADLINE
-    val = ", ".join(f"{t[f'metric.{headline}']:.3f}" if f"metric.{headline}" in t else "?" for _, t in trials.iterrows())
+    val = ", ".join(f"{t[f'metric.{headline}']:.3f}" if f"metric.{headline}" in t else "?"
+                    for _, t in trials.iterrows())
     notes = [f"- **{method.name}**: preset `{PRESET}` = `{preset}`"
              + (f", its steps cut to **{steps}** (`--steps`: this machine's load)" if steps != preset["steps"] else "")
              + f"; {samples} trials of {steps} steps "
@@ -219,8 +220,8 @@ def _identity(rows: dict, outputs: dict, pairs: Pairs) -> list[str]:
     """The report's identity check of U-Net in numbers: each row's output LSD to the content clip and to the true
     target."""
     copy = pairs.score(pairs.contents)
-    lines = ["", "  The report's identity check of U-Net on the test pairs (LSD in dB; an output that is a copy of its input reads "
-             "≈ 0 to the content and copy-content's LSD to the target):", "",
+    lines = ["", "  The report's identity check of U-Net on the test pairs (LSD in dB; an output that is a copy of its "
+             "input reads ≈ 0 to the content and copy-content's LSD to the target):", "",
              "  | output | LSD to content | LSD to true target | pitch_acc | melody | timbre_shift | target_prob |",
              "  |---|---:|---:|---:|---:|---:|---:|",
              f"  | copy content | 0.00 | {copy['lsd_db']:.2f} | {copy['pitch_acc']:.3f} | {copy['melody']:.3f} | "
@@ -302,7 +303,8 @@ def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) 
              + ("" if (args.content, args.style) == DEFAULT_DIRECTION
                 else f" --content {args.content} --style {args.style}")
              + (f" --samples {args.samples}" if args.samples else "")
-             + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "") + f"`. Machine: {machine} (at the start). Every row on "
+             + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "")
+             + f"`. Machine: {machine} (at the start). Every row on "
              f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
              "For comparison, Cífka et al. 2021's synthetic set: LSD 12.16 (ss-VQ-VAE), 14.50 (Ulyanov & Lebedev's "
              "shallow CNN), 14.62 (copy content), i.e. 0.83 and 0.99 of copy-content.", "", "Budgets:", *notes, "",
