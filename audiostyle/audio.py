@@ -266,6 +266,30 @@ def log_expand(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.expm1(x), 0)
 
 
+def octave_smoothing(freqs: np.ndarray, octaves: float) -> np.ndarray:
+    """The matrix that averages a spectrum over ``± octaves / 2`` around each of its channels.
+
+    Parameters
+    ----------
+    freqs : np.ndarray
+        ``(n,)`` ascending centre frequencies of the channels, Hz (STFT bins, mel bands).
+    octaves : float
+        Width of the window, octaves (``1/3``: third-octave smoothing).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, n)`` float64, each row a box average over the channels within the window (always its own; the
+        0 Hz channel alone): ``smoothing @ spectrum`` smooths a ``(n,)`` spectrum or the columns of ``(n, T)``.
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    lo = np.searchsorted(freqs, freqs * 2 ** (-octaves / 2))
+    hi = np.maximum(np.searchsorted(freqs, freqs * 2 ** (octaves / 2), side="right"), lo + 1)
+    idx = np.arange(len(freqs))
+    inside = (idx[None, :] >= lo[:, None]) & (idx[None, :] < hi[:, None])
+    return inside / (hi - lo)[:, None]
+
+
 def spectral_convergence(mag: np.ndarray, y: np.ndarray, params: StftParams = StftParams()) -> float:
     """``‖mag − |STFT(y)|‖_F / ‖mag‖_F``: how well waveform ``y`` realises the target magnitude (0 = exactly)."""
     got = np.abs(stft(y, params))

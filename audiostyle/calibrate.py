@@ -42,7 +42,7 @@ import numpy as np
 from scipy import signal
 
 from audiostyle import metrics
-from audiostyle.audio import StftParams, vocode
+from audiostyle.audio import StftParams, octave_smoothing, vocode
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 
@@ -149,11 +149,7 @@ def _istft(spec: np.ndarray, n: int) -> np.ndarray:
 
 def _smooth_octaves(power: np.ndarray, sr: int, octaves: float) -> np.ndarray:
     """``power (bins,)`` averaged over ``± octaves / 2`` around each bin (the DC bin kept)."""
-    freqs = np.fft.rfftfreq(ANCHOR_FFT, 1 / sr)
-    cum = np.concatenate([[0.0], np.cumsum(power)])
-    lo = np.searchsorted(freqs, freqs * 2 ** (-octaves / 2))
-    hi = np.maximum(np.searchsorted(freqs, freqs * 2 ** (octaves / 2), side="right"), lo + 1)
-    return (cum[hi] - cum[lo]) / (hi - lo)
+    return octave_smoothing(np.fft.rfftfreq(ANCHOR_FFT, 1 / sr), octaves) @ power
 
 
 def eq_match(content: np.ndarray, style: np.ndarray, sr: int) -> np.ndarray:

@@ -176,3 +176,16 @@ def test_load_errors_name_the_file(tmp_path):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     with pytest.raises(AudiostyleError, match="bad.wav"):
         audio.load(bad)
+
+
+def test_octave_smoothing_averages_each_channel_over_its_window():
+    freqs = np.fft.rfftfreq(2048, 1 / 22050)
+    smooth = audio.octave_smoothing(freqs, 1.0)
+    np.testing.assert_allclose(smooth.sum(axis=1), 1.0)
+    assert smooth[0, 0] == 1.0 and smooth[0, 1:].sum() == 0  # 0 Hz alone
+    at_1k = int(np.argmin(np.abs(freqs - 1000)))
+    inside = freqs[smooth[at_1k] > 0]
+    assert inside.min() >= freqs[at_1k] / np.sqrt(2) and inside.max() <= freqs[at_1k] * np.sqrt(2)
+    assert inside.min() < freqs[at_1k] / np.sqrt(2) + 11 and inside.max() > freqs[at_1k] * np.sqrt(2) - 11  # one bin
+    comb = (np.arange(len(freqs)) % 20 == 0).astype(float)  # partials 215 Hz apart
+    assert np.ptp((smooth @ comb)[400:]) < 0.05 * np.ptp(comb)  # above 4 kHz an octave holds many partials

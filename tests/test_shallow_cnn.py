@@ -23,6 +23,7 @@ from audiostyle.methods.random_cnn import (
     style_loss_fast,
     style_loss_plain,
     style_self_term,
+    style_view,
     gram,
 )
 from audiostyle.methods.shallow_cnn import ShallowCNN, ShallowCNNData
@@ -196,6 +197,35 @@ def test_transfer_loss_picks_the_fast_form_and_agrees_on_real_features(data):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
+def _tone(f0: float, formant_hz: float, sr: int = 22050) -> np.ndarray:
+    """3 s of a harmonic tone at ``f0`` whose partials follow a one-octave-wide formant at ``formant_hz``."""
+    t = np.arange(3 * sr) / sr
+    partials = [k * f0 for k in range(1, 40) if k * f0 < sr / 2.2]
+    y = sum(np.exp(-0.5 * (np.log2(f / formant_hz) / 0.5) ** 2) * np.sin(2 * np.pi * f * t + k)
+            for k, f in enumerate(partials))
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["stft", "mel"])
+def test_the_style_view_weighs_a_timbre_change_above_a_pitch_change(kind):
+    """The reports' style term scores a melody a fourth higher about as far from the style as a formant 1.3 octaves
+    brighter (it carries the style clip's pitches); seen through the style view, the pitch change costs a small
+    fraction of the timbre change, so the style clip gives its timbre and not its notes."""
+    spec = FeatureSpec(kind, 22050, 2048, 512)
+    net = RandomCNN(spec.channels, 256, 5, seed=0)
+    out = features(torch.from_numpy(_tone(220, 1000))[None], spec)
+    other_pitch, other_timbre = _tone(220 * 2 ** (5 / 12), 1000), _tone(220, 2500)
+
+    def style_distance(style: np.ndarray, octaves: float) -> float:
+        loss = TransferLoss(net, out, features(torch.from_numpy(style)[None], spec), 0.0, style_view(spec, octaves))
+        return float(loss(out)[1])
+
+    assert style_distance(other_pitch, 0.0) > 0.5 * style_distance(other_timbre, 0.0)
+    for octaves in (0.5, 1.0):
+        assert style_distance(other_pitch, octaves) < 0.25 * style_distance(other_timbre, octaves)
+    assert style_view(spec, 0.0) is None
+
+
 def test_bad_configs_raise_clear_errors(method, demo, data):
     for bad, needle in [
         ({"filters": 0}, "filters"),
@@ -205,6 +235,8 @@ def test_bad_configs_raise_clear_errors(method, demo, data):
         ({"layers": 3}, "layers"),
         ({"content_domain": "piano", "style_domain": "piano"}, "two domains"),
         ({"filterz": 12}, "unknown config key"),
+        ({"style_octaves": -1.0}, "style_octaves"),
+        ({"features": "mfcc", "style_octaves": 1.0}, "features='stft' or 'mel'"),
     ]:
         with pytest.raises(AudiostyleError, match=needle):
             method.make_config(bad)

@@ -8,7 +8,9 @@ The loss is Ulyanov & Lebedev's (their ``neural-style-audio-tf`` notebook, which
 
     L = alpha · Σ (A_x − A_c)²  +  Σ (A_xᵀA_x / N_x − A_sᵀA_s / N_s)²
 
-summed over the pairs of the batch (the pairs do not interact: each output only enters its own terms). The
+summed over the pairs of the batch (the pairs do not interact: each output only enters its own terms). With a
+style view (``style_octaves`` > 0, :func:`style_view`) the style term's A_x and A_s are the features of the
+output's and the style's maps averaged over frequency, so the Gram statistics carry timbre but not pitch. The
 style term needs no K × K Gram matrix when positions are fewer than filters (N < K, e.g. 420 frames × 4096
 filters): with A (N_a × K) and B (N_b × K),
 ``‖AᵀA/N_a − BᵀB/N_b‖²_F = ‖AAᵀ‖²/N_a² − 2‖ABᵀ‖²/(N_a N_b) + ‖BBᵀ‖²/N_b²``
@@ -66,6 +68,33 @@ class FeatureSpec:
     def channels(self) -> int:
         """Channels of the feature map: 1025, 128 or 40 (for ``n_fft`` 2048)."""
         return {"stft": self.n_fft // 2 + 1, "mel": N_MELS, "mfcc": N_MFCC}[self.kind]
+
+    def frequencies(self) -> np.ndarray | None:
+        """Centre frequencies of the channels, Hz, ``(channels,)`` ascending; None for ``mfcc`` (quefrencies)."""
+        if self.kind == "stft":
+            return np.fft.rfftfreq(self.n_fft, 1 / self.sr)
+        if self.kind == "mel":
+            import librosa
+
+            return librosa.mel_frequencies(N_MELS + 2, fmax=self.sr / 2)[1:-1]
+        return None
+
+
+def style_view(spec: FeatureSpec, octaves: float) -> np.ndarray | None:
+    """What the style term sees of a feature map: None for the map itself (``octaves`` 0, the reports' loss),
+    else the ``(C, C)`` float32 matrix that averages each frame over ``± octaves / 2`` around each channel.
+
+    Averaged over an octave, a frame keeps its spectral envelope (the formants, the brightness, how they move)
+    but not its partials: the Gram statistics of the style clip then carry its timbre without its pitches, which
+    the content term alone decides (``benchmarks/results/quality.md``, the style view on the winner's network).
+    """
+    if octaves == 0:
+        return None
+    freqs = spec.frequencies()
+    if freqs is None:
+        raise AudiostyleError(f"style_octaves={octaves} needs features with a frequency axis: use features='stft' "
+                              "or 'mel', or style_octaves=0 with 'mfcc'.")
+    return A.octave_smoothing(freqs, octaves).astype(np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -304,6 +333,9 @@ class TransferLoss(nn.Module):
         Feature maps ``(B, C, T_c)`` and ``(B, C, T_s)``.
     alpha : float
         Weight of the content term.
+    view : np.ndarray or None
+        :func:`style_view`: the ``(C, C)`` matrix applied to each frame of the output and the style before the
+        style term's network (twice the network's work per evaluation), or None for the feature maps themselves.
     fast : bool or None
         Use :func:`style_loss_fast`; None picks it when positions are fewer than filters.
     bf16 : bool
@@ -312,15 +344,16 @@ class TransferLoss(nn.Module):
     """
 
     def __init__(
-        self, net: RandomCNN, content: Tensor, style: Tensor, alpha: float, fast: bool | None = None,
-        bf16: bool = False,
+        self, net: RandomCNN, content: Tensor, style: Tensor, alpha: float, view: np.ndarray | None = None,
+        fast: bool | None = None, bf16: bool = False,
     ) -> None:
         super().__init__()
         self.net, self.alpha = net, alpha
+        self.view = None if view is None else _const(view, content)
         self.bf16 = bf16 and content.device.type == "cuda"
         with torch.no_grad():
             self.content_feats = self.features(content)
-            style_feats = self.features(style)
+            style_feats = self.features(self.viewed(style))
         k = style_feats.shape[2]
         self.fast = max(self.content_feats.shape[1], style_feats.shape[1]) < k if fast is None else fast
         if self.fast:
@@ -334,9 +367,14 @@ class TransferLoss(nn.Module):
         with ctx:
             return self.net(x).float()
 
+    def viewed(self, x: Tensor) -> Tensor:
+        """The feature maps ``(B, C, T)`` as the style term sees them."""
+        return x if self.view is None else self.view @ x
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Content and style losses per pair, ``(B,)`` each, float32; the total is ``alpha · c + s`` summed."""
         a = self.features(x)
         content = (a - self.content_feats).pow(2).sum(dim=(1, 2))
+        a = a if self.view is None else self.features(self.viewed(x))
         style = style_loss_fast(a, self.style_feats, self.style_term) if self.fast else style_loss_plain(a, self.style_gram)
         return content, style

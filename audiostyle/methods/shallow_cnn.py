@@ -36,7 +36,7 @@ from audiostyle.methods.examples import Example, write_examples
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.random_cnn import (MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, positions,
-                                           to_audio)
+                                           style_view, to_audio)
 from audiostyle.methods.space import Choice, Float, Given, Int, Space
 from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters
 from audiostyle.methods.checkpoint import to_cpu
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 """Version of the ``state`` dict this method reports."""
+STYLE_OCTAVES = (0.0, 0.5, 1.0)
+"""The search space's widths of the style view (octaves; 0: the reports' loss). On the benchmark's piano → violin
+the winner's network with a 1/3-octave view kept less pitch than with 0.5 or 1 (``benchmarks/results/quality.md``)."""
 
 
 @dataclass
@@ -79,6 +82,11 @@ class ShallowCNNConfig(StftFields):
         Pooling window (frames; frames and bands for ``conv="2d"``).
     alpha : float
         Weight of the content loss (report 003: 0.005–0.006 keeps the melody and takes the timbre).
+    style_octaves : float
+        0 (the reports' loss): the style term compares Gram matrices of the feature maps themselves, which carry
+        the style clip's own pitches into the output. > 0: of the maps averaged over ``± style_octaves / 2``
+        around each channel's frequency (stft or mel features; see :func:`~audiostyle.methods.random_cnn.style_view`),
+        so the style clip gives its spectral envelope and the content its pitches. Costs a second network pass.
     optimizer : str
         ``"lbfgs"``, ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
     lr : float
@@ -131,6 +139,7 @@ class ShallowCNNConfig(StftFields):
     pooling: str = "none"
     pool_width: int = 2
     alpha: float = 0.006
+    style_octaves: float = 0.0
     optimizer: str = "lbfgs"
     lr: float = 0.001
     init: str = "content"
@@ -160,6 +169,11 @@ class ShallowCNNConfig(StftFields):
         check_choice("pooling", self.pooling, ("none", "max", "avg"))
         check_range("pool_width", self.pool_width, 1, 16)
         check_range("alpha", self.alpha, 0.0, 1e6, fix="alpha weighs the content loss; the reports used 1e-4 … 100.")
+        check_range("style_octaves", self.style_octaves, 0.0, 4.0,
+                    fix="style_octaves is the width of the style term's frequency average: 0 (off) to 4 octaves.")
+        if self.style_octaves > 0 and self.features == "mfcc":
+            raise AudiostyleError(f"style_octaves={self.style_octaves} needs features with a frequency axis: use "
+                                  "features='stft' or 'mel', or style_octaves=0 with 'mfcc'.")
         check_choice("optimizer", self.optimizer, ("lbfgs", "adam", "rmsprop", "sgd"))
         check_range("lr", self.lr, 1e-8, 10.0)
         check_choice("init", self.init, ("content", "noise"))
@@ -249,13 +263,16 @@ def network_problem(config: ShallowCNNConfig, frames: int, batch: int) -> str | 
 
 def multiply_adds(config: ShallowCNNConfig, frames: int) -> float:
     """Multiply-adds of one forward pass of one clip of ``frames`` frames: each layer's convolution (positions
-    before pooling) and the last layer's Gram matrix (filters² × positions), which dominates for 2-D convolutions
-    with many filters."""
+    before pooling), twice with a style view (``style_octaves`` > 0) plus the view itself (channels² × frames),
+    and the last layer's Gram matrix (filters² × positions), which dominates for 2-D convolutions with many
+    filters."""
     channels, total = config.spec.channels, 0.0
     inputs, taps = (channels, config.width) if config.conv == "1d" else (1, config.width**2)
     for layer in range(1, config.layers + 1):
         total += config.filters * inputs * taps * positions(channels, frames, config.conv, config.width, layer)
         inputs = config.filters
+    if config.style_octaves > 0:
+        total = 2 * total + channels**2 * frames
     last = positions(channels, frames, config.conv, config.width, config.layers, config.pooling, config.pool_width)
     return total + config.filters**2 * last
 
@@ -283,7 +300,8 @@ class ShallowCNN(Method):
     # -- declaration -------------------------------------------------------------------------------
     @classmethod
     def default_space(cls) -> Space:
-        """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling).
+        """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling),
+        and the style view (``style_octaves``, stft and mel features only).
 
         Filters and width depend on the convolution: a 1-D filter spans every feature channel (report 003's 128 to
         4096 filters of width 5 to 30 frames), a 2-D one is a ``width`` × ``width`` patch slid over frequency as well
@@ -301,6 +319,8 @@ class ShallowCNN(Method):
             "activation": Choice(("relu", "tanh", "selu")),
             "pooling": Choice(("none", "max", "avg")),
             "alpha": Float(1e-4, 100.0, log=True),
+            "style_octaves": Given("features", {"stft": Choice(STYLE_OCTAVES), "mel": Choice(STYLE_OCTAVES),
+                                                "mfcc": Choice((0.0,))}),
             "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
             "lr": Float(1e-4, 0.1, log=True),
             "init": Choice(("content", "noise")),
@@ -312,7 +332,7 @@ class ShallowCNN(Method):
         """Report 003's best (1 × 4096 × 11, alpha 0.006), its "ok" 2-layer config (2 × 2048 × 11, alpha 0.001),
         and the same best network with report 004's choices (mel features, tanh)."""
         common = {"optimizer": "lbfgs", "lr": 0.001, "features": "stft", "conv": "1d", "pooling": "none",
-                  "activation": "relu"}
+                  "activation": "relu", "style_octaves": 0.0}
         best = {**common, "layers": 1, "filters": 4096, "width": 11, "alpha": 0.006}
         return [
             best,
@@ -425,7 +445,8 @@ class ShallowCNN(Method):
             content = features(torch.tensor(contents, device=device), spec)
             style = features(torch.tensor(styles, device=device), spec)
         net = self._network(config, content.shape[-1], content.shape[0], device)
-        loss = TransferLoss(net, content, style, config.alpha, bf16=config.amp == "bf16")
+        loss = TransferLoss(net, content, style, config.alpha, style_view(spec, config.style_octaves),
+                            bf16=config.amp == "bf16")
         if config.init == "content":
             x = content.clone(memory_format=torch.contiguous_format)
         else:
