@@ -162,7 +162,9 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     """The shallow CNN's reports' row and sweep winner's row on test melodies, the winner's trial row (val), and
     the notes that say its budget."""
     budget = SHALLOW_BUDGET
-    samples, steps = (2, max(2, budget.steps // 4)) if args.quick else (budget.samples, budget.steps)
+    samples, steps = args.samples or budget.samples, budget.steps
+    if args.quick:
+        samples, steps = 2, max(2, budget.steps // 4)
     test = _settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
     result = local_sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
@@ -324,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style", default=DEFAULT_DIRECTION[1])
     p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
     p.add_argument("--samples", type=int, default=None,
-                   help="sweep trials of each trained method (default SAMPLES: 3; 1 runs the preset alone)")
+                   help="sweep trials of each method (default: the shallow CNN's 6, SAMPLES for the trained ones, "
+                        "3; 1 runs a trained method's preset alone)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps per trial of each trained method in place of its preset's (a machine too loaded for "
                         "the preset's budget; the table says so)")

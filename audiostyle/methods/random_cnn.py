@@ -86,7 +86,7 @@ def style_view(spec: FeatureSpec, octaves: float) -> np.ndarray | None:
 
     Averaged over an octave, a frame keeps its spectral envelope (the formants, the brightness, how they move)
     but not its partials: the Gram statistics of the style clip then carry its timbre without its pitches, which
-    the content term alone decides (``benchmarks/results/quality.md``, the style view on the winner's network).
+    the content term alone decides (``benchmarks/results/style_view.md``).
     """
     if octaves == 0:
         return None

@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = 1
 """Version of the ``state`` dict this method reports."""
 STYLE_OCTAVES = (0.0, 0.5, 1.0)
-"""The search space's widths of the style view (octaves; 0: the reports' loss). On the benchmark's piano → violin
-the winner's network with a 1/3-octave view kept less pitch than with 0.5 or 1 (``benchmarks/results/quality.md``)."""
+"""The search space's widths of the style view (octaves; 0: the reports' loss). On the benchmark's piano → violin a
+1/3-octave view kept less of the melody than 0.5 or 1 (``benchmarks/results/style_view.md``)."""
 
 
 @dataclass
