@@ -80,6 +80,14 @@ class FeatureSpec:
         return None
 
 
+def check_style_view(spec: FeatureSpec, octaves: float) -> None:
+    """Raise :class:`AudiostyleError` when a style view of ``octaves`` > 0 is asked of features without a
+    frequency axis (``mfcc``)."""
+    if octaves > 0 and spec.frequencies() is None:
+        raise AudiostyleError(f"style_octaves={octaves} needs features with a frequency axis: use features='stft' "
+                              f"or 'mel', or style_octaves=0 with {spec.kind!r}.")
+
+
 def style_view(spec: FeatureSpec, octaves: float) -> np.ndarray | None:
     """What the style term sees of a feature map: None for the map itself (``octaves`` 0, the reports' loss),
     else the ``(C, C)`` float32 matrix that averages each frame over ``± octaves / 2`` around each channel.
@@ -88,13 +96,10 @@ def style_view(spec: FeatureSpec, octaves: float) -> np.ndarray | None:
     but not its partials: the Gram statistics of the style clip then carry its timbre without its pitches, which
     the content term alone decides (``benchmarks/results/style_view.md``).
     """
+    check_style_view(spec, octaves)
     if octaves == 0:
         return None
-    freqs = spec.frequencies()
-    if freqs is None:
-        raise AudiostyleError(f"style_octaves={octaves} needs features with a frequency axis: use features='stft' "
-                              "or 'mel', or style_octaves=0 with 'mfcc'.")
-    return A.octave_smoothing(freqs, octaves).astype(np.float32)
+    return A.octave_smoothing(spec.frequencies(), octaves).astype(np.float32)
 
 
 @lru_cache(maxsize=1)

@@ -36,7 +36,7 @@ from audiostyle.methods.examples import Example, write_examples
 from audiostyle.methods.base import Method, TrialContext
 from audiostyle.metrics import HEADLINE_OBJECTIVE, Objective
 from audiostyle.methods.random_cnn import (MAX_ELEMENTS, FeatureSpec, RandomCNN, TransferLoss, features, positions,
-                                           style_view, to_audio)
+                                           check_style_view, style_view, to_audio)
 from audiostyle.methods.space import Choice, Float, Given, Int, Space
 from audiostyle.methods.spectrogram import StftFields, check_griffin_lim_iters
 from audiostyle.methods.checkpoint import to_cpu
@@ -171,9 +171,6 @@ class ShallowCNNConfig(StftFields):
         check_range("alpha", self.alpha, 0.0, 1e6, fix="alpha weighs the content loss; the reports used 1e-4 … 100.")
         check_range("style_octaves", self.style_octaves, 0.0, 4.0,
                     fix="style_octaves is the width of the style term's frequency average: 0 (off) to 4 octaves.")
-        if self.style_octaves > 0 and self.features == "mfcc":
-            raise AudiostyleError(f"style_octaves={self.style_octaves} needs features with a frequency axis: use "
-                                  "features='stft' or 'mel', or style_octaves=0 with 'mfcc'.")
         check_choice("optimizer", self.optimizer, ("lbfgs", "adam", "rmsprop", "sgd"))
         check_range("lr", self.lr, 1e-8, 10.0)
         check_choice("init", self.init, ("content", "noise"))
@@ -186,6 +183,7 @@ class ShallowCNNConfig(StftFields):
         check_range("max_seconds", self.max_seconds, 0.1, 3600.0)
         check_range("sr", self.sr, 4000, 192_000)
         self.check_stft()
+        check_style_view(self.spec, self.style_octaves)
         check_choice("amp", self.amp, ("none", "bf16"))
         if self.content_domain is not None and self.content_domain == self.style_domain:
             raise AudiostyleError(f"content_domain and style_domain are both {self.content_domain!r}: pick two domains.")
