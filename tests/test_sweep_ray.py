@@ -28,6 +28,7 @@ from audiostyle.data.synth import demo_dataset
 from audiostyle.methods.space import Choice, Float, Given
 from audiostyle.store import Store
 from audiostyle.sweep._keys import RAY_TRIAL_ID
+from audiostyle.sweep._scratch import MARKER, PREFIX
 from audiostyle.sweep._study import journal_storage
 from tests.fixtures.stores import smoke_sweep
 from tests.toy_method import ROOM_NAMESPACE, Room, ToyConfig, quality
@@ -313,8 +314,9 @@ def test_pbt_on_a_real_method_exploits_with_the_donors_weights_and_the_mutated_l
 
 
 def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket: str, tmp_path: Path) -> None:
-    """Store and Ray storage on a real S3 server; the driver (and its local Ray) SIGKILLed mid-sweep;
-    ``--resume`` restores from S3, runs only the unfinished trials and keeps Optuna's history."""
+    """Store and Ray storage on a real S3 server; the driver (and its local Ray) SIGKILLed mid-sweep, a trial
+    running; ``--resume`` restores from S3, runs only the unfinished trials, keeps Optuna's history and removes the
+    killed trials' scratch folders."""
     root = f"{s3_bucket}/results"
     args = ["--store", root, "--name", "killed", "--samples", "8", "--max-concurrent", "2",
             "--set", "sleep_s=0.2", "--scheduler", "none"]
@@ -327,11 +329,15 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
             assert time.monotonic() < deadline, "the sweep wrote no rows within 180 s"
             time.sleep(0.5)
         time.sleep(1.5)  # let the experiment state catch up with the running trials
+        while not (leaked := running_scratch("killed", store)):
+            assert time.monotonic() < deadline, "no trial was running"
+            time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
         proc.wait()
     before = store.trials("toy")
     assert 2 <= len(before) < 8
+    assert all(folder.exists() for folder in leaked)  # a killed trial cannot remove its own
 
     resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
     resumed.wait(timeout=240)
@@ -347,6 +353,7 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     rerun = (kept["ended_at"].to_numpy() != before["ended_at"].to_numpy()).sum()
     assert rerun <= 2, f"{rerun} of {len(before)} finished trials ran again"
     assert "best config" in output
+    assert not any(folder.exists() for folder in leaked)  # reclaimed by the resumed sweep's trials
     # the sweep's Optuna study (in the store's journal on S3) went on with the sweep: every trial told once
     study = optuna.load_study(study_name="killed", storage=journal_storage(root))
     told = [t.user_attrs.get(RAY_TRIAL_ID) for t in study.trials if t.state.is_finished()]
@@ -378,6 +385,14 @@ def test_driver_killed_mid_sweep_on_s3_resumes_with_one_row_per_trial(s3_bucket:
     assert len(complete) == 8 and len(study.trials) == 8
     assert study.trials[0].params == {"x": 0.3, "y": 5, "kind": "b"}
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)
+
+
+def running_scratch(sweep_id: str, store: Store) -> list[Path]:
+    """The scratch folders of sweep ``sweep_id``'s trials that have no row in ``store`` yet."""
+    done = set(store.trials("toy")["trial_id"])
+    prefix = f"{PREFIX}{sweep_id}-"
+    return [marker.parent for marker in Path(tempfile.gettempdir()).glob(f"{prefix}*/{MARKER}")
+            if marker.parent.name.removeprefix(prefix).rsplit("-", 1)[0] not in done]
 
 
 def wait_for_rows(store: Store, n: int, proc: subprocess.Popen, log: Path, within_s: float = 300) -> None:

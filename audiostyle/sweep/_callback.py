@@ -26,7 +26,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +41,7 @@ from audiostyle.store import (
 )
 from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, FINAL, LEARNING_CURVES, METRICS, STATUS,
                                     STEP, TIME_TOTAL)
+from audiostyle.sweep._scratch import scratch
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +151,16 @@ class StoreCallback(tune.Callback):
         checkpoint = trial.checkpoint
         if checkpoint is None:
             return None
-        folder = Path(tempfile.mkdtemp(prefix="audiostyle-ckpt-"))
-        try:
-            source = f"{checkpoint.path.rstrip('/')}/{CHECKPOINT_FILE}"
-            with checkpoint.filesystem.open_input_stream(source) as fh, open(folder / CHECKPOINT_FILE, "wb") as out:
-                shutil.copyfileobj(fh, out)
-            uris = self.store.put_artifacts(self.method.name, self.sweep_id, trial.trial_id, folder)
-            return uris.get(CHECKPOINT_FILE)
-        except (OSError, FileNotFoundError) as exc:
-            log.warning("trial %s: could not copy its checkpoint to the store: %s", trial.trial_id, exc)
-            return None
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        with scratch("ckpt") as folder:
+            try:
+                source = f"{checkpoint.path.rstrip('/')}/{CHECKPOINT_FILE}"
+                with checkpoint.filesystem.open_input_stream(source) as fh, open(folder / CHECKPOINT_FILE, "wb") as out:
+                    shutil.copyfileobj(fh, out)
+                uris = self.store.put_artifacts(self.method.name, self.sweep_id, trial.trial_id, folder)
+                return uris.get(CHECKPOINT_FILE)
+            except (OSError, FileNotFoundError) as exc:
+                log.warning("trial %s: could not copy its checkpoint to the store: %s", trial.trial_id, exc)
+                return None
 
     def _write(self, trial: Any, status: str, error: str | None) -> None:
         entry = self._entry(trial)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Mapping
 
@@ -27,6 +26,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 from audiostyle import fsio
 from audiostyle.metrics import COMMON_METRICS
+from audiostyle.sweep._scratch import scratch
 
 JOURNAL = "optuna/journal.log"
 """The store's Optuna journal (every sweep's study), relative to the store root."""
@@ -126,10 +126,10 @@ def record_trial(store_root: str, trial: optuna.Trial, uris: Mapping[str, str],
     if not wanted:
         return 0
     target = artifact_store(store_root)
-    with tempfile.TemporaryDirectory(prefix="audiostyle-artifacts-") as tmp:
+    with scratch("artifacts") as tmp:
         for name, uri in wanted.items():
             fs, path = fsio.filesystem(uri)
-            local = Path(tmp) / Path(name).name
+            local = tmp / Path(name).name
             local.write_bytes(fs.cat_file(path))
             upload_artifact(artifact_store=target, file_path=str(local), study_or_trial=trial,
                             mimetype=MIMETYPES[local.suffix])

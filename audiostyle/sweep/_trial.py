@@ -39,6 +39,7 @@ from audiostyle.sweep._keys import (ARTIFACTS, CHECKPOINT_FILE, DEVICE, ERROR, F
                                     RESTORED_FROM, STATUS, STEP, STEP_SECONDS, TRAIN_SECONDS, TRIAL_FILE,
                                     tracked)
 from audiostyle.sweep._kernels import compile_librosa_kernels
+from audiostyle.sweep._scratch import scratch
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +252,7 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
     device = pick_device()
     cap_memory(device, spec.gpus_per_trial)
     resumed = _restore(tune.get_checkpoint())
-    workdir = Path(tempfile.mkdtemp(prefix=f"audiostyle-{trial_id}-"))
-    try:
+    with scratch(f"{spec.sweep_id}-{trial_id}") as workdir:  # /tmp/audiostyle-<sweep>-<trial>-*
         artifacts = ArtifactSync(Store(spec.store_root), spec, trial_id, workdir / "artifacts")
         report = _Reporter(spec, trial_id, device, workdir, artifacts, resumed)
         ctx = TrialContext(report=report, resume_state=resumed.state, artifact_dir=artifacts.dir, device=device, seed=spec.seed)
@@ -261,5 +261,3 @@ def run_trial(config: dict[str, Any], data: Any = None, spec: TrialSpec | None =
             tune.report(report.final(final, error))
         except Exception as exc:  # noqa: BLE001
             raise PlatformError(f"reporting the final result to Ray Tune failed: {_error_text(exc)}") from exc
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
