@@ -10,7 +10,7 @@ violin), every row is scored on the same **test-split** pairs, melodies that not
   clear; ``eq_match``: the signal-processing baseline (:func:`audiostyle.calibrate.eq_match`, the content filtered
   by the ratio of the style clip's long-term spectrum to its own), the bar a trained method must clear on LSD;
 - the shallow CNN (an optimisation method) at its reports' configuration and at the best configuration of a sweep
-  on the val split, both at :data:`SHALLOW_BUDGET`;
+  on the val split, both at :data:`quality_rows.SHALLOW_BUDGET`;
 - each trained method (cyclegan, segnet, unet) at its ``cpu`` preset (``Method.presets()["cpu"]``: network size,
   steps, report cadence; the rest its reports' config) and at the best configuration of a sweep of its space with
   that preset fixed (:data:`SAMPLES` trials, no early stopping, ranked on val melodies). The preset's run is the
@@ -44,7 +44,6 @@ the tolerance.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -57,36 +56,18 @@ from audiostyle import analysis, best, methods, metrics, sweep
 from audiostyle.data import load_dataset
 from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
-from audiostyle.calibrate import eq_match
 from audiostyle.store import ARTIFACT_CHECKPOINT, Store
 from local_sweep import local_sweep, preset_and_winner, searched_values
 from machine import describe
+from quality_rows import (DEFAULT_DIRECTION, SHALLOW_BUDGET, Pairs, baseline_rows, direction, score, scored_pairs,
+                          shallow_settings, table, verdicts, won)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
-COLUMNS = ("lsd_db", "lsd_rel", "timbre_dist", "timbre_shift", "pitch_acc", "target_prob", "melody", metrics.HEADLINE)
 TOLERANCE = {metrics.HEADLINE: 0.05, "lsd_db": 1.0, "pitch_acc": 0.1}
 """Largest difference between ``best --render`` and the trial run of the same config on the same pair (Griffin-Lim
 starts from a seeded random phase in both; the render reads 16-bit wav inputs)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """What the shallow CNN gets on this machine.
-
-    Attributes
-    ----------
-    samples, steps : int
-        Sweep trials, and L-BFGS iterations per trial and per table row.
-    fixed : dict
-        Config values every row and trial shares (removed from the sweep's space).
-    """
-
-    samples: int
-    steps: int
-    fixed: dict
-
-
-SHALLOW_BUDGET = Budget(6, 20, {"griffin_lim_iters": 64, "report_griffin_lim_iters": 16, "max_seconds": 6.0})
 TRAINED = ("cyclegan", "segnet", "unet")
 """The trained transfer methods: budget and network from their ``cpu`` preset."""
 SAMPLES = {"cyclegan": 3, "segnet": 3, "unet": 3}
@@ -96,68 +77,6 @@ about 5 (quiet machine; 3-4× that under the load of four other sessions)."""
 PRESET = "cpu"
 
 
-DEFAULT_DIRECTION = ("piano", "violin")
-"""``--content`` and ``--style`` by default."""
-
-def _fields(method) -> set[str]:
-    return {f.name for f in dataclasses.fields(method.Config)}
-
-
-def _direction(method, args: argparse.Namespace, pairs: int | None) -> dict:
-    """The direction's config fields of ``method`` (content → style; a domain-pair method scores that direction
-    alone), with ``pairs`` scored clips (None: the method's own default or preset value)."""
-    if "content_domain" in _fields(method):
-        return {"content_domain": args.content, "style_domain": args.style,
-                **({"pairs": pairs} if pairs is not None else {})}
-    return {"domain_x": args.content, "domain_y": args.style, "scored": "x2y",  # the sweep chooses on content → style
-            **({"val_clips": pairs} if pairs is not None else {})}
-
-
-def _settings(method, args: argparse.Namespace, split: str, steps: int) -> dict:
-    """The fixed part of every shallow-CNN config: direction, scored split and clip count, budget."""
-    every = max(1, steps // 3)
-    return {**SHALLOW_BUDGET.fixed, **_direction(method, args, args.pairs), "split": split, "steps": steps,
-            "report_every": every}
-
-
-def _score(method, config: dict, dataset) -> dict[str, float]:
-    """``method`` trained (optimised) with ``config``: its final metrics row on ``config``'s split."""
-    cfg = method.make_config(config)
-    return method.train(cfg, method.prepare(dataset, cfg), TrialContext())
-
-
-@dataclasses.dataclass
-class Pairs:
-    """The test pairs every row is scored on (the shallow CNN's test split, ``--pairs`` of them) and the reference."""
-
-    contents: list
-    targets: list
-    styles: list
-    sr: int
-    reference: object
-    style_domain: str
-    names: list
-
-    def score(self, outputs) -> dict[str, float]:
-        return metrics.evaluate(outputs, self.contents, self.sr, self.reference, self.style_domain,
-                                true_targets=self.targets)
-
-
-def _pairs(dataset, args: argparse.Namespace) -> Pairs:
-    method = methods.get("shallow_cnn")
-    cfg = method.make_config(_settings(method, args, "test", 1))
-    data = method.prepare(dataset, cfg)
-    return Pairs(list(data.contents), list(data.targets), [s[: len(c)] for s, c in zip(data.styles, data.contents)],
-                 data.sr, data.reference, data.style_domain, list(data.names))
-
-
-def _copies(pairs: Pairs) -> dict[str, dict[str, float]]:
-    """The copy-content, copy-style and eq_match rows."""
-    return {"copy content": pairs.score(pairs.contents), "copy style": pairs.score(pairs.styles),
-            "eq_match (signal processing)": pairs.score(
-                [eq_match(c, s, pairs.sr) for c, s in zip(pairs.contents, pairs.styles)])}
-
-
 def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tuple[dict, dict, list[str]]:
     """The shallow CNN's reports' row and sweep winner's row on test melodies, the winner's trial row (val), and
     the notes that say its budget."""
@@ -165,15 +84,15 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     samples, steps = args.samples or budget.samples, budget.steps
     if args.quick:
         samples, steps = 2, max(2, budget.steps // 4)
-    test = _settings(method, args, "test", steps)
+    test = shallow_settings(method, args, "test", steps)
     reports = {k: v for k, v in method.best_known()[0].items() if k not in budget.fixed}
     result = local_sweep(method.name, data=args.source, store=store, samples=samples, steps=steps,
-                         overrides=_settings(method, args, "val", steps), cache_dir=args.cache)
+                         overrides=shallow_settings(method, args, "val", steps), cache_dir=args.cache)
     if result.best is None:
         raise SystemExit(f"{method.name}: the sweep finished no trial")
     chosen = searched_values(result.best, method.name, result.plan.space)
-    rows = {"reports' config": _score(method, {**test, **reports}, dataset),
-            "sweep's best": _score(method, {**test, **chosen}, dataset)}
+    rows = {"reports' config": score(method, {**test, **reports}, dataset),
+            "sweep's best": score(method, {**test, **chosen}, dataset)}
     notes = [f"- **{method.name}**: {samples} trials of {steps} L-BFGS steps on val melodies; fixed "
              f"`{budget.fixed}`; winner `{chosen}`."]
     return rows, result.best, notes
@@ -191,7 +110,7 @@ def _trained_rows(method, args: argparse.Namespace, store: str, pairs: Pairs) ->
     pairs, and the notes (budget, trials, and for unet the identity finding)."""
     preset = method.presets()[PRESET]
     samples, steps = args.samples or SAMPLES[method.name], int(preset["steps"])
-    overrides = {"preset": PRESET, **_direction(method, args, None), "split": "val"}
+    overrides = {"preset": PRESET, **direction(method, args, None), "split": "val"}
     if args.quick:
         samples, steps = 2, max(2, steps // 4)
     if args.quick or args.steps:
@@ -262,56 +181,21 @@ def _render_check(method, dataset, winner: dict, store: str, work: Path) -> list
     return lines if ok else lines + ["RENDER MISSED THE TOLERANCE"]
 
 
-def _beats(row: dict, base: dict) -> dict[str, bool]:
-    """Which of the headline and its transfer components (:func:`audiostyle.metrics.headline_parts`: timbre, the
-    graded timbre shift; target, from ``lsd_rel``) of ``row`` beat copy-content's; melody cannot, as copying
-    keeps all of it."""
-    mine, theirs = metrics.headline_parts(row), metrics.headline_parts(base)
-    return {"headline": row[metrics.HEADLINE] > base[metrics.HEADLINE],
-            **{part: mine[part] > theirs[part] for part in ("timbre", "target")}}
-
-
-def _table(rows: dict[str, dict]) -> list[str]:
-    lines = ["| row | LSD (dB) | LSD / copy-content | " + " | ".join(COLUMNS[2:]) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
-    return lines + [f"| {name} | " + " | ".join(f"{row[c]:.{2 if c.startswith('lsd') else 3}f}" for c in COLUMNS)
-                    + " |" for name, row in rows.items()]
-
-
-def _won(row: dict, rows: dict[str, dict]) -> dict[str, bool]:
-    """The headline and its transfer components of ``row`` against copy-content's, and LSD and the headline
-    against the signal-processing baseline's."""
-    eq = rows["eq_match (signal processing)"]
-    return {**_beats(row, rows["copy content"]), "LSD vs eq_match": row["lsd_db"] < eq["lsd_db"],
-            "headline vs eq_match": row[metrics.HEADLINE] > eq[metrics.HEADLINE]}
-
-
-def _verdicts(rows: dict[str, dict], name: str) -> list[str]:
-    """Per row of ``name``: :func:`_won` as a line."""
-    out = []
-    for label, row in rows.items():
-        if not label.startswith(f"{name}, "):
-            continue
-        won = _won(row, rows)
-        out.append(f"- {label}: " + ", ".join(f"{k} {'beats' if v else 'does NOT beat'}" for k, v in won.items()))
-    return out
-
-
-def _section(args, rows, notes, verdicts, render, seconds, machine, done: bool) -> list[str]:
+def _section(args, rows, notes, judged, render, seconds, machine, done: bool) -> list[str]:
     lines = [f"## {', '.join(args.methods)} on `{args.data}`: {args.content} → {args.style}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             + ("" if done else f" (partial: {len(verdicts)} of {len(args.methods)} methods so far)"), "",
+             + ("" if done else f" (partial: {len(judged)} of {len(args.methods)} methods so far)"), "",
              f"`python benchmarks/bench_quality.py --data {args.data} --methods {' '.join(args.methods)}"
              + ("" if (args.content, args.style) == DEFAULT_DIRECTION
                 else f" --content {args.content} --style {args.style}")
              + (f" --samples {args.samples}" if args.samples else "")
              + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "")
              + f"`. Machine: {machine} (at the start). Every row on "
-             f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *_table(rows), "",
+             f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *table(rows), "",
              "For comparison, Cífka et al. 2021's synthetic set: LSD 12.16 (ss-VQ-VAE), 14.50 (Ulyanov & Lebedev's "
              "shallow CNN), 14.62 (copy content), i.e. 0.83 and 0.99 of copy-content.", "", "Budgets:", *notes, "",
              "Against copy-content on test melodies (melody: copying the content keeps all of it by definition) and "
-             "the eq_match baseline on LSD:", *[line for _, won in verdicts for line in won]]
+             "the eq_match baseline on LSD:", *[line for _, lines in judged for line in lines]]
     if render:
         lines += ["", "### The shallow CNN's winner rendered by `python -m audiostyle.best --render`", "", *render]
     return lines
@@ -348,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     title = "# Quality on the benchmark (`--data bench` and its other soundfonts)"
     if earlier and earlier[0].startswith("# "):
         earlier = earlier[1:]
-    pairs = _pairs(dataset, args)
-    rows, notes, verdicts, render = _copies(pairs), [], [], []
+    pairs = scored_pairs(dataset, args)
+    rows, notes, judged, render = baseline_rows(pairs), [], [], []
 
     def write(done: bool) -> list[str]:
-        lines = _section(args, rows, notes, verdicts, render, time.perf_counter() - started, machine, done)
+        lines = _section(args, rows, notes, judged, render, time.perf_counter() - started, machine, done)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join([title, "", *lines, *earlier]) + "\n")
         return lines
@@ -368,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
                 method_rows, method_notes = _trained_rows(method, args, store, pairs)
             rows.update({f"{name}, {row}": values for row, values in method_rows.items()})
             notes += method_notes
-            verdicts.append((name, _verdicts(rows, name)))
+            judged.append((name, verdicts(rows, name)))
             write(done=False)
     lines = write(done=True)
     print("\n".join(lines))
-    shallow = _won(rows["shallow_cnn, sweep's best"], rows) if "shallow_cnn" in args.methods else {}
+    shallow = won(rows["shallow_cnn, sweep's best"], rows) if "shallow_cnn" in args.methods else {}
     return 0 if all(shallow.values()) and "RENDER MISSED THE TOLERANCE" not in render else 1
 
 

@@ -25,8 +25,8 @@ from audiostyle import methods
 from audiostyle.data import load_dataset
 from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.shallow_cnn import STYLE_OCTAVES
-from bench_quality import SHALLOW_BUDGET, _copies, _pairs, _score, _settings, _table, _verdicts
 from machine import describe
+from quality_rows import SHALLOW_BUDGET, baseline_rows, score, scored_pairs, shallow_settings, table, verdicts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "style_view.md"
 
@@ -49,20 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[SOUNDFONT_ENV] = font
     dataset = load_dataset(source, cache_dir=args.cache)
     started, machine = time.perf_counter(), describe()
-    pairs = _pairs(dataset, args)
-    rows = _copies(pairs)
-    test = _settings(method, args, "test", SHALLOW_BUDGET.steps)
+    pairs = scored_pairs(dataset, args)
+    rows = baseline_rows(pairs)
+    test = shallow_settings(method, args, "test", SHALLOW_BUDGET.steps)
     for alpha in args.alphas or [args.config["alpha"], 1.0]:
         for octaves in STYLE_OCTAVES:
             label = f"shallow_cnn, alpha {alpha:g}, style_octaves {octaves:g}"
-            rows[label] = _score(method, {**test, **args.config, "alpha": alpha, "style_octaves": octaves}, dataset)
+            rows[label] = score(method, {**test, **args.config, "alpha": alpha, "style_octaves": octaves}, dataset)
             print(label, f"lsd {rows[label]['lsd_db']:.2f} headline {rows[label]['transfer_score']:.3f}", flush=True)
     lines = [f"## `{args.data}`: {args.content} → {args.style}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              "", f"`python benchmarks/bench_style_view.py --data {args.data}`. Machine: {machine}. "
              f"{len(pairs.contents)} test pairs, {SHALLOW_BUDGET.steps} L-BFGS steps a row; network "
              f"`{ {k: v for k, v in args.config.items() if k != 'alpha'} }`; "
-             f"{time.perf_counter() - started:.0f} s in all.", "", *_table(rows), "",
-             "Against copy-content and the eq_match baseline:", *_verdicts(rows, "shallow_cnn"), "", ""]
+             f"{time.perf_counter() - started:.0f} s in all.", "", *table(rows), "",
+             "Against copy-content and the eq_match baseline:", *verdicts(rows, "shallow_cnn"), "", ""]
     earlier = RESULTS.read_text().splitlines()[1:] if RESULTS.exists() else []
     RESULTS.write_text("\n".join(["# The shallow CNN's style view (`style_octaves`)", "", *lines, *earlier]) + "\n")
     print("\n".join(lines))
