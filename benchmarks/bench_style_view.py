@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", type=float, nargs="+", default=None,
                    help="content weights (default the config's and 1)")
     p.add_argument("--cache", default=None)
-    args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(given)
     source, _, font = args.data.partition(":")
     if font:
         os.environ[SOUNDFONT_ENV] = font
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[label] = score(method, {**test, **args.config, "alpha": alpha, "style_octaves": octaves}, dataset)
             print(label, f"lsd {rows[label]['lsd_db']:.2f} headline {rows[label]['transfer_score']:.3f}", flush=True)
     lines = [f"## `{args.data}`: {args.content} → {args.style}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             "", f"`python benchmarks/bench_style_view.py --data {args.data}`. Machine: {machine}. "
+             "", f"`{shlex.join(['python', 'benchmarks/bench_style_view.py', *given])}`. Machine: {machine}. "
              f"{len(pairs.contents)} test pairs, {SHALLOW_BUDGET.steps} L-BFGS steps a row; network "
              f"`{ {k: v for k, v in args.config.items() if k != 'alpha'} }`; "
              f"{time.perf_counter() - started:.0f} s in all.", "", *table(rows), "",
