@@ -21,7 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PREFIX = "audiostyle-"
-"""Name prefix of every scratch folder, e.g. ``/tmp/audiostyle-<trial id>-k2j4``."""
+"""Name prefix of every scratch folder, e.g. ``/tmp/audiostyle-<sweep>-<trial id>-k2j4ab9x``."""
 
 MARKER = ".audiostyle-scratch"
 """File inside a scratch folder, written once its owner holds the lock."""
