@@ -52,7 +52,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from audiostyle import analysis, best, methods, metrics, sweep
+from audiostyle import analysis, best, methods, metrics
 from audiostyle.data import load_dataset
 from audiostyle.data.bench import SOUNDFONT_ENV
 from audiostyle.methods.base import TrialContext
