@@ -412,23 +412,34 @@ def study_trials(root: str, name: str) -> list:
         return []
 
 
+def reached(point: str, root: str, store: Store, samples: int) -> bool:
+    """Whether the sweep ``early`` in the store at ``root`` has reached ``point``."""
+    if point == "ray starting":
+        return bool(store.sweeps("toy"))
+    if point == "first trial asked":
+        return bool(study_trials(root, "early"))
+    return len(running_scratch("early", store)) == samples  # "every trial running"
+
+
 @pytest.mark.parametrize(("point", "stop"), [("ray starting", signal.SIGKILL), ("first trial asked", signal.SIGKILL),
-                                             ("ray starting", signal.SIGTERM)])
+                                             ("ray starting", signal.SIGTERM), ("every trial running", signal.SIGTERM)])
 def test_a_driver_stopped_before_its_first_trial_resumes_to_exactly_its_samples(point: str, stop: signal.Signals,
                                                                                  tmp_path: Path) -> None:
     """SIGKILL of the driver and its local Ray, or SIGTERM of the driver alone, before any trial ended: while Ray
-    starts (the manifest written, no Ray state saved) or once Optuna has handed out the first config (a study
-    trial that never ran). SIGTERM stops it as Ctrl-C does (exit 130, the ``--resume`` command printed).
+    starts (the manifest written, no Ray state saved), once Optuna has handed out the first config (a study
+    trial that never ran), or while every trial of the sweep runs (Ray marks the trials it stops TERMINATED, as if
+    they had finished). SIGTERM stops it as Ctrl-C does (exit 130, the ``--resume`` command printed).
     ``--resume`` ends with exactly ``--samples`` trials in the study, all complete, one row each."""
     root = str(tmp_path / "store")
-    args = ["--store", root, "--name", "early", "--samples", "3", "--max-concurrent", "1",
+    samples, concurrent = (2, 2) if point == "every trial running" else (3, 1)
+    args = ["--store", root, "--name", "early", "--samples", str(samples), "--max-concurrent", str(concurrent),
             "--set", "sleep_s=0.4", "--scheduler", "none"]
     log = tmp_path / "killed.log"
     proc = toy_cli(log, *args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
     store = Store(root)
     deadline = time.monotonic() + 180
     try:
-        while not (store.sweeps("toy") if point == "ray starting" else study_trials(root, "early")):
+        while not reached(point, root, store, samples):
             assert proc.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, f"no {point!r} within 180 s"
             time.sleep(0.1)
@@ -445,9 +456,9 @@ def test_a_driver_stopped_before_its_first_trial_resumes_to_exactly_its_samples(
     resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
     assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]
     after = store.trials("toy")
-    assert len(after) == 3 and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
+    assert len(after) == samples and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
     trials = study_trials(root, "early")
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.state.name for t in trials] == ["COMPLETE"] * samples
     assert sorted(t.user_attrs[RAY_TRIAL_ID] for t in trials) == sorted(after["trial_id"])
 
 

@@ -141,12 +141,14 @@ def run(
         tuner = _restored_tuner(plan, trainable) if resume else None
         tuner = tuner or _new_tuner(plan, trainable, verbose, wait_warning_s, _screen(plan, prepared))
         started = time.perf_counter()
-        grid = tuner.fit()
+        tuner.fit()
     except KeyboardInterrupt:
         raise SweepInterrupted(plan) from None
     log.info("sweep %s ran in %.1f s", plan.sweep_id, time.perf_counter() - started)
     result = SweepResult.read(plan, prepared.seconds, prepared.hit)
-    if grid.num_terminated + grid.num_errors < plan.samples:
+    # Every ended trial has its row (the callback writes it before fit() returns). Ray's counts cannot tell: a
+    # stopped run marks the trials it was still running TERMINATED, as if they had finished.
+    if len(result.trials) < plan.samples:
         raise SweepInterrupted(plan, result)
     fail_unrun(plan.store, plan.sweep_id)
     return result
