@@ -9,9 +9,11 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
+import librosa
 import torch
 
 from audiostyle import methods, metrics
+from audiostyle.audio import octave_smoothing
 from audiostyle.data.dataset import AudioDataset
 from audiostyle.errors import AudiostyleError
 from audiostyle.methods.base import TrialContext
@@ -162,8 +164,6 @@ def test_render_returns_audio_of_the_input_length(method, data):
     out = method.render(config, None, content, 22050, style=data.styles[0])
     assert out.shape == content.shape and out.dtype == np.float32 and np.isfinite(out).all()
     # Other sample rates are resampled in and out.
-    import librosa
-
     c16 = librosa.resample(content, orig_sr=22050, target_sr=16000)
     s16 = librosa.resample(data.styles[0], orig_sr=22050, target_sr=16000)
     assert method.render(config, None, c16, 16000, style=s16).shape == c16.shape
@@ -224,6 +224,33 @@ def test_the_style_view_weighs_a_timbre_change_above_a_pitch_change(kind):
     for octaves in (0.5, 1.0):
         assert style_distance(other_pitch, octaves) < 0.25 * style_distance(other_timbre, octaves)
     assert style_view(spec, 0.0) is None
+
+
+def _long_term_db(y: np.ndarray, sr: int = 22050) -> np.ndarray:
+    """The long-term power spectrum of ``y`` smoothed over 1/3 octave, dB ``(1025,)``."""
+    power = np.abs(librosa.stft(y, n_fft=2048)) ** 2
+    return 10 * np.log10(octave_smoothing(np.fft.rfftfreq(2048, 1 / sr), 1 / 3) @ power.mean(axis=1) + 1e-10)
+
+
+def test_pre_eq_starts_from_the_content_equalised_to_the_style_clip(method):
+    """With ``pre_eq`` the output's long-term spectrum sits near the style clip's, where without it (a content term
+    that holds the output at the content) it stays the content's; the partials stay the content's, 220 Hz apart."""
+    content, style = _tone(220, 1000), _tone(330, 1600)
+    config = {"filters": 64, "width": 5, "steps": 3, "report_every": 3, "alpha": 100.0, "griffin_lim_iters": 16}
+    outputs = {pre_eq: method.render(method.make_config({**config, "pre_eq": pre_eq}), None, content, 22050,
+                                     style=style) for pre_eq in (False, True)}
+    style_db = _long_term_db(style)
+    band = slice(10, 600)  # 100 Hz – 6.5 kHz, where both tones have partials
+
+    def distance(y: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((_long_term_db(y) - style_db)[band] ** 2)))
+
+    assert distance(outputs[True]) < 0.5 * distance(outputs[False]), {k: distance(v) for k, v in outputs.items()}
+    assert distance(outputs[False]) > 0.8 * distance(content)
+    spectrum = np.abs(np.fft.rfft(outputs[True])) ** 2
+    freqs = np.fft.rfftfreq(len(outputs[True]), 1 / 22050)
+    peak = freqs[np.argmax(spectrum * (freqs > 1500) * (freqs < 4500))]
+    assert abs(peak / 220 - round(peak / 220)) < 0.02, peak  # the loudest partial near the style's formant: 220 Hz's
 
 
 def test_bad_configs_raise_clear_errors(method, demo, data):

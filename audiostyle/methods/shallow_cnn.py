@@ -30,6 +30,7 @@ import torch
 
 from audiostyle import audio as A
 from audiostyle import metrics
+from audiostyle.calibrate import eq_match
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.examples import Example, write_examples
@@ -97,6 +98,11 @@ class ShallowCNNConfig(StftFields):
     init : str
         Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
         ``"noise"`` (Ulyanov's notebook, report 004).
+    pre_eq : bool
+        Equalise the content to the style clip's long-term spectrum first (:func:`audiostyle.calibrate.eq_match`, the
+        signal-processing baseline): the output starts from (``init="content"``) and the content term holds it near
+        that equalised content, so the style term has only the rest of the timbre to move. The metrics still
+        compare the output with the content as given.
     steps : int
         Optimiser iterations (an L-BFGS iteration may evaluate the loss several times). 300 = the notebook's.
     report_every : int
@@ -143,6 +149,7 @@ class ShallowCNNConfig(StftFields):
     optimizer: str = "lbfgs"
     lr: float = 0.001
     init: str = "content"
+    pre_eq: bool = False
     steps: int = 300
     report_every: int = 50
     griffin_lim_iters: int = 500
@@ -299,7 +306,7 @@ class ShallowCNN(Method):
     @classmethod
     def default_space(cls) -> Space:
         """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling),
-        and the style view (``style_octaves``, stft and mel features only).
+        the style view (``style_octaves``, stft and mel features only) and ``pre_eq``.
 
         Filters and width depend on the convolution: a 1-D filter spans every feature channel (report 003's 128 to
         4096 filters of width 5 to 30 frames), a 2-D one is a ``width`` × ``width`` patch slid over frequency as well
@@ -322,6 +329,7 @@ class ShallowCNN(Method):
             "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
             "lr": Float(1e-4, 0.1, log=True),
             "init": Choice(("content", "noise")),
+            "pre_eq": Choice((False, True)),
             "griffin_lim_iters": Int(32, 500, log=True),
         }
 
@@ -439,6 +447,8 @@ class ShallowCNN(Method):
         resume: Mapping[str, Any] | None,
     ) -> _Run:
         spec = config.spec
+        if config.pre_eq:
+            contents = np.stack([eq_match(c, s, config.sr) for c, s in zip(contents, styles)]).astype(np.float32)
         with torch.no_grad():  # torch.tensor copies: arrays from Ray's object store are read-only
             content = features(torch.tensor(contents, device=device), spec)
             style = features(torch.tensor(styles, device=device), spec)
