@@ -228,17 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[SOUNDFONT_ENV] = font
     dataset = load_dataset(args.source, cache_dir=args.cache)
     started, machine = time.perf_counter(), describe()
-    earlier = args.out.read_text().splitlines() if args.out.exists() else []
     title = "# Quality on the benchmark (`--data bench` and its other soundfonts)"
-    if earlier and earlier[0].startswith("# "):
-        earlier = earlier[1:]
     pairs = scored_pairs(dataset, args)
     rows, notes, judged, render = baseline_rows(pairs), [], [], []
+    written: list[str] = []
 
     def write(done: bool) -> list[str]:
+        """Put this run's section on top of the file as it is now (what others wrote meanwhile is kept)."""
         lines = _section(args, rows, notes, judged, render, time.perf_counter() - started, machine, done)
+        earlier = args.out.read_text().splitlines() if args.out.exists() else []
+        if earlier and earlier[0].startswith("# "):
+            earlier = earlier[1:]
+        if written and earlier[1:1 + len(written)] == written:  # this run's previous take of its section
+            earlier = earlier[1 + len(written):]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join([title, "", *lines, *earlier]) + "\n")
+        written[:] = lines
         return lines
 
     with tempfile.TemporaryDirectory() as tmp:
