@@ -290,6 +290,31 @@ def octave_smoothing(freqs: np.ndarray, octaves: float) -> np.ndarray:
     return inside / (hi - lo)[:, None]
 
 
+EQ_SMOOTH_OCTAVES = 1 / 3
+"""Smoothing (octaves) of the long-term spectra :func:`eq_match` divides."""
+EQ_MAX_DB = 24.0
+"""Most boost or cut (dB) of :func:`eq_match` in any bin, as a real equaliser's range: without it, bins where the
+content has no energy were raised by up to 120 dB (the spectra's floors' ratio), amplifying rounding noise."""
+
+
+def eq_match(content: np.ndarray, style: np.ndarray, sr: int, params: StftParams = StftParams()) -> np.ndarray:
+    """The content equalised to the style clip's long-term spectrum: each bin scaled by the square root of the
+    ratio of the two clips' mean power spectra, each smoothed over :data:`EQ_SMOOTH_OCTAVES`, the gain held within
+    ± :data:`EQ_MAX_DB`; float32 ``(len(content),)``.
+
+    The signal-processing baseline every transfer is judged against (the ``eq_match`` anchor of
+    :mod:`audiostyle.calibrate`), and the shallow CNN's ``pre_eq``.
+    """
+    import librosa
+
+    c, s = stft(content, params), stft(style, params)
+    smoothing = octave_smoothing(np.fft.rfftfreq(params.n_fft, 1 / sr), EQ_SMOOTH_OCTAVES)
+    ratio = (smoothing @ (np.abs(s) ** 2).mean(axis=1) + 1e-12) / (smoothing @ (np.abs(c) ** 2).mean(axis=1) + 1e-12)
+    gain_db = np.clip(10 * np.log10(ratio), -EQ_MAX_DB, EQ_MAX_DB)
+    equalised = c * (10 ** (gain_db / 20)).astype(np.float32)[:, None]
+    return librosa.istft(equalised, length=len(content), center=True, **_kw(params)).astype(np.float32)
+
+
 def spectral_convergence(mag: np.ndarray, y: np.ndarray, params: StftParams = StftParams()) -> float:
     """``‖mag − |STFT(y)|‖_F / ‖mag‖_F``: how well waveform ``y`` realises the target magnitude (0 = exactly)."""
     got = np.abs(stft(y, params))

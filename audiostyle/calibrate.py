@@ -42,7 +42,7 @@ import numpy as np
 from scipy import signal
 
 from audiostyle import metrics
-from audiostyle.audio import StftParams, octave_smoothing, vocode
+from audiostyle.audio import StftParams, eq_match, vocode
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 
@@ -52,11 +52,6 @@ NOISE_COLOURS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 """Noise colours and the exponent ``a`` of their power spectrum ``∝ 1/f^a``."""
 GRIFFIN_LIM_ITERS = (16, 64)
 """Iterations of the Griffin-Lim resynthesis anchors (the content's own magnitude, phase rebuilt)."""
-EQ_SMOOTH_OCTAVES = 1 / 3
-"""Smoothing (octaves) of the long-term spectra the ``eq_match`` anchor divides."""
-EQ_MAX_DB = 24.0
-"""Most boost or cut (dB) of the ``eq_match`` anchor in any bin, as a real equaliser's range: without it, bins where
-the content has no energy were raised by up to 120 dB (the spectra's floors' ratio), amplifying rounding noise."""
 ENVELOPE_CEPSTRA = 24
 """Cepstral coefficients of the spectral envelope the ``envelope`` anchor swaps."""
 ANCHOR_FFT = 2048
@@ -145,22 +140,6 @@ def _stft(y: np.ndarray) -> np.ndarray:
 
 def _istft(spec: np.ndarray, n: int) -> np.ndarray:
     return librosa.istft(spec, hop_length=ANCHOR_FFT // 4, length=n)
-
-
-def _smooth_octaves(power: np.ndarray, sr: int, octaves: float) -> np.ndarray:
-    """``power (bins,)`` averaged over ``± octaves / 2`` around each bin (the DC bin kept)."""
-    return octave_smoothing(np.fft.rfftfreq(ANCHOR_FFT, 1 / sr), octaves) @ power
-
-
-def eq_match(content: np.ndarray, style: np.ndarray, sr: int) -> np.ndarray:
-    """The content equalised to the style clip's long-term spectrum: each bin scaled by the square root of the
-    ratio of the two clips' mean power spectra, each smoothed over :data:`EQ_SMOOTH_OCTAVES`, the gain held within
-    ± :data:`EQ_MAX_DB`; ``(samples,)``."""
-    c, s = _stft(content), _stft(style)
-    ratio = (_smooth_octaves((np.abs(s) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12) / (
-        _smooth_octaves((np.abs(c) ** 2).mean(axis=1), sr, EQ_SMOOTH_OCTAVES) + 1e-12)
-    gain_db = np.clip(10 * np.log10(ratio), -EQ_MAX_DB, EQ_MAX_DB)
-    return _istft(c * 10 ** (gain_db / 20)[:, None], len(content))
 
 
 def _envelope_db(spec: np.ndarray) -> np.ndarray:
@@ -271,7 +250,7 @@ def make_anchors(content: np.ndarray, target: np.ndarray, style: np.ndarray, sr:
         "mix": 0.5 * c + 0.5 * t,
         "lowpass_2k": signal.sosfiltfilt(lowpass, t),
         VOCODED: vocode(t, sr, n_mels, StftParams(n_fft=n_fft, hop_length=hop), n_iter=metrics.VOCODER_ITERS),
-        "eq_match": eq_match(c, style, sr),
+        "eq_match": eq_match(c, style, sr, StftParams(ANCHOR_FFT, ANCHOR_FFT // 4)),
         "envelope": envelope_swap(c, style),
         "copy_content": c,
         "copy_style": style,

@@ -7,7 +7,7 @@ violin), every row is scored on the same **test-split** pairs, melodies that not
 (metrics references: train split; the sweeps: val split):
 
 - ``copy content`` and ``copy style`` (a target-instrument clip of another melody): the floors every method must
-  clear; ``eq_match``: the signal-processing baseline (:func:`audiostyle.calibrate.eq_match`, the content filtered
+  clear; ``eq_match``: the signal-processing baseline (:func:`audiostyle.audio.eq_match`, the content filtered
   by the ratio of the style clip's long-term spectrum to its own), the bar a trained method must clear on LSD;
 - the shallow CNN (an optimisation method) at its reports' configuration and at the best configuration of a sweep
   on the val split, both at :data:`quality_rows.SHALLOW_BUDGET`;

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from audiostyle import methods, metrics
-from audiostyle.calibrate import eq_match
+from audiostyle.audio import eq_match
 from audiostyle.methods.base import TrialContext
 
 COLUMNS = ("lsd_db", "lsd_rel", "timbre_dist", "timbre_shift", "pitch_acc", "target_prob", "melody", metrics.HEADLINE)

@@ -16,7 +16,7 @@ import mir_eval
 import numpy as np
 import pytest
 
-from audiostyle import calibrate, metrics
+from audiostyle import audio, calibrate, metrics
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 from audiostyle.metrics import _features, _reference
@@ -102,7 +102,7 @@ def test_melody_is_the_pitch_line_a_second_melody_costs_it_and_an_equaliser_does
         content, style = by_key["piano", k1], by_key["violin", k2]
         n = min(len(content), len(style))
         c = metrics.clip_features(content, demo.sr)
-        eq.append(metrics.melody_metrics(metrics.clip_features(calibrate.eq_match(content, style, demo.sr),
+        eq.append(metrics.melody_metrics(metrics.clip_features(audio.eq_match(content, style, demo.sr),
                                                                demo.sr), c))
         mixed.append(metrics.melody_metrics(metrics.clip_features(0.5 * (content[:n] + style[:n]), demo.sr), c))
     for row in eq + mixed:
@@ -294,8 +294,6 @@ def test_noise_never_brings_the_content_closer_to_a_breathy_or_bowed_target(demo
 
 
 def test_silence_kept_reads_a_drone_in_the_pauses(demo, by_key):
-    from audiostyle import calibrate
-
     playing = by_key["violin", _val_keys(demo)[0]][: 2 * demo.sr]
     content = np.concatenate([playing, np.zeros(demo.sr, np.float32)])  # 2 s of playing, 1 s pause
     fc = metrics.clip_features(content, demo.sr)

@@ -30,7 +30,6 @@ import torch
 
 from audiostyle import audio as A
 from audiostyle import metrics
-from audiostyle.calibrate import eq_match
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError, check_choice, check_range
 from audiostyle.methods.examples import Example, write_examples
@@ -99,7 +98,7 @@ class ShallowCNNConfig(StftFields):
         Start the output from the ``"content"`` features (Ulyanov's blog, Grinstein et al.) or from small
         ``"noise"`` (Ulyanov's notebook, report 004).
     pre_eq : bool
-        Equalise the content to the style clip's long-term spectrum first (:func:`audiostyle.calibrate.eq_match`, the
+        Equalise the content to the style clip's long-term spectrum first (:func:`audiostyle.audio.eq_match`, the
         signal-processing baseline): the output starts from (``init="content"``) and the content term holds it near
         that equalised content, so the style term has only the rest of the timbre to move. The metrics still
         compare the output with the content as given.
@@ -448,7 +447,7 @@ class ShallowCNN(Method):
     ) -> _Run:
         spec = config.spec
         if config.pre_eq:
-            contents = np.stack([eq_match(c, s, config.sr) for c, s in zip(contents, styles)]).astype(np.float32)
+            contents = np.stack([A.eq_match(c, s, config.sr) for c, s in zip(contents, styles)])
         with torch.no_grad():  # torch.tensor copies: arrays from Ray's object store are read-only
             content = features(torch.tensor(contents, device=device), spec)
             style = features(torch.tensor(styles, device=device), spec)
