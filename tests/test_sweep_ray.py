@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -412,52 +413,60 @@ def study_trials(root: str, name: str) -> list:
         return []
 
 
-def reached(point: str, root: str, store: Store, samples: int) -> bool:
-    """Whether the sweep ``early`` in the store at ``root`` has reached ``point``."""
-    if point == "ray starting":
+def reached(point: str, proc: subprocess.Popen, root: str, name: str, store: Store, samples: int) -> bool:
+    """Whether the sweep ``name`` of the driver ``proc`` in the store at ``root`` has reached ``point``."""
+    if point == "manifest written":
         return bool(store.sweeps("toy"))
+    if point == "ray.init running":  # it has started Ray's first process and not yet connected
+        return bool(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split())
     if point == "first trial asked":
-        return bool(study_trials(root, "early"))
-    return len(running_scratch("early", store)) == samples  # "every trial running"
+        return bool(study_trials(root, name))
+    return len(running_scratch(name, store)) == samples  # "every trial running"
 
 
-@pytest.mark.parametrize(("point", "stop"), [("ray starting", signal.SIGKILL), ("first trial asked", signal.SIGKILL),
-                                             ("ray starting", signal.SIGTERM), ("every trial running", signal.SIGTERM)])
+@pytest.mark.parametrize(("point", "stop"), [("manifest written", signal.SIGKILL),
+                                             ("first trial asked", signal.SIGKILL), ("ray.init running", signal.SIGTERM),
+                                             ("manifest written", signal.SIGTERM), ("every trial running", signal.SIGTERM)])
 def test_a_driver_stopped_before_its_first_trial_resumes_to_exactly_its_samples(point: str, stop: signal.Signals,
                                                                                  tmp_path: Path) -> None:
-    """SIGKILL of the driver and its local Ray, or SIGTERM of the driver alone, before any trial ended: while Ray
-    starts (the manifest written, no Ray state saved), once Optuna has handed out the first config (a study
-    trial that never ran), or while every trial of the sweep runs (Ray marks the trials it stops TERMINATED, as if
-    they had finished). SIGTERM stops it as Ctrl-C does (exit 130, the ``--resume`` command printed).
-    ``--resume`` ends with exactly ``--samples`` trials in the study, all complete, one row each."""
+    """SIGKILL of the driver and its local Ray, or SIGTERM of the driver alone, before any trial ended: inside
+    ``ray.init`` (Ray's own SIGTERM handler in place, nothing stored yet), once the manifest is written (no Ray state
+    saved), once Optuna has handed out the first config (a study trial that never ran), or while every trial of the
+    sweep runs (Ray marks the trials it stops TERMINATED, as if they had finished). SIGTERM stops it as Ctrl-C does:
+    exit 130 and the command that goes on (``--resume``, or the same command where nothing was stored). That
+    command ends with exactly ``--samples`` trials in the study, all complete, one row each."""
     root = str(tmp_path / "store")
+    name = f"early-{uuid.uuid4().hex[:8]}"  # its own: scratch folders of other sweeps named alike must not count
     samples, concurrent = (2, 2) if point == "every trial running" else (3, 1)
-    args = ["--store", root, "--name", "early", "--samples", str(samples), "--max-concurrent", str(concurrent),
+    args = ["--store", root, "--name", name, "--samples", str(samples), "--max-concurrent", str(concurrent),
             "--set", "sleep_s=0.4", "--scheduler", "none"]
     log = tmp_path / "killed.log"
     proc = toy_cli(log, *args, env={"TUNE_GLOBAL_CHECKPOINT_S": "1"}, start_new_session=True)
     store = Store(root)
+    stored = point != "ray.init running"
     deadline = time.monotonic() + 180
     try:
-        while not reached(point, root, store, samples):
+        while not reached(point, proc, root, name, store, samples):
             assert proc.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, f"no {point!r} within 180 s"
             time.sleep(0.1)
         if stop == signal.SIGTERM:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=180) == 130, log.read_text()[-4000:]
-            assert "Continue it with: " in log.read_text()
+            said = log.read_text()
+            assert ("Continue it with: " in said and "--resume" in said) if stored else "Start it again with: " in said
     finally:
         with contextlib.suppress(ProcessLookupError):  # the driver and its local Ray, or what SIGTERM left running
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert len(store.trials("toy")) == 0, "a trial ended before the stop: the test stops it too late"
+    assert bool(store.sweeps("toy")) == stored
 
-    resumed = toy_cli(tmp_path / "resumed.log", *args, "--resume")
-    assert resumed.wait(timeout=300) == 0, (tmp_path / "resumed.log").read_text()[-4000:]
+    again = toy_cli(tmp_path / "again.log", *args, *(["--resume"] if stored else []))
+    assert again.wait(timeout=300) == 0, (tmp_path / "again.log").read_text()[-4000:]
     after = store.trials("toy")
     assert len(after) == samples and after["trial_id"].is_unique and set(after["status"]) == {"finished"}
-    trials = study_trials(root, "early")
+    trials = study_trials(root, name)
     assert [t.state.name for t in trials] == ["COMPLETE"] * samples
     assert sorted(t.user_attrs[RAY_TRIAL_ID] for t in trials) == sorted(after["trial_id"])
 

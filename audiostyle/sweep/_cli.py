@@ -230,7 +230,11 @@ def main(
         if exc.result is not None:
             print()
             print(exc.result.summary(top=args.top))
-        print(f"interrupted: {exc}. Continue it with: {resume_command(exc.plan)}", file=sys.stderr)
+        if exc.stored:
+            print(f"interrupted: {exc}. Continue it with: {resume_command(exc.plan)}", file=sys.stderr)
+        else:
+            print(f"interrupted: {exc}, before anything of it was stored. Start it again with: "
+                  f"{shlex.join(['python', *sys.argv])}", file=sys.stderr)
         return INTERRUPTED
     print()
     print(result.summary(top=args.top))

@@ -20,19 +20,22 @@ from audiostyle.sweep._plan import Plan
 
 
 class SweepInterrupted(Exception):
-    """SIGINT or SIGTERM stopped the sweep before all its trials ended; ``--resume`` continues it.
+    """SIGINT or SIGTERM stopped the sweep before all its trials ended; ``--resume`` continues it once its
+    manifest is stored, else it starts again from nothing.
 
     Attributes
     ----------
     plan : Plan
     result : SweepResult or None
         The store's rows when the sweep stopped (None when it stopped before Ray Tune ran).
+    stored : bool
+        Whether the store holds the sweep's manifest (what ``--resume`` reads).
     """
 
-    def __init__(self, plan: Plan, result: "SweepResult | None" = None) -> None:
+    def __init__(self, plan: Plan, result: "SweepResult | None" = None, stored: bool = True) -> None:
         ended = 0 if result is None else len(result.trials)
         super().__init__(f"sweep {plan.sweep_id} interrupted with {ended} of {plan.samples} trials ended")
-        self.plan, self.result = plan, result
+        self.plan, self.result, self.stored = plan, result, stored
 
 
 @dataclass

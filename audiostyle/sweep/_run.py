@@ -1,9 +1,9 @@
 """``run``: one sweep, top to bottom, as named steps over its :class:`~audiostyle.sweep._plan.Plan`.
 
 1. :func:`_plan_of`: the plan from the caller's settings, or (``resume``) the stored plan read back.
-2. :func:`~audiostyle.sweep._ray.connect`: join a running cluster (``RAY_ADDRESS``, or the cluster ``ray start``
-   left on this machine, as under ``ray submit``) or start a local Ray; size the concurrency to it; on a
-   cluster, refuse a local store or storage its trial nodes do not share (:mod:`._shared`).
+2. :func:`_connect` (:func:`~audiostyle.sweep._ray.connect`): join a running cluster (``RAY_ADDRESS``, or the
+   cluster ``ray start`` left on this machine, as under ``ray submit``) or start a local Ray; size the concurrency
+   to it; on a cluster, refuse a local store or storage its trial nodes do not share (:mod:`._shared`).
 3. :func:`_prepare`: the dataset loaded and ``method.prepare`` run ONCE in the driver, through the feature cache.
 4. :func:`_trainable`: the trial function with the prepared data (shared through Ray's object store) and its
    resources.
@@ -22,7 +22,8 @@ Notes
   from its last checkpoint and its store row is replaced, not added. A sweep stopped before Ray saved any state
   starts again from its plan (same sweep id, same study).
 - SIGTERM stops a sweep as Ctrl-C (SIGINT) does: Ray Tune saves its state and returns, and the sweep is
-  interrupted; a second signal stops it at once.
+  interrupted; a second signal stops it at once. Inside ``ray.init`` Ray's own handler is in place: its exit is
+  caught in :func:`_connect`, and the sweep, stored nowhere yet, is to be started again rather than resumed.
 - The restored Tuner's searcher and store callback are pointed at the store being resumed, which need not be
   where the sweep started (a copied, moved or synced store): see :func:`_relocate`.
 - PBT keeps every checkpoint in Ray's storage: a trial that exploits another restores from a path Ray's retention
@@ -130,8 +131,7 @@ def run(
               "(--no-warm-start: without them)", flush=True)
     _stop_on_sigterm()  # a SIGTERM while Ray starts stops the sweep as Ctrl-C does
     try:
-        mode = connect(address, dashboard=dashboard, runtime_env=worker_env(quiet))
-        _stop_on_sigterm()  # again: starting Ray put its own handler in place
+        mode = _connect(address, dashboard, worker_env(quiet))
         fitted = fit_concurrency(plan.samples, plan.cpus_per_trial, plan.gpus_per_trial, mode)
         if plan.max_concurrent is None:
             plan = dataclasses.replace(plan, max_concurrent=fitted)
@@ -143,7 +143,7 @@ def run(
         started = time.perf_counter()
         tuner.fit()
     except KeyboardInterrupt:
-        raise SweepInterrupted(plan) from None
+        raise SweepInterrupted(plan, stored=resume or _manifest_stored(plan)) from None
     log.info("sweep %s ran in %.1f s", plan.sweep_id, time.perf_counter() - started)
     result = SweepResult.read(plan, prepared.seconds, prepared.hit)
     # Every ended trial has its row (the callback writes it before fit() returns). Ray's counts cannot tell: a
@@ -152,6 +152,24 @@ def run(
         raise SweepInterrupted(plan, result)
     fail_unrun(plan.store, plan.sweep_id)
     return result
+
+
+def _manifest_stored(plan: Plan) -> bool:
+    """Whether the store holds ``plan``'s manifest (written in step 5, once Ray has started)."""
+    return any(m.get("sweep_id") == plan.sweep_id for m in Store(plan.store).sweeps(plan.method))
+
+
+def _connect(address: str | None, dashboard: bool, runtime_env: dict[str, Any]) -> str:
+    """Step 2: :func:`connect`, a SIGTERM meanwhile stopping the sweep as Ctrl-C does. ``ray.init`` puts Ray's own
+    handler in place first, which exits with status 15 and nothing said; it is replaced once Ray has started."""
+    try:
+        mode = connect(address, dashboard=dashboard, runtime_env=runtime_env)
+    except SystemExit as stop:
+        if stop.code != signal.SIGTERM:
+            raise
+        raise KeyboardInterrupt from None
+    _stop_on_sigterm()
+    return mode
 
 
 def _stop_on_sigterm() -> None:
