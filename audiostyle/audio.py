@@ -225,6 +225,15 @@ def stft(y: np.ndarray, params: StftParams = StftParams()) -> np.ndarray:
     return librosa.stft(np.asarray(y, dtype=np.float32), center=True, **_kw(params))
 
 
+def istft(S: np.ndarray, params: StftParams = StftParams(), length: int | None = None) -> np.ndarray:
+    """Inverse of :func:`stft`: a complex spectrogram ``(F, T)`` back to a float32 waveform (``length`` samples:
+    pass the input's to keep it)."""
+    import librosa
+
+    S = np.asarray(S, dtype=np.complex64)
+    return librosa.istft(S, length=length, center=True, **_kw(params)).astype(np.float32)
+
+
 def magphase(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a complex spectrogram into magnitude (float32) and phase angle (float32, radians), both ``(F, T)``."""
     return np.abs(S).astype(np.float32), np.angle(S).astype(np.float32)
@@ -249,11 +258,7 @@ def istft_with_phase(
     np.ndarray
         float32 waveform ``(samples,)``.
     """
-    import librosa
-
-    phase = fit_length(phase, mag.shape[-1])
-    S = mag * np.exp(1j * phase)
-    return librosa.istft(S.astype(np.complex64), length=length, center=True, **_kw(params)).astype(np.float32)
+    return istft(mag * np.exp(1j * fit_length(phase, mag.shape[-1])), params, length)
 
 
 def log_compress(x: np.ndarray) -> np.ndarray:
@@ -305,14 +310,12 @@ def eq_match(content: np.ndarray, style: np.ndarray, sr: int, params: StftParams
     The signal-processing baseline every transfer is judged against (the ``eq_match`` anchor of
     :mod:`audiostyle.calibrate`), and the shallow CNN's ``pre_eq``.
     """
-    import librosa
-
     c, s = stft(content, params), stft(style, params)
     smoothing = octave_smoothing(np.fft.rfftfreq(params.n_fft, 1 / sr), EQ_SMOOTH_OCTAVES)
     ratio = (smoothing @ (np.abs(s) ** 2).mean(axis=1) + 1e-12) / (smoothing @ (np.abs(c) ** 2).mean(axis=1) + 1e-12)
     gain_db = np.clip(10 * np.log10(ratio), -EQ_MAX_DB, EQ_MAX_DB)
     equalised = c * (10 ** (gain_db / 20)).astype(np.float32)[:, None]
-    return librosa.istft(equalised, length=len(content), center=True, **_kw(params)).astype(np.float32)
+    return istft(equalised, params, len(content))
 
 
 def spectral_convergence(mag: np.ndarray, y: np.ndarray, params: StftParams = StftParams()) -> float:

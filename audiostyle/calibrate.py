@@ -42,7 +42,7 @@ import numpy as np
 from scipy import signal
 
 from audiostyle import metrics
-from audiostyle.audio import StftParams, eq_match, vocode
+from audiostyle.audio import StftParams, eq_match, istft, stft, vocode
 from audiostyle.data.dataset import AudioDataset, Clip
 from audiostyle.errors import AudiostyleError
 
@@ -56,6 +56,8 @@ ENVELOPE_CEPSTRA = 24
 """Cepstral coefficients of the spectral envelope the ``envelope`` anchor swaps."""
 ANCHOR_FFT = 2048
 """STFT size (samples) of the spectral anchors and :func:`interpolate`; the hop is a quarter of it."""
+ANCHOR_STFT = StftParams(ANCHOR_FFT, ANCHOR_FFT // 4)
+"""The anchors' STFT (:data:`ANCHOR_FFT`, its quarter as the hop)."""
 PAUSE_SNR_DB = 20.0
 """Level (dB below the content's RMS) of the hum and the noise the pause anchors put where the content is silent."""
 HUM_HZ = 60.0
@@ -134,14 +136,6 @@ def _noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
     return white / _rms(white)
 
 
-def _stft(y: np.ndarray) -> np.ndarray:
-    return librosa.stft(np.asarray(y, dtype=np.float32), n_fft=ANCHOR_FFT, hop_length=ANCHOR_FFT // 4)
-
-
-def _istft(spec: np.ndarray, n: int) -> np.ndarray:
-    return librosa.istft(spec, hop_length=ANCHOR_FFT // 4, length=n)
-
-
 def _envelope_db(spec: np.ndarray) -> np.ndarray:
     """Per-frame cepstral envelope (dB) of a complex STFT: its log magnitude low-quefrency-liftered to
     :data:`ENVELOPE_CEPSTRA` coefficients, ``(bins, frames)``."""
@@ -155,13 +149,13 @@ def envelope_swap(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     """The content with each frame's cepstral envelope (:data:`ENVELOPE_CEPSTRA` coefficients, its level kept)
     replaced by the style clip's mean envelope over its active frames (a source-filter swap: the content's fine
     structure, the style's filter); ``(samples,)``."""
-    c, s = _stft(content), _stft(style)
+    c, s = stft(content, ANCHOR_STFT), stft(style, ANCHOR_STFT)
     env_s = _envelope_db(s)
     level = 20 * np.log10(np.abs(s).sum(axis=0) + 1e-8)
     mean_s = env_s[:, level >= level.max() - 40].mean(axis=1, keepdims=True)
     env_c = _envelope_db(c)
     gain_db = (mean_s - mean_s.mean()) - (env_c - env_c.mean(axis=0))  # the shape swapped, each frame's level kept
-    return _istft(c * 10 ** (gain_db / 20), len(content))
+    return istft(c * 10 ** (gain_db / 20), ANCHOR_STFT, len(content))
 
 
 def _at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -190,9 +184,9 @@ def interpolate(content: np.ndarray, target: np.ndarray, alpha: float) -> np.nda
     if not 0.0 <= alpha <= 1.0:
         raise AudiostyleError(f"interpolation weight alpha={alpha} is outside [0, 1]; give a fraction of the way.")
     n = min(len(content), len(target))
-    c, t = _stft(content[:n]), _stft(target[:n])
+    c, t = stft(content[:n], ANCHOR_STFT), stft(target[:n], ANCHOR_STFT)
     mag = (1 - alpha) * np.abs(c) + alpha * np.abs(t)
-    return _istft(mag * np.exp(1j * np.angle((1 - alpha) * c + alpha * t)), n).astype(np.float32)
+    return istft(mag * np.exp(1j * np.angle((1 - alpha) * c + alpha * t)), ANCHOR_STFT, n)
 
 
 def pauses(y: np.ndarray) -> np.ndarray:
@@ -243,14 +237,14 @@ def make_anchors(content: np.ndarray, target: np.ndarray, style: np.ndarray, sr:
     noises = {colour: _noise(n, rng, exponent) for colour, exponent in NOISE_COLOURS.items()}
     lowpass = signal.butter(8, LOWPASS_HZ, fs=sr, output="sos")
     n_mels, n_fft, hop = VOCODED_MEL
-    magnitude = np.abs(_stft(c))
+    magnitude = np.abs(stft(c, ANCHOR_STFT))
     gate, pause_level = pauses(c), _rms(c) * 10 ** (-PAUSE_SNR_DB / 20)
     out = {
         "target": t,
         "mix": 0.5 * c + 0.5 * t,
         "lowpass_2k": signal.sosfiltfilt(lowpass, t),
         VOCODED: vocode(t, sr, n_mels, StftParams(n_fft=n_fft, hop_length=hop), n_iter=metrics.VOCODER_ITERS),
-        "eq_match": eq_match(c, style, sr, StftParams(ANCHOR_FFT, ANCHOR_FFT // 4)),
+        "eq_match": eq_match(c, style, sr, ANCHOR_STFT),
         "envelope": envelope_swap(c, style),
         "copy_content": c,
         "copy_style": style,

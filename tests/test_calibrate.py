@@ -111,7 +111,8 @@ def test_anchors_are_what_they_say(demo):
     # the equaliser-type anchors move the long-term spectrum (1/3 octave) most of the way to the style clip's
     def smooth(y):  # the shape of the smoothed long-term spectrum (dB, level removed), 100 Hz - 5 kHz
         smoothing = audio.octave_smoothing(np.fft.rfftfreq(calibrate.ANCHOR_FFT, 1 / demo.sr), 1 / 3)
-        db = 10 * np.log10((smoothing @ (np.abs(calibrate._stft(y)) ** 2).mean(axis=1))[10:500] + 1e-12)
+        power = (np.abs(audio.stft(y, calibrate.ANCHOR_STFT)) ** 2).mean(axis=1)
+        db = 10 * np.log10((smoothing @ power)[10:500] + 1e-12)
         return db - db.mean()
 
     before = np.abs(smooth(c) - smooth(s)).mean()
@@ -123,7 +124,7 @@ def test_anchors_are_what_they_say(demo):
     gain = 10 * np.log10(band(audio.eq_match(dull, s, demo.sr), 4000, 8000) / band(dull, 4000, 8000))
     assert audio.EQ_MAX_DB - 3 <= gain <= audio.EQ_MAX_DB + 3
     for it in calibrate.GRIFFIN_LIM_ITERS:  # the content's magnitude, its phase rebuilt
-        mag = np.abs(calibrate._stft(a[f"griffin_lim_{it}"])), np.abs(calibrate._stft(c))
+        mag = [np.abs(audio.stft(y, calibrate.ANCHOR_STFT)) for y in (a[f"griffin_lim_{it}"], c)]
         assert np.abs(mag[0] - mag[1]).sum() < 0.5 * mag[1].sum()
     assert 20 * np.log10(rms(a["quiet_noise"])) == pytest.approx(calibrate.QUIET_DBFS, abs=0.01)
     np.testing.assert_array_equal(a["reversed"], t[::-1])

@@ -6,10 +6,10 @@ import dataclasses
 import json
 import pickle
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
-import librosa
 import torch
 
 from audiostyle import methods, metrics
