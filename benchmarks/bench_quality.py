@@ -63,6 +63,8 @@ from quality_rows import (DEFAULT_DIRECTION, SHALLOW_BUDGET, Pairs, baseline_row
                           shallow_settings, table, verdicts, won)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
+PAIRS = 3
+"""``--pairs`` by default."""
 TOLERANCE = {metrics.HEADLINE: 0.05, "lsd_db": 1.0, "pitch_acc": 0.1}
 """Largest difference between ``best --render`` and the trial run of the same config on the same pair (Griffin-Lim
 starts from a seeded random phase in both; the render reads 16-bit wav inputs)."""
@@ -94,8 +96,17 @@ def _shallow_rows(method, dataset, args: argparse.Namespace, store: str) -> tupl
     rows = {"reports' config": score(method, {**test, **reports}, dataset),
             "sweep's best": score(method, {**test, **chosen}, dataset)}
     notes = [f"- **{method.name}**: {samples} trials of {steps} L-BFGS steps on val melodies; fixed "
-             f"`{budget.fixed}`; winner `{chosen}`."]
+             f"`{budget.fixed}`; winner `{chosen}`.", *_leaders(result, method.name)]
     return rows, result.best, notes
+
+
+def _leaders(result, method: str, n: int = 5) -> list[str]:
+    """The sweep's ``n`` best trials on val as note lines: headline, steps run and searched values (what the search
+    found, and whether the configs one expects to win were drawn at all)."""
+    headline = f"metric.{result.plan.objectives[0].metric}"
+    ranked = analysis.rank(result.trials, result.plan.objectives[0]).head(n)
+    return [f"  - val {t[headline]:.3f} ({t['status']} after {t['steps']} steps): "
+            f"`{searched_values(t, method, result.plan.space)}`" for _, t in ranked.iterrows()]
 
 
 def _translate(method, trial, store: str, pairs: Pairs) -> tuple[list, dict]:
@@ -189,6 +200,7 @@ def _section(args, rows, notes, judged, render, seconds, machine, done: bool) ->
              + ("" if (args.content, args.style) == DEFAULT_DIRECTION
                 else f" --content {args.content} --style {args.style}")
              + (f" --samples {args.samples}" if args.samples else "")
+             + (f" --pairs {args.pairs}" if args.pairs != PAIRS and not args.quick else "")
              + (f" --steps {args.steps}" if args.steps else "") + (" --quick" if args.quick else "")
              + f"`. Machine: {machine} (at the start). Every row on "
              f"{args.pairs} test-split pairs, content → style; {seconds:.0f} s in all.", "", *table(rows), "",
@@ -208,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a built-in benchmark rendering: bench (MuseScore General), bench:timgm6mb, bench:opl3")
     p.add_argument("--content", default=DEFAULT_DIRECTION[0])
     p.add_argument("--style", default=DEFAULT_DIRECTION[1])
-    p.add_argument("--pairs", type=int, default=3, help="test pairs per row (and the shallow CNN's val pairs)")
+    p.add_argument("--pairs", type=int, default=PAIRS, help="test pairs per row (and the shallow CNN's val pairs)")
     p.add_argument("--samples", type=int, default=None,
                    help="sweep trials of each method (default: the shallow CNN's 6, SAMPLES for the trained ones, "
                         "3; 1 runs a trained method's preset alone)")

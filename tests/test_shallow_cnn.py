@@ -29,6 +29,7 @@ from audiostyle.methods.random_cnn import (
     gram,
 )
 from audiostyle.methods.shallow_cnn import ShallowCNN, ShallowCNNData
+from audiostyle.methods.space import optuna_params, seed_points
 
 # piano → violin: a transfer the demo's classifier can see (tests stay short: 3 s clips, few iterations).
 PAIR = {"content_domain": "piano", "style_domain": "violin"}
@@ -345,6 +346,17 @@ def test_space_and_best_known_are_valid_configs(method):
     for b in best:
         method.make_config(b)
     assert method.headline.metric == "transfer_score" and method.headline.mode == "max"
+
+
+def test_the_searcher_learns_alpha_once_per_pre_eq_and_the_reports_points_keep_theirs(method):
+    # two Optuna parameters, so TPE's weight for the content as given is no guide to that for its equalised copy
+    space = method.default_space()
+    seeds = seed_points(method.best_known(), space, dataclasses.asdict(method.make_config({})))
+    params = [optuna_params(space, point)[0] for point in seeds]
+    assert [p["alpha|pre_eq=False"] for p in params] == [0.006, 0.001, 0.006]
+    assert not any("alpha|pre_eq=True" in p or "alpha" in p for p in params)
+    on = optuna_params(space, {**seeds[0], "pre_eq": True, "alpha": 10.0})[0]
+    assert on["alpha|pre_eq=True"] == 10.0 and "alpha|pre_eq=False" not in on
 
 
 @pytest.mark.parametrize("alpha", [1e-4, 100.0])

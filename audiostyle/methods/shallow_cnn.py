@@ -49,6 +49,9 @@ STATE_FORMAT = 1
 STYLE_OCTAVES = (0.0, 0.5, 1.0)
 """The search space's widths of the style view (octaves; 0: the reports' loss). On the benchmark's piano → violin a
 1/3-octave view kept less of the melody than 0.5 or 1 (``benchmarks/results/style_view.md``)."""
+ALPHA = Float(1e-4, 100.0, log=True)
+"""The search space's content weight (report 003's best 0.006; ``pre_eq`` configs hold the equalised content at 1 to
+10 in ``benchmarks/results/style_view.md``)."""
 
 
 @dataclass
@@ -307,6 +310,10 @@ class ShallowCNN(Method):
         """Everything the reports varied (report 003 grid and optimisers, report 004 features, activations, pooling),
         the style view (``style_octaves``, stft and mel features only) and ``pre_eq``.
 
+        ``alpha`` is searched as one parameter per ``pre_eq`` (same range): the content term pulls toward the content
+        as given or toward its equalised copy, so a good weight for one is no guide to the other, and the searcher
+        learns each on its own.
+
         Filters and width depend on the convolution: a 1-D filter spans every feature channel (report 003's 128 to
         4096 filters of width 5 to 30 frames), a 2-D one is a ``width`` × ``width`` patch slid over frequency as well
         as time, so the same ranges would cost up to ``width`` × more per step (4096 filters of 22 × 22 over a
@@ -322,13 +329,13 @@ class ShallowCNN(Method):
             "width": Given("conv", {"1d": Int(5, 30), "2d": Int(3, 11)}),
             "activation": Choice(("relu", "tanh", "selu")),
             "pooling": Choice(("none", "max", "avg")),
-            "alpha": Float(1e-4, 100.0, log=True),
+            "pre_eq": Choice((False, True)),
+            "alpha": Given("pre_eq", {False: ALPHA, True: ALPHA}),
             "style_octaves": Given("features", {"stft": Choice(STYLE_OCTAVES), "mel": Choice(STYLE_OCTAVES),
                                                 "mfcc": Choice((0.0,))}),
             "optimizer": Choice(("lbfgs", "adam", "rmsprop", "sgd")),
             "lr": Float(1e-4, 0.1, log=True),
             "init": Choice(("content", "noise")),
-            "pre_eq": Choice((False, True)),
             "griffin_lim_iters": Int(32, 500, log=True),
         }
 
