@@ -65,7 +65,8 @@ def test_script_help_lists_the_methods_config_keys_with_defaults_and_the_search_
         assert f"  {field} = {value}" in out
     for name in m.default_space():
         assert re.search(rf"^  {name}: ", out, re.MULTILINE), name
-    assert "alpha: real 0.0001 … 100 (log scale)" in out and "features: one of stft | mel | mfcc" in out
+    assert "alpha: by pre_eq: False → real 0.0001 … 100 (log scale); True → real 0.0001 … 100 (log scale)" in out
+    assert "features: one of stft | mel | mfcc" in out
 
 
 def test_progress_line_per_ended_trial_shows_the_final_headline_once() -> None:
